@@ -1,0 +1,219 @@
+"""One cycle: an agent run under a root AGENT span that carries cogscope's attributes.
+
+The run happens in a worker thread of its own: the instrumentor attaches its
+span context when `agent.run(stream=True)` is called and detaches it when the
+generator ends, so the whole run must stay on one thread, while the caller (a
+Gradio generator, the CLI) receives each step as soon as it is finished.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from contextlib import nullcontext
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from openinference.instrumentation import using_session
+from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
+from opentelemetry.trace import Status, StatusCode
+from smolagents import ActionStep, FinalAnswerStep, MultiStepAgent, PlanningStep
+from smolagents.utils import AgentMaxStepsError
+
+from .frames import CycleTotals, cycle_totals, spans_to_frame
+from .tracing import Tracing
+
+Step = ActionStep | PlanningStep | FinalAnswerStep
+
+ATTR_AGENT = "cogscope.agent"
+ATTR_OPTIONS = "cogscope.agent.options"
+ATTR_MODEL = "cogscope.model"
+ATTR_CYCLE_ID = "cogscope.cycle.id"
+ATTR_STATUS = "cogscope.cycle.status"
+ATTR_REPLAY_OF = "cogscope.replay_of"
+ATTR_SESSION = SpanAttributes.SESSION_ID
+
+OK, STEP_ERRORS, MAX_STEPS, ERROR = "ok", "step_errors", "max_steps", "error"
+FAILED = (STEP_ERRORS, MAX_STEPS, ERROR)
+
+
+@dataclass(frozen=True)
+class CycleSpec:
+    """What replay needs to rebuild the agent; recorded on the root span."""
+
+    agent: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    models: Mapping[str, str] = field(default_factory=dict)
+    session_id: str | None = None
+    replay_of: str | None = None
+
+    def attributes(self, cycle_id: str, task: str) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            SpanAttributes.OPENINFERENCE_SPAN_KIND: OpenInferenceSpanKindValues.AGENT.value,
+            SpanAttributes.INPUT_VALUE: task,
+            SpanAttributes.INPUT_MIME_TYPE: "text/plain",
+            ATTR_AGENT: self.agent,
+            ATTR_OPTIONS: json.dumps(dict(self.options), sort_keys=True, default=str),
+            ATTR_MODEL: json.dumps(dict(self.models), sort_keys=True),
+            ATTR_CYCLE_ID: cycle_id,
+        }
+        if self.session_id:
+            attributes[ATTR_SESSION] = self.session_id
+        if self.replay_of:
+            attributes[ATTR_REPLAY_OF] = self.replay_of
+        return attributes
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    trace_id: str
+    cycle_id: str
+    status: str
+    final_answer: str | None
+    error: str | None
+    totals: CycleTotals
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (MAX_STEPS, ERROR)
+
+
+def classify(steps: list[Any], raised: BaseException | None) -> str:
+    """ok | step_errors | max_steps | error, from the agent's memory steps and what the run raised."""
+    if raised is not None:
+        return ERROR
+    actions = [s for s in steps if isinstance(s, ActionStep)]
+    if actions and isinstance(actions[-1].error, AgentMaxStepsError):
+        return MAX_STEPS
+    if any(s.error is not None for s in actions):
+        return STEP_ERRORS
+    return OK
+
+
+_DONE = object()
+
+
+class Cycle:
+    """Runs `agent` on `task` once; iterate it to receive each finished step, then read `.result`.
+
+        cycle = Cycle(agent, "What now?", spec=CycleSpec("heartbeat"), tracing=tracing)
+        for step in cycle:
+            ...
+        print(cycle.result.trace_id, cycle.result.status)
+    """
+
+    def __init__(self, agent: MultiStepAgent, task: str, *, spec: CycleSpec, tracing: Tracing) -> None:
+        self.agent = agent
+        self.task = task
+        self.spec = spec
+        self.tracing = tracing
+        self.cycle_id = uuid.uuid4().hex
+        self.trace_id: str | None = None
+        self.result: CycleResult | None = None
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"cycle-{self.cycle_id[:8]}", daemon=True)
+        self._launched = False
+
+    def start(self) -> Cycle:
+        if not self._launched:
+            self._launched = True
+            self._thread.start()
+            self._started.wait()
+        return self
+
+    def stop(self) -> None:
+        """Ask the agent to stop after the current step; the cycle ends as an error ('Agent interrupted')."""
+        self.agent.interrupt()
+
+    def __iter__(self) -> Iterator[Step]:
+        self.start()
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                break
+            yield item
+        self._thread.join()
+
+    def run(self) -> CycleResult:
+        """Run to the end, discarding the steps; returns the result."""
+        for _ in self:
+            pass
+        assert self.result is not None
+        return self.result
+
+    # -- worker thread --------------------------------------------------------------
+    def _run(self) -> None:
+        tracer = self.tracing.tracer()
+        span_name = f"{self.spec.agent.rsplit(':', 1)[-1].rsplit('/', 1)[-1]}.cycle"
+        raised: BaseException | None = None
+        final_answer: Any = None
+        emitted: set[int] = set()
+        start = time.time()
+        trace_id_int = 0
+        try:
+            with tracer.start_as_current_span(
+                span_name, attributes=self.spec.attributes(self.cycle_id, self.task), end_on_exit=True
+            ) as span:
+                trace_id_int = span.get_span_context().trace_id
+                self.trace_id = format(trace_id_int, "032x")
+                self.tracing.collector.watch(trace_id_int)
+                self._started.set()
+                try:
+                    with using_session(self.spec.session_id) if self.spec.session_id else nullcontext():
+                        for item in self.agent.run(self.task, stream=True):
+                            if isinstance(item, FinalAnswerStep):
+                                self._emit_max_steps_step(emitted)
+                                final_answer = item.output
+                                self._queue.put(item)
+                            elif isinstance(item, (ActionStep, PlanningStep)) and id(item) not in emitted:
+                                emitted.add(id(item))
+                                self._queue.put(item)
+                except Exception as e:  # the agent failed: record it on the root span, report it
+                    raised = e
+                    span.record_exception(e)
+                status = classify(list(self.agent.memory.steps), raised)
+                span.set_attribute(ATTR_STATUS, status)
+                if final_answer is not None:
+                    span.set_attribute(SpanAttributes.OUTPUT_VALUE, str(final_answer))
+                    span.set_attribute(SpanAttributes.OUTPUT_MIME_TYPE, "text/plain")
+                if status in (ERROR, MAX_STEPS):
+                    message = str(raised) if raised else "Reached max steps."
+                    span.set_status(Status(StatusCode.ERROR, message))
+                else:
+                    span.set_status(Status(StatusCode.OK))
+        finally:
+            self._started.set()
+            self.tracing.flush()
+            spans = self.tracing.collector.take(trace_id_int) if trace_id_int else []
+            totals = cycle_totals(spans_to_frame(spans))
+            if not spans:
+                totals = CycleTotals(0, 0, 0, 0, time.time() - start)
+            status = classify(list(self.agent.memory.steps), raised)
+            error = None
+            if raised is not None:
+                error = f"{type(raised).__name__}: {raised}"
+            elif status == MAX_STEPS:
+                error = f"Reached max steps ({self.agent.max_steps}) without a final answer."
+            self.result = CycleResult(
+                trace_id=self.trace_id or "",
+                cycle_id=self.cycle_id,
+                status=status,
+                final_answer=None if final_answer is None else str(final_answer),
+                error=error,
+                totals=totals,
+            )
+            self._queue.put(_DONE)
+
+    def _emit_max_steps_step(self, emitted: set[int]) -> None:
+        """smolagents does not stream the step that records 'Reached max steps': emit it from memory."""
+        steps = self.agent.memory.steps
+        if steps and isinstance(steps[-1], ActionStep) and isinstance(steps[-1].error, AgentMaxStepsError):
+            if id(steps[-1]) not in emitted:
+                emitted.add(id(steps[-1]))
+                self._queue.put(steps[-1])
+

@@ -1,0 +1,119 @@
+"""Tracing set-up: one TracerProvider (BatchSpanProcessor, OTLP/HTTP to Phoenix) and the smolagents instrumentor."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from openinference.semconv.resource import ResourceAttributes
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+
+from .redaction import RedactingExporter
+
+DEFAULT_PROJECT = "cogscope"
+TRACER_NAME = "cogscope"
+
+
+class CycleCollector(SpanProcessor):
+    """Keeps the finished spans of the traces it is asked to watch, until they are taken.
+
+    This lets a cycle report its totals the moment it ends, from the very spans
+    that go to Phoenix, without waiting for Phoenix to ingest them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spans: dict[int, list[ReadableSpan]] = {}
+
+    def watch(self, trace_id: int) -> None:
+        with self._lock:
+            self._spans.setdefault(trace_id, [])
+
+    def take(self, trace_id: int) -> list[ReadableSpan]:
+        with self._lock:
+            return self._spans.pop(trace_id, [])
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        trace_id = span.context.trace_id if span.context else None
+        with self._lock:
+            if trace_id in self._spans:
+                self._spans[trace_id].append(span)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+@dataclass
+class Tracing:
+    provider: TracerProvider
+    collector: CycleCollector
+    project_name: str
+    endpoint: str
+
+    def tracer(self) -> trace.Tracer:
+        return self.provider.get_tracer(TRACER_NAME)
+
+    def flush(self, timeout_millis: int = 30000) -> bool:
+        return self.provider.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        uninstrument()
+        self.provider.shutdown()
+
+
+def setup_tracing(
+    *,
+    endpoint: str,
+    project_name: str = DEFAULT_PROJECT,
+    set_global: bool = False,
+    batch: bool = True,
+    exporter: SpanExporter | None = None,
+) -> Tracing:
+    """Build the provider, instrument smolagents with it, and return both.
+
+    Args:
+        endpoint: the OTLP/HTTP collector, e.g. http://127.0.0.1:6006/v1/traces.
+        project_name: the Phoenix project the spans land in.
+        set_global: also make it OpenTelemetry's global provider (the CLI does; tests do not).
+        batch: BatchSpanProcessor (default) or SimpleSpanProcessor.
+        exporter: replaces the OTLP exporter (tests of redaction use an in-memory one).
+    """
+    provider = TracerProvider(resource=Resource({ResourceAttributes.PROJECT_NAME: project_name}))
+    collector = CycleCollector()
+    provider.add_span_processor(collector)
+    inner = exporter if exporter is not None else OTLPSpanExporter(endpoint=endpoint)
+    processor_cls = BatchSpanProcessor if batch else SimpleSpanProcessor
+    provider.add_span_processor(processor_cls(RedactingExporter(inner)))
+    if set_global:
+        trace.set_tracer_provider(provider)
+    instrument(provider)
+    return Tracing(provider=provider, collector=collector, project_name=project_name, endpoint=endpoint)
+
+
+def instrument(provider: TracerProvider) -> None:
+    """Instrument smolagents (process-wide) so its spans go to `provider`; re-instruments if needed."""
+    from openinference.instrumentation.smolagents import SmolagentsInstrumentor
+
+    instrumentor = SmolagentsInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    instrumentor.instrument(tracer_provider=provider)
+
+
+def uninstrument() -> None:
+    from openinference.instrumentation.smolagents import SmolagentsInstrumentor
+
+    instrumentor = SmolagentsInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()

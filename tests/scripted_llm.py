@@ -1,0 +1,159 @@
+"""A scripted OpenAI-compatible LLM server: the only test double in cogscope's tests.
+
+It speaks real HTTP on loopback, so LiteLLM, the OpenInference instrumentor and
+Phoenix all run for real, and token figures are known exactly because every
+reply carries the `usage` numbers the test gave it.
+
+    llm = ScriptedLLM().start()
+    llm.enqueue("Thought: done\\n<code>\\nfinal_answer('ok')\\n</code>", prompt_tokens=1000, completion_tokens=100)
+    ... point LiteLLM at llm.api_base with model "openai/scripted" ...
+    assert len(llm.requests) == 1
+
+When the script runs out the server answers HTTP 500 with a message that says so,
+so a test that makes more calls than it planned fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    content: str
+    prompt_tokens: int = 100
+    completion_tokens: int = 10
+    delay_s: float = 0.0
+
+
+class ScriptedLLM:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._replies: deque[Reply] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> ScriptedLLM:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- script --------------------------------------------------------------------
+    def enqueue(self, content: str, prompt_tokens: int = 100, completion_tokens: int = 10, delay_s: float = 0.0) -> None:
+        with self._lock:
+            self._replies.append(Reply(content, prompt_tokens, completion_tokens, delay_s))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._replies.clear()
+            self.requests.clear()
+            self.headers.clear()
+
+    @property
+    def remaining(self) -> int:
+        return len(self._replies)
+
+    def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Reply | None:
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(headers)
+            return self._replies.popleft() if self._replies else None
+
+    # -- HTTP ----------------------------------------------------------------------
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        llm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                reply = llm._next(body, {k.lower(): v for k, v in self.headers.items()})
+                if reply is None:
+                    self._send(500, {"error": {"message": "scripted LLM: the script ran out of replies", "type": "server_error"}})
+                    return
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                usage = {
+                    "prompt_tokens": reply.prompt_tokens,
+                    "completion_tokens": reply.completion_tokens,
+                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                }
+                model = body.get("model", "scripted")
+                if body.get("stream"):
+                    self._stream(model, reply.content, usage)
+                    return
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{len(llm.requests)}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": reply.content},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": usage,
+                    },
+                )
+
+            def _stream(self, model: str, content: str, usage: dict[str, int]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                base = {"id": f"chatcmpl-{len(llm.requests)}", "object": "chat.completion.chunk", "model": model}
+                chunks = [
+                    {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": content}}]},
+                    {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                    {**base, "choices": [], "usage": usage},
+                ]
+                for chunk in chunks:
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        return Handler

@@ -1,0 +1,28 @@
+"""The Gradio app: one module per tab, put together here."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .run_tab import build_run_tab
+from .runtime import Runtime
+
+TITLE = "cogscope"
+
+
+def header_markdown(runtime: Runtime) -> str:
+    return (
+        f"## cogscope — run cognitive agents, watch every step\n"
+        f"Traces go to Phoenix project **{runtime.settings.project}** at "
+        f"[{runtime.phoenix.url}]({runtime.phoenix.url})."
+    )
+
+
+def build_app(runtime: Runtime) -> gr.Blocks:
+    demo = gr.Blocks(title=TITLE)
+    with demo:
+        gr.Markdown(header_markdown(runtime), elem_id="header")
+        with gr.Tabs():
+            with gr.Tab("Run", id="run"):
+                build_run_tab(runtime)
+    return demo

@@ -1,0 +1,90 @@
+"""What the CLI and the app share: Phoenix, tracing, the local model, and turning a form into a cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import agents
+from telemetry import (
+    Cycle,
+    CycleSpec,
+    PhoenixServer,
+    Tracing,
+    connect_phoenix,
+    ensure_phoenix,
+    setup_tracing,
+    trace_url,
+)
+
+from .config import Settings
+from .errors import UsageError
+from .local_llm import LocalModelServer
+from .models import build_model, check_model
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    phoenix: PhoenixServer
+    tracing: Tracing
+    local: LocalModelServer
+    closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    def start(cls, settings: Settings, *, set_global: bool = True) -> Runtime:
+        """Reuse or start Phoenix (a remote one when PHOENIX_COLLECTOR_ENDPOINT is set) and set up tracing."""
+        if settings.phoenix_endpoint:
+            phoenix = connect_phoenix(settings.phoenix_endpoint)
+        else:
+            phoenix = ensure_phoenix(working_dir=settings.phoenix_dir, port=settings.phoenix_port)
+        tracing = setup_tracing(
+            endpoint=phoenix.collector_endpoint, project_name=settings.project, set_global=set_global
+        )
+        local = LocalModelServer(port=settings.llm_port, log_path=settings.data_dir / "local-model.log")
+        return cls(settings=settings, phoenix=phoenix, tracing=tracing, local=local)
+
+    def trace_url(self, trace_id: str) -> str:
+        return trace_url(self.phoenix.url, trace_id)
+
+    def prepare_cycle(
+        self,
+        *,
+        agent: str,
+        task: str,
+        models: Mapping[str, str],
+        api_base: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Cycle:
+        """Check the inputs, build the agent and return a cycle ready to run (UsageError on bad input)."""
+        task = (task or "").strip()
+        if not task:
+            raise UsageError("the task is empty; type what the agent should do")
+        try:
+            spec = agents.get(agent or "")
+        except agents.AgentsError as e:
+            raise UsageError(str(e)) from None
+        checked: dict[str, str] = {}
+        base = api_base
+        for role, model_id in models.items():
+            checked[role], base = check_model(model_id, api_base)
+        built = {role: build_model(model_id, base, self.local) for role, model_id in checked.items()}
+        options = dict(options or {})
+        try:
+            instance = spec.factory(built, **options)
+        except agents.AgentsError as e:
+            raise UsageError(str(e)) from None
+        cycle_spec = CycleSpec(agent=spec.name, options=options, models=checked, session_id=session_id)
+        return Cycle(instance, task, spec=cycle_spec, tracing=self.tracing)
+
+    def close(self) -> None:
+        """Flush spans and stop what this runtime started (never a reused Phoenix)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.tracing.flush()
+        self.tracing.shutdown()
+        self.local.stop()
+        self.phoenix.stop()
