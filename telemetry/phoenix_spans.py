@@ -76,7 +76,7 @@ def trace_spans(client: Any, *, project: str, trace_id: str, timeout: int = 30) 
         raise PhoenixUnreachable(f"Phoenix did not answer ({e}); start it with `cogscope ui` or check the URL") from e
     if frame.empty:
         return frame
-    frame = frame.reset_index()
+    frame = frame.reset_index(drop="context.span_id" in frame.columns)
     return flatten_attribute_columns(frame)
 
 

@@ -1,0 +1,130 @@
+"""Fixtures: a real Phoenix (once per session), the scripted LLM server, and the `cogscope` command."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
+
+from .scripted_llm import ScriptedLLM  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+SECRET = "sk-test-SECRET-4f1c9e2b7a-never-in-a-span"
+TRACE_LINE = re.compile(r"^Trace:\s+([0-9a-f]{32})\s", re.MULTILINE)
+
+
+@pytest.fixture(scope="session")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
+    """A real `phoenix serve` on free loopback ports with its SQLite in a temporary folder."""
+    server = ensure_phoenix(working_dir=tmp_path_factory.mktemp("phoenix"), port=free_port())
+    assert server.started_here
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[ScriptedLLM]:
+    server = ScriptedLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm(llm_server: ScriptedLLM) -> Iterator[ScriptedLLM]:
+    llm_server.reset()
+    yield llm_server
+    llm_server.reset()
+
+
+@pytest.fixture
+def project() -> str:
+    """A Phoenix project of its own for each test, so traces never mix."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def env(tmp_path: Path, phoenix: PhoenixServer, project: str) -> dict[str, str]:
+    """The environment a user would have: cogscope pointed at the test Phoenix, an API key set."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("COGSCOPE_", "PHOENIX_"))}
+    environ.update(
+        COGSCOPE_DATA_DIR=str(tmp_path / "data"),
+        PHOENIX_COLLECTOR_ENDPOINT=phoenix.url,
+        COGSCOPE_PROJECT=project,
+        COGSCOPE_LLM_PORT=str(free_port()),
+        OPENAI_API_KEY=SECRET,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONUNBUFFERED="1",
+    )
+    return environ
+
+
+def cogscope_command() -> list[str]:
+    """The installed console script, as a user runs it."""
+    script = Path(sys.executable).parent / "cogscope"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("cogscope")
+    return [found] if found else [sys.executable, "-m", "ui.cli"]
+
+
+@dataclass
+class Completed:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def trace_id(self) -> str:
+        match = TRACE_LINE.search(self.out)
+        assert match, f"no trace id in output:\n{self.out}\n{self.err}"
+        return match.group(1)
+
+
+@pytest.fixture
+def cogscope(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    def run(*args: str, timeout: float = 240, **overrides: str | None) -> Completed:
+        environ = dict(env)
+        for key, value in overrides.items():
+            if value is None:
+                environ.pop(key, None)
+            else:
+                environ[key] = value
+        proc = subprocess.run(
+            [*cogscope_command(), *args],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+        return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+@pytest.fixture
+def read_trace(phoenix: PhoenixServer, project: str):  # type: ignore[no-untyped-def]
+    client = phoenix_client(phoenix.url)
+
+    def read(trace_id: str, min_spans: int = 1):  # type: ignore[no-untyped-def]
+        frame = wait_for_trace(client, project=project, trace_id=trace_id, min_spans=min_spans, timeout=30)
+        assert len(frame) >= min_spans, f"Phoenix has {len(frame)} spans of trace {trace_id}, expected {min_spans}"
+        return frame
+
+    return read

@@ -1,0 +1,117 @@
+"""`cogscope run` end to end: scripted LLM over HTTP -> LiteLLM -> smolagents -> OTLP -> a real Phoenix."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+
+from .conftest import SECRET
+
+RECALL = 'Thought: I should recall what memory holds about energy.\n<code>\nprint(recall_memory(query="energy", limit=2))\n</code>'
+ANSWER = 'Thought: I know enough to decide.\n<code>\nfinal_answer("Rest for ten minutes, then review goals.")\n</code>'
+
+
+def _attr(row: pd.Series, key: str):  # type: ignore[no-untyped-def]
+    return row.get(f"attributes.{key}")
+
+
+def test_run_prints_steps_and_totals_and_phoenix_has_the_trace(cogscope, llm, read_trace):
+    llm.enqueue(RECALL, prompt_tokens=1000, completion_tokens=100)
+    llm.enqueue(ANSWER, prompt_tokens=1200, completion_tokens=50)
+
+    result = cogscope(
+        "run", "--agent", "heartbeat", "--task", "What should I do about my energy?",
+        "--model", "openai/scripted", "--api-base", llm.api_base, "--session", "sess-42",
+    )
+
+    assert result.code == 0, result.out + result.err
+    out = result.out
+    assert "── Step 1 ──" in out and "── Step 2 ──" in out
+    assert "recall_memory" in out and "Long reasoning chains drain energy" in out  # the tool's real output
+    assert "Final answer: Rest for ten minutes, then review goals." in out
+    assert "Status:   ok" in out
+    assert "Totals:   2 steps, 2 LLM calls, 2,350 tokens (2,200 prompt + 150 completion)" in out
+    assert len(llm.requests) == 2
+
+    spans = read_trace(result.trace_id, min_spans=7)
+    roots = spans[spans["parent_id"].isna()]
+    assert len(roots) == 1
+    root = roots.iloc[0]
+    assert root["span_kind"] == "AGENT" and root["name"] == "heartbeat.cycle"
+    assert _attr(root, "cogscope.agent") == "heartbeat"
+    assert json.loads(_attr(root, "cogscope.model")) == {"default": "openai/scripted"}
+    assert json.loads(_attr(root, "cogscope.agent.options")) == {}
+    assert re.fullmatch(r"[0-9a-f]{32}", _attr(root, "cogscope.cycle.id"))
+    assert _attr(root, "cogscope.cycle.status") == "ok"
+    assert _attr(root, "session.id") == "sess-42"
+    assert _attr(root, "input.value") == "What should I do about my energy?"
+    assert _attr(root, "output.value") == "Rest for ten minutes, then review goals."
+
+    # the agent's own run span sits under the root; one CHAIN span per step under it
+    children = spans[spans["parent_id"] == root["context.span_id"]]
+    assert children["name"].tolist() == ["heartbeat.run"] and children["span_kind"].tolist() == ["AGENT"]
+    steps = spans[spans["span_kind"] == "CHAIN"].sort_values("start_time")
+    assert steps["name"].tolist() == ["Step 1", "Step 2"]
+    assert set(steps["parent_id"]) == {children.iloc[0]["context.span_id"]}
+
+    llm_spans = spans[spans["span_kind"] == "LLM"].sort_values("start_time")
+    assert llm_spans["attributes.llm.token_count.prompt"].astype(int).tolist() == [1000, 1200]
+    assert llm_spans["attributes.llm.token_count.completion"].astype(int).tolist() == [100, 50]
+    assert set(llm_spans["parent_id"]) == set(steps["context.span_id"])
+
+    tools = spans[spans["span_kind"] == "TOOL"].sort_values("start_time")
+    assert tools["attributes.tool.name"].tolist() == ["recall_memory", "final_answer"]
+    recall = tools.iloc[0]
+    assert json.loads(recall["attributes.input.value"])["kwargs"] == {"query": "energy", "limit": 2}
+    assert "Long reasoning chains drain energy" in recall["attributes.output.value"]
+    assert recall["parent_id"] == steps.iloc[0]["context.span_id"]
+
+    assert all(_attr(row, "session.id") == "sess-42" for _, row in spans.iterrows())
+    assert SECRET not in spans.to_json()  # the API key reached the LLM server, never a span
+    assert llm.headers[0].get("authorization") == f"Bearer {SECRET}"
+
+
+def test_failed_cycle_exits_1_and_is_recorded_as_max_steps(cogscope, llm, read_trace):
+    for _ in range(5):
+        llm.enqueue("Thought: again.\n<code>\nx = 1\n</code>", prompt_tokens=10, completion_tokens=5)
+    llm.enqueue("I could not decide.", prompt_tokens=10, completion_tokens=5)  # smolagents' forced final answer
+
+    result = cogscope("run", "--agent", "heartbeat", "--task", "Loop forever", "--model", "openai/scripted",
+                      "--api-base", llm.api_base)
+
+    assert result.code == 1, result.out + result.err
+    assert "Status:   max_steps" in result.out
+    assert "Totals:   5 steps, 6 LLM calls" in result.out
+    spans = read_trace(result.trace_id, min_spans=2)
+    root = spans[spans["parent_id"].isna()].iloc[0]
+    assert _attr(root, "cogscope.cycle.status") == "max_steps"
+    assert root["status_code"] == "ERROR"
+
+
+def test_code_error_in_a_step_is_shown_and_recorded(cogscope, llm, read_trace):
+    llm.enqueue("Thought: divide.\n<code>\nprint(1 / 0)\n</code>", prompt_tokens=10, completion_tokens=5)
+    llm.enqueue(ANSWER, prompt_tokens=10, completion_tokens=5)
+
+    result = cogscope("run", "--agent", "heartbeat", "--task", "Divide", "--model", "openai/scripted",
+                      "--api-base", llm.api_base)
+
+    assert result.code == 0, result.out + result.err
+    assert "error:" in result.out and "division by zero" in result.out
+    assert "Status:   step_errors" in result.out
+    spans = read_trace(result.trace_id, min_spans=6)
+    step1 = spans[spans["name"] == "Step 1"].iloc[0]
+    assert step1["status_code"] == "ERROR"
+
+
+def test_secret_in_the_task_is_redacted_before_export(cogscope, llm, read_trace):
+    llm.enqueue(ANSWER)
+    result = cogscope("run", "--agent", "heartbeat", "--task", f"My key is {SECRET}, keep it safe",
+                      "--model", "openai/scripted", "--api-base", llm.api_base)
+    assert result.code == 0, result.out + result.err
+    assert SECRET in json.dumps(llm.requests[0])  # the model did see the task as typed
+    spans = read_trace(result.trace_id, min_spans=5)
+    root = spans[spans["parent_id"].isna()].iloc[0]
+    assert _attr(root, "input.value") == "My key is [REDACTED], keep it safe"
+    assert SECRET not in spans.to_json()
