@@ -18,12 +18,20 @@ STATUS_LABELS = {
 
 
 def step_messages(step: Any) -> Iterator[dict[str, Any]]:
-    """One smolagents step -> chat messages as dicts (Gradio's messages format)."""
+    """One smolagents step -> chat messages as dicts (Gradio's messages format).
+
+    smolagents' helper marks code, observations and errors `status: done`, which
+    Gradio renders as closed accordions; a debugger shows them open, so that
+    status is dropped for titled messages.
+    """
     for message in pull_messages_from_step(step):
+        metadata = dict(message.metadata or {})
+        if metadata.get("title"):
+            metadata.pop("status", None)
         yield {
             "role": message.role if isinstance(message.role, str) else message.role.value,
             "content": message.content,
-            "metadata": dict(message.metadata or {}),
+            "metadata": metadata,
         }
 
 

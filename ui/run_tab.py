@@ -65,8 +65,8 @@ def run_cycle(
             _running.pop(session_id, None)
     result = cycle.result
     assert result is not None
-    status = "✅ Done" if not result.failed else "❌ Failed"
-    yield messages, f"{status}: {result.status}", totals_markdown(result, runtime.trace_url(result.trace_id))
+    status = "❌ Cycle failed" if result.failed else "✅ Cycle finished"
+    yield messages, status, totals_markdown(result, runtime.trace_url(result.trace_id))
 
 
 def stop_cycle(request: gr.Request | None = None) -> str:

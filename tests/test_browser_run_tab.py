@@ -1,0 +1,125 @@
+"""The Run tab in a real headless Chromium against `cogscope ui` started as a user starts it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from telemetry import free_port
+
+from .conftest import ROOT, SECRET, cogscope_command
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT = ROOT / "docs" / "run-tab.png"
+
+
+@pytest.fixture
+def app(env: dict[str, str], llm) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    port = free_port()
+    environ = dict(env, COGSCOPE_PORT=str(port), COGSCOPE_MODEL="openai/scripted", COGSCOPE_API_BASE=llm.api_base)
+    log = open(Path(env["COGSCOPE_DATA_DIR"]).parent / "ui.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen([*cogscope_command(), "ui"], env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"cogscope ui exited: {Path(log.name).read_text()}"
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"cogscope ui did not answer: {Path(log.name).read_text()}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    assert SECRET not in Path(log.name).read_text()
+
+
+@pytest.fixture
+def page() -> Iterator:  # type: ignore[type-arg]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+RECALL = 'Thought: recall first.\n<code>\nprint(recall_memory(query="energy", limit=2))\n</code>'
+ANSWER = 'Thought: decided.\n<code>\nfinal_answer("Take a short walk, then review the course outline.")\n</code>'
+
+
+def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm):
+    llm.enqueue(RECALL, prompt_tokens=1000, completion_tokens=100, delay_s=2.0)
+    llm.enqueue(ANSWER, prompt_tokens=1100, completion_tokens=40, delay_s=2.5)
+    page.goto(app)
+    page.get_by_label("Task").fill("Recall what you know about my energy and decide the next action.")
+    page.locator("#run-button").click()
+
+    chat = page.locator("#run-chat")
+    chat.get_by_text("Step 1", exact=True).first.wait_for()
+    # the first step is on the page while the model is still writing the second
+    assert chat.get_by_text("Step 2", exact=True).count() == 0
+    assert "Final answer" not in chat.inner_text()
+    assert "Long reasoning chains drain energy" in chat.inner_text()  # the tool's observation, live
+    chat.get_by_text("Step 2", exact=True).first.wait_for()
+    chat.get_by_text("Final answer:").wait_for()
+    assert "Final answer:Take a short walk, then review the course outline." in chat.inner_text().replace("\n", "")
+
+    totals = page.locator("#run-totals")
+    totals.get_by_text("Open this trace in Phoenix").wait_for()
+    text = totals.inner_text()
+    assert "2 steps · 2 LLM calls · 2,240 tokens (2,100 prompt + 140 completion)" in text
+    assert "Input tokens: 1,000 | Output tokens: 100" in chat.inner_text()  # per step
+    page.wait_for_timeout(500)  # let the last markdown blocks finish rendering before the picture
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    trace_id = re.search(r"[0-9a-f]{32}", text).group(0)
+    href = totals.get_by_role("link", name="Open this trace in Phoenix").get_attribute("href")
+    assert href.endswith(f"/redirects/traces/{trace_id}")
+    page.goto(href)
+    page.wait_for_url(re.compile(rf"/projects/.+/traces/{trace_id}"))
+    page.get_by_text("heartbeat.cycle").first.wait_for()
+    page.get_by_text("Step 1").first.wait_for()
+    page.screenshot(path=str(ROOT / "test-artifacts" / "phoenix-trace.png"))
+
+
+def test_bad_input_shows_an_error_and_the_app_keeps_working(app, page, llm):
+    page.goto(app)
+    page.locator("#run-button").click()
+    status = page.locator("#run-status")
+    status.get_by_text("the task is empty").wait_for()
+
+    page.get_by_label("Task").fill("decide")
+    model = page.get_by_label("Model")
+    model.fill("nosuchprovider-model")
+    model.press("Enter")
+    page.locator("#run-button").click()
+    status.get_by_text("unknown model 'nosuchprovider-model'").wait_for()
+
+    llm.enqueue(ANSWER, prompt_tokens=10, completion_tokens=5)
+    model.fill("openai/scripted")
+    model.press("Enter")
+    page.locator("#run-button").click()
+    page.locator("#run-chat").get_by_text("Final answer:").wait_for()
+    assert llm.requests and len(llm.requests) == 1

@@ -1,0 +1,35 @@
+"""A real cycle with the bundled offline model (SmolLM2-135M via llama-cpp-python's server).
+
+The model is tiny and may well fail the task; a failed cycle is still a cycle,
+and the trace must record every step of it.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def test_real_cycle_with_the_bundled_model_is_fully_traced(cogscope, read_trace):
+    result = cogscope(
+        "run", "--agent", "heartbeat", "--task", "Recall what you know about energy, then give your final answer.",
+        "--model", "local", timeout=600,
+    )
+    assert result.code in (0, 1), result.out + result.err
+    totals = re.search(r"Totals:\s+(\d+) steps, (\d+) LLM calls, ([\d,]+) tokens", result.out)
+    assert totals, result.out
+    steps, llm_calls = int(totals.group(1)), int(totals.group(2))
+    status = re.search(r"Status:\s+(\w+)", result.out).group(1)
+    assert steps >= 1 and llm_calls >= steps
+
+    spans = read_trace(result.trace_id, min_spans=1 + 1 + steps + llm_calls)
+    root = spans[spans["parent_id"].isna()].iloc[0]
+    assert root["attributes.cogscope.agent"] == "heartbeat"
+    assert root["attributes.cogscope.model"] == '{"default": "local"}'
+    assert root["attributes.cogscope.cycle.status"] == status
+    assert len(spans[spans["name"].str.fullmatch(r"Step \d+")]) == steps
+    llm = spans[spans["span_kind"] == "LLM"]
+    assert len(llm) == llm_calls
+    assert set(llm["attributes.llm.model_name"]) == {"openai/smollm2-135m"}
+    assert (llm["attributes.llm.token_count.prompt"].astype(int) > 0).all()
+    for n in range(1, steps + 1):
+        assert f"── Step {n} ──" in result.out
