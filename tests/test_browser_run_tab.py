@@ -123,3 +123,18 @@ def test_bad_input_shows_an_error_and_the_app_keeps_working(app, page, llm):
     page.locator("#run-button").click()
     page.locator("#run-chat").get_by_text("Final answer:").wait_for()
     assert llm.requests and len(llm.requests) == 1
+
+
+def test_stop_ends_the_cycle_after_the_current_step(app, page, llm):
+    llm.enqueue(RECALL, delay_s=1.5)
+    for _ in range(4):
+        llm.enqueue("Thought: again.\n<code>\nx = 1\n</code>", delay_s=1.5)
+    page.goto(app)
+    page.get_by_label("Task").fill("Think forever")
+    page.locator("#run-button").click()
+    page.locator("#run-chat").get_by_text("Step 1", exact=True).first.wait_for()
+    page.locator("#stop-button").click()
+    page.locator("#run-status").get_by_text("Cycle failed").wait_for()
+    totals = page.locator("#run-totals").inner_text()
+    assert "error: the run stopped with an error" in totals and "Agent interrupted." in totals
+    assert len(llm.requests) <= 3  # it stopped long before the five scripted steps

@@ -69,7 +69,7 @@ def test_run_prints_steps_and_totals_and_phoenix_has_the_trace(cogscope, llm, re
     assert recall["parent_id"] == steps.iloc[0]["context.span_id"]
 
     assert all(_attr(row, "session.id") == "sess-42" for _, row in spans.iterrows())
-    assert SECRET not in spans.to_json()  # the API key reached the LLM server, never a span
+    assert SECRET not in spans.to_json(date_format="iso")  # the API key reached the LLM server, never a span
     assert llm.headers[0].get("authorization") == f"Bearer {SECRET}"
 
 
@@ -114,4 +114,4 @@ def test_secret_in_the_task_is_redacted_before_export(cogscope, llm, read_trace)
     spans = read_trace(result.trace_id, min_spans=5)
     root = spans[spans["parent_id"].isna()].iloc[0]
     assert _attr(root, "input.value") == "My key is [REDACTED], keep it safe"
-    assert SECRET not in spans.to_json()
+    assert SECRET not in spans.to_json(date_format="iso")

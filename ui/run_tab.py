@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -120,8 +119,12 @@ def build_run_tab(runtime: Runtime) -> None:
             )
     inputs = [agent, model, api_base, task]
     outputs = [chat, status, totals]
-    handler = functools.partial(run_cycle, runtime=runtime)
-    functools.update_wrapper(handler, run_cycle)
+
+    # a named function, not functools.partial: Gradio finds the gr.Request parameter by type hints,
+    # which it cannot read through a partial (the session would then be unknown to Stop)
+    def handler(agent: str, model: str, api_base: str, task: str, request: gr.Request) -> Iterator[Update]:
+        yield from run_cycle(agent, model, api_base, task, request, runtime=runtime)
+
     run.click(handler, inputs=inputs, outputs=outputs, api_name="run_cycle")
     task.submit(handler, inputs=inputs, outputs=outputs, api_name=False)
     stop.click(stop_cycle, inputs=None, outputs=status, api_name="stop_cycle")

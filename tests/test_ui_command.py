@@ -1,0 +1,72 @@
+"""`cogscope ui`: starts or reuses Phoenix and the local model, prints both URLs, and on Ctrl-C stops
+what it started and nothing else."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from urllib.parse import urlsplit
+
+import httpx
+
+from telemetry import free_port
+from telemetry.phoenix_server import phoenix_version, port_in_use
+
+from .conftest import ROOT, cogscope_command
+
+
+def _start(environ: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen(
+        [*cogscope_command(), "ui"], env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 180
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        lines.append(line.rstrip())
+        if line.startswith("cogscope: http://"):
+            return proc, lines
+    proc.kill()
+    raise AssertionError("cogscope ui did not start:\n" + "\n".join(lines))
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    return out
+
+
+def test_ui_starts_phoenix_and_local_model_and_ctrl_c_stops_both(env):
+    phoenix_port, llm_port, app_port = free_port(), free_port(), free_port()
+    environ = dict(env, COGSCOPE_PHOENIX_PORT=str(phoenix_port), COGSCOPE_LLM_PORT=str(llm_port),
+                   COGSCOPE_PORT=str(app_port))
+    environ.pop("PHOENIX_COLLECTOR_ENDPOINT")
+    proc, lines = _start(environ)
+    try:
+        assert f"Phoenix:  http://127.0.0.1:{phoenix_port}" in lines
+        assert f"cogscope: http://127.0.0.1:{app_port}   (Ctrl-C stops what cogscope started)" in lines
+        assert phoenix_version(f"http://127.0.0.1:{phoenix_port}") is not None
+        assert httpx.get(f"http://127.0.0.1:{llm_port}/v1/models").json()["data"][0]["id"] == "smollm2-135m"
+        assert httpx.get(f"http://127.0.0.1:{app_port}").status_code == 200
+    finally:
+        out = _interrupt(proc)
+    assert proc.returncode == 0, out
+    for port in (phoenix_port, llm_port, app_port):
+        assert not port_in_use("127.0.0.1", port), f"port {port} still answers after Ctrl-C"
+
+
+def test_ui_reuses_a_running_phoenix_and_leaves_it_running(env, phoenix, llm):
+    app_port = free_port()
+    environ = dict(env, COGSCOPE_PHOENIX_PORT=str(urlsplit(phoenix.url).port), COGSCOPE_PORT=str(app_port),
+                   COGSCOPE_MODEL="openai/scripted", COGSCOPE_API_BASE=llm.api_base)
+    environ.pop("PHOENIX_COLLECTOR_ENDPOINT")
+    proc, lines = _start(environ)
+    _interrupt(proc)
+    assert f"Phoenix:  {phoenix.url} (reused)" in lines
+    assert proc.returncode == 0
+    assert phoenix_version(phoenix.url) is not None  # still up: cogscope did not start it
+    assert not port_in_use("127.0.0.1", app_port)
