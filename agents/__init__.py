@@ -1,19 +1,46 @@
 """cogscope's cognitive agents, their tools and memory store, and the agent registry."""
 
-from .errors import AgentsError, MemoryStoreError, UnknownAgentError
+from .energy import ENERGY_COSTS, STEP_COST, EnergyLedger, max_steps_for
+from .errors import (
+    AgentFactoryError,
+    AgentsError,
+    EnergyExhausted,
+    EnergyRefused,
+    McpError,
+    MemoryStoreError,
+    MentalModelError,
+    UnknownAgentError,
+)
+from .heartbeat import DEFAULT_TASK, open_store
 from .memory import Memory, MemoryStore
-from .registry import AgentSpec, Factory, get, names
-from .tools import RecallMemoryTool
+from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, describe, get, names
+from .state import state_markdown
+from .tools import RecallMemoryTool, cognitive_tools
 
 __all__ = [
+    "DEFAULT_TASK",
+    "ENERGY_COSTS",
+    "ENTRY_POINT_GROUP",
+    "STEP_COST",
+    "AgentFactoryError",
     "AgentSpec",
     "AgentsError",
+    "EnergyExhausted",
+    "EnergyLedger",
+    "EnergyRefused",
     "Factory",
+    "McpError",
     "Memory",
     "MemoryStore",
     "MemoryStoreError",
+    "MentalModelError",
     "RecallMemoryTool",
     "UnknownAgentError",
+    "cognitive_tools",
+    "describe",
     "get",
+    "max_steps_for",
     "names",
+    "open_store",
+    "state_markdown",
 ]

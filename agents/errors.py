@@ -2,7 +2,12 @@
 
     AgentsError                 base: every message says what is wrong and what to do
     ├── UnknownAgentError       a name that is not in the registry
-    └── MemoryStoreError        the SQLite memory store cannot be opened or written
+    ├── AgentFactoryError       a factory that cannot be loaded, raises, or returns no agent
+    ├── McpError                an MCP server that fails to start or to list its tools
+    ├── MemoryStoreError        the SQLite memory store cannot be opened or written
+    ├── EnergyRefused           an action costs more energy than is left
+    ├── EnergyExhausted         not enough energy for a single step: the cycle rests
+    └── MentalModelError        an unknown mental model or basin, or a revision it cannot take
 """
 
 from __future__ import annotations
@@ -16,5 +21,35 @@ class UnknownAgentError(AgentsError):
     pass
 
 
+class AgentFactoryError(AgentsError):
+    pass
+
+
+class McpError(AgentsError):
+    pass
+
+
 class MemoryStoreError(AgentsError):
+    pass
+
+
+class EnergyRefused(AgentsError):
+    """`action` costs `cost` but only `current` energy is left; nothing was spent."""
+
+    def __init__(self, action: str, cost: float, current: float, regen_per_cycle: float) -> None:
+        self.action = action
+        self.cost = cost
+        self.current = current
+        self.regen_per_cycle = regen_per_cycle
+        super().__init__(
+            f"{action} costs {cost:g} energy but only {current:g} is left; "
+            f"end the cycle to rest (energy regenerates {regen_per_cycle:g} per cycle)"
+        )
+
+
+class EnergyExhausted(AgentsError):
+    pass
+
+
+class MentalModelError(AgentsError):
     pass

@@ -1,17 +1,31 @@
-"""The heartbeat: one OODA cycle (observe, orient, decide, act) as a smolagents CodeAgent."""
+"""The heartbeat: one OODA cycle (observe, orient, decide, act) as a smolagents CodeAgent on an energy budget.
+
+One run is one cycle. At the start of a run the store regenerates energy, the
+step budget is derived from the energy left (`energy.max_steps_for`) and the
+prompt is rebuilt from the store (energy, goals, recent memories). Each step
+costs `STEP_COST` and each tool its price in `ENERGY_COSTS`; both are written
+to the action log under the cycle's id.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+import uuid
 from pathlib import Path
+from typing import Any
 
-from smolagents import CodeAgent, Model
+from smolagents import ActionStep, CodeAgent, Model
+from smolagents.monitoring import LogLevel
 
+from .energy import STEP_COST, EnergyLedger, max_steps_for
+from .errors import EnergyExhausted, EnergyRefused
 from .memory import MemoryStore
-from .tools import RecallMemoryTool
+from .tools import cognitive_tools
 
-DEFAULT_MAX_STEPS = 5
+DEFAULT_MAX_STEPS = 8
+DEFAULT_TASK = "Heartbeat: run one OODA cycle and take the most useful next action."
+HEARTBEAT_TOOLS = ("observe", "recall_memory", "review_goals", "reflect", "synthesize", "remember", "update_energy")
 
 _stores: dict[str, MemoryStore] = {}
 _stores_lock = threading.Lock()
@@ -35,32 +49,83 @@ def open_store(path: str | Path | None = None) -> MemoryStore:
         return store
 
 
-INSTRUCTIONS = """You are the heartbeat of a cognitive agent. Each run is one OODA cycle:
-observe (recall what memory holds about the task), orient (relate it to the goals you recall),
-decide (choose one concrete next action), act (state it with final_answer).
-Keep the cycle short: every step costs energy. Recall before you decide.
+INSTRUCTIONS = """You are the heartbeat of a cognitive agent. This run is one OODA cycle:
+1. Observe: call observe() and recall_memory(...) for what bears on the task.
+2. Orient: relate it to the active goals (review_goals()).
+3. Decide: choose ONE concrete next action.
+4. Act: take it with a tool if one fits (remember, reflect, synthesize), then give final_answer(...) stating the decision.
+Every step costs {step_cost:g} energy and every tool has a price (shown in its description).
+Energy now: {energy:g}/{max:g}. Step budget this cycle: {budget} steps. Finish early when you can.
 
-What memory holds most recently:
+Active goals:
+{goals}
+
+Most recent memories:
 {recent}"""
 
 
+def render_instructions(store: MemoryStore, budget: int) -> str:
+    energy = store.energy()
+    goals = "\n".join(f"- [p{g.priority}] {g.text}" for g in store.goals()) or "- (none)"
+    recent = "\n".join(f"- {m.line()}" for m in store.recent(5)) or "- (nothing yet)"
+    return INSTRUCTIONS.format(
+        step_cost=STEP_COST, energy=energy.current, max=energy.max, budget=budget, goals=goals, recent=recent
+    )
+
+
+class HeartbeatAgent(CodeAgent):  # type: ignore[misc]
+    """A CodeAgent whose every run is one energy-budgeted cycle over the memory store."""
+
+    def __init__(self, *, store: MemoryStore, ledger: EnergyLedger, step_cap: int, **kwargs: Any) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.step_cap = step_cap
+        super().__init__(**kwargs)
+        self.step_callbacks.register(ActionStep, self._pay_for_step)
+
+    def run(self, task: str, *args: Any, **kwargs: Any) -> Any:
+        self.ledger.cycle_id = uuid.uuid4().hex
+        energy = self.store.regenerate()
+        budget = max_steps_for(energy, cap=self.step_cap)
+        if budget == 0:
+            raise EnergyExhausted(
+                f"energy exhausted: {energy.current:g}/{energy.max:g} left, a step needs {STEP_COST + 1:g}; "
+                f"the heartbeat rests this cycle (energy regenerates {energy.regen_per_cycle:g} per cycle)"
+            )
+        self.max_steps = budget
+        self.instructions = render_instructions(self.store, budget)
+        return super().run(task, *args, **kwargs)
+
+    def _pay_for_step(self, step: ActionStep, agent: Any = None) -> None:
+        try:
+            self.store.spend("step", STEP_COST, self.ledger.cycle_id)
+        except EnergyRefused:
+            self.interrupt()  # no energy for another step: the cycle ends here
+
+
 def build(models: dict[str, Model], *, memory: str | None = None, max_steps: int = DEFAULT_MAX_STEPS) -> CodeAgent:
-    """Registry factory for `heartbeat`: a CodeAgent with `recall_memory` over the SQLite memory store.
+    """OODA heartbeat: a CodeAgent on an energy budget over the SQLite memory store.
 
     Args:
-        models: model per role; the heartbeat uses `default` (or `heartbeat`).
+        models: model per role; the heartbeat uses `default`.
         memory: path of the SQLite memory file (default: $COGSCOPE_DATA_DIR/memory.sqlite).
-        max_steps: the step budget of one cycle.
+        max_steps: the most steps one cycle may take; the energy left may allow fewer.
     """
-    model = models.get("heartbeat") or models["default"]
     store = open_store(memory)
-    recent = "\n".join(f"- {m.line()}" for m in store.recent(5)) or "- (nothing yet)"
-    return CodeAgent(
-        tools=[RecallMemoryTool(store)],
-        model=model,
+    ledger = EnergyLedger(store, uuid.uuid4().hex)
+    tools = cognitive_tools(store, ledger=ledger)
+    return HeartbeatAgent(
+        store=store,
+        ledger=ledger,
+        step_cap=int(max_steps),
+        tools=[tools[name] for name in HEARTBEAT_TOOLS],
+        model=models["default"],
         name="heartbeat",
-        description="One OODA cycle over the memory store.",
-        instructions=INSTRUCTIONS.format(recent=recent),
+        description="One OODA cycle over the memory store, on an energy budget.",
+        instructions=render_instructions(store, max_steps_for(store.energy(), cap=int(max_steps))),
         max_steps=int(max_steps),
-        verbosity_level=0,
+        verbosity_level=LogLevel.OFF,
     )
+
+
+build.roles = ("default",)  # type: ignore[attr-defined]

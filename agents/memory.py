@@ -1,21 +1,30 @@
-"""The memory store: one SQLite file with full-text search over memories.
+"""The memory store: one SQLite file holding what a cognitive agent knows about itself.
 
-Created and migrated on first use. One connection per store, guarded by a lock,
-so several agents (and the Gradio worker threads) in one process can share it;
-every write is its own transaction.
+Memories (with full-text search), goals, the energy budget and the log of actions paid
+from it, and mental models: basins of expected behaviour, each with predictors, plus the
+predictions made from them and how they were resolved.
+
+Created and migrated on first use. One connection per store, guarded by a lock, so
+several agents (and the Gradio worker threads) in one process can share it; every write
+is one transaction (`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error), so
+other processes see either all of a write or none of it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .errors import MemoryStoreError
+from .errors import EnergyRefused, MemoryStoreError, MentalModelError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS = {
     1: """
@@ -39,7 +48,65 @@ _MIGRATIONS = {
         INSERT INTO memories_fts(rowid, text, tags) VALUES (new.id, new.text, new.tags);
     END;
     """,
+    2: """
+    CREATE TABLE goals (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 3 CHECK (priority BETWEEN 1 AND 5),
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'done', 'dropped')),
+        created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE TABLE energy (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        current REAL NOT NULL,
+        "max" REAL NOT NULL CHECK ("max" >= 0),
+        regen_per_cycle REAL NOT NULL CHECK (regen_per_cycle >= 0),
+        CHECK (current BETWEEN 0 AND "max")
+    );
+    INSERT INTO energy(id, current, "max", regen_per_cycle) VALUES (1, 100, 100, 10);
+    CREATE TABLE action_log (
+        id INTEGER PRIMARY KEY,
+        cycle_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        cost REAL NOT NULL,
+        energy_after REAL NOT NULL,
+        created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX action_log_cycle ON action_log(cycle_id);
+    CREATE TABLE basins (
+        id INTEGER PRIMARY KEY,
+        model TEXT NOT NULL,
+        name TEXT NOT NULL,
+        strength REAL NOT NULL CHECK (strength BETWEEN 0 AND 1),
+        threshold REAL NOT NULL CHECK (threshold BETWEEN 0 AND 1),
+        UNIQUE (model, name)
+    );
+    CREATE TABLE predictors (
+        id INTEGER PRIMARY KEY,
+        basin_id INTEGER NOT NULL REFERENCES basins(id) ON DELETE CASCADE,
+        text TEXT NOT NULL,
+        confidence REAL NOT NULL CHECK (confidence BETWEEN 0 AND 1)
+    );
+    CREATE TABLE predictions (
+        id INTEGER PRIMARY KEY,
+        model TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE TABLE resolutions (
+        id INTEGER PRIMARY KEY,
+        prediction_id INTEGER REFERENCES predictions(id),
+        observation TEXT NOT NULL,
+        error REAL NOT NULL CHECK (error BETWEEN 0 AND 1),
+        basins_changed TEXT NOT NULL DEFAULT '{}',
+        created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    """,
 }
+
+MEMORY_KINDS = ("episodic", "semantic", "procedural", "reflection")
+GOAL_STATUSES = ("active", "done", "dropped")
+NEW_BASIN_THRESHOLD = 0.5
 
 EXAMPLE_MEMORIES: list[tuple[str, str, str, float]] = [
     ("The user prefers short morning check-ins over long evening reviews.", "semantic", "user,routine", 0.8),
@@ -50,6 +117,48 @@ EXAMPLE_MEMORIES: list[tuple[str, str, str, float]] = [
     ("Recall before reflecting: reflections without memories were vague.", "procedural", "reflect,recall", 0.7),
     ("The user gets anxious when plans change at short notice.", "semantic", "user,emotion", 0.8),
     ("Last week the user asked for fewer notifications during deep work.", "episodic", "user,focus", 0.6),
+    ("The user does their best writing between 8 and 10 in the morning.", "semantic", "user,focus,routine", 0.8),
+    ("On Tuesday the user finished two outline chapters before lunch.", "episodic", "goals,focus", 0.6),
+    ("When the user sounds tired, suggest a ten-minute walk before any new task.", "procedural", "energy,user", 0.7),
+    ("After evening calls the user's energy drops and replies get shorter.", "semantic", "energy,routine", 0.7),
+    ("Prediction 'user wants a long review tonight' failed: the user slept early.", "episodic", "prediction", 0.6),
+    ("Break big goals into three steps at most; longer lists were ignored.", "procedural", "goals,plan", 0.8),
+    ("Weekends with friends recharge the user; the Monday after is productive.", "semantic", "user,social,energy", 0.7),
+    ("Friday's coffee with a friend left the user visibly more motivated.", "episodic", "social,emotion", 0.5),
+    ("Announce plan changes a day ahead and offer one alternative.", "procedural", "user,emotion,plan", 0.8),
+    ("The user wants to read twenty minutes every evening instead of scrolling.", "semantic", "goals,routine", 0.6),
+    ("Yesterday the user ignored two reminders sent during deep work.", "episodic", "focus,notifications", 0.5),
+    ("Check energy before reflecting: reflections begun below 20 energy were cut short.", "procedural", "energy", 0.7),
+]
+
+EXAMPLE_GOALS: list[tuple[str, int]] = [
+    ("Finish the coaching course outline by the end of the month", 5),
+    ("Protect two hours of deep work every morning", 4),
+    ("Read twenty minutes every evening", 3),
+    ("See a friend at least once a week", 2),
+]
+
+EXAMPLE_MODEL = "user_routine"
+EXAMPLE_BASINS: list[tuple[str, float, float, list[tuple[str, float]]]] = [
+    (
+        "morning_focus",
+        0.8,
+        0.4,
+        [
+            ("The user starts deep work before 9 on weekdays.", 0.85),
+            ("Check-ins sent before 10 are answered within minutes.", 0.7),
+        ],
+    ),
+    ("evening_fatigue", 0.6, 0.5, [("After 21:00 the user declines long reviews.", 0.75)]),
+    (
+        "social_recharge",
+        0.5,
+        0.6,
+        [
+            ("After meeting friends the user reports more energy the next morning.", 0.65),
+            ("A week without social plans lowers the user's motivation by Friday.", 0.5),
+        ],
+    ),
 ]
 
 
@@ -66,14 +175,127 @@ class Memory:
         return f"[{self.kind}, salience {self.salience:.1f}] {self.text}"
 
 
+@dataclass(frozen=True)
+class Goal:
+    id: int
+    text: str
+    priority: int
+    status: str
+    created: str
+
+
+@dataclass(frozen=True)
+class Energy:
+    current: float
+    max: float
+    regen_per_cycle: float
+
+
+@dataclass(frozen=True)
+class Action:
+    id: int
+    cycle_id: str
+    action: str
+    cost: float
+    energy_after: float
+    created: str
+
+
+@dataclass(frozen=True)
+class Basin:
+    id: int
+    model: str
+    name: str
+    strength: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Predictor:
+    id: int
+    basin_id: int
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: int
+    model: str
+    text: str
+    created: str
+
+
+@dataclass(frozen=True)
+class Resolution:
+    id: int
+    prediction_id: int | None
+    observation: str
+    error: float
+    basins_changed: dict[str, Any] = field(hash=False)
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class Revision:
+    """What `MemoryStore.revise_model` changed: `changes` is the JSON stored in the resolution."""
+
+    model: str
+    error: float
+    prediction_id: int
+    resolution_id: int
+    changes: dict[str, Any] = field(hash=False)
+
+
+def revise_basin(
+    strength: float, threshold: float, confidences: Sequence[float], error: float
+) -> tuple[float, float, list[float]]:
+    """The new (strength, threshold, predictor confidences) of a basin whose prediction failed with `error`.
+
+    With `error` e in 0..1 (0: the prediction held, 1: it was completely wrong):
+
+        strength'   = strength * (1 - 0.5 * e)       i.e. strength - 0.5 * e * strength
+        threshold'  = min(1, threshold + 0.1 * e)
+        confidence' = confidence * (1 - e)           for each predictor of the basin
+
+    e.g. strength 0.8, threshold 0.4, confidence 0.85 with e = 0.5 -> 0.6, 0.45, 0.425.
+    A basin added because of the surprise starts at strength e and threshold NEW_BASIN_THRESHOLD (0.5).
+    """
+    if not 0.0 <= error <= 1.0:
+        raise ValueError(f"error must be between 0 and 1, got {error}")
+    return (
+        strength * (1.0 - 0.5 * error),
+        min(1.0, threshold + 0.1 * error),
+        [c * (1.0 - error) for c in confidences],
+    )
+
+
 def _fts_query(text: str) -> str:
     """User text -> an FTS5 query that cannot be a syntax error: quoted words joined by OR."""
     words = re.findall(r"\w+", text.lower())
     return " OR ".join(f'"{w}"' for w in words)
 
 
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into complete statements (trigger bodies keep their inner `;`)."""
+    buffer = ""
+    for part in script.split(";"):
+        buffer += part + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                yield buffer.strip()
+            buffer = ""
+
+
+def _unit(value: float, what: str) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{what} must be between 0 and 1, got {value}")
+    return value
+
+
 class MemoryStore:
-    """Memories in one SQLite file (or `:memory:`), searchable by full text."""
+    """Memories, goals, energy and mental models in one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -90,51 +312,85 @@ class MemoryStore:
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout = 5000")
+            self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+        except MemoryStoreError:
+            raise
+        except sqlite3.OperationalError as e:
+            raise self._unusable(e) from None
         except sqlite3.DatabaseError as e:
             raise MemoryStoreError(
                 f"cannot open the memory store {self.path}: {e}; "
                 "move the file away (it is left untouched) or point COGSCOPE_DATA_DIR elsewhere"
             ) from None
 
+    def _unusable(self, error: sqlite3.Error) -> MemoryStoreError:
+        if "locked" in str(error) or "busy" in str(error):
+            hint = "another process holds it for too long; stop it or point COGSCOPE_DATA_DIR elsewhere"
+        else:
+            hint = "make the file and its folder writable or set COGSCOPE_DATA_DIR to a writable folder"
+        return MemoryStoreError(f"cannot write the memory store {self.path}: {error}; {hint}")
+
     def _migrate(self) -> None:
         with self._lock:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            for target in sorted(v for v in _MIGRATIONS if v > version):
-                self._db.executescript(f"BEGIN; {_MIGRATIONS[target]} PRAGMA user_version = {target}; COMMIT;")
+            if version > SCHEMA_VERSION:
+                raise MemoryStoreError(
+                    f"the memory store {self.path} has schema version {version}, newer than this cogscope "
+                    f"understands ({SCHEMA_VERSION}); upgrade cogscope or point COGSCOPE_DATA_DIR elsewhere"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Read again inside the write lock: another process may have migrated meanwhile.
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                for target in sorted(v for v in _MIGRATIONS if v > version):
+                    for statement in _statements(_MIGRATIONS[target]):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {int(target)}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the store's lock; rolled back on any error.
+
+        SQLite errors that mean the file cannot be written become a MemoryStoreError.
+        """
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise self._unusable(e) from None
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.OperationalError):
+                    raise self._unusable(e) from None
+                raise
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    # -- writes ----------------------------------------------------------------------
+    # -- memories --------------------------------------------------------------------
     def remember(self, text: str, kind: str = "episodic", tags: str = "", salience: float = 0.5) -> int:
         if not text.strip():
             raise ValueError("a memory needs some text")
-        with self._lock:
-            cur = self._db.execute(
+        with self._transaction() as db:
+            cur = db.execute(
                 "INSERT INTO memories(text, kind, tags, salience) VALUES (?, ?, ?, ?)",
                 (text.strip(), kind, tags, min(1.0, max(0.0, salience))),
             )
             return int(cur.lastrowid or 0)
 
-    def seed_example(self) -> int:
-        """Fill an empty store with a small believable example; returns how many memories were added."""
-        with self._lock:
-            if self.count():
-                return 0
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT INTO memories(text, kind, tags, salience) VALUES (?, ?, ?, ?)", EXAMPLE_MEMORIES
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return len(EXAMPLE_MEMORIES)
-
-    # -- reads -----------------------------------------------------------------------
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM memories").fetchone()[0])
@@ -160,3 +416,326 @@ class MemoryStore:
                 (max(1, int(limit)),),
             ).fetchall()
         return [Memory(*row) for row in rows]
+
+    def seed_example(self) -> int:
+        """Fill an empty store (no memories) with a believable example, in one transaction.
+
+        Energy 100/100 regenerating 10 per cycle, four goals, EXAMPLE_MEMORIES and the mental
+        model `user_routine` with three basins and their predictors. Returns how many memories
+        were added: len(EXAMPLE_MEMORIES), or 0 when the store already held memories.
+        """
+        with self._transaction() as db:
+            if db.execute("SELECT count(*) FROM memories").fetchone()[0]:
+                return 0
+            db.execute('UPDATE energy SET current = 100, "max" = 100, regen_per_cycle = 10 WHERE id = 1')
+            db.executemany("INSERT INTO goals(text, priority) VALUES (?, ?)", EXAMPLE_GOALS)
+            db.executemany("INSERT INTO memories(text, kind, tags, salience) VALUES (?, ?, ?, ?)", EXAMPLE_MEMORIES)
+            if not db.execute("SELECT 1 FROM basins WHERE model = ?", (EXAMPLE_MODEL,)).fetchone():
+                for name, strength, threshold, predictors in EXAMPLE_BASINS:
+                    cur = db.execute(
+                        "INSERT INTO basins(model, name, strength, threshold) VALUES (?, ?, ?, ?)",
+                        (EXAMPLE_MODEL, name, strength, threshold),
+                    )
+                    db.executemany(
+                        "INSERT INTO predictors(basin_id, text, confidence) VALUES (?, ?, ?)",
+                        [(cur.lastrowid, text, confidence) for text, confidence in predictors],
+                    )
+            return len(EXAMPLE_MEMORIES)
+
+    # -- goals -----------------------------------------------------------------------
+    def add_goal(self, text: str, priority: int = 3) -> int:
+        if not text.strip():
+            raise ValueError("a goal needs some text")
+        if not 1 <= int(priority) <= 5:
+            raise ValueError(f"priority must be 1 (low) to 5 (high), got {priority}")
+        with self._transaction() as db:
+            cur = db.execute("INSERT INTO goals(text, priority) VALUES (?, ?)", (text.strip(), int(priority)))
+            return int(cur.lastrowid or 0)
+
+    def set_goal_status(self, goal_id: int, status: str) -> None:
+        if status not in GOAL_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(GOAL_STATUSES)}, got {status!r}")
+        with self._transaction() as db:
+            if not db.execute("UPDATE goals SET status = ? WHERE id = ?", (status, int(goal_id))).rowcount:
+                raise ValueError(f"no goal #{goal_id}")
+
+    def goals(self, status: str = "active") -> list[Goal]:
+        """Goals with `status`, highest priority first (then oldest first)."""
+        if status not in GOAL_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(GOAL_STATUSES)}, got {status!r}")
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, text, priority, status, created FROM goals WHERE status = ? ORDER BY priority DESC, id",
+                (status,),
+            ).fetchall()
+        return [Goal(*row) for row in rows]
+
+    # -- energy ----------------------------------------------------------------------
+    @staticmethod
+    def _energy(db: sqlite3.Connection) -> Energy:
+        row = db.execute('SELECT current, "max", regen_per_cycle FROM energy WHERE id = 1').fetchone()
+        return Energy(*row)
+
+    def energy(self) -> Energy:
+        with self._lock:
+            return self._energy(self._db)
+
+    def set_energy(
+        self, current: float | None = None, max: float | None = None, regen_per_cycle: float | None = None
+    ) -> Energy:
+        """Set any of the three figures; lowering `max` below the current energy lowers the current energy too."""
+        with self._transaction() as db:
+            old = self._energy(db)
+            new_max = old.max if max is None else float(max)
+            regen = old.regen_per_cycle if regen_per_cycle is None else float(regen_per_cycle)
+            if new_max < 0 or regen < 0:
+                raise ValueError("max and regen_per_cycle cannot be negative")
+            if current is None:
+                new_current = min(old.current, new_max)
+            elif 0 <= float(current) <= new_max:
+                new_current = float(current)
+            else:
+                raise ValueError(f"current energy must be between 0 and max ({new_max:g}), got {current}")
+            db.execute(
+                'UPDATE energy SET current = ?, "max" = ?, regen_per_cycle = ? WHERE id = 1',
+                (new_current, new_max, regen),
+            )
+            return Energy(new_current, new_max, regen)
+
+    def regenerate(self) -> Energy:
+        """Rest between cycles: current = min(max, current + regen_per_cycle)."""
+        with self._transaction() as db:
+            old = self._energy(db)
+            current = min(old.max, old.current + old.regen_per_cycle)
+            db.execute("UPDATE energy SET current = ? WHERE id = 1", (current,))
+            return Energy(current, old.max, old.regen_per_cycle)
+
+    def spend(self, action: str, cost: float, cycle_id: str) -> Energy:
+        """Pay `cost` for `action` and log it, in one transaction.
+
+        Raises EnergyRefused (and changes nothing) when `cost` is more than the energy left.
+        """
+        cost = float(cost)
+        if cost < 0:
+            raise ValueError(f"a cost cannot be negative, got {cost}; use adjust_energy to add energy")
+        with self._transaction() as db:
+            old = self._energy(db)
+            if cost > old.current:
+                raise EnergyRefused(action, cost, old.current, old.regen_per_cycle)
+            current = max(0.0, old.current - cost)
+            db.execute("UPDATE energy SET current = ? WHERE id = 1", (current,))
+            self._log(db, cycle_id, action, cost, current)
+            return Energy(current, old.max, old.regen_per_cycle)
+
+    def adjust_energy(self, delta: float, reason: str, cycle_id: str) -> Energy:
+        """Add `delta` (negative: remove), clamped to 0..max, and log it as 'update_energy: <reason>'.
+
+        The logged cost is minus the change actually applied (the clamped delta), so that summing
+        the costs of the action log always accounts for the energy exactly.
+        """
+        with self._transaction() as db:
+            old = self._energy(db)
+            current = min(old.max, max(0.0, old.current + float(delta)))
+            db.execute("UPDATE energy SET current = ? WHERE id = 1", (current,))
+            self._log(db, cycle_id, f"update_energy: {reason.strip()}", old.current - current + 0.0, current)
+            return Energy(current, old.max, old.regen_per_cycle)
+
+    @staticmethod
+    def _log(db: sqlite3.Connection, cycle_id: str, action: str, cost: float, energy_after: float) -> None:
+        db.execute(
+            "INSERT INTO action_log(cycle_id, action, cost, energy_after) VALUES (?, ?, ?, ?)",
+            (str(cycle_id), action, cost, energy_after),
+        )
+
+    def recent_actions(self, limit: int = 5) -> list[Action]:
+        """The last `limit` actions paid from energy, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, cycle_id, action, cost, energy_after, created FROM action_log ORDER BY id DESC LIMIT ?",
+                (max(1, int(limit)),),
+            ).fetchall()
+        return [Action(*row) for row in rows]
+
+    # -- mental models ---------------------------------------------------------------
+    def add_basin(self, model: str, name: str, strength: float, threshold: float) -> int:
+        strength, threshold = _unit(strength, "strength"), _unit(threshold, "threshold")
+        with self._transaction() as db:
+            try:
+                cur = db.execute(
+                    "INSERT INTO basins(model, name, strength, threshold) VALUES (?, ?, ?, ?)",
+                    (model, name, strength, threshold),
+                )
+            except sqlite3.IntegrityError:
+                raise MentalModelError(f"model {model!r} already has a basin named {name!r}") from None
+            return int(cur.lastrowid or 0)
+
+    def basins(self, model: str) -> list[Basin]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, model, name, strength, threshold FROM basins WHERE model = ? ORDER BY id", (model,)
+            ).fetchall()
+        return [Basin(*row) for row in rows]
+
+    def models(self) -> list[str]:
+        """Names of the mental models (those with at least one basin), sorted."""
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT DISTINCT model FROM basins ORDER BY model")]
+
+    def add_predictor(self, basin_id: int, text: str, confidence: float) -> int:
+        confidence = _unit(confidence, "confidence")
+        with self._transaction() as db:
+            try:
+                cur = db.execute(
+                    "INSERT INTO predictors(basin_id, text, confidence) VALUES (?, ?, ?)",
+                    (int(basin_id), text, confidence),
+                )
+            except sqlite3.IntegrityError:
+                raise MentalModelError(f"no basin #{basin_id}") from None
+            return int(cur.lastrowid or 0)
+
+    def predictors(self, model: str) -> list[Predictor]:
+        """Predictors of every basin of `model`, grouped by basin in basin order."""
+        with self._lock:
+            rows = self._db.execute(
+                """SELECT p.id, p.basin_id, p.text, p.confidence FROM predictors p
+                   JOIN basins b ON b.id = p.basin_id WHERE b.model = ? ORDER BY b.id, p.id""",
+                (model,),
+            ).fetchall()
+        return [Predictor(*row) for row in rows]
+
+    def add_prediction(self, model: str, text: str) -> int:
+        with self._transaction() as db:
+            return self._add_prediction(db, model, text)
+
+    @staticmethod
+    def _add_prediction(db: sqlite3.Connection, model: str, text: str) -> int:
+        return int(db.execute("INSERT INTO predictions(model, text) VALUES (?, ?)", (model, text)).lastrowid or 0)
+
+    def add_resolution(
+        self, prediction_id: int | None, observation: str, error: float, basins_changed: dict[str, Any]
+    ) -> int:
+        error = _unit(error, "error")
+        with self._transaction() as db:
+            try:
+                return self._add_resolution(db, prediction_id, observation, error, basins_changed)
+            except sqlite3.IntegrityError:
+                raise ValueError(f"no prediction #{prediction_id}") from None
+
+    @staticmethod
+    def _add_resolution(
+        db: sqlite3.Connection, prediction_id: int | None, observation: str, error: float, changed: dict[str, Any]
+    ) -> int:
+        cur = db.execute(
+            "INSERT INTO resolutions(prediction_id, observation, error, basins_changed) VALUES (?, ?, ?, ?)",
+            (prediction_id, observation, error, json.dumps(changed)),
+        )
+        return int(cur.lastrowid or 0)
+
+    def predictions(self, model: str) -> list[Prediction]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, model, text, created FROM predictions WHERE model = ? ORDER BY id", (model,)
+            ).fetchall()
+        return [Prediction(*row) for row in rows]
+
+    def resolutions(self, model: str | None = None) -> list[Resolution]:
+        """Resolutions of `model`'s predictions, oldest first; all resolutions (also those without a
+        prediction) when `model` is None."""
+        sql = """SELECT r.id, r.prediction_id, r.observation, r.error, r.basins_changed, r.created
+                 FROM resolutions r LEFT JOIN predictions p ON p.id = r.prediction_id"""
+        with self._lock:
+            if model is None:
+                rows = self._db.execute(sql + " ORDER BY r.id").fetchall()
+            else:
+                rows = self._db.execute(sql + " WHERE p.model = ? ORDER BY r.id", (model,)).fetchall()
+        return [Resolution(i, p, o, e, json.loads(b), c) for i, p, o, e, b, c in rows]
+
+    def unknown_model_message(self, model: str) -> str:
+        known = ", ".join(self.models()) or "none"
+        return f"No mental model named {model!r}. Known models: {known}."
+
+    def revise_model(
+        self,
+        model: str,
+        error: float,
+        failed_basins: Sequence[str],
+        new_basin: str | None = None,
+        *,
+        prediction: str | None = None,
+        observation: str | None = None,
+    ) -> Revision:
+        """Restructure `model` after a prediction failed with `error` (0..1), in one transaction.
+
+        Each failed basin and its predictors change as `revise_basin` documents; `new_basin`, when
+        given, is added with strength `error` and threshold NEW_BASIN_THRESHOLD. A prediction and
+        its resolution are recorded; the resolution's `basins_changed` holds old -> new values.
+        Raises MentalModelError, changing nothing, for an unknown model or basin, an existing
+        `new_basin`, nothing to revise, or `error` outside 0..1.
+        """
+        error = float(error)
+        if not 0.0 <= error <= 1.0:
+            raise MentalModelError(f"error must be between 0 and 1, got {error:g}. Nothing changed.")
+        failed = list(dict.fromkeys(name.strip() for name in failed_basins if name and name.strip()))
+        new_basin = new_basin.strip() if new_basin and new_basin.strip() else None
+        if not failed and not new_basin:
+            raise MentalModelError("nothing to revise: name at least one failed basin or a new basin")
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id, name, strength, threshold FROM basins WHERE model = ? ORDER BY id", (model,)
+            ).fetchall()
+            if not rows:
+                raise MentalModelError(self.unknown_model_message(model) + " Nothing changed.")
+            by_name = {name: (basin_id, strength, threshold) for basin_id, name, strength, threshold in rows}
+            unknown = [name for name in failed if name not in by_name]
+            if unknown:
+                raise MentalModelError(
+                    f"Model {model!r} has no basin named {', '.join(map(repr, unknown))}. "
+                    f"Its basins: {', '.join(by_name)}. Nothing changed."
+                )
+            if new_basin in by_name:
+                raise MentalModelError(
+                    f"Model {model!r} already has a basin named {new_basin!r}; pick another name. Nothing changed."
+                )
+            changes: dict[str, Any] = {}
+            for name in failed:
+                basin_id, strength, threshold = by_name[name]
+                predictors = db.execute(
+                    "SELECT id, text, confidence FROM predictors WHERE basin_id = ? ORDER BY id", (basin_id,)
+                ).fetchall()
+                new_strength, new_threshold, confidences = revise_basin(
+                    strength, threshold, [c for _, _, c in predictors], error
+                )
+                db.execute(
+                    "UPDATE basins SET strength = ?, threshold = ? WHERE id = ?",
+                    (new_strength, new_threshold, basin_id),
+                )
+                db.executemany(
+                    "UPDATE predictors SET confidence = ? WHERE id = ?",
+                    [(c, pid) for (pid, _, _), c in zip(predictors, confidences, strict=True)],
+                )
+                changes[name] = {
+                    "strength": [strength, new_strength],
+                    "threshold": [threshold, new_threshold],
+                    "predictors": [
+                        {"id": pid, "text": text, "confidence": [old, new]}
+                        for (pid, text, old), new in zip(predictors, confidences, strict=True)
+                    ],
+                }
+            if new_basin:
+                db.execute(
+                    "INSERT INTO basins(model, name, strength, threshold) VALUES (?, ?, ?, ?)",
+                    (model, new_basin, error, NEW_BASIN_THRESHOLD),
+                )
+                changes[new_basin] = {
+                    "added": True,
+                    "strength": [None, error],
+                    "threshold": [None, NEW_BASIN_THRESHOLD],
+                    "predictors": [],
+                }
+            prediction_id = self._add_prediction(
+                db, model, prediction or f"basins {', '.join(failed) or '(none)'} of {model} would hold"
+            )
+            resolution_id = self._add_resolution(
+                db, prediction_id, observation or f"prediction error {error:.3f}", error, changes
+            )
+            return Revision(model, error, prediction_id, resolution_id, changes)

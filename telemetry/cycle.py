@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from contextlib import nullcontext
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ ATTR_MODEL = "cogscope.model"
 ATTR_CYCLE_ID = "cogscope.cycle.id"
 ATTR_STATUS = "cogscope.cycle.status"
 ATTR_REPLAY_OF = "cogscope.replay_of"
+ATTR_MCP = "cogscope.mcp"
 ATTR_SESSION = SpanAttributes.SESSION_ID
 
 OK, STEP_ERRORS, MAX_STEPS, ERROR = "ok", "step_errors", "max_steps", "error"
@@ -50,6 +51,7 @@ class CycleSpec:
     models: Mapping[str, str] = field(default_factory=dict)
     session_id: str | None = None
     replay_of: str | None = None
+    mcp: tuple[str, ...] = ()  # MCP server commands whose tools were added to the agent
 
     def attributes(self, cycle_id: str, task: str) -> dict[str, Any]:
         attributes: dict[str, Any] = {
@@ -65,6 +67,8 @@ class CycleSpec:
             attributes[ATTR_SESSION] = self.session_id
         if self.replay_of:
             attributes[ATTR_REPLAY_OF] = self.replay_of
+        if self.mcp:
+            attributes[ATTR_MCP] = json.dumps(list(self.mcp))
         return attributes
 
 
@@ -106,8 +110,17 @@ class Cycle:
         print(cycle.result.trace_id, cycle.result.status)
     """
 
-    def __init__(self, agent: MultiStepAgent, task: str, *, spec: CycleSpec, tracing: Tracing) -> None:
+    def __init__(
+        self,
+        agent: MultiStepAgent,
+        task: str,
+        *,
+        spec: CycleSpec,
+        tracing: Tracing,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
         self.agent = agent
+        self._on_end = on_end  # runs in the worker thread when the cycle ends (e.g. stops MCP servers)
         self.task = task
         self.spec = spec
         self.tracing = tracing
@@ -188,6 +201,11 @@ class Cycle:
                     span.set_status(Status(StatusCode.OK))
         finally:
             self._started.set()
+            if self._on_end is not None:
+                try:
+                    self._on_end()
+                except Exception:  # cleanup must never hide the cycle's own result
+                    pass
             self.tracing.flush()
             spans = self.tracing.collector.take(trace_id_int) if trace_id_int else []
             totals = cycle_totals(spans_to_frame(spans))

@@ -22,7 +22,7 @@ def _one_clear_line(result) -> str:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--agent", "hartbeat"], "unknown agent 'hartbeat'; known agents: heartbeat. Did you mean 'heartbeat'?"),
+        (["--agent", "hartbeat"], "unknown agent 'hartbeat'; known agents: heartbeat, consciousness, revision"),
         (["--model", "gpt 4o mini!"], "malformed model id 'gpt 4o mini!'"),
         (["--model", "nosuchprovider-model"], "unknown model 'nosuchprovider-model': LiteLLM cannot tell its provider"),
         (["--task", "   "], "the task is empty"),

@@ -79,6 +79,7 @@ def test_failed_cycle_exits_1_and_is_recorded_as_max_steps(cogscope, llm, read_t
     llm.enqueue("I could not decide.", prompt_tokens=10, completion_tokens=5)  # smolagents' forced final answer
 
     result = cogscope("run", "--agent", "heartbeat", "--task", "Loop forever", "--model", "openai/scripted",
+                      "--option", "max_steps=5",
                       "--api-base", llm.api_base)
 
     assert result.code == 1, result.out + result.err

@@ -1,4 +1,5 @@
-"""The `cogscope` command: `ui` (default) starts the app, `run` runs one cycle headless."""
+"""The `cogscope` command: `ui` (default) starts the app; `run` and `heartbeat` run cycles headless;
+`mcp-serve` serves the cognitive tools over MCP; `seed-memory` fills the memory store with an example."""
 
 from __future__ import annotations
 
@@ -16,12 +17,37 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from smolagents import ActionStep, FinalAnswerStep, PlanningStep  # noqa: E402
 
 import agents  # noqa: E402
+from agents.registry import check_options  # noqa: E402
 from telemetry import TelemetryError  # noqa: E402
 
 from .config import Settings  # noqa: E402
 from .errors import UiError, UsageError  # noqa: E402
+from .inputs import parse_models, parse_options  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _add_cycle_arguments(parser: argparse.ArgumentParser, *, task_required: bool) -> None:
+    parser.add_argument(
+        "--agent",
+        required=task_required,
+        default=None if task_required else "heartbeat",
+        help=f"registry name ({', '.join(agents.names())}), path/to/file.py:factory or package.module:factory",
+    )
+    parser.add_argument("--task", required=task_required, help="what the agent should do")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="ID | ROLE=ID",
+        help="LiteLLM model id or `local` (default $COGSCOPE_MODEL or local); ROLE=ID sets one role's model; repeatable",
+    )
+    parser.add_argument("--api-base", help="OpenAI-compatible API base URL for the model(s)")
+    parser.add_argument("--session", help="session id shared by related cycles (Phoenix sessions)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="factory option, e.g. max_steps=3 (values parse as JSON when they can); repeatable")
+    parser.add_argument("--mcp", action="append", default=[], metavar="COMMAND",
+                        help="add the tools of a stdio MCP server, e.g. --mcp 'cogscope mcp-serve'; repeatable")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,11 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", help="interface to bind (default 127.0.0.1, or $COGSCOPE_HOST)")
     ui.add_argument("--port", type=int, help="port of the app (default 7860, or $COGSCOPE_PORT)")
     run = sub.add_parser("run", help="run one cycle headless and print its steps and totals")
-    run.add_argument("--agent", required=True, help=f"registry name ({', '.join(agents.names())})")
-    run.add_argument("--task", required=True, help="what the agent should do")
-    run.add_argument("--model", help="LiteLLM model id, or `local` (default: $COGSCOPE_MODEL or local)")
-    run.add_argument("--api-base", help="OpenAI-compatible API base URL for the model")
-    run.add_argument("--session", help="session id shared by related cycles (Phoenix sessions)")
+    _add_cycle_arguments(run, task_required=True)
+    beat = sub.add_parser("heartbeat", help="run N cycles at an interval in one session")
+    _add_cycle_arguments(beat, task_required=False)
+    beat.add_argument("--interval", type=float, default=5.0, help="seconds from one cycle's start to the next (default 5)")
+    beat.add_argument("--cycles", type=int, default=3, help="how many cycles (default 3)")
+    serve = sub.add_parser("mcp-serve", help="serve the cognitive tools over MCP (stdio)")
+    serve.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
+    seed = sub.add_parser("seed-memory", help="fill an empty memory store with a small example")
+    seed.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
     return parser
 
 
@@ -48,6 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command == "run":
             return run_command(args, settings)
+        if args.command == "heartbeat":
+            return heartbeat_command(args, settings)
+        if args.command == "mcp-serve":
+            from agents.mcp import serve
+
+            serve(args.memory)
+            return EXIT_OK
+        if args.command == "seed-memory":
+            return seed_command(args)
         return ui_command(args, settings)
     except (UiError, agents.AgentsError, TelemetryError) as e:
         print(f"cogscope: error: {e}", file=sys.stderr)
@@ -56,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-# -- cogscope run ----------------------------------------------------------------------
+# -- cogscope run / heartbeat ------------------------------------------------------------
 def _duration(step: Any) -> str:
     duration = getattr(getattr(step, "timing", None), "duration", None)
     return f"{duration:.2f} s" if duration else "-"
@@ -81,7 +120,7 @@ def format_step(step: Any) -> str:
         return str(step)
     lines = [f"── Step {step.step_number} ── {_duration(step)} · {_tokens(step)}"]
     if step.model_output:
-        lines += ["  model output:", _indent(step.model_output if isinstance(step.model_output, str) else str(step.model_output))]
+        lines += ["  model output:", _indent(str(step.model_output))]
     if step.code_action:
         lines += ["  code:", _indent(step.code_action)]
     elif step.tool_calls:
@@ -93,45 +132,109 @@ def format_step(step: Any) -> str:
     return "\n".join(lines)
 
 
-def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    from .runtime import Runtime
-
-    if not args.task.strip():
-        raise UsageError("the task is empty; give one with --task")
-    agents.get(args.agent)  # unknown agent: fail before Phoenix starts
+def _cycle_inputs(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """Everything `Runtime.prepare_cycle` needs, checked before Phoenix or a model server starts."""
     from .models import check_model
 
-    model_id = args.model or settings.model
+    spec = agents.get(args.agent)
+    models = parse_models(args.model)
+    models.setdefault("default", settings.model)
     api_base = args.api_base or (None if args.model else settings.api_base)
-    check_model(model_id, api_base)
+    unknown = sorted(set(models) - set(spec.roles))
+    if unknown:
+        raise UsageError(f"agent {spec.name!r} has no role {unknown[0]!r}; its roles: {', '.join(spec.roles)}")
+    for model_id in models.values():
+        check_model(model_id, api_base)
+    options = parse_options(args.option)
+    check_options(spec, options)
+    return {"agent": args.agent, "models": models, "api_base": api_base, "options": options, "mcp": list(args.mcp)}
+
+
+def _start_runtime(settings: Settings) -> Any:
+    from .runtime import Runtime
+
     runtime = Runtime.start(settings)
+    if runtime.phoenix.started_here:
+        runtime.phoenix.process = None  # keep it running after this command, so the trace link works
+        print(f"Started Phoenix at {runtime.phoenix.url} (log {runtime.phoenix.log_path}); it keeps running.")
+    return runtime
+
+
+def _print_cycle(runtime: Any, cycle: Any) -> Any:
+    for step in cycle:
+        print(format_step(step), flush=True)
+    result = cycle.result
+    t = result.totals
+    print()
+    print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
+    print(f"Trace:    {result.trace_id}  {runtime.trace_url(result.trace_id)}")
+    print(
+        f"Totals:   {t.steps} steps, {t.llm_calls} LLM calls, {t.total_tokens:,} tokens "
+        f"({t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion), {t.duration_s:.2f} s",
+        flush=True,
+    )
+    return result
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.task.strip():
+        raise UsageError("the task is empty; give one with --task")
+    inputs = _cycle_inputs(args, settings)  # bad input fails before Phoenix starts
+    runtime = _start_runtime(settings)
     try:
-        if runtime.phoenix.started_here:
-            runtime.phoenix.process = None  # keep it running after this command, so the trace link works
-            print(f"Started Phoenix at {runtime.phoenix.url} (log {runtime.phoenix.log_path}); it keeps running.")
-        cycle = runtime.prepare_cycle(
-            agent=args.agent,
-            task=args.task,
-            models={"default": model_id},
-            api_base=api_base,
-            session_id=args.session,
-        )
-        print(f"Running {args.agent} with {model_id}: {args.task.strip()}", flush=True)
-        for step in cycle:
-            print(format_step(step), flush=True)
-        result = cycle.result
-        assert result is not None
-        t = result.totals
-        print()
-        print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
-        print(f"Trace:    {result.trace_id}  {runtime.trace_url(result.trace_id)}")
-        print(
-            f"Totals:   {t.steps} steps, {t.llm_calls} LLM calls, {t.total_tokens:,} tokens "
-            f"({t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion), {t.duration_s:.2f} s"
-        )
+        cycle = runtime.prepare_cycle(task=args.task, session_id=args.session, **inputs)
+        models = ", ".join(f"{role}={m}" if role != "default" else m for role, m in inputs["models"].items())
+        print(f"Running {args.agent} with {models}: {args.task.strip()}", flush=True)
+        result = _print_cycle(runtime, cycle)
         return EXIT_FAILED if result.failed else EXIT_OK
     finally:
         runtime.close()
+
+
+def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
+    import uuid
+
+    from .heartbeat_loop import heartbeat_cycles
+
+    if args.cycles < 1:
+        raise UsageError(f"--cycles {args.cycles} must be at least 1")
+    if args.interval < 0:
+        raise UsageError(f"--interval {args.interval:g} must not be negative")
+    task = (args.task or "").strip() or agents.DEFAULT_TASK
+    inputs = _cycle_inputs(args, settings)
+    session = args.session or f"heartbeat-{uuid.uuid4().hex[:8]}"
+    stop = threading.Event()
+
+    def on_interrupt(*_: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nStopping after this cycle (Ctrl-C again to abort) ...", flush=True)
+
+    runtime = _start_runtime(settings)
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    failed = 0
+    try:
+        print(f"Heartbeat: {args.cycles} cycles every {args.interval:g} s, session {session}", flush=True)
+        for number, cycle in heartbeat_cycles(
+            runtime, cycles=args.cycles, interval=args.interval, stop=stop, task=task, session_id=session, **inputs
+        ):
+            print(f"\n=== Cycle {number}/{args.cycles} ===", flush=True)
+            result = _print_cycle(runtime, cycle)
+            failed += result.failed
+            store = agents.open_store(inputs["options"].get("memory"))
+            print(agents.state_markdown(store), flush=True)
+        return EXIT_FAILED if failed else EXIT_OK
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        runtime.close()
+
+
+def seed_command(args: argparse.Namespace) -> int:
+    store = agents.open_store(args.memory)  # opening seeds an empty store
+    print(f"Memory store {store.path}: {store.count()} memories, {len(store.goals())} active goals, "
+          f"mental models: {', '.join(store.models()) or 'none'}.")
+    return EXIT_OK
 
 
 # -- cogscope ui -----------------------------------------------------------------------
@@ -154,7 +257,9 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
         demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=True)
         print(f"Phoenix:  {runtime.phoenix.url}" + ("" if runtime.phoenix.started_here else " (reused)"))
         print(f"cogscope: http://{host}:{port}   (Ctrl-C stops what cogscope started)", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # explicit handlers: a shell that starts cogscope in the background sets SIGINT to "ignore"
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda *_: stop.set())
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

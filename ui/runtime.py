@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import agents
+from agents.mcp import add_tools, mcp_tools
 from telemetry import (
     Cycle,
     CycleSpec,
@@ -57,8 +59,12 @@ class Runtime:
         api_base: str | None = None,
         options: Mapping[str, Any] | None = None,
         session_id: str | None = None,
+        mcp: Sequence[str] = (),
     ) -> Cycle:
-        """Check the inputs, build the agent and return a cycle ready to run (UsageError on bad input)."""
+        """Check the inputs, build the agent and return a cycle ready to run (UsageError on bad input).
+
+        `models` maps role -> model id; `default` is the model of every role not named.
+        """
         task = (task or "").strip()
         if not task:
             raise UsageError("the task is empty; type what the agent should do")
@@ -66,18 +72,35 @@ class Runtime:
             spec = agents.get(agent or "")
         except agents.AgentsError as e:
             raise UsageError(str(e)) from None
+        models = {role.strip(): model_id for role, model_id in models.items() if model_id and model_id.strip()}
+        if "default" not in models:
+            models = {"default": self.settings.model, **models}
+        unknown = sorted(set(models) - set(spec.roles))
+        if unknown:
+            raise UsageError(
+                f"agent {spec.name!r} has no role {unknown[0]!r}; its roles: {', '.join(spec.roles)}"
+            )
         checked: dict[str, str] = {}
-        base = api_base
+        bases: dict[str, str | None] = {}
         for role, model_id in models.items():
-            checked[role], base = check_model(model_id, api_base)
-        built = {role: build_model(model_id, base, self.local) for role, model_id in checked.items()}
+            checked[role], bases[role] = check_model(model_id, api_base)
+        built = {role: build_model(model_id, bases[role], self.local) for role, model_id in checked.items()}
         options = dict(options or {})
+        stack = ExitStack()
         try:
-            instance = spec.factory(built, **options)
+            instance = spec.build(built, options)
+            if mcp:
+                add_tools(instance, stack.enter_context(mcp_tools(mcp)))
         except agents.AgentsError as e:
+            stack.close()
             raise UsageError(str(e)) from None
-        cycle_spec = CycleSpec(agent=spec.name, options=options, models=checked, session_id=session_id)
-        return Cycle(instance, task, spec=cycle_spec, tracing=self.tracing)
+        except BaseException:
+            stack.close()
+            raise
+        cycle_spec = CycleSpec(
+            agent=spec.name, options=options, models=checked, session_id=session_id, mcp=tuple(mcp)
+        )
+        return Cycle(instance, task, spec=cycle_spec, tracing=self.tracing, on_end=stack.close)
 
     def close(self) -> None:
         """Flush spans and stop what this runtime started (never a reused Phoenix)."""

@@ -1,0 +1,63 @@
+"""Parsing what a user types (CLI flags, form fields) into models per role and factory options."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import UsageError
+
+ROLE = re.compile(r"^[A-Za-z_][\w\-]*$")
+KEY = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def parse_models(values: Iterable[str]) -> dict[str, str]:
+    """`ID` -> {"default": ID}; `ROLE=ID` -> {ROLE: ID} (repeatable; model ids never contain '=')."""
+    models: dict[str, str] = {}
+    for raw in values:
+        value = (raw or "").strip()
+        if not value:
+            continue
+        role, sep, model_id = value.partition("=")
+        if not sep:
+            role, model_id = "default", value
+        role, model_id = role.strip(), model_id.strip()
+        if not ROLE.match(role):
+            raise UsageError(f"--model {value!r}: {role!r} is not a role name; write ROLE=MODEL_ID, e.g. reasoning=openai/gpt-4o")
+        if not model_id:
+            raise UsageError(f"--model {value!r} names no model; write ROLE=MODEL_ID")
+        if role in models:
+            raise UsageError(f"the model of role {role!r} is given twice; give each role once")
+        models[role] = model_id
+    return models
+
+
+def _value(text: str) -> Any:
+    """JSON when it parses (numbers, true/false, lists), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_options(values: Iterable[str]) -> dict[str, Any]:
+    """`KEY=VALUE` items (CLI `--option`, or one per line in the UI) -> factory keyword options."""
+    options: dict[str, Any] = {}
+    for raw in values:
+        for line in (raw or "").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            key = key.strip()
+            if not sep or not KEY.match(key):
+                raise UsageError(f"option {line!r} is not KEY=VALUE; write it like max_steps=3")
+            options[key] = _value(value.strip())
+    return options
+
+
+def parse_lines(text: str | None) -> list[str]:
+    """A multi-line form field -> its non-empty lines (e.g. one MCP command per line)."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip() and not line.strip().startswith("#")]
