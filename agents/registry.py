@@ -28,7 +28,7 @@ from typing import Any
 
 from smolagents import Model, MultiStepAgent
 
-from .errors import AgentFactoryError, UnknownAgentError
+from .errors import AgentFactoryError, AgentsError, UnknownAgentError
 
 Factory = Callable[..., MultiStepAgent]
 ENTRY_POINT_GROUP = "cogscope.agents"
@@ -48,7 +48,7 @@ class AgentSpec:
         check_options(self, options)
         try:
             agent = self.factory(dict(models), **options)
-        except AgentFactoryError:
+        except AgentsError:  # our own errors already say what to do (e.g. a corrupt memory store)
             raise
         except Exception as e:
             raise AgentFactoryError(
