@@ -138,3 +138,34 @@ def test_stop_ends_the_cycle_after_the_current_step(app, page, llm):
     totals = page.locator("#run-totals").inner_text()
     assert "error: the run stopped with an error" in totals and "Agent interrupted." in totals
     assert len(llm.requests) <= 3  # it stopped long before the five scripted steps
+
+
+def test_one_model_picker_per_role_and_the_heartbeat_loop(app, page, llm, phoenix, project):
+    page.goto(app)
+    # the consciousness agent has three roles: three pickers appear, labelled by role
+    page.get_by_label("Agent").fill("consciousness")
+    page.get_by_label("Agent").press("Enter")
+    page.get_by_label("Model for perception").wait_for()
+    assert page.get_by_label("Model for reasoning").is_visible()
+    assert page.get_by_label("Model for metacognition").is_visible()
+    assert "Options: memory, max_steps, member_max_steps" in page.locator("#run-agent-info").inner_text()
+    page.get_by_label("Agent").fill("heartbeat")
+    page.get_by_label("Agent").press("Enter")
+    page.get_by_label("Model for perception").wait_for(state="hidden")
+
+    # the heartbeat loop: two cycles, the memory state after each
+    for n in range(2):
+        llm.enqueue(f'Thought: beat.\n<code>\nremember(text="beat number {n}", kind="episodic")\n'
+                    f'final_answer("beat {n}")\n</code>')
+    page.locator("#loop-accordion").get_by_text("Heartbeat loop").click()
+    page.get_by_label("Cycles").fill("2")
+    page.get_by_label("Interval (s)").fill("0")
+    page.locator("#loop-button").click()
+    page.locator("#run-status").get_by_text("Loop finished: 2 cycle(s)").wait_for(timeout=60_000)
+    totals = page.locator("#run-totals").inner_text()
+    assert "Cycle 1" in totals and "Cycle 2" in totals
+    state = page.locator("#run-state").inner_text()
+    # regenerated to 100 each cycle, then 2 (step) + 2 (remember) spent in the last one
+    assert "Energy 96/100" in state and "remember" in state
+    page.screenshot(path=str(ROOT / "docs" / "heartbeat-loop.png"), full_page=True)
+    assert len(llm.requests) == 2

@@ -1,9 +1,12 @@
-"""The Run tab: pick an agent and a model, type a task, watch each step stream in."""
+"""The Run tab: pick an agent and a model per role, type a task, watch each step stream in;
+or run the heartbeat loop (N cycles at an interval, one session) and watch the memory state change."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -12,13 +15,24 @@ import agents
 from telemetry import Cycle
 
 from .errors import UsageError
+from .heartbeat_loop import heartbeat_cycles
+from .inputs import parse_lines, parse_options
 from .models import SUGGESTED_MODELS
 from .render import step_messages, totals_markdown
 from .runtime import Runtime
 
-Update = tuple[list[dict[str, Any]], str, str]
+ROLE_SLOTS = 3  # (on_run / on_loop name three) per-role model pickers shown under the default model (consciousness has three roles)
+Update = tuple[list[dict[str, Any]], str, str, str]  # chat, status, totals, memory state
 
-_running: dict[str, Cycle] = {}
+
+@dataclass
+class _Running:
+    cycle: Cycle | None = None
+    loop_stop: threading.Event | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_running: dict[str, _Running] = {}
 _running_lock = threading.Lock()
 
 
@@ -26,105 +40,259 @@ def _session_id(request: gr.Request | None) -> str:
     return f"ui-{request.session_hash}" if request is not None and request.session_hash else "ui"
 
 
-def run_cycle(
-    agent: str,
-    model: str,
-    api_base: str,
-    task: str,
-    request: gr.Request | None = None,
-    *,
-    runtime: Runtime,
-) -> Iterator[Update]:
-    """Stream one cycle: (chat messages, status line, totals) after every finished step."""
+def _running_for(session_id: str) -> _Running:
+    with _running_lock:
+        return _running.setdefault(session_id, _Running())
+
+
+@dataclass(frozen=True)
+class Form:
+    """The Run tab's fields, as typed."""
+
+    agent: str
+    model: str
+    role_models: tuple[str, ...]
+    api_base: str
+    options: str
+    mcp: str
+
+    def cycle_inputs(self) -> dict[str, Any]:
+        """Form -> the keyword arguments of Runtime.prepare_cycle (UsageError on bad input)."""
+        try:
+            spec = agents.get(self.agent or "")
+        except agents.AgentsError as e:
+            raise UsageError(str(e)) from None
+        models = {"default": self.model}
+        for role, model_id in zip([r for r in spec.roles if r != "default"], self.role_models, strict=False):
+            if model_id and model_id.strip():
+                models[role] = model_id.strip()
+        return {
+            "agent": self.agent,
+            "models": models,
+            "api_base": self.api_base or None,
+            "options": parse_options([self.options]),
+            "mcp": parse_lines(self.mcp),
+        }
+
+
+def memory_state(options: dict[str, Any]) -> str:
+    try:
+        return "#### Memory state\n" + agents.state_markdown(agents.open_store(options.get("memory")))
+    except agents.AgentsError as e:
+        return f"#### Memory state\n❌ {e}"
+
+
+def _stream(cycle: Cycle, messages: list[dict[str, Any]], label: str) -> Iterator[str]:
+    steps = 0
+    for step in cycle:
+        steps += 1
+        messages.extend(step_messages(step))
+        yield f"⏳ {label} ... {steps} step(s) so far"
+
+
+def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Runtime) -> Iterator[Update]:
+    """Stream one cycle: (chat messages, status, totals, memory state) after every finished step."""
     session_id = _session_id(request)
     messages: list[dict[str, Any]] = []
     try:
-        cycle = runtime.prepare_cycle(
-            agent=agent,
-            task=task,
-            models={"default": model},
-            api_base=api_base or None,
-            session_id=session_id,
-        )
+        inputs = form.cycle_inputs()
+        cycle = runtime.prepare_cycle(task=task, session_id=session_id, **inputs)
     except UsageError as e:
-        yield messages, f"❌ {e}", ""
+        yield messages, f"❌ {e}", "", gr.skip()
         return
+    running = _running_for(session_id)
+    running.cycle = cycle
     messages.append({"role": "user", "content": task.strip()})
-    yield messages, f"⏳ Running {agent} with {model} ...", ""
-    with _running_lock:
-        _running[session_id] = cycle
+    label = f"Running {form.agent}"
+    yield messages, f"⏳ {label} ...", "", gr.skip()
     try:
-        steps = 0
-        for step in cycle:
-            steps += 1
-            messages.extend(step_messages(step))
-            yield messages, f"⏳ Running {agent} with {model} ... {steps} step(s) so far", ""
+        for status in _stream(cycle, messages, label):
+            yield messages, status, "", gr.skip()
     finally:
-        with _running_lock:
-            _running.pop(session_id, None)
+        running.cycle = None
     result = cycle.result
     assert result is not None
     status = "❌ Cycle failed" if result.failed else "✅ Cycle finished"
-    yield messages, status, totals_markdown(result, runtime.trace_url(result.trace_id))
+    yield messages, status, totals_markdown(result, runtime.trace_url(result.trace_id)), memory_state(inputs["options"])
 
 
-def stop_cycle(request: gr.Request | None = None) -> str:
-    with _running_lock:
-        cycle = _running.get(_session_id(request))
-    if cycle is None:
-        return "Nothing is running."
-    cycle.stop()
-    return "⏹ Stopping after the current step ..."
+def run_loop(
+    form: Form, task: str, cycles: float, interval: float, request: gr.Request | None, *, runtime: Runtime
+) -> Iterator[Update]:
+    """The heartbeat loop in the browser: every cycle streams in turn, the memory state after each."""
+    session_id = _session_id(request)
+    messages: list[dict[str, Any]] = []
+    task = (task or "").strip() or agents.DEFAULT_TASK
+    try:
+        inputs = form.cycle_inputs()
+        count = int(cycles or 0)
+        if count < 1 or interval is None or interval < 0:
+            raise UsageError("the loop needs at least 1 cycle and an interval of 0 seconds or more")
+        # build the first cycle's agent now, so bad input shows before anything runs
+        loop = heartbeat_cycles(
+            runtime,
+            cycles=count,
+            interval=float(interval),
+            stop=(stop := threading.Event()),
+            task=task,
+            session_id=f"heartbeat-{uuid.uuid4().hex[:8]}",
+            **inputs,
+        )
+        first = next(loop)
+    except UsageError as e:
+        yield messages, f"❌ {e}", "", gr.skip()
+        return
+    running = _running_for(session_id)
+    running.loop_stop = stop
+    summaries: list[str] = []
+    try:
+        number, cycle = first
+        while True:
+            running.cycle = cycle
+            messages.append({"role": "user", "content": f"Cycle {number}/{count}: {task}"})
+            yield messages, f"⏳ Heartbeat cycle {number}/{count} ...", "\n\n".join(summaries), gr.skip()
+            for status in _stream(cycle, messages, f"Heartbeat cycle {number}/{count}"):
+                yield messages, status, "\n\n".join(summaries), gr.skip()
+            result = cycle.result
+            assert result is not None
+            summaries.append(f"**Cycle {number}**: " + totals_markdown(result, runtime.trace_url(result.trace_id)))
+            yield messages, f"Cycle {number}/{count} done", "\n\n".join(summaries), memory_state(inputs["options"])
+            try:
+                number, cycle = next(loop)
+            except StopIteration:
+                break
+            except UsageError as e:
+                yield messages, f"❌ {e}", "\n\n".join(summaries), gr.skip()
+                return
+    finally:
+        running.cycle = None
+        running.loop_stop = None
+    done = len(summaries)
+    status = f"✅ Loop finished: {done} cycle(s)" if done == count else f"⏹ Loop stopped after {done} cycle(s)"
+    yield messages, status, "\n\n".join(summaries), gr.skip()
+
+
+def stop(request: gr.Request | None = None) -> str:
+    """Stop: a loop ends after the current cycle; a single cycle after the current step."""
+    running = _running_for(_session_id(request))
+    if running.loop_stop is not None:
+        running.loop_stop.set()
+        return "⏹ Stopping the loop after the current cycle ..."
+    if running.cycle is not None:
+        running.cycle.stop()
+        return "⏹ Stopping after the current step ..."
+    return "Nothing is running."
+
+
+def agent_changed(agent: str) -> tuple[Any, ...]:
+    """Show one model picker per role of the chosen agent, and what the agent is."""
+    try:
+        spec = agents.get(agent or "")
+    except agents.AgentsError as e:
+        return (f"❌ {e}", *[gr.update(visible=False)] * ROLE_SLOTS)
+    roles = [r for r in spec.roles if r != "default"]
+    options = ", ".join(f"`{k}`" for k in spec.options) or "none"
+    summary = f"{spec.summary}  \nOptions: {options}"
+    updates = [
+        gr.update(visible=True, label=f"Model for {role}", value="")
+        if i < len(roles)
+        else gr.update(visible=False, value="")
+        for i, role in enumerate(roles + [""] * (ROLE_SLOTS - len(roles)))
+    ]
+    return (summary, *updates)
 
 
 def build_run_tab(runtime: Runtime) -> None:
     """The Run tab's components and events; call inside a `gr.Blocks` / `gr.Tab` context."""
     names = agents.names()
+    model_choices = list(dict.fromkeys([runtime.settings.model, *SUGGESTED_MODELS]))
     with gr.Row():
-        with gr.Column(scale=1, min_width=320):
-            agent = gr.Dropdown(names, value=names[0], label="Agent", elem_id="run-agent")
+        with gr.Column(scale=1, min_width=340):
+            agent = gr.Dropdown(
+                names, value=names[0], label="Agent", allow_custom_value=True, elem_id="run-agent",
+                info="A registry name, path/to/file.py:factory or package.module:factory",
+            )
+            agent_info = gr.Markdown(agent_changed(names[0])[0], elem_id="run-agent-info")
             model = gr.Dropdown(
-                list(dict.fromkeys([runtime.settings.model, *SUGGESTED_MODELS])),
+                model_choices,
                 value=runtime.settings.model,
                 allow_custom_value=True,
                 label="Model",
-                info="Any LiteLLM model id; `local` is the bundled SmolLM2-135M (offline, tiny).",
+                info="Any LiteLLM model id; `local` is the bundled SmolLM2-135M (offline, tiny). Serves every role.",
                 elem_id="run-model",
             )
-            api_base = gr.Textbox(
-                value=runtime.settings.api_base or "",
-                label="API base (optional)",
-                placeholder="http://127.0.0.1:8000/v1 for an OpenAI-compatible server",
-                elem_id="run-api-base",
-            )
+            role_models = [
+                gr.Dropdown(
+                    model_choices, value="", allow_custom_value=True, visible=False, label=f"Model for role {i + 1}",
+                    info="Blank: the model above.", elem_id=f"run-role-model-{i}",
+                )
+                for i in range(ROLE_SLOTS)
+            ]
             task = gr.Textbox(
                 label="Task",
                 lines=3,
                 placeholder="e.g. Recall what you know about my energy and decide the next action.",
                 elem_id="run-task",
             )
+            with gr.Accordion("API base, options, MCP servers", open=False):
+                api_base = gr.Textbox(
+                    value=runtime.settings.api_base or "",
+                    label="API base (optional)",
+                    placeholder="http://127.0.0.1:8000/v1 for an OpenAI-compatible server",
+                    elem_id="run-api-base",
+                )
+                options = gr.Textbox(
+                    label="Options (KEY=VALUE, one per line)", lines=2, placeholder="max_steps=4",
+                    elem_id="run-options",
+                )
+                mcp = gr.Textbox(
+                    label="MCP servers (one command per line)", lines=2, placeholder="cogscope mcp-serve",
+                    elem_id="run-mcp",
+                )
             with gr.Row():
                 run = gr.Button("Run cycle", variant="primary", elem_id="run-button")
-                stop = gr.Button("Stop", variant="stop", elem_id="stop-button")
+                stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
+            with gr.Accordion("Heartbeat loop", open=False, elem_id="loop-accordion"):
+                with gr.Row():
+                    cycles = gr.Number(value=3, precision=0, minimum=1, label="Cycles", elem_id="loop-cycles")
+                    interval = gr.Number(value=5, minimum=0, label="Interval (s)", elem_id="loop-interval")
+                loop = gr.Button("Start loop", elem_id="loop-button")
             status = gr.Markdown("Ready.", elem_id="run-status")
             totals = gr.Markdown("", elem_id="run-totals")
+            state = gr.Markdown(memory_state({}), elem_id="run-state", label="Memory state")
         with gr.Column(scale=2):
             chat = gr.Chatbot(
                 label="Steps",
-                height=640,
+                height=720,
                 elem_id="run-chat",
                 buttons=["copy_all"],
                 feedback_options=None,
                 placeholder="Each step appears here as it finishes: thought, code, tool calls, observations, errors.",
             )
-    inputs = [agent, model, api_base, task]
-    outputs = [chat, status, totals]
+    form_fields = [agent, model, *role_models, api_base, options, mcp]
+    outputs = [chat, status, totals, state]
 
-    # a named function, not functools.partial: Gradio finds the gr.Request parameter by type hints,
-    # which it cannot read through a partial (the session would then be unknown to Stop)
-    def handler(agent: str, model: str, api_base: str, task: str, request: gr.Request) -> Iterator[Update]:
-        yield from run_cycle(agent, model, api_base, task, request, runtime=runtime)
+    # named functions with explicit parameters, not functools.partial or *args: Gradio finds the
+    # gr.Request parameter by its type hint (Stop needs the session), and it cannot see one through those
+    def on_run(
+        agent: str, model: str, role_0: str, role_1: str, role_2: str, api_base: str, options: str, mcp: str,
+        task: str, request: gr.Request,
+    ) -> Iterator[Update]:
+        form = Form(agent or "", model or "", (role_0 or "", role_1 or "", role_2 or ""), api_base or "",
+                    options or "", mcp or "")
+        yield from run_cycle(form, task, request, runtime=runtime)
 
-    run.click(handler, inputs=inputs, outputs=outputs, api_name="run_cycle")
-    task.submit(handler, inputs=inputs, outputs=outputs, api_name=False)
-    stop.click(stop_cycle, inputs=None, outputs=status, api_name="stop_cycle")
+    def on_loop(
+        agent: str, model: str, role_0: str, role_1: str, role_2: str, api_base: str, options: str, mcp: str,
+        task: str, cycles: float, interval: float, request: gr.Request,
+    ) -> Iterator[Update]:
+        form = Form(agent or "", model or "", (role_0 or "", role_1 or "", role_2 or ""), api_base or "",
+                    options or "", mcp or "")
+        yield from run_loop(form, task, cycles, interval, request, runtime=runtime)
+
+    run.click(on_run, inputs=[*form_fields, task], outputs=outputs, api_name="run_cycle")
+    task.submit(on_run, inputs=[*form_fields, task], outputs=outputs, api_name=False)
+    loop.click(on_loop, inputs=[*form_fields, task, cycles, interval], outputs=outputs, api_name="heartbeat_loop")
+    stop_button.click(stop, inputs=None, outputs=status, api_name="stop")
+    agent.change(agent_changed, inputs=agent, outputs=[agent_info, *role_models], api_name=False)
+
