@@ -239,3 +239,16 @@ def test_seed_memory_command(cogscope, env):
     assert result.code == 0, result.err
     assert "20 memories, 4 active goals, mental models: user_routine" in result.out
     assert _store(env).count() == 20
+
+
+def test_the_readme_factory_example_runs(cogscope, llm, tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Your own agent"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
+    path = tmp_path / "my_agent.py"
+    path.write_text(code)
+    llm.enqueue('Thought: shout.\n<code>\nfinal_answer(shout(text="hey"))\n</code>')
+    result = cogscope("run", "--agent", f"{path}:make", "--option", "greeting=hey", "--task", "Greet me",
+                      "--model", "openai/scripted", "--api-base", llm.api_base)
+    assert result.code == 0, result.out + result.err
+    assert "Final answer: HEY!" in result.out
