@@ -252,3 +252,44 @@ def test_the_readme_factory_example_runs(cogscope, llm, tmp_path):
                       "--model", "openai/scripted", "--api-base", llm.api_base)
     assert result.code == 0, result.out + result.err
     assert "Final answer: HEY!" in result.out
+
+
+def test_an_installed_entry_point_is_an_agent(cogscope, llm, tmp_path, env, read_trace):
+    site = tmp_path / "site"
+    (site / "teamagents").mkdir(parents=True)
+    shutil.copy(FIXTURES / "outside_agent.py", site / "teamagents" / "__init__.py")
+    dist = site / "teamagents-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: teamagents\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[cogscope.agents]\nshouter = teamagents:make\n")
+    llm.enqueue('Thought: shout.\n<code>\nfinal_answer(shout(text="team"))\n</code>')
+    pythonpath = f"{site}:{env.get('PYTHONPATH', '')}"
+    result = cogscope("run", "--agent", "shouter", "--task", "Greet", "--model", "openai/scripted",
+                      "--api-base", llm.api_base, PYTHONPATH=pythonpath)
+    assert result.code == 0, result.out + result.err
+    assert "Final answer: TEAM!" in result.out
+    assert _root(read_trace(result.trace_id))["attributes.cogscope.agent"] == "shouter"
+    unknown = cogscope("run", "--agent", "shoutr", "--task", "x", PYTHONPATH=pythonpath)
+    assert "known agents: heartbeat, consciousness, revision, shouter" in unknown.err
+
+
+def test_ctrl_c_ends_the_heartbeat_loop_after_the_current_cycle(env, llm):
+    import signal
+    import subprocess
+
+    for n in range(5):
+        llm.enqueue(f'Thought: beat.\n<code>\nfinal_answer("beat {n}")\n</code>', delay_s=1.0)
+    proc = subprocess.Popen(
+        [*cogscope_command(), "heartbeat", "--cycles", "5", "--interval", "1", "--model", "openai/scripted",
+         "--api-base", llm.api_base], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("=== Cycle 1/5"):
+            proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    out = "".join(lines)
+    assert "Stopping after this cycle" in out
+    assert out.count("Status:   ok") == 1 and "=== Cycle 2/5" not in out  # cycle 1 finished whole, no more began
+    assert len(llm.requests) == 1
+    assert proc.returncode == 0
