@@ -84,9 +84,10 @@ class HeartbeatAgent(CodeAgent):  # type: ignore[misc]
         self.step_callbacks.register(ActionStep, self._pay_for_step)
 
     def run(self, task: str, *args: Any, **kwargs: Any) -> Any:
+        """One cycle; `max_steps=N` overrides the energy-derived budget (a replay runs with the recorded one)."""
         self.ledger.cycle_id = uuid.uuid4().hex
         energy = self.store.regenerate()
-        budget = max_steps_for(energy, cap=self.step_cap)
+        budget = kwargs.get("max_steps") or max_steps_for(energy, cap=self.step_cap)
         if budget == 0:
             raise EnergyExhausted(
                 f"energy exhausted: {energy.current:g}/{energy.max:g} left, a step needs {STEP_COST + 1:g}; "

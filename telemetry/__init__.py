@@ -16,10 +16,11 @@ from .cycle import (
 from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
 from .frames import CycleTotals, cycle_totals, spans_to_frame
 from .phoenix_server import PhoenixServer, connect_phoenix, ensure_phoenix, free_port
-from .phoenix_spans import phoenix_client, trace_spans, trace_url, wait_for_trace
+from .phoenix_spans import TRACE_ID, phoenix_client, trace_spans, trace_url, wait_for_trace
 from .tracing import DEFAULT_PROJECT, Tracing, setup_tracing
 
 __all__ = [
+    "TRACE_ID",
     "DEFAULT_PROJECT",
     "ERROR",
     "FAILED",

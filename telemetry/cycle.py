@@ -20,6 +20,7 @@ from typing import Any
 
 from openinference.instrumentation import using_session
 from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
+import pandas as pd
 from opentelemetry.trace import Status, StatusCode
 from smolagents import ActionStep, FinalAnswerStep, MultiStepAgent, PlanningStep
 from smolagents.utils import AgentMaxStepsError
@@ -80,6 +81,7 @@ class CycleResult:
     final_answer: str | None
     error: str | None
     totals: CycleTotals
+    spans: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)  # as exported
 
     @property
     def failed(self) -> bool:
@@ -118,8 +120,10 @@ class Cycle:
         spec: CycleSpec,
         tracing: Tracing,
         on_end: Callable[[], None] | None = None,
+        run_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.agent = agent
+        self._run_kwargs = dict(run_kwargs or {})  # e.g. the recorded max_steps, for a replay
         self._on_end = on_end  # runs in the worker thread when the cycle ends (e.g. stops MCP servers)
         self.task = task
         self.spec = spec
@@ -178,7 +182,7 @@ class Cycle:
                 self._started.set()
                 try:
                     with using_session(self.spec.session_id) if self.spec.session_id else nullcontext():
-                        for item in self.agent.run(self.task, stream=True):
+                        for item in self.agent.run(self.task, stream=True, **self._run_kwargs):
                             if isinstance(item, FinalAnswerStep):
                                 self._emit_max_steps_step(emitted)
                                 final_answer = item.output
@@ -208,7 +212,8 @@ class Cycle:
                     pass
             self.tracing.flush()
             spans = self.tracing.collector.take(trace_id_int) if trace_id_int else []
-            totals = cycle_totals(spans_to_frame(spans))
+            frame = spans_to_frame(spans)
+            totals = cycle_totals(frame)
             if not spans:
                 totals = CycleTotals(0, 0, 0, 0, time.time() - start)
             status = classify(list(self.agent.memory.steps), raised)
@@ -224,6 +229,7 @@ class Cycle:
                 final_answer=None if final_answer is None else str(final_answer),
                 error=error,
                 totals=totals,
+                spans=frame,
             )
             self._queue.put(_DONE)
 

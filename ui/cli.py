@@ -67,6 +67,23 @@ def _parser() -> argparse.ArgumentParser:
     beat.add_argument("--cycles", type=int, default=3, help="how many cycles (default 3)")
     serve = sub.add_parser("mcp-serve", help="serve the cognitive tools over MCP (stdio)")
     serve.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
+    traces = sub.add_parser("traces", help="list recent cycles from Phoenix, newest first")
+    traces.add_argument("--failed", action="store_true", help="only failed cycles (error, max_steps, step_errors)")
+    traces.add_argument("--agent", help="only this agent")
+    traces.add_argument("--text", help="only cycles whose task contains this text")
+    traces.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    traces.add_argument("--format", choices=["table", "json"], default="table")
+    show = sub.add_parser("show", help="step through one cycle: what the model saw and wrote at each step")
+    show.add_argument("trace_id")
+    show.add_argument("--step", type=int, help="show this step in full (input messages included)")
+    replay = sub.add_parser("replay", help="replay a cycle with zero LLM calls, or fork it from a step")
+    replay.add_argument("trace_id")
+    replay.add_argument("--stub-tools", action="store_true", help="return the recorded tool outputs instead of running tools")
+    replay.add_argument("--fork-at", type=int, metavar="K", help="replay up to step K, then fork")
+    fork = replay.add_mutually_exclusive_group()
+    fork.add_argument("--output-file", metavar="F", help="with --fork-at: the edited model output for step K")
+    fork.add_argument("--model", help="with --fork-at: a live model from step K on")
+    replay.add_argument("--api-base", help="API base for the live model")
     seed = sub.add_parser("seed-memory", help="fill an empty memory store with a small example")
     seed.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
     return parser
@@ -87,12 +104,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "seed-memory":
             return seed_command(args)
+        if args.command in ("traces", "show", "replay"):
+            from . import traces_cli
+
+            return int(getattr(traces_cli, f"{args.command}_command")(args, settings))
         return ui_command(args, settings)
     except (UiError, agents.AgentsError, TelemetryError) as e:
         print(f"cogscope: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `cogscope show ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 # -- cogscope run / heartbeat ------------------------------------------------------------

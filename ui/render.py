@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from smolagents.gradio_ui import pull_messages_from_step
 
 from telemetry import CycleResult
+from telemetry.steps import StepView
 
 STATUS_LABELS = {
     "ok": "✅ ok: final answer",
@@ -47,4 +49,42 @@ def totals_markdown(result: CycleResult, trace_link: str) -> str:
     ]
     if result.error:
         lines[1:1] = ["", f"Error: {result.error}"]
+    return "\n".join(lines)
+
+
+# -- step-through (Traces tab and `cogscope show`) ----------------------------------------
+def truncate(text: str | None, limit: int) -> str:
+    if text is None:
+        return ""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f" … [{len(text) - limit:,} more characters]"
+
+
+def step_title(view: StepView) -> str:
+    where = f"{view.agent} step {view.local_number}" if view.depth else f"step {view.local_number}"
+    mark = "❌" if view.status == "error" or view.error else "✅"
+    tokens = f"{view.prompt_tokens:,}+{view.completion_tokens:,} tokens" if view.prompt_tokens else "replayed"
+    return f"{mark} Step {view.number} ({where}) · {view.duration_s:.2f} s · {tokens}"
+
+
+def step_text(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
+    """One step as plain text; `full` adds the exact input messages and lifts the truncation."""
+    cut = (lambda t: "" if t is None else str(t)) if full else (lambda t: truncate(t, limit))
+    lines = [("  " * view.depth) + step_title(view)]
+    if full:
+        lines.append("  input messages:")
+        for m in view.input_messages:
+            lines.append(f"    [{m['role']}]")
+            lines += ["      " + line for line in cut(m["content"]).splitlines()]
+    if view.model_output is not None:
+        lines += ["  model output:"] + ["    " + line for line in cut(view.model_output).splitlines()]
+    if view.code:
+        lines += ["  code:"] + ["    " + line for line in cut(view.code).splitlines()]
+    for call in view.tool_calls:
+        result = f"error: {call.error}" if call.error else cut(call.output)
+        lines.append(f"  tool {call.name}({json.dumps(call.arguments, default=str)}) -> {result}")
+    if view.observations:
+        lines += ["  observations:"] + ["    " + line for line in cut(view.observations).splitlines()]
+    if view.error:
+        lines.append(f"  error: {cut(view.error)}")
     return "\n".join(lines)

@@ -7,18 +7,24 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 import agents
 from agents.mcp import add_tools, mcp_tools
 from telemetry import (
+    TRACE_ID,
     Cycle,
     CycleSpec,
     PhoenixServer,
     Tracing,
     connect_phoenix,
     ensure_phoenix,
+    phoenix_client,
     setup_tracing,
+    trace_spans,
     trace_url,
 )
+from telemetry.replay import Recording, Replay, ReplayError, prepare_replay
 
 from .config import Settings
 from .errors import UsageError
@@ -101,6 +107,69 @@ class Runtime:
             agent=spec.name, options=options, models=checked, session_id=session_id, mcp=tuple(mcp)
         )
         return Cycle(instance, task, spec=cycle_spec, tracing=self.tracing, on_end=stack.close)
+
+    # -- reading cycles back, replay ------------------------------------------------------
+    def client(self) -> Any:
+        return phoenix_client(self.phoenix.url)
+
+    def trace_frame(self, trace_id: str) -> pd.DataFrame:
+        """All spans of one trace from Phoenix (UsageError when the id is malformed or unknown)."""
+        trace_id = (trace_id or "").strip().lower()
+        if not TRACE_ID.match(trace_id):
+            raise UsageError(f"{trace_id!r} is not a trace id (32 hex digits); list cycles with `cogscope traces`")
+        frame = trace_spans(self.client(), project=self.settings.project, trace_id=trace_id)
+        if frame.empty:
+            raise UsageError(
+                f"no trace {trace_id} in Phoenix project {self.settings.project!r}; list cycles with `cogscope traces`"
+            )
+        return frame
+
+    def prepare_replay(
+        self,
+        trace_id: str,
+        *,
+        stub: bool = False,
+        fork_at: int | None = None,
+        substitute: str | None = None,
+        live_model: str | None = None,
+        api_base: str | None = None,
+        session_id: str | None = None,
+    ) -> Replay:
+        """Rebuild a recorded cycle for replay or fork (UsageError on bad input)."""
+        frame = self.trace_frame(trace_id)
+        try:
+            recording = Recording.from_frame(frame, trace_id.strip().lower())
+        except ReplayError as e:
+            raise UsageError(str(e)) from None
+        live = None
+        if live_model:
+            live_model, base = check_model(live_model, api_base)
+            live = build_model(live_model, base, self.local)
+        stack = ExitStack()
+
+        def build_agent(models: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+            agent = agents.get(recording.agent).build(models, options)
+            if recording.mcp:
+                add_tools(agent, stack.enter_context(mcp_tools(recording.mcp)))
+            return agent
+
+        try:
+            replay = prepare_replay(
+                recording,
+                build_agent=build_agent,
+                tracing=self.tracing,
+                stub=stub,
+                fork_at=fork_at,
+                substitute=substitute,
+                live_model=live,
+                live_model_id=live_model,
+                session_id=session_id,
+                on_end=stack.close,
+            )
+        except ReplayError as e:
+            stack.close()
+            raise UsageError(str(e)) from None
+        return replay
 
     def close(self) -> None:
         """Flush spans and stop what this runtime started (never a reused Phoenix)."""

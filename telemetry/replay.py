@@ -1,0 +1,327 @@
+"""Deterministic replay and fork of a recorded cycle, from its trace alone.
+
+The agent is rebuilt from the root span's cogscope attributes (agent, options,
+model per role) by a `build_agent` callable the caller passes in (telemetry never
+imports agents). Every role gets one `ReplayModel` that returns the recorded model
+outputs in call order: zero LLM calls. Tools run for real unless `stub_tools`,
+which returns the recorded tool outputs (and raises the recorded tool errors).
+
+A fork replays up to step k, then either substitutes an edited model output for
+step k (later steps continue from the recording), or hands every call from step
+k on to a live model.
+
+The replay is itself a traced cycle, with `cogscope.replay_of` pointing at the
+original; `compare` names the first step where it differs from the recording.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from openinference.semconv.trace import SpanAttributes
+from smolagents import ChatMessage, MessageRole, Model, MultiStepAgent, Tool
+from smolagents.monitoring import TokenUsage
+
+from .cycle import ATTR_AGENT, ATTR_MCP, ATTR_MODEL, ATTR_OPTIONS, ATTR_SESSION, Cycle, CycleSpec
+from .errors import TelemetryError
+from .steps import REPLAYED, StepView, model_outputs, steps_from_frame, tool_outputs
+from .tracing import Tracing
+
+BuildAgent = Callable[[Mapping[str, Model], Mapping[str, Any]], MultiStepAgent]
+
+
+class ReplayError(TelemetryError):
+    """A trace that cannot be replayed as asked; the message says why and what to do."""
+
+
+def _attr(root: pd.Series, key: str) -> Any:
+    value = root.get(f"attributes.{key}")
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What a trace says about one cycle: how to rebuild the agent, and what happened."""
+
+    trace_id: str
+    agent: str
+    options: dict[str, Any]
+    models: dict[str, str]
+    task: str
+    session_id: str | None
+    mcp: tuple[str, ...]
+    steps: list[StepView]
+    outputs: list[dict[str, Any]]
+    tools: dict[str, list[tuple[str | None, str | None]]]
+    status: str | None
+    final_answer: str | None
+    max_steps: int | None  # the step budget the agent ran with (the energy-derived one, for the heartbeat)
+
+    @classmethod
+    def from_frame(cls, spans: pd.DataFrame, trace_id: str) -> Recording:
+        if spans.empty:
+            raise ReplayError(f"no trace {trace_id} in this Phoenix project; list cycles with `cogscope traces`")
+        roots = spans[spans["parent_id"].isna()]
+        if roots.empty:
+            raise ReplayError(f"trace {trace_id} has no root span yet; wait for Phoenix to ingest it, then retry")
+        root = roots.iloc[0]
+        agent = _attr(root, ATTR_AGENT)
+        if agent is None:
+            raise ReplayError(
+                f"trace {trace_id} was not recorded by cogscope (its root span has no {ATTR_AGENT}); "
+                "it can be shown, not replayed"
+            )
+        try:
+            options = json.loads(_attr(root, ATTR_OPTIONS) or "{}")
+            models = json.loads(_attr(root, ATTR_MODEL) or "{}") or {"default": "unknown"}
+            mcp = tuple(json.loads(_attr(root, ATTR_MCP) or "[]"))
+        except ValueError as e:
+            raise ReplayError(f"trace {trace_id} has malformed cogscope attributes ({e}); it cannot be replayed") from None
+        return cls(
+            trace_id=trace_id,
+            agent=str(agent),
+            options=dict(options),
+            models=dict(models),
+            task=str(_attr(root, SpanAttributes.INPUT_VALUE) or ""),
+            session_id=_attr(root, ATTR_SESSION),
+            mcp=mcp,
+            steps=steps_from_frame(spans),
+            outputs=model_outputs(spans),
+            tools=tool_outputs(spans),
+            status=_attr(root, "cogscope.cycle.status"),
+            final_answer=_attr(root, SpanAttributes.OUTPUT_VALUE),
+            max_steps=_recorded_max_steps(spans, root["context.span_id"]),
+        )
+
+
+def _recorded_max_steps(spans: pd.DataFrame, root_id: str) -> int | None:
+    runs = spans[(spans["parent_id"] == root_id) & (spans["span_kind"] == "AGENT")]
+    if runs.empty or "attributes.smolagents.max_steps" not in runs:
+        return None
+    value = runs.iloc[0]["attributes.smolagents.max_steps"]
+    return None if value is None or value != value else int(value)
+
+
+class ReplayExhausted(RuntimeError):
+    pass
+
+
+class ReplayModel(Model):  # type: ignore[misc]
+    """Returns recorded model outputs in call order; from `fork_at` on, an edited output or a live model.
+
+    Each call writes a span (kind CHAIN, `cogscope.replayed_output=true`) holding the output it
+    returned, so the replay can be stepped through, and replayed in turn, like any cycle.
+    """
+
+    def __init__(
+        self,
+        outputs: list[dict[str, Any]],
+        *,
+        tracing: Tracing,
+        fork_at: int | None = None,
+        substitute: str | None = None,
+        live: Model | None = None,
+    ) -> None:
+        super().__init__(model_id="cogscope-replay")
+        self.outputs = outputs
+        self.tracing = tracing
+        self.fork_at = fork_at
+        self.substitute = substitute
+        self.live = live
+        self.calls = 0  # every call
+        self.replayed = 0  # calls answered from the recording (or the edited output), not by the live model
+        self._lock = threading.Lock()
+
+    def generate(self, messages: list[Any], stop_sequences: list[str] | None = None, **kwargs: Any) -> ChatMessage:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        if self.live is not None and self.fork_at is not None and call >= self.fork_at:
+            return self.live.generate(messages, stop_sequences=stop_sequences, **kwargs)
+        forked = self.substitute is not None and call == self.fork_at
+        if forked:
+            data: dict[str, Any] = {"role": "assistant", "content": self.substitute}
+        elif call <= len(self.outputs):
+            data = json.loads(json.dumps(self.outputs[call - 1]))  # a copy: from_dict rewrites tool_calls
+            data.setdefault("role", "assistant")
+        else:
+            raise ReplayExhausted(
+                f"the recording has {len(self.outputs)} model outputs and the replay asked for output {call}: "
+                "the run went past the recording; fork with a live model (--model) to go further"
+            )
+        message = ChatMessage.from_dict(data, token_usage=TokenUsage(input_tokens=0, output_tokens=0))
+        with self._lock:
+            self.replayed += 1
+        attributes: dict[str, Any] = {
+            SpanAttributes.OPENINFERENCE_SPAN_KIND: "CHAIN",
+            REPLAYED: True,
+            "cogscope.replay.call": call,
+            SpanAttributes.OUTPUT_VALUE: json.dumps(data),
+            SpanAttributes.OUTPUT_MIME_TYPE: "application/json",
+        }
+        if forked:
+            attributes["cogscope.replay.forked"] = True
+        for i, m in enumerate(messages):
+            role = m.role.value if hasattr(m.role, "value") else str(getattr(m, "role", ""))
+            content = m.content if isinstance(m.content, str) else "\n".join(
+                str(c.get("text", "")) for c in (m.content or []) if isinstance(c, dict)
+            )
+            attributes[f"llm.input_messages.{i}.message.role"] = role
+            attributes[f"llm.input_messages.{i}.message.content"] = content
+        with self.tracing.tracer().start_as_current_span("ReplayModel.generate", attributes=attributes):
+            return message
+
+
+class StubTool(Tool):  # type: ignore[misc]
+    """Stands in for a tool: returns its recorded outputs in order, raises its recorded errors."""
+
+    skip_forward_signature_validation = True
+
+    def __init__(self, original: Tool, recorded: list[tuple[str | None, str | None]]) -> None:
+        self.name = original.name
+        self.description = original.description
+        self.inputs = original.inputs
+        self.output_type = original.output_type
+        self.recorded = list(recorded)
+        super().__init__()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.recorded:
+            raise ReplayExhausted(f"the recording has no more outputs of tool {self.name}")
+        output, error = self.recorded.pop(0)
+        if error is not None:
+            raise _recorded_error(error)
+        return output
+
+
+def _recorded_error(message: str) -> Exception:
+    """'ValueError: service down' -> an exception that prints the same, so observations match the recording."""
+    name, sep, detail = message.partition(": ")
+    if sep and name.isidentifier():
+        return type(name, (Exception,), {})(detail)
+    return RuntimeError(message)
+
+
+def stub_tools(agent: MultiStepAgent, recorded: Mapping[str, list[tuple[str | None, str | None]]]) -> None:
+    """Replace the tools of `agent` and of its managed agents that the recording called, except final_answer."""
+    for name, tool in list(agent.tools.items()):
+        if name != "final_answer" and name in recorded:
+            agent.tools[name] = StubTool(tool, recorded[name])
+    for managed in agent.managed_agents.values():
+        stub_tools(managed, recorded)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    step: int
+    what: str
+    original: str
+    replay: str
+
+    def line(self) -> str:
+        return f"diverged at step {self.step}: {self.what} differs\n  recorded: {self.original}\n  replay:   {self.replay}"
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def compare(original: list[StepView], replay: list[StepView], *, until: int | None = None) -> Divergence | None:
+    """The first step (up to `until`) where the replay's code, tool calls, observations or error differ."""
+    last = min(len(original), len(replay)) if until is None else until - 1
+    for a, b in zip(original[:last], replay[:last], strict=False):
+        checks = [
+            ("the code", a.code, b.code),
+            ("the tool calls", [(t.name, t.arguments) for t in a.tool_calls], [(t.name, t.arguments) for t in b.tool_calls]),
+            ("a tool's result", [(t.output, t.error) for t in a.tool_calls], [(t.output, t.error) for t in b.tool_calls]),
+            ("the observations", a.observations, b.observations),
+            ("the error", a.error, b.error),
+        ]
+        for what, x, y in checks:
+            if x != y:
+                return Divergence(a.number, what, _short(x), _short(y))
+    if until is None and len(original) != len(replay):
+        step = min(len(original), len(replay)) + 1
+        return Divergence(step, "the number of steps", f"{len(original)} steps", f"{len(replay)} steps")
+    if until is not None and len(replay) < until - 1:
+        return Divergence(len(replay) + 1, "the number of steps", f"{len(original)} steps", f"{len(replay)} steps")
+    return None
+
+
+@dataclass
+class Replay:
+    """A replay (or fork) ready to run: iterate `cycle`, then call `report()`."""
+
+    recording: Recording
+    cycle: Cycle
+    model: ReplayModel
+    fork_at: int | None
+    live_model_id: str | None
+    stubbed: bool
+    steps: list[StepView] = field(default_factory=list)
+
+    def report(self) -> tuple[bool, Divergence | None]:
+        """(reproduced, first divergence) — for a fork, 'reproduced' means it ran to a final answer."""
+        result = self.cycle.result
+        if result is None:
+            raise RuntimeError("run the replay's cycle first")
+        self.steps = steps_from_frame(result.spans)
+        if self.fork_at is not None:
+            divergence = compare(self.recording.steps, self.steps, until=self.fork_at)
+            return divergence is None and result.final_answer is not None and result.status != "error", divergence
+        divergence = compare(self.recording.steps, self.steps)
+        if divergence is None and result.status != self.recording.status and self.recording.status is not None:
+            divergence = Divergence(len(self.steps), "the cycle status", str(self.recording.status), result.status)
+        return divergence is None, divergence
+
+
+def prepare_replay(
+    recording: Recording,
+    *,
+    build_agent: BuildAgent,
+    tracing: Tracing,
+    stub: bool = False,
+    fork_at: int | None = None,
+    substitute: str | None = None,
+    live_model: Model | None = None,
+    live_model_id: str | None = None,
+    session_id: str | None = None,
+    on_end: Callable[[], None] | None = None,
+) -> Replay:
+    """Rebuild the recorded agent around a ReplayModel; returns the Replay whose cycle the caller runs."""
+    if fork_at is not None:
+        if not recording.steps:
+            raise ReplayError(f"trace {recording.trace_id} has no steps to fork from")
+        if not 1 <= fork_at <= len(recording.steps):
+            raise ReplayError(
+                f"step {fork_at} is outside the recording's steps 1..{len(recording.steps)}; pick one of those"
+            )
+        if (substitute is None) == (live_model is None):
+            raise ReplayError("a fork needs either an edited output for that step or a live model, not both")
+    model = ReplayModel(recording.outputs, tracing=tracing, fork_at=fork_at, substitute=substitute, live=live_model)
+    try:
+        agent = build_agent({role: model for role in recording.models}, recording.options)
+    except Exception as e:
+        raise ReplayError(f"cannot replay: agent {recording.agent!r} no longer loads ({e})") from e
+    if stub:
+        stub_tools(agent, recording.tools)
+    models = dict(recording.models)
+    if live_model_id:
+        models = {role: live_model_id for role in models}
+    spec = CycleSpec(
+        agent=recording.agent,
+        options=recording.options,
+        models=models,
+        session_id=session_id or recording.session_id,
+        replay_of=recording.trace_id,
+        mcp=recording.mcp,
+    )
+    run_kwargs = {"max_steps": recording.max_steps} if recording.max_steps else {}
+    cycle = Cycle(agent, recording.task, spec=spec, tracing=tracing, on_end=on_end, run_kwargs=run_kwargs)
+    return Replay(recording, cycle, model, fork_at, live_model_id, stub)

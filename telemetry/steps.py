@@ -1,0 +1,250 @@
+"""A cycle's steps, read from its spans: what the model saw and wrote, the code, tool calls, observations, errors.
+
+Works on both span layouts cogscope meets: Phoenix's `get_spans_dataframe()` (input
+messages as a list of dicts) and `frames.spans_to_frame` of in-process spans (input
+messages as flattened `llm.input_messages.N....` attributes).
+
+Steps are numbered in the order they started, across managed agents too, so
+"step k" is one thing everywhere: the step list, `cogscope show --step k` and
+`cogscope replay --fork-at k`. Each step has one model call (its LLM span).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+REPLAYED = "cogscope.replayed_output"  # marks the span a replay writes in place of an LLM call
+STEP_NAME = re.compile(r"^Step (\d+)$")
+CODE_BLOCK = re.compile(r"<code>\s*(.*?)\s*(?:</code>|$)|```(?:python|py)?\s*\n(.*?)\n?```", re.DOTALL)
+
+
+@dataclass
+class ToolCall:
+    name: str
+    arguments: Any
+    output: str | None
+    error: str | None
+
+
+@dataclass
+class StepView:
+    number: int  # across the whole cycle, in start order
+    agent: str  # the (managed) agent whose step it is: its role
+    local_number: int  # "Step N" inside that agent's run
+    depth: int  # 0 for the top agent, 1 for a managed agent, ...
+    span_id: str
+    status: str  # ok | error
+    duration_s: float
+    input_messages: list[dict[str, str]] = field(default_factory=list)
+    model_output: str | None = None
+    model_output_message: dict[str, Any] | None = None  # as recorded (content, tool_calls), for replay
+    code: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    observations: str | None = None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def _get(row: pd.Series, key: str) -> Any:
+    value = row.get(f"attributes.{key}")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def _text_of_contents(contents: Any) -> str:
+    if isinstance(contents, str):
+        return contents
+    parts = []
+    for item in contents or []:
+        if isinstance(item, dict):
+            text = item.get("message_content.text") or item.get("text")
+            if text:
+                parts.append(str(text))
+    return "\n".join(parts)
+
+
+def input_messages(row: pd.Series) -> list[dict[str, str]]:
+    """The messages an LLM span was given, as [{role, content}], from either layout."""
+    nested = _get(row, "llm.input_messages")
+    out: list[dict[str, str]] = []
+    if isinstance(nested, (list, tuple)) or hasattr(nested, "tolist"):
+        for message in list(nested):
+            message = message.get("message", message) if isinstance(message, dict) else {}
+            role = message.get("message.role") or message.get("role") or ""
+            content = message.get("message.content") or _text_of_contents(message.get("message.contents"))
+            out.append({"role": str(role), "content": str(content or "")})
+        return out
+    index = 0
+    while (role := _get(row, f"llm.input_messages.{index}.message.role")) is not None:
+        content = _get(row, f"llm.input_messages.{index}.message.content")
+        if content is None:
+            parts, j = [], 0
+            while (text := _get(row, f"llm.input_messages.{index}.message.contents.{j}.message_content.text")) is not None:
+                parts.append(str(text))
+                j += 1
+            content = "\n".join(parts)
+        out.append({"role": str(role), "content": str(content)})
+        index += 1
+    return out
+
+
+def output_message(row: pd.Series) -> dict[str, Any] | None:
+    """The model's reply as recorded: {"role", "content", "tool_calls"?}."""
+    raw = _get(row, "output.value")
+    if raw is None:
+        return None
+    try:
+        message = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except ValueError:
+        return {"role": "assistant", "content": str(raw)}
+    if not isinstance(message, dict):
+        return {"role": "assistant", "content": str(message)}
+    return {k: message[k] for k in ("role", "content", "tool_calls") if message.get(k) is not None}
+
+
+def _content_text(message: dict[str, Any] | None) -> str | None:
+    if message is None:
+        return None
+    content = message.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    return None if content is None else str(content)
+
+
+def extract_code(model_output: str | None) -> str | None:
+    if not model_output:
+        return None
+    blocks = [a or b for a, b in CODE_BLOCK.findall(model_output)]
+    blocks = [b for b in blocks if b.strip()]
+    return "\n\n".join(blocks) if blocks else None
+
+
+def _tool_arguments(row: pd.Series) -> Any:
+    raw = _get(row, "input.value")
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return raw
+    if isinstance(value, dict) and set(value) <= {"args", "kwargs", "sanitize_inputs_outputs"}:
+        args, kwargs = value.get("args") or [], value.get("kwargs") or {}
+        if args and not kwargs and len(args) == 1 and isinstance(args[0], dict):
+            return args[0]
+        return kwargs if not args else {"args": args, **kwargs}
+    return value
+
+
+def _events(row: pd.Series) -> list[dict[str, Any]]:
+    events = row.get("events")
+    if events is None or (isinstance(events, float) and math.isnan(events)):
+        return []
+    return [e for e in list(events) if isinstance(e, dict)]
+
+
+def _step_error(row: pd.Series) -> str | None:
+    if row.get("status_code") == "ERROR":
+        message = row.get("status_message") or ""
+        for event in _events(row):
+            if event.get("name") == "exception":
+                attrs = event.get("attributes") or {}
+                kind = str(attrs.get("exception.type", "")).rsplit(".", 1)[-1]
+                return f"{kind}: {attrs.get('exception.message', message)}" if kind else str(message)
+        return str(message) or "error"
+    for event in _events(row):
+        if event.get("name") == "agent.step_recovery":
+            attrs = event.get("attributes") or {}
+            return str(attrs.get("message") or attrs)
+    return None
+
+
+def steps_from_frame(spans: pd.DataFrame) -> list[StepView]:
+    """Every step of one cycle (Step CHAIN spans), in start order, with what happened in it."""
+    if spans.empty:
+        return []
+    spans = spans.sort_values("start_time")
+    by_id = {row["context.span_id"]: row for _, row in spans.iterrows()}
+    children: dict[str, list[pd.Series]] = {}
+    for _, row in spans.iterrows():
+        children.setdefault(row["parent_id"], []).append(row)
+
+    def agent_of(row: pd.Series) -> tuple[str, int]:
+        depth, name, parent = -1, "agent", row["parent_id"]
+        while parent in by_id:
+            ancestor = by_id[parent]
+            if ancestor["span_kind"] == "AGENT" and str(ancestor["name"]).endswith(".run"):
+                if depth == -1:
+                    name = str(ancestor["name"])[: -len(".run")]
+                depth += 1
+            parent = ancestor["parent_id"]
+        return name, max(depth, 0)
+
+    views: list[StepView] = []
+    for _, row in spans.iterrows():
+        match = STEP_NAME.match(str(row["name"]))
+        if row["span_kind"] != "CHAIN" or not match:
+            continue
+        agent, depth = agent_of(row)
+        view = StepView(
+            number=len(views) + 1,
+            agent=agent,
+            local_number=int(match.group(1)),
+            depth=depth,
+            span_id=row["context.span_id"],
+            status="error" if row["status_code"] == "ERROR" else "ok",
+            duration_s=float((row["end_time"] - row["start_time"]).total_seconds()),
+            observations=_get(row, "output.value"),
+            error=_step_error(row),
+        )
+        for child in children.get(row["context.span_id"], []):
+            kind = child["span_kind"]
+            if kind == "LLM" or _get(child, REPLAYED):
+                view.input_messages = input_messages(child)
+                view.model_output_message = output_message(child)
+                view.model_output = _content_text(view.model_output_message)
+                view.prompt_tokens = int(_get(child, "llm.token_count.prompt") or 0)
+                view.completion_tokens = int(_get(child, "llm.token_count.completion") or 0)
+            elif kind == "TOOL":
+                failed = child["status_code"] == "ERROR"
+                view.tool_calls.append(
+                    ToolCall(
+                        name=str(_get(child, "tool.name") or child["name"]),
+                        arguments=_tool_arguments(child),
+                        output=None if failed else _get(child, "output.value"),
+                        error=(child.get("status_message") or "error") if failed else None,
+                    )
+                )
+        view.code = extract_code(view.model_output)
+        views.append(view)
+    return views
+
+
+def model_outputs(spans: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every model reply of the cycle in call order (LLM spans, or a replay's stand-ins)."""
+    if spans.empty:
+        return []
+    kinds = spans["span_kind"] == "LLM"
+    if f"attributes.{REPLAYED}" in spans:
+        kinds = kinds | spans[f"attributes.{REPLAYED}"].fillna(False).astype(bool)
+    calls = spans[kinds].sort_values("start_time")
+    return [m for m in (output_message(row) for _, row in calls.iterrows()) if m is not None]
+
+
+def tool_outputs(spans: pd.DataFrame) -> dict[str, list[tuple[str | None, str | None]]]:
+    """Per tool name, its recorded (output, error) in call order."""
+    out: dict[str, list[tuple[str | None, str | None]]] = {}
+    if spans.empty:
+        return out
+    for _, row in spans[spans["span_kind"] == "TOOL"].sort_values("start_time").iterrows():
+        name = str(_get(row, "tool.name") or row["name"])
+        failed = row["status_code"] == "ERROR"
+        out.setdefault(name, []).append(
+            (None if failed else _get(row, "output.value"), (row.get("status_message") or "error") if failed else None)
+        )
+    return out

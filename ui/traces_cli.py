@@ -1,0 +1,143 @@
+"""`cogscope traces`, `cogscope show` and `cogscope replay`: failed decisions from the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from telemetry.costs import format_cost
+from telemetry.cycles import CycleFilter, list_cycles
+from telemetry.replay import Recording, ReplayError
+from telemetry.steps import steps_from_frame
+
+from .config import Settings
+from .errors import UsageError
+from .render import step_text
+
+EXIT_OK, EXIT_DIVERGED = 0, 1
+
+
+def _runtime(settings: Settings) -> Any:
+    from .runtime import Runtime
+
+    return Runtime.start(settings)
+
+
+def traces_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limit < 1:
+        raise UsageError(f"--limit {args.limit} must be at least 1")
+    runtime = _runtime(settings)
+    try:
+        cycles = list_cycles(
+            runtime.client(),
+            project=settings.project,
+            filter=CycleFilter(failed_only=args.failed, agent=args.agent, text=args.text),
+            limit=args.limit,
+        )
+    finally:
+        runtime.close()
+    if args.format == "json":
+        records = cycles.assign(start_time=cycles["start_time"].astype(str)).to_dict("records")
+        print(json.dumps(records, indent=2, default=str))
+        return EXIT_OK
+    if cycles.empty:
+        print("No cycles match." if (args.failed or args.agent or args.text) else "No cycles yet.")
+        return EXIT_OK
+    table = cycles.assign(
+        time=cycles["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+        agent=cycles["agent"] + cycles["replay_of"].map(lambda r: " (replay)" if isinstance(r, str) else ""),
+        duration=cycles["duration_s"].map(lambda s: f"{s:.1f}s"),
+        cost=cycles["cost_usd"].map(format_cost),
+        task=cycles["task"].str.slice(0, 40),
+    )[["trace_id", "time", "agent", "status", "steps", "llm_calls", "tokens", "duration", "cost", "task"]]
+    print(table.to_string(index=False))
+    return EXIT_OK
+
+
+def show_command(args: argparse.Namespace, settings: Settings) -> int:
+    runtime = _runtime(settings)
+    try:
+        frame = runtime.trace_frame(args.trace_id)
+        url = runtime.trace_url(args.trace_id.strip().lower())
+    finally:
+        runtime.close()
+    steps = steps_from_frame(frame)
+    try:
+        recording: Recording | None = Recording.from_frame(frame, args.trace_id)
+    except ReplayError as e:
+        recording = None
+        print(f"Read-only: {e}")
+    if recording is not None:
+        print(f"Cycle {recording.trace_id}: {recording.agent}, status {recording.status}, {len(steps)} steps")
+        print(f"Task: {recording.task}")
+    print(f"Phoenix: {url}")
+    if args.step is not None:
+        if not 1 <= args.step <= len(steps):
+            raise UsageError(f"--step {args.step} is outside this cycle's steps 1..{len(steps)}")
+        print(step_text(steps[args.step - 1], full=True))
+        return EXIT_OK
+    for view in steps:
+        print(step_text(view))
+    if recording is not None and recording.final_answer:
+        print(f"Final answer: {recording.final_answer}")
+    return EXIT_OK
+
+
+def replay_command(args: argparse.Namespace, settings: Settings) -> int:
+    from .cli import format_step
+
+    if (args.output_file or args.model) and args.fork_at is None:
+        raise UsageError("--output-file and --model go with --fork-at K")
+    if args.fork_at is not None and not (args.output_file or args.model):
+        raise UsageError("--fork-at K needs --output-file F (an edited output for step K) or --model ID (live from K on)")
+    substitute = None
+    if args.output_file:
+        path = Path(args.output_file)
+        try:
+            substitute = path.read_text()
+        except OSError as e:
+            raise UsageError(f"cannot read --output-file {path}: {e.strerror}") from None
+    runtime = _runtime(settings)
+    try:
+        replay = runtime.prepare_replay(
+            args.trace_id, stub=args.stub_tools, fork_at=args.fork_at, substitute=substitute,
+            live_model=args.model, api_base=args.api_base,
+        )
+        kind = f"Fork at step {args.fork_at}" if args.fork_at else "Replay"
+        print(f"{kind} of {replay.recording.trace_id} ({replay.recording.agent}, "
+              f"{len(replay.recording.steps)} recorded steps, tools {'stubbed' if args.stub_tools else 'run for real'})")
+        for step in replay.cycle:
+            print(format_step(step), flush=True)
+        result = replay.cycle.result
+        reproduced, divergence = replay.report()
+        print()
+        print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
+        print(f"Trace:    {result.trace_id}  {runtime.trace_url(result.trace_id)}")
+        print(f"Model:    {replay.model.replayed} outputs replayed, {result.totals.llm_calls} LLM calls")
+        if args.fork_at:
+            print(side_by_side(replay.recording, replay))
+        if divergence is not None:
+            print(divergence.line())
+        elif args.fork_at:
+            print("Fork finished." if reproduced else "The fork did not reach a final answer.")
+        else:
+            print("Reproduced the recording: same code, tool calls, observations and errors at every step.")
+        return EXIT_OK if reproduced else EXIT_DIVERGED
+    finally:
+        runtime.close()
+
+
+def side_by_side(recording: Recording, replay: Any) -> str:
+    result = replay.cycle.result
+    rec_tokens = sum(s.prompt_tokens + s.completion_tokens for s in recording.steps)
+    rows = [
+        ("", "original", "fork"),
+        ("steps", str(len(recording.steps)), str(result.totals.steps)),
+        ("status", str(recording.status), result.status),
+        ("final answer", str(recording.final_answer)[:60], str(result.final_answer)[:60]),
+        ("tokens", f"{rec_tokens:,}", f"{result.totals.total_tokens:,}"),
+    ]
+    width = max(len(r[1]) for r in rows) + 2
+    return "\n".join(f"  {a:<14}{b:<{width}}{c}" for a, b, c in rows)
