@@ -8,6 +8,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import re  # noqa: E402
+import time  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -16,6 +17,7 @@ from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import httpx  # noqa: E402
 import pytest  # noqa: E402
 
 from telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
@@ -128,3 +130,55 @@ def read_trace(phoenix: PhoenixServer, project: str):  # type: ignore[no-untyped
         return frame
 
     return read
+
+
+# -- the app in a real headless Chromium ------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def app(env: dict[str, str], llm) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    port = free_port()
+    environ = dict(env, COGSCOPE_PORT=str(port), COGSCOPE_MODEL="openai/scripted", COGSCOPE_API_BASE=llm.api_base)
+    log = open(Path(env["COGSCOPE_DATA_DIR"]).parent / "ui.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen([*cogscope_command(), "ui"], env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"cogscope ui exited: {Path(log.name).read_text()}"
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"cogscope ui did not answer: {Path(log.name).read_text()}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    assert SECRET not in Path(log.name).read_text()
+
+
+@pytest.fixture
+def page() -> Iterator:  # type: ignore[type-arg]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+

@@ -3,67 +3,8 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
-import pytest
-
-from telemetry import free_port
-
-from .conftest import ROOT, SECRET, cogscope_command
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOT = ROOT / "docs" / "run-tab.png"
-
-
-@pytest.fixture
-def app(env: dict[str, str], llm) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    port = free_port()
-    environ = dict(env, COGSCOPE_PORT=str(port), COGSCOPE_MODEL="openai/scripted", COGSCOPE_API_BASE=llm.api_base)
-    log = open(Path(env["COGSCOPE_DATA_DIR"]).parent / "ui.log", "w+")  # noqa: SIM115
-    proc = subprocess.Popen([*cogscope_command(), "ui"], env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"cogscope ui exited: {Path(log.name).read_text()}"
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            pytest.fail(f"cogscope ui did not answer: {Path(log.name).read_text()}")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-    assert SECRET not in Path(log.name).read_text()
-
-
-@pytest.fixture
-def page() -> Iterator:  # type: ignore[type-arg]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
-
+from .conftest import ROOT
 
 RECALL = 'Thought: recall first.\n<code>\nprint(recall_memory(query="energy", limit=2))\n</code>'
 ANSWER = 'Thought: decided.\n<code>\nfinal_answer("Take a short walk, then review the course outline.")\n</code>'
@@ -92,7 +33,7 @@ def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm)
     assert "2 steps · 2 LLM calls · 2,240 tokens (2,100 prompt + 140 completion)" in text
     assert "Input tokens: 1,000 | Output tokens: 100" in chat.inner_text()  # per step
     page.wait_for_timeout(500)  # let the last markdown blocks finish rendering before the picture
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(ROOT / "docs" / "run-tab.png"), full_page=True)
 
     trace_id = re.search(r"[0-9a-f]{32}", text).group(0)
     href = totals.get_by_role("link", name="Open this trace in Phoenix").get_attribute("href")

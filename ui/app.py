@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .run_tab import build_run_tab
+from .traces_tab import build_traces_tab
 from .runtime import Runtime
 
 TITLE = "cogscope"
@@ -25,4 +26,6 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Run", id="run"):
                 build_run_tab(runtime)
+            with gr.Tab("Traces", id="traces"):
+                build_traces_tab(runtime)
     return demo

@@ -41,8 +41,12 @@ class Runtime:
     closed: bool = field(default=False, repr=False)
 
     @classmethod
-    def start(cls, settings: Settings, *, set_global: bool = True) -> Runtime:
-        """Reuse or start Phoenix (a remote one when PHOENIX_COLLECTOR_ENDPOINT is set) and set up tracing."""
+    def start(cls, settings: Settings, *, set_global: bool = False) -> Runtime:
+        """Reuse or start Phoenix (a remote one when PHOENIX_COLLECTOR_ENDPOINT is set) and set up tracing.
+
+        The provider is not made OpenTelemetry's global one: FastAPI (under Gradio) traces every HTTP
+        request through the global provider, which would fill the Phoenix project with request spans.
+        """
         if settings.phoenix_endpoint:
             phoenix = connect_phoenix(settings.phoenix_endpoint)
         else:

@@ -1,0 +1,70 @@
+"""The Traces tab in a real headless Chromium: filter failed cycles, open one, step through it, replay, fork."""
+
+from __future__ import annotations
+
+from .conftest import ROOT
+
+
+def _record(cogscope, llm, *replies: str, task: str) -> str:  # type: ignore[no-untyped-def]
+    for reply in replies:
+        llm.enqueue(reply, prompt_tokens=1000, completion_tokens=100)
+    result = cogscope("run", "--agent", "heartbeat", "--task", task, "--model", "openai/scripted",
+                      "--api-base", llm.api_base)
+    assert result.code in (0, 1), result.out + result.err
+    return result.trace_id
+
+
+def test_find_a_failed_cycle_step_through_it_replay_and_fork(cogscope, llm, read_trace, app, page):
+    ok = _record(cogscope, llm, 'Thought: done.\n<code>\nfinal_answer("all good")\n</code>', task="An easy one")
+    failed = _record(
+        cogscope, llm,
+        'Thought: recall.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>',
+        "Thought: compute.\n<code>\nratio = 1 / 0\n</code>",
+        'Thought: give up.\n<code>\nfinal_answer("could not compute")\n</code>',
+        task="Compute the energy ratio",
+    )
+    read_trace(ok, min_spans=4)
+    read_trace(failed, min_spans=10)
+    requests_before = len(llm.requests)
+
+    page.goto(app)
+    page.get_by_role("tab", name="Traces").click()
+    page.locator("#traces-refresh").click()
+    table = page.locator("#traces-table")
+    table.get_by_text("An easy one").first.wait_for()
+    assert "(not cogscope)" not in table.inner_text()  # the app's own HTTP requests are never traced
+    page.locator("#traces-failed").click()  # one click: failed only
+    page.locator("#traces-caption").get_by_text("1 cycle(s)").wait_for()
+    assert "An easy one" not in table.inner_text()
+    table.get_by_test_id("cell-0-8").click()
+
+    summary = page.locator("#trace-summary")
+    summary.get_by_text("step_errors").wait_for()
+    assert "3 steps" in summary.inner_text()
+    detail = page.locator("#step-detail")
+    detail.get_by_text("Step 1 (step 1)").wait_for()
+    assert "recall_memory" in detail.inner_text()
+    page.locator("#step-next").click()
+    detail.get_by_text("Step 2 (step 2)").wait_for()
+    assert "ZeroDivisionError" in detail.inner_text() and "ratio = 1 / 0" in detail.inner_text()
+    page.locator("#step-messages-accordion").get_by_text("Exact LLM input messages").click()
+    page.locator("#step-messages").get_by_text("system", exact=True).wait_for()
+    page.locator("#step-prev").click()
+    detail.get_by_text("Step 1 (step 1)").wait_for()
+    page.locator("#step-next").click()
+    detail.get_by_text("Step 2 (step 2)").wait_for()
+    page.screenshot(path=str(ROOT / "docs" / "traces-tab.png"), full_page=True)
+
+    page.locator("#replay-accordion").get_by_text("Replay or fork this cycle").click()
+    page.locator("#replay-button").click()
+    report = page.locator("#replay-report")
+    report.get_by_text("Reproduced the recording").wait_for(timeout=60_000)
+    assert len(llm.requests) == requests_before  # zero LLM calls
+
+    page.locator("#fork-output textarea").fill(
+        'Thought: do not divide.\n<code>\nfinal_answer("ratio undefined: zero divisor")\n</code>')
+    page.locator("#fork-edit-button").click()
+    report.get_by_text("Fork finished.").wait_for(timeout=60_000)
+    assert "ratio undefined: zero divisor" in report.inner_text()
+    assert "fork at step 2" in report.inner_text()
+    assert len(llm.requests) == requests_before

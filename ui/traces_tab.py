@@ -1,0 +1,301 @@
+"""The Traces tab: recent cycles (filter the failed ones), step through one, replay it or fork it."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+import agents
+from telemetry.costs import format_cost
+from telemetry.cycles import CycleFilter, list_cycles
+from telemetry.replay import Recording, ReplayError
+from telemetry.steps import StepView, steps_from_frame
+
+from .errors import UsageError
+from .models import SUGGESTED_MODELS
+from .render import STATUS_LABELS, step_messages, step_title, truncate
+from .runtime import Runtime
+
+PAGE_SIZE = 25
+WINDOWS = {"last hour": timedelta(hours=1), "last 24 hours": timedelta(days=1), "last 7 days": timedelta(days=7),
+           "all time": None}  # fmt: skip
+STATUSES = ["all", "failed", "ok", "step_errors", "max_steps", "error"]
+TABLE_COLUMNS = ["time", "agent", "status", "steps", "LLM calls", "tokens", "duration", "cost", "task", "trace"]
+LIMIT = 2000  # of a value shown in a step, unless "show long values whole"
+
+
+def cycles_page(
+    runtime: Runtime, status: str, agent: str, window: str, text: str, page: float
+) -> tuple[pd.DataFrame, str, int, list[str]]:
+    """One page of the cycles table, its caption, the page shown, and the trace ids in the table's order."""
+    delta = WINDOWS.get(window)
+    f = CycleFilter(
+        failed_only=status == "failed",
+        status=status if status not in ("all", "failed") else None,
+        agent=None if agent in ("", "all") else agent,
+        text=(text or "").strip() or None,
+        since=datetime.now(UTC) - delta if delta else None,
+    )
+    cycles = list_cycles(runtime.client(), project=runtime.settings.project, filter=f)
+    pages = max(1, math.ceil(len(cycles) / PAGE_SIZE))
+    page_number = min(max(1, int(page or 1)), pages)
+    shown = cycles.iloc[(page_number - 1) * PAGE_SIZE : page_number * PAGE_SIZE]
+    table = pd.DataFrame(
+        {
+            "time": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "agent": shown["agent"] + shown["replay_of"].map(lambda r: " ↻ replay" if isinstance(r, str) else ""),
+            "status": shown["status"],
+            "steps": shown["steps"],
+            "LLM calls": shown["llm_calls"],
+            "tokens": shown["tokens"],
+            "duration": shown["duration_s"].map(lambda s: f"{s:.1f} s"),
+            "cost": shown["cost_usd"].map(format_cost),
+            "task": shown["task"].map(lambda t: truncate(t, 80)),
+            "trace": [f"[{t[:12]}…]({runtime.trace_url(t)})" for t in shown["trace_id"]],
+        },
+        columns=TABLE_COLUMNS,
+    )
+    caption = f"{len(cycles)} cycle(s) · page {page_number} of {pages} · click a row to step through it"
+    return table, caption, page_number, shown["trace_id"].tolist()
+
+
+def _fence(text: str, language: str = "") -> str:
+    longest = max((len(run) for run in text.split("\n") if set(run) == {"`"}), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def step_markdown(view: StepView, whole: bool) -> str:
+    cut = (lambda t: str(t)) if whole else (lambda t: truncate(t, LIMIT))
+    parts = [f"### {html.escape(step_title(view))}"]
+    if view.error:
+        parts += ["**Error**", _fence(cut(view.error))]
+    if view.model_output is not None:
+        parts += ["**Model output**", _fence(cut(view.model_output))]
+    if view.code:
+        parts += ["**Code that ran**", _fence(cut(view.code), "python")]
+    for call in view.tool_calls:
+        result = f"error: {call.error}" if call.error else cut(call.output)
+        parts += [f"**Tool call** `{call.name}`", _fence(json.dumps(call.arguments, indent=1, default=str), "json"),
+                  "→", _fence(result)]
+    if view.observations:
+        parts += ["**Observations**", _fence(cut(view.observations))]
+    return "\n\n".join(parts)
+
+
+def messages_markdown(view: StepView, whole: bool) -> str:
+    if not view.input_messages:
+        return "_No input messages recorded for this step._"
+    cut = (lambda t: str(t)) if whole else (lambda t: truncate(t, LIMIT))
+    return "\n\n".join(f"**{m['role']}**\n\n{_fence(cut(m['content']))}" for m in view.input_messages)
+
+
+def open_cycle(runtime: Runtime, trace_id: str) -> tuple[str, list[StepView], list[str]]:
+    """(summary markdown, steps, step titles) of one trace; UsageError for a bad id."""
+    frame = runtime.trace_frame(trace_id)
+    trace_id = trace_id.strip().lower()
+    steps = steps_from_frame(frame)
+    link = f"[Open in Phoenix]({runtime.trace_url(trace_id)})"
+    try:
+        rec = Recording.from_frame(frame, trace_id)
+    except ReplayError as e:
+        return f"**Trace `{trace_id}`** · read-only: {e} · {link}", steps, step_titles(steps)
+    replay_note = ""
+    roots = frame[frame["parent_id"].isna()]
+    if not roots.empty and isinstance(roots.iloc[0].get("attributes.cogscope.replay_of"), str):
+        replay_note = f" · replay of `{roots.iloc[0]['attributes.cogscope.replay_of']}`"
+    summary = (
+        f"**{STATUS_LABELS.get(str(rec.status), rec.status)}** · agent `{rec.agent}` · {len(steps)} steps · "
+        f"models {', '.join(f'{r}={m}' for r, m in rec.models.items())}{replay_note} · {link}\n\n"
+        f"Task: {html.escape(truncate(rec.task, 500))}\n\nFinal answer: {html.escape(truncate(rec.final_answer, 500))}"
+    )
+    return summary, steps, step_titles(steps)
+
+
+def step_titles(steps: list[StepView]) -> list[str]:
+    """The step list's labels: managed agents' steps indented under the step that called them."""
+    return [("\u2003" * s.depth) + step_title(s) for s in steps]
+
+
+def build_traces_tab(runtime: Runtime) -> None:
+    with gr.Row():
+        status = gr.Dropdown(STATUSES, value="all", label="Status", elem_id="traces-status", scale=1)
+        agent = gr.Dropdown(["all", *agents.names()], value="all", label="Agent", allow_custom_value=True, scale=1)
+        window = gr.Dropdown(list(WINDOWS), value="last 7 days", label="Time window", scale=1)
+        text = gr.Textbox(label="Text in task", scale=2, elem_id="traces-text")
+        failed = gr.Button("Failed only", elem_id="traces-failed", scale=1)
+        refresh = gr.Button("Refresh", variant="primary", elem_id="traces-refresh", scale=1)
+    table = gr.Dataframe(
+        headers=TABLE_COLUMNS,
+        datatype=["str", "str", "str", "number", "number", "number", "str", "str", "str", "markdown"],
+        interactive=False,
+        wrap=True,
+        elem_id="traces-table",
+        label="Cycles, newest first",
+    )
+    with gr.Row():
+        prev_page = gr.Button("◀ Newer", size="sm", elem_id="traces-prev-page")
+        caption = gr.Markdown("", elem_id="traces-caption")
+        next_page = gr.Button("Older ▶", size="sm", elem_id="traces-next-page")
+    page = gr.State(1)
+    ids = gr.State([])
+    with gr.Row():
+        trace_box = gr.Textbox(label="Trace id", placeholder="32 hex digits", elem_id="traces-trace-id", scale=4)
+        open_button = gr.Button("Open", elem_id="traces-open", scale=1)
+    summary = gr.Markdown("", elem_id="trace-summary")
+    steps_state = gr.State([])
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            step_list = gr.Radio([], label="Steps", type="index", elem_id="trace-steps")
+            with gr.Row():
+                prev_step = gr.Button("◀ Previous", elem_id="step-prev")
+                next_step = gr.Button("Next ▶", elem_id="step-next")
+            whole = gr.Checkbox(False, label="Show long values whole", elem_id="step-whole")
+        with gr.Column(scale=3):
+            detail = gr.Markdown("", elem_id="step-detail")
+            with gr.Accordion("Exact LLM input messages", open=False, elem_id="step-messages-accordion"):
+                messages = gr.Markdown("", elem_id="step-messages")
+    with gr.Accordion("Replay or fork this cycle", open=False, elem_id="replay-accordion"):
+        gr.Markdown(
+            "**Replay** re-runs the recorded agent with the recorded model outputs: zero LLM calls. Tools run for "
+            "real (to check a fix in tool code) unless stubbed. **Fork** replays up to the selected step, then "
+            "uses your edited output for it, or a live model from it on."
+        )
+        with gr.Row():
+            stub = gr.Checkbox(False, label="Stub tools (recorded outputs)", elem_id="replay-stub")
+            replay_button = gr.Button("Replay", variant="primary", elem_id="replay-button")
+        edited = gr.Textbox(label="Edited model output for the selected step", lines=5, elem_id="fork-output")
+        with gr.Row():
+            fork_edit = gr.Button("Fork with this output", elem_id="fork-edit-button")
+            live_model = gr.Dropdown(SUGGESTED_MODELS, value=None, allow_custom_value=True, label="Live model",
+                                     elem_id="fork-model")
+            fork_live = gr.Button("Fork with live model", elem_id="fork-live-button")
+        replay_report = gr.Markdown("", elem_id="replay-report")
+        replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
+
+    def load(status_v: str, agent_v: str, window_v: str, text_v: str, page_v: float) -> tuple[Any, ...]:
+        try:
+            frame, cap, number, trace_ids = cycles_page(runtime, status_v, agent_v, window_v, text_v, page_v)
+        except Exception as e:  # Phoenix unreachable, ...: say so, keep the app up
+            return gr.skip(), f"❌ {e}", page_v, gr.skip()
+        return frame, cap, number, trace_ids
+
+    filters = [status, agent, window, text]
+    refresh.click(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name="traces")
+    failed.click(lambda: "failed", outputs=status, api_name=False)
+    status.change(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name=False)
+    prev_page.click(lambda *v: load(*v[:-1], v[-1] - 1), inputs=[*filters, page], outputs=[table, caption, page, ids],
+                    api_name=False)
+    next_page.click(lambda *v: load(*v[:-1], v[-1] + 1), inputs=[*filters, page], outputs=[table, caption, page, ids],
+                    api_name=False)
+
+    def show_step(steps: list[StepView], index: int | None, whole_v: bool) -> tuple[str, str, str]:
+        if not steps or index is None:
+            return "", "", ""
+        view = steps[index]
+        return step_markdown(view, whole_v), messages_markdown(view, whole_v), view.model_output or ""
+
+    def open_trace(trace_id: str, whole_v: bool) -> tuple[Any, ...]:
+        try:
+            text_summary, steps, titles = open_cycle(runtime, trace_id)
+        except UsageError as e:
+            return f"❌ {e}", [], gr.update(choices=[], value=None), "", "", ""
+        first = 0 if steps else None
+        step_md, msgs, output = show_step(steps, first, whole_v)
+        return text_summary, steps, gr.update(choices=titles, value=titles[0] if titles else None), step_md, msgs, output
+
+    opened = [summary, steps_state, step_list, detail, messages, edited]
+    open_button.click(open_trace, inputs=[trace_box, whole], outputs=opened, api_name="open_trace")
+    trace_box.submit(open_trace, inputs=[trace_box, whole], outputs=opened, api_name=False)
+
+    def select_row(trace_ids: list[str], whole_v: bool, event: gr.SelectData) -> tuple[Any, ...]:
+        row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        if row is None or row >= len(trace_ids):
+            return (gr.skip(),) * 7
+        return (trace_ids[row], *open_trace(trace_ids[row], whole_v))
+
+    table.select(select_row, inputs=[ids, whole], outputs=[trace_box, *opened], api_name=False)
+    step_list.change(show_step, inputs=[steps_state, step_list, whole], outputs=[detail, messages, edited],
+                     api_name=False)
+    whole.change(show_step, inputs=[steps_state, step_list, whole], outputs=[detail, messages, edited], api_name=False)
+
+    def move(steps: list[StepView], index: int | None, delta: int) -> Any:
+        if not steps:
+            return gr.skip()
+        return step_titles(steps)[max(0, min(len(steps) - 1, (index or 0) + delta))]
+
+    prev_step.click(lambda s, i: move(s, i, -1), inputs=[steps_state, step_list], outputs=step_list, api_name=False)
+    next_step.click(lambda s, i: move(s, i, +1), inputs=[steps_state, step_list], outputs=step_list, api_name=False)
+
+    def run_replay(trace_id: str, stub_v: bool, index: int | None, edited_v: str, model_v: str, mode: str) -> Any:
+        fork_at = None if mode == "replay" else (index or 0) + 1
+        messages_out: list[dict[str, Any]] = []
+        try:
+            replay = runtime.prepare_replay(
+                trace_id,
+                stub=stub_v,
+                fork_at=fork_at,
+                substitute=edited_v if mode == "edit" else None,
+                live_model=(model_v or None) if mode == "live" else None,
+            )
+        except UsageError as e:
+            yield f"❌ {e}", messages_out
+            return
+        label = "Replaying" if fork_at is None else f"Forking at step {fork_at}"
+        yield f"⏳ {label} ...", messages_out
+        for step in replay.cycle:
+            messages_out.extend(step_messages(step))
+            yield f"⏳ {label} ...", messages_out
+        yield replay_markdown(runtime, replay), messages_out
+
+    replay_inputs = [trace_box, stub, step_list, edited, live_model]
+    replay_outputs = [replay_report, replay_chat]
+
+    def on_replay(t: str, s: bool, i: int | None, e: str, m: str) -> Any:
+        yield from run_replay(t, s, i, e, m, "replay")
+
+    def on_fork_edit(t: str, s: bool, i: int | None, e: str, m: str) -> Any:
+        yield from run_replay(t, s, i, e, m, "edit")
+
+    def on_fork_live(t: str, s: bool, i: int | None, e: str, m: str) -> Any:
+        yield from run_replay(t, s, i, e, m, "live")
+
+    replay_button.click(on_replay, inputs=replay_inputs, outputs=replay_outputs, api_name="replay")
+    fork_edit.click(on_fork_edit, inputs=replay_inputs, outputs=replay_outputs, api_name="fork_edit")
+    fork_live.click(on_fork_live, inputs=replay_inputs, outputs=replay_outputs, api_name="fork_live")
+
+
+def replay_markdown(runtime: Runtime, replay: Any) -> str:
+    result = replay.cycle.result
+    reproduced, divergence = replay.report()
+    rec = replay.recording
+    link = f"[replay trace]({runtime.trace_url(result.trace_id)})"
+    if replay.fork_at is None:
+        verdict = (
+            "✅ **Reproduced the recording**: same code, tool calls, observations and errors at every step."
+            if reproduced
+            else f"⚠️ **Diverged at step {divergence.step}**: {divergence.what} differs.\n\n"
+            f"Recorded:\n{_fence(divergence.original)}\n\nReplay:\n{_fence(divergence.replay)}"
+        )
+    else:
+        verdict = "✅ **Fork finished.**" if reproduced else "⚠️ **The fork did not reach a final answer.**"
+        if divergence is not None:
+            verdict += f"\n\nBefore the fork point it diverged at step {divergence.step}: {divergence.what} differs."
+    rec_tokens = sum(s.prompt_tokens + s.completion_tokens for s in rec.steps)
+    table = (
+        "| | original | " + ("replay" if replay.fork_at is None else f"fork at step {replay.fork_at}") + " |\n"
+        "| --- | --- | --- |\n"
+        f"| status | {rec.status} | {result.status} |\n"
+        f"| steps | {len(rec.steps)} | {result.totals.steps} |\n"
+        f"| final answer | {html.escape(truncate(rec.final_answer, 120))} | "
+        f"{html.escape(truncate(result.final_answer, 120))} |\n"
+        f"| tokens | {rec_tokens:,} | {result.totals.total_tokens:,} |\n"
+        f"| LLM calls | {sum(1 for s in rec.steps if s.prompt_tokens)} | {result.totals.llm_calls} |\n"
+    )
+    return f"{verdict}\n\n{table}\n{replay.model.replayed} recorded outputs replayed · {link}"
