@@ -322,6 +322,8 @@ def main() -> int:
 
         print(f"\n=== traces list benchmark ({n} cycles, {n * SPANS_PER_CYCLE} spans, medians of {args.repeats}) ===")
         print(f"Phoenix: {phoenix.version} (SQLite)")
+        print(f"load {n} cycles s: {sent_s + ingest_s:.1f} (OTLP send {sent_s:.1f} + until Phoenix lists them all "
+              f"{ingest_s:.1f})")
         print(f"list all {a['rows']} cycles s: {a['median_s']:.2f}")
         print(f"list failed only ({b['rows']} cycles) s: {b['median_s']:.2f}")
         print(f"list first page of {c['rows']} s: {c['median_s']:.2f}")

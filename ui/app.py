@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .dashboard_tab import build_dashboard_tab
 from .run_tab import build_run_tab
 from .traces_tab import build_traces_tab
 from .runtime import Runtime
@@ -28,4 +29,6 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                 build_run_tab(runtime)
             with gr.Tab("Traces", id="traces"):
                 build_traces_tab(runtime)
+            with gr.Tab("Dashboard", id="dashboard"):
+                build_dashboard_tab(runtime)
     return demo

@@ -84,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     fork.add_argument("--output-file", metavar="F", help="with --fork-at: the edited model output for step K")
     fork.add_argument("--model", help="with --fork-at: a live model from step K on")
     replay.add_argument("--api-base", help="API base for the live model")
+    cost = sub.add_parser("cost", help="what one cycle costs and the monthly projection; --budget gates a rollout")
+    from .cost_cli import add_arguments
+
+    add_arguments(cost)
     seed = sub.add_parser("seed-memory", help="fill an empty memory store with a small example")
     seed.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
     return parser
@@ -104,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "seed-memory":
             return seed_command(args)
+        if args.command == "cost":
+            from .cost_cli import cost_command
+
+            return cost_command(args, settings)
         if args.command in ("traces", "show", "replay"):
             from . import traces_cli
 

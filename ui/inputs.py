@@ -61,3 +61,25 @@ def parse_options(values: Iterable[str]) -> dict[str, Any]:
 def parse_lines(text: str | None) -> list[str]:
     """A multi-line form field -> its non-empty lines (e.g. one MCP command per line)."""
     return [line.strip() for line in (text or "").splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """'5s', '15m', '24h', '7d', '2w' (a bare number is seconds) -> seconds; UsageError otherwise."""
+    match = DURATION.match(text or "")
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"{flag} {text!r} is not a duration; write it like 5s, 15m, 24h or 7d")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"]
+
+
+def parse_money(text: str, flag: str) -> float:
+    try:
+        value = float(str(text).strip().lstrip("$").replace(",", ""))
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not an amount in USD; write it like 250 or 1500.50") from None
+    if value < 0 or value != value:
+        raise UsageError(f"{flag} {text!r} must be 0 or more (USD per month)")
+    return value

@@ -1,0 +1,373 @@
+"""What one cycle costs, where it goes, and what that is per month: the figures behind the Dashboard tab and
+`cogscope cost`, one set of pandas functions for both.
+
+`CycleFigures` reads only the columns it needs from Phoenix (SpanQuery.select), lets Phoenix filter by
+time, and keeps what it has aggregated, so `refresh()` fetches only cycles it has not seen. Tokens and
+cost are summed over LLM spans only: the AGENT spans repeat the totals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from .cycle import ERROR, MAX_STEPS
+from .errors import PhoenixUnreachable
+from .prices import Prices
+
+SECONDS_PER_DAY = 86_400
+DAYS_PER_MONTH = 30
+SPAN_LIMIT = 100_000_000
+OVERLAP = timedelta(minutes=15)  # a refresh looks this far back for cycles that were still running
+CYCLE_COLUMNS = ["trace_id", "start_time", "end_time", "agent", "status", "session_id", "models", "replay_of"]
+CALL_COLUMNS = ["trace_id", "span_id", "start_time", "latency_s", "model", "role", "step", "prompt_tokens",
+                "completion_tokens"]  # fmt: skip
+
+
+def _fetch(client: Any, query: Any, project: str, since: datetime | None, until: datetime | None) -> pd.DataFrame:
+    try:
+        frame = client.spans.get_spans_dataframe(
+            query=query, project_identifier=project, start_time=since, end_time=until, limit=SPAN_LIMIT, timeout=600
+        )
+    except httpx.TransportError as e:
+        raise PhoenixUnreachable(f"Phoenix did not answer ({e}); start it with `cogscope ui` or check the URL") from e
+    except httpx.HTTPStatusError as e:
+        if e.response.status_code == 404:
+            return pd.DataFrame()
+        raise
+    return frame.reset_index() if not frame.empty else frame
+
+
+def _col(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+@dataclass
+class CycleFigures:
+    """Per-cycle and per-LLM-call rows of one Phoenix project, kept between refreshes."""
+
+    client: Any
+    project: str
+    cycles: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CYCLE_COLUMNS))
+    calls: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CALL_COLUMNS))
+    tool_time: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # trace_id -> seconds in tools
+    latest_start: datetime | None = None
+
+    def refresh(self, since: datetime | None = None) -> int:
+        """Fetch cycles not seen yet (started since `since`, or since the last refresh); returns how many."""
+        from phoenix.client.types.spans import SpanQuery
+
+        window = since if self.latest_start is None else self.latest_start - OVERLAP
+        roots = _fetch(
+            self.client,
+            SpanQuery().where("parent_id is None").select(
+                "trace_id", "start_time", "end_time", "cogscope.agent", "cogscope.cycle.status", "session.id",
+                "cogscope.model", "cogscope.replay_of",
+            ),
+            self.project,
+            window,
+            None,
+        )
+        if roots.empty:
+            return 0
+        roots = roots.rename(columns={"context.trace_id": "trace_id"})
+        roots = roots[_col(roots, "cogscope.agent").notna() & ~roots["trace_id"].isin(set(self.cycles["trace_id"]))]
+        if roots.empty:
+            return 0
+        new = pd.DataFrame(
+            {
+                "trace_id": roots["trace_id"],
+                "start_time": pd.to_datetime(roots["start_time"], utc=True),
+                "end_time": pd.to_datetime(roots["end_time"], utc=True),
+                "agent": roots["cogscope.agent"],
+                "status": _col(roots, "cogscope.cycle.status"),
+                "session_id": _col(roots, "session.id"),
+                "models": _col(roots, "cogscope.model"),
+                "replay_of": _col(roots, "cogscope.replay_of"),
+            }
+        )
+        first = new["start_time"].min().to_pydatetime()
+        wanted = set(new["trace_id"])
+        calls = _fetch(
+            self.client,
+            SpanQuery().where("span_kind == 'LLM'").select(
+                "trace_id", "span_id", "parent_id", "start_time", "end_time", "llm.model_name",
+                "llm.token_count.prompt", "llm.token_count.completion",
+            ),
+            self.project,
+            first,
+            None,
+        )
+        structure = _fetch(
+            self.client,
+            SpanQuery().where("span_kind == 'CHAIN' or span_kind == 'AGENT'").select(
+                "trace_id", "span_id", "parent_id", "name", "span_kind"
+            ),
+            self.project,
+            first,
+            None,
+        )
+        tools = _fetch(
+            self.client,
+            SpanQuery().where("span_kind == 'TOOL'").select("trace_id", "start_time", "end_time"),
+            self.project,
+            first,
+            None,
+        )
+        self.cycles = pd.concat([self.cycles, new], ignore_index=True) if len(self.cycles) else new.reset_index(drop=True)
+        self.calls = pd.concat([self.calls, _calls(calls, structure, wanted)], ignore_index=True) if len(
+            self.calls
+        ) else _calls(calls, structure, wanted)
+        if not tools.empty:
+            tools = tools.rename(columns={"context.trace_id": "trace_id"})
+            tools = tools[tools["trace_id"].isin(wanted)]
+            seconds = (pd.to_datetime(tools["end_time"], utc=True) - pd.to_datetime(tools["start_time"], utc=True))
+            added = seconds.dt.total_seconds().groupby(tools["trace_id"]).sum()
+            self.tool_time = pd.concat([self.tool_time, added]) if len(self.tool_time) else added
+        latest = self.cycles["start_time"].max().to_pydatetime()
+        self.latest_start = latest if self.latest_start is None else max(self.latest_start, latest)
+        return len(new)
+
+
+def _calls(calls: pd.DataFrame, structure: pd.DataFrame, wanted: set[str]) -> pd.DataFrame:
+    """LLM spans -> one row per call, with the role (the managed agent that made it) and its step number."""
+    if calls.empty:
+        return pd.DataFrame(columns=CALL_COLUMNS)
+    calls = calls.rename(columns={"context.trace_id": "trace_id", "context.span_id": "span_id"})
+    calls = calls[calls["trace_id"].isin(wanted)]
+    parents: dict[str, tuple[str, str, str]] = {}
+    if not structure.empty:
+        structure = structure.rename(columns={"context.span_id": "span_id", "context.trace_id": "trace_id"})
+        structure = structure[structure["trace_id"].isin(wanted)]
+        parents = {
+            s: (p, str(n), str(k))
+            for s, p, n, k in zip(structure["span_id"], structure["parent_id"], structure["name"],
+                                  structure["span_kind"], strict=True)
+        }
+
+    def role_and_step(parent: str) -> tuple[str, int | None]:
+        step: int | None = None
+        node = parents.get(parent)
+        while node is not None:
+            grand, name, kind = node
+            if kind == "CHAIN" and step is None and name.startswith("Step "):
+                step = int(name.split()[1]) if name.split()[1].isdigit() else None
+            if kind == "AGENT" and name.endswith(".run"):
+                return name[: -len(".run")], step
+            node = parents.get(grand)
+        return "agent", step
+
+    located = [role_and_step(p) for p in calls["parent_id"]]
+    start = pd.to_datetime(calls["start_time"], utc=True)
+    return pd.DataFrame(
+        {
+            "trace_id": calls["trace_id"].to_numpy(),
+            "span_id": calls["span_id"].to_numpy(),
+            "start_time": start.to_numpy(),
+            "latency_s": (pd.to_datetime(calls["end_time"], utc=True) - start).dt.total_seconds().to_numpy(),
+            "model": _col(calls, "llm.model_name").fillna("").astype(str).to_numpy(),
+            "role": [r for r, _ in located],
+            "step": [s for _, s in located],
+            "prompt_tokens": pd.to_numeric(_col(calls, "llm.token_count.prompt"), errors="coerce").fillna(0).to_numpy(),
+            "completion_tokens": pd.to_numeric(_col(calls, "llm.token_count.completion"), errors="coerce")
+            .fillna(0)
+            .to_numpy(),
+        }
+    )
+
+
+# -- figures over a window and a filter ----------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    since: datetime | None = None
+    agent: str | None = None
+    session: str | None = None
+    model: str | None = None
+    status: str | None = None
+
+
+def select(figures: CycleFigures, scope: Scope) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cycles = figures.cycles
+    if scope.since is not None:
+        cycles = cycles[cycles["start_time"] >= pd.Timestamp(scope.since)]
+    if scope.agent:
+        cycles = cycles[cycles["agent"] == scope.agent]
+    if scope.session:
+        cycles = cycles[cycles["session_id"] == scope.session]
+    if scope.status:
+        cycles = cycles[cycles["status"] == scope.status]
+    calls = figures.calls[figures.calls["trace_id"].isin(set(cycles["trace_id"]))]
+    if scope.model:
+        keep = set(calls.loc[calls["model"] == scope.model, "trace_id"])
+        cycles = cycles[cycles["trace_id"].isin(keep)]
+        calls = calls[calls["trace_id"].isin(keep)]
+    return cycles, calls
+
+
+def price_calls(calls: pd.DataFrame, prices: Prices, models_by_role: dict[str, str] | None = None) -> pd.Series:
+    """Cost of each call; `models_by_role` re-prices a role's calls as if another model had made them."""
+    models = calls["model"]
+    if models_by_role:
+        models = pd.Series(
+            [models_by_role.get(r, models_by_role.get("*", m)) for r, m in zip(calls["role"], models, strict=True)],
+            index=calls.index,
+        )
+    table = {m: prices.per_million(m) for m in models.unique()}
+    p_in = models.map(lambda m: table[m][0])
+    p_out = models.map(lambda m: table[m][1])
+    return (calls["prompt_tokens"] * p_in + calls["completion_tokens"] * p_out) / 1e6
+
+
+def per_cycle(figures: CycleFigures, cycles: pd.DataFrame, calls: pd.DataFrame, prices: Prices) -> pd.DataFrame:
+    """One row per cycle: calls, tokens, cost (NaN when a model's price is unknown), duration, time in tools."""
+    calls = calls.assign(cost=price_calls(calls, prices)) if len(calls) else calls.assign(cost=pd.Series(dtype=float))
+    grouped = calls.groupby("trace_id").agg(
+        llm_calls=("span_id", "size"),
+        prompt_tokens=("prompt_tokens", "sum"),
+        completion_tokens=("completion_tokens", "sum"),
+        model_s=("latency_s", "sum"),
+        cost_usd=("cost", lambda c: math.nan if c.isna().any() else float(c.sum())),
+    )
+    table = cycles.set_index("trace_id").join(grouped)
+    for column in ("llm_calls", "prompt_tokens", "completion_tokens"):
+        table[column] = table[column].fillna(0).astype(int)
+    table["model_s"] = table["model_s"].fillna(0.0)
+    table["cost_usd"] = table["cost_usd"].where(table["llm_calls"] > 0, 0.0)
+    table["tool_s"] = figures.tool_time.reindex(table.index).fillna(0.0) if len(figures.tool_time) else 0.0
+    table["duration_s"] = (table["end_time"] - table["start_time"]).dt.total_seconds()
+    table["tokens"] = table["prompt_tokens"] + table["completion_tokens"]
+    return table.reset_index().sort_values("start_time")
+
+
+def _stats(series: pd.Series) -> dict[str, float]:
+    values = pd.to_numeric(series, errors="coerce").dropna()
+    if values.empty:
+        return {"mean": math.nan, "p50": math.nan, "p95": math.nan, "max": math.nan}
+    return {
+        "mean": float(values.mean()),
+        "p50": float(values.quantile(0.5)),
+        "p95": float(values.quantile(0.95)),
+        "max": float(values.max()),
+    }
+
+
+@dataclass(frozen=True)
+class Projection:
+    interval_s: float
+    cycles_per_day: float
+    cycles_per_month: float
+    mean_cost: float
+    p95_cost: float
+
+    @property
+    def daily(self) -> float:
+        return self.mean_cost * self.cycles_per_day
+
+    @property
+    def monthly(self) -> float:
+        return self.mean_cost * self.cycles_per_month
+
+    @property
+    def monthly_p95(self) -> float:
+        return self.p95_cost * self.cycles_per_month
+
+    def formula(self) -> str:
+        return (
+            f"{SECONDS_PER_DAY:,} s/day ÷ {self.interval_s:g} s = {self.cycles_per_day:,.0f} cycles/day × "
+            f"{DAYS_PER_MONTH} days = {self.cycles_per_month:,.0f} cycles/month × ${self.mean_cost:.6f} mean/cycle "
+            f"= ${self.monthly:,.2f}/month (p95 cycle: ${self.monthly_p95:,.2f}/month)"
+        )
+
+
+def project(mean_cost: float, p95_cost: float, interval_s: float) -> Projection:
+    """Cycles every `interval_s` seconds, around the clock for a 30-day month."""
+    if not interval_s > 0:
+        raise ValueError("the cycle interval must be more than 0 seconds")
+    per_day = SECONDS_PER_DAY / interval_s
+    return Projection(interval_s, per_day, per_day * DAYS_PER_MONTH, mean_cost, p95_cost)
+
+
+def measured_interval(cycles: pd.DataFrame) -> float | None:
+    """The median gap between cycle starts of one session (a heartbeat loop), if there are two or more."""
+    if len(cycles) < 2:
+        return None
+    gaps = cycles.sort_values("start_time")["start_time"].diff().dt.total_seconds().dropna()
+    gaps = gaps[gaps > 0]
+    return float(gaps.median()) if len(gaps) else None
+
+
+def summary(table: pd.DataFrame, calls: pd.DataFrame, *, interval_s: float, prices: Prices) -> dict[str, Any]:
+    """The dashboard's numbers: per-cycle statistics, rates, time split, cost, and the monthly projection."""
+    n = len(table)
+    statuses = table["status"].value_counts() if n else pd.Series(dtype=int)
+    unknown = sorted({m for m in calls["model"].unique() if not prices.known(m)}) if len(calls) else []
+    cost = _stats(table["cost_usd"]) if n and not unknown else {"mean": math.nan, "p95": math.nan, "p50": math.nan,
+                                                                 "max": math.nan}
+    model_s, tool_s = float(table["model_s"].sum()) if n else 0.0, float(table["tool_s"].sum()) if n else 0.0
+    return {
+        "cycles": n,
+        "llm_calls": _stats(table["llm_calls"]) if n else _stats(pd.Series(dtype=float)),
+        "prompt_tokens": _stats(table["prompt_tokens"]) if n else _stats(pd.Series(dtype=float)),
+        "completion_tokens": _stats(table["completion_tokens"]) if n else _stats(pd.Series(dtype=float)),
+        "cycle_duration_s": _stats(table["duration_s"]) if n else _stats(pd.Series(dtype=float)),
+        "llm_latency_s": _stats(calls["latency_s"]) if len(calls) else _stats(pd.Series(dtype=float)),
+        "time_in_model_s": model_s,
+        "time_in_tools_s": tool_s,
+        "error_rate": float(statuses.get(ERROR, 0)) / n if n else math.nan,
+        "max_steps_rate": float(statuses.get(MAX_STEPS, 0)) / n if n else math.nan,
+        "cost_per_cycle": cost,
+        "unknown_prices": {m: prices.unknown_hint(m) for m in unknown},
+        "projection": project(cost["mean"], cost["p95"], interval_s) if n else None,
+    }
+
+
+def breakdown(calls: pd.DataFrame, prices: Prices, by: str) -> pd.DataFrame:
+    """Calls, tokens and cost per role or per model, with each one's share of the cost."""
+    if calls.empty:
+        return pd.DataFrame(columns=[by, "llm_calls", "prompt_tokens", "completion_tokens", "cost_usd", "share"])
+    priced = calls.assign(cost=price_calls(calls, prices))
+    table = priced.groupby(by).agg(
+        llm_calls=("span_id", "size"),
+        prompt_tokens=("prompt_tokens", "sum"),
+        completion_tokens=("completion_tokens", "sum"),
+        cost_usd=("cost", lambda c: math.nan if c.isna().any() else float(c.sum())),
+    )
+    total = table["cost_usd"].sum(min_count=1)
+    table["share"] = table["cost_usd"] / total if total and not math.isnan(total) else math.nan
+    return table.reset_index().sort_values("cost_usd", ascending=False)
+
+
+def what_if(
+    table: pd.DataFrame, calls: pd.DataFrame, prices: Prices, models_by_role: dict[str, str], interval_s: float
+) -> dict[str, Any]:
+    """Re-price the same recorded tokens with another model per role ('*' = every role): old vs new per month."""
+    for model in models_by_role.values():
+        if not prices.known(model):
+            raise ValueError(prices.unknown_hint(model))
+    n = max(1, len(table))
+    old = float(price_calls(calls, prices).sum()) / n if len(calls) else 0.0
+    new = float(price_calls(calls, prices, models_by_role).sum()) / n if len(calls) else 0.0
+    old_p, new_p = project(old, old, interval_s), project(new, new, interval_s)
+    return {
+        "models": models_by_role,
+        "old_monthly": old_p.monthly,
+        "new_monthly": new_p.monthly,
+        "difference": new_p.monthly - old_p.monthly,
+        "note": "estimate: the same token counts re-priced; another model tokenizes and behaves differently",
+    }
+
+
+def models_of(table: pd.DataFrame) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for raw in table.get("models", pd.Series(dtype=object)).dropna():
+        try:
+            out.update(json.loads(raw))
+        except ValueError:
+            continue
+    return out

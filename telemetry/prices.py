@@ -1,0 +1,99 @@
+"""Prices per model: LiteLLM's price map (its offline copy), overridden and extended by a user prices file.
+
+The prices file is TOML, model id -> input/output USD per million tokens:
+
+    ["openai/gpt-4o-mini"]
+    input = 0.15
+    output = 0.60
+
+    ["ollama/llama3.1"]
+    input = 0
+    output = 0
+
+The bundled local model costs 0. A model with no known price is `nan` ("unknown"), never 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import TelemetryError
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+FREE_MODELS = frozenset({"openai/smollm2-135m"})  # the bundled local model (ui/local_llm.py)
+
+
+class PricesError(TelemetryError):
+    pass
+
+
+def _litellm_price(model: str) -> tuple[float, float] | None:
+    import litellm
+
+    candidates = [model]
+    if "/" in model:
+        candidates.append(model.split("/", 1)[1])
+    for candidate in candidates:
+        entry = litellm.model_cost.get(candidate)
+        if entry and entry.get("input_cost_per_token") is not None:
+            return float(entry["input_cost_per_token"]) * 1e6, float(entry.get("output_cost_per_token") or 0.0) * 1e6
+    return None
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per million tokens, (input, output), per model id."""
+
+    overrides: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    source: str | None = None
+
+    def per_million(self, model: str) -> tuple[float, float]:
+        if model in self.overrides:
+            return self.overrides[model]
+        if model in FREE_MODELS:
+            return 0.0, 0.0
+        return _litellm_price(model) or (math.nan, math.nan)
+
+    def known(self, model: str) -> bool:
+        return not math.isnan(self.per_million(model)[0])
+
+    def cost(self, model: str, prompt_tokens: float, completion_tokens: float) -> float:
+        p_in, p_out = self.per_million(model)
+        return (prompt_tokens * p_in + completion_tokens * p_out) / 1e6
+
+    def unknown_hint(self, model: str) -> str:
+        where = self.source or "a prices file (--prices FILE)"
+        return f'no price for {model!r}; add it to {where}: ["{model}"] input = ... output = ... (USD per million tokens)'
+
+
+def load_prices(path: str | Path | None) -> Prices:
+    """The prices file at `path` (None: LiteLLM's map only); PricesError with one clear line when it is wrong."""
+    if path is None:
+        return Prices()
+    path = Path(path).expanduser()
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise PricesError(f"prices file {path} does not exist; give a TOML file of model -> input/output") from None
+    except OSError as e:
+        raise PricesError(f"cannot read prices file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PricesError(f"prices file {path} is not valid TOML ({e}); see README for the format") from None
+    overrides: dict[str, tuple[float, float]] = {}
+    for model, entry in data.items():
+        if not isinstance(entry, dict) or not {"input", "output"} <= set(entry):
+            raise PricesError(f'prices file {path}: ["{model}"] needs input = ... and output = ... (USD per million tokens)')
+        try:
+            p_in, p_out = float(entry["input"]), float(entry["output"])
+        except (TypeError, ValueError):
+            raise PricesError(f'prices file {path}: ["{model}"] prices must be numbers') from None
+        if p_in < 0 or p_out < 0 or math.isnan(p_in) or math.isnan(p_out):
+            raise PricesError(f'prices file {path}: ["{model}"] has a negative price; prices are USD per million tokens, >= 0')
+        overrides[model] = (p_in, p_out)
+    return Prices(overrides=overrides, source=str(path))

@@ -1,0 +1,128 @@
+"""`cogscope cost`: what one cycle costs and what that becomes per month — a gate for rolling an agent out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from telemetry.figures import CycleFigures, Scope, breakdown, measured_interval, per_cycle, select, summary, what_if
+from telemetry.prices import PricesError, load_prices
+
+from .config import Settings
+from .errors import UsageError
+from .inputs import parse_duration, parse_models, parse_money
+
+EXIT_OK, EXIT_OVER_BUDGET, EXIT_USAGE = 0, 1, 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", default="24h", help="window, e.g. 1h, 24h, 7d (default 24h)")
+    parser.add_argument("--agent", help="only this agent")
+    parser.add_argument("--session", help="only this session (e.g. one heartbeat loop)")
+    parser.add_argument("--interval", help="seconds between cycles for the projection, e.g. 5s (default: the "
+                        "session's measured interval, else 5s)")
+    parser.add_argument("--what-if", action="append", default=[], metavar="ROLE=MODEL",
+                        help="re-price a role's recorded tokens with another model (MODEL alone: every role)")
+    parser.add_argument("--prices", help="TOML prices file (model -> input/output USD per million tokens)")
+    parser.add_argument("--budget", help="USD per month; exit 1 when the projection exceeds it")
+    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+
+
+def _money(value: float) -> str:
+    return "unknown" if value is None or math.isnan(value) else f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
+
+
+def cost_command(args: argparse.Namespace, settings: Settings) -> int:
+    since_s = parse_duration(args.since, "--since")
+    interval = parse_duration(args.interval, "--interval") if args.interval else None
+    budget = parse_money(args.budget, "--budget") if args.budget is not None else None
+    try:
+        prices = load_prices(args.prices)
+    except PricesError as e:
+        raise UsageError(str(e)) from None
+    mapping = parse_models(args.what_if)
+    if "default" in mapping:
+        mapping["*"] = mapping.pop("default")
+    for model in mapping.values():
+        if not prices.known(model):
+            raise UsageError(f"--what-if: unknown model {model!r}: {prices.unknown_hint(model)}")
+
+    from .runtime import Runtime
+
+    runtime = Runtime.start(settings)
+    try:
+        figures = CycleFigures(runtime.client(), settings.project)
+        since = datetime.now(UTC) - timedelta(seconds=since_s)
+        figures.refresh(since)
+    finally:
+        runtime.close()
+    cycles, calls = select(figures, Scope(since=since, agent=args.agent, session=args.session))
+    if cycles.empty:
+        where = f" of agent {args.agent}" if args.agent else ""
+        where += f" in session {args.session}" if args.session else ""
+        raise UsageError(f"no cycles{where} in the last {args.since}; run some, or widen --since")
+    if interval is None:
+        interval = (measured_interval(cycles) if args.session else None) or 5.0
+    table = per_cycle(figures, cycles, calls, prices)
+    figs = summary(table, calls, interval_s=interval, prices=prices)
+    roles = breakdown(calls, prices, "role")
+    models = breakdown(calls, prices, "model")
+    scenario = what_if(table, calls, prices, mapping, interval) if mapping else None
+    projection = figs["projection"]
+    over = budget is not None and not math.isnan(projection.monthly) and projection.monthly > budget
+
+    if args.format == "csv":
+        table.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        out: dict[str, Any] = {k: v for k, v in figs.items() if k != "projection"}
+        out["projection"] = {
+            "interval_s": interval, "cycles_per_day": projection.cycles_per_day,
+            "cycles_per_month": projection.cycles_per_month, "daily_usd": projection.daily,
+            "monthly_usd": projection.monthly, "monthly_p95_usd": projection.monthly_p95,
+            "formula": projection.formula(),
+        }  # fmt: skip
+        out["by_role"] = roles.to_dict("records")
+        out["by_model"] = models.to_dict("records")
+        out["what_if"] = scenario
+        out["budget_usd_per_month"] = budget
+        out["over_budget"] = over
+        print(json.dumps(out, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)))
+    else:
+        c = figs["cost_per_cycle"]
+        print(f"{figs['cycles']} cycles in the last {args.since}" + (f", agent {args.agent}" if args.agent else ""))
+        print(f"LLM calls per cycle     mean {figs['llm_calls']['mean']:.2f}  p95 {figs['llm_calls']['p95']:.0f}  "
+              f"max {figs['llm_calls']['max']:.0f}")
+        print(f"prompt tokens / cycle   mean {figs['prompt_tokens']['mean']:,.0f}  p95 {figs['prompt_tokens']['p95']:,.0f}")
+        print(f"completion tokens       mean {figs['completion_tokens']['mean']:,.0f}  "
+              f"p95 {figs['completion_tokens']['p95']:,.0f}")
+        print(f"cycle duration          p50 {figs['cycle_duration_s']['p50']:.2f} s  "
+              f"p95 {figs['cycle_duration_s']['p95']:.2f} s  max {figs['cycle_duration_s']['max']:.2f} s")
+        print(f"LLM latency             p50 {figs['llm_latency_s']['p50']:.2f} s  p95 {figs['llm_latency_s']['p95']:.2f} s")
+        print(f"time in model / tools   {figs['time_in_model_s']:.1f} s / {figs['time_in_tools_s']:.1f} s")
+        print(f"error rate / max steps  {figs['error_rate']:.1%} / {figs['max_steps_rate']:.1%}")
+        print(f"cost per cycle          mean {_money(c['mean'])}  p95 {_money(c['p95'])}")
+        for hint in figs["unknown_prices"].values():
+            print(f"  unknown price: {hint}")
+        print(f"projection              {projection.formula()}")
+        print(f"per day / per month     {_money(projection.daily)} / {_money(projection.monthly)}")
+        print("by role:")
+        for row in roles.itertuples():
+            share = "" if math.isnan(row.share) else f" ({row.share:.0%})"
+            print(f"  {row.role:<16}{row.llm_calls:>6} calls  {_money(row.cost_usd)}{share}")
+        print("by model:")
+        for row in models.itertuples():
+            share = "" if math.isnan(row.share) else f" ({row.share:.0%})"
+            print(f"  {row.model:<32}{row.llm_calls:>6} calls  {_money(row.cost_usd)}{share}")
+        if scenario:
+            print(f"what-if {scenario['models']}: {_money(scenario['old_monthly'])}/month -> "
+                  f"{_money(scenario['new_monthly'])}/month ({scenario['difference']:+,.2f}); {scenario['note']}")
+        if budget is not None:
+            verdict = "OVER" if over else "within"
+            print(f"budget                  {_money(budget)}/month: projection is {verdict} budget")
+    if budget is not None and math.isnan(projection.monthly):
+        raise UsageError("the projection is unknown (a model has no price); add it with --prices before gating")
+    return EXIT_OVER_BUDGET if over else EXIT_OK

@@ -1,0 +1,183 @@
+"""The Dashboard tab: what one cycle costs, where it goes, and what that becomes per month."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+import agents
+from telemetry.figures import (
+    CycleFigures,
+    Scope,
+    breakdown,
+    measured_interval,
+    per_cycle,
+    select,
+    summary,
+    what_if,
+)
+from telemetry.prices import PricesError, load_prices
+
+from .errors import UsageError
+from .inputs import parse_lines, parse_models
+from .runtime import Runtime
+
+WINDOWS = {"last hour": timedelta(hours=1), "last 24 hours": timedelta(days=1), "last 7 days": timedelta(days=7),
+           "last 30 days": timedelta(days=30), "all time": None}  # fmt: skip
+TABLE_COLUMNS = ["time", "agent", "status", "LLM calls", "tokens", "duration", "cost", "trace"]
+
+_cache: dict[int, CycleFigures] = {}
+_cache_lock = threading.Lock()
+
+
+def _figures(runtime: Runtime) -> CycleFigures:
+    with _cache_lock:
+        figures = _cache.get(id(runtime))
+        if figures is None:
+            figures = _cache[id(runtime)] = CycleFigures(runtime.client(), runtime.settings.project)
+        return figures
+
+
+def _money(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "unknown"
+    return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
+
+
+def dashboard(
+    runtime: Runtime, window: str, agent: str, session: str, status: str, interval: float | None,
+    prices_path: str, what_if_text: str,
+) -> tuple[Any, ...]:
+    """(numbers markdown, 4 plot frames, table, csv path, message) for the current filters."""
+    try:
+        prices = load_prices(prices_path.strip() or None)
+    except PricesError as e:
+        raise UsageError(str(e)) from None
+    mapping = parse_models(parse_lines(what_if_text))
+    if "default" in mapping:
+        mapping["*"] = mapping.pop("default")
+    figures = _figures(runtime)
+    with _cache_lock:
+        new = figures.refresh()
+    delta = WINDOWS.get(window)
+    scope = Scope(
+        since=datetime.now(UTC) - delta if delta else None,
+        agent=None if agent in ("", "all") else agent,
+        session=(session or "").strip() or None,
+        status=None if status in ("", "all") else status,
+    )
+    cycles, calls = select(figures, scope)
+    if cycles.empty:
+        return ("No cycles match. Run some in the Run tab, or widen the filters.", *[pd.DataFrame()] * 4,
+                pd.DataFrame(columns=TABLE_COLUMNS), None, f"{new} new cycle(s) fetched")
+    measured = measured_interval(cycles) if scope.session else None
+    interval_s = float(interval) if interval and interval > 0 else (measured or 5.0)
+    table = per_cycle(figures, cycles, calls, prices)
+    figs = summary(table, calls, interval_s=interval_s, prices=prices)
+    p = figs["projection"]
+    c = figs["cost_per_cycle"]
+    lines = [
+        f"### {figs['cycles']:,} cycles · cost per cycle **{_money(c['mean'])}** (p95 {_money(c['p95'])}) · "
+        f"**{_money(p.monthly)}/month** at one cycle every {interval_s:g} s",
+        "",
+        f"`{p.formula()}`",
+        "",
+        "| per cycle | mean | p50 | p95 | max |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, key, fmt in (("LLM calls", "llm_calls", "{:,.2f}"), ("prompt tokens", "prompt_tokens", "{:,.0f}"),
+                            ("completion tokens", "completion_tokens", "{:,.0f}"),
+                            ("cycle duration (s)", "cycle_duration_s", "{:,.2f}"),
+                            ("LLM call latency (s)", "llm_latency_s", "{:,.2f}")):
+        s = figs[key]
+        lines.append(f"| {label} | " + " | ".join(fmt.format(s[k]) if not math.isnan(s[k]) else "–"
+                                                   for k in ("mean", "p50", "p95", "max")) + " |")
+    lines += [
+        "",
+        f"Time in the model {figs['time_in_model_s']:.1f} s · in tools {figs['time_in_tools_s']:.1f} s · "
+        f"error rate {figs['error_rate']:.1%} · max-steps rate {figs['max_steps_rate']:.1%} · "
+        f"per day {_money(p.daily)}" + (f" · measured interval {measured:.1f} s" if measured else ""),
+    ]
+    for hint in figs["unknown_prices"].values():
+        lines.append(f"\n⚠️ Unknown price: {hint}")
+    if mapping:
+        try:
+            w = what_if(table, calls, prices, mapping, interval_s)
+            lines.append(f"\n**What-if** {w['models']}: {_money(w['old_monthly'])}/month → "
+                         f"{_money(w['new_monthly'])}/month ({w['difference']:+,.2f}) — {w['note']}")
+        except ValueError as e:
+            lines.append(f"\n❌ What-if: {e}")
+    roles = breakdown(calls, prices, "role")
+    shares = ", ".join(f"{r.role} {r.share:.0%}" for r in roles.itertuples() if not math.isnan(r.share))
+    if shares:
+        lines.append(f"\nCost by role: {shares}")
+
+    over_time = table[["start_time", "cost_usd"]].rename(columns={"start_time": "time", "cost_usd": "cost (USD)"})
+    per_step = (calls.assign(tokens=calls["prompt_tokens"] + calls["completion_tokens"])
+                .dropna(subset=["step"]).groupby("step", as_index=False)["tokens"].mean()
+                .rename(columns={"tokens": "mean tokens"}))  # fmt: skip
+    per_step["step"] = per_step["step"].astype(int).astype(str)
+    bins = pd.cut(calls["latency_s"], bins=min(12, max(1, calls["latency_s"].nunique())))
+    latency = bins.value_counts(sort=False).rename_axis("latency (s)").reset_index(name="LLM calls")
+    latency["latency (s)"] = latency["latency (s)"].astype(str)
+    by_role = roles[["role", "cost_usd"]].rename(columns={"cost_usd": "cost (USD)"}).fillna(0.0)
+    shown = table.sort_values("start_time", ascending=False)
+    grid = pd.DataFrame(
+        {
+            "time": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "agent": shown["agent"],
+            "status": shown["status"],
+            "LLM calls": shown["llm_calls"],
+            "tokens": shown["tokens"],
+            "duration": shown["duration_s"].map(lambda s: f"{s:.1f} s"),
+            "cost": shown["cost_usd"].map(_money),
+            "trace": [f"{t} · [Phoenix]({runtime.trace_url(t)})" for t in shown["trace_id"]],
+        }
+    )
+    csv = tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="cogscope-cycles-", delete=False)
+    shown.to_csv(csv, index=False)
+    csv.close()
+    return ("\n".join(lines), over_time, per_step, latency, by_role, grid, csv.name,
+            f"{new} new cycle(s) fetched · {len(figures.cycles):,} cached")
+
+
+def build_dashboard_tab(runtime: Runtime) -> None:
+    with gr.Row():
+        window = gr.Dropdown(list(WINDOWS), value="last 24 hours", label="Window", scale=1)
+        agent = gr.Dropdown(["all", *agents.names()], value="all", allow_custom_value=True, label="Agent", scale=1)
+        session = gr.Textbox(label="Session", placeholder="e.g. heartbeat-1a2b3c4d", scale=1)
+        status = gr.Dropdown(["all", "ok", "step_errors", "max_steps", "error"], value="all", label="Status", scale=1)
+        interval = gr.Number(value=5, minimum=0, label="Cycle interval (s)", elem_id="dash-interval", scale=1,
+                             info="0: the session's measured interval")
+        refresh = gr.Button("Refresh", variant="primary", elem_id="dash-refresh", scale=1)
+    with gr.Accordion("Prices and what-if", open=False):
+        prices = gr.Textbox(label="Prices file (TOML, optional)", placeholder="~/cogscope-prices.toml")
+        what_if_box = gr.Textbox(label="What-if: ROLE=MODEL per line (MODEL alone: every role)", lines=2,
+                                 placeholder="reasoning=openai/gpt-4o-mini")
+    message = gr.Markdown("", elem_id="dash-message")
+    numbers = gr.Markdown("Press Refresh to read the cycles from Phoenix.", elem_id="dash-numbers")
+    with gr.Row():
+        cost_plot = gr.LinePlot(x="time", y="cost (USD)", title="Cost per cycle over time", height=260)
+        step_plot = gr.BarPlot(x="step", y="mean tokens", title="Tokens per step (mean)", height=260)
+    with gr.Row():
+        latency_plot = gr.BarPlot(x="latency (s)", y="LLM calls", title="LLM call latency", height=260)
+        role_plot = gr.BarPlot(x="role", y="cost (USD)", title="Cost by role", height=260)
+    table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=["str"] * 7 + ["markdown"], interactive=False,
+                         label="Cycles", elem_id="dash-table")
+    download = gr.DownloadButton("Download CSV", elem_id="dash-csv")
+
+    def on_refresh(*values: Any) -> tuple[Any, ...]:
+        try:
+            return dashboard(runtime, *values)
+        except (UsageError, agents.AgentsError, Exception) as e:  # noqa: B014 - any failure: say it, stay up
+            return (gr.skip(),) * 7 + (f"❌ {e}",)
+
+    inputs = [window, agent, session, status, interval, prices, what_if_box]
+    outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, download, message]
+    refresh.click(on_refresh, inputs=inputs, outputs=outputs, api_name="dashboard")
