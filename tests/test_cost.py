@@ -40,7 +40,7 @@ def _phoenix_trace_cost(phoenix_url: str, project_name: str, trace_id: str) -> f
 
 def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, llm, read_trace, phoenix, project):
     trace_id = _record(cogscope, llm)
-    read_trace(trace_id, min_spans=12)
+    read_trace(trace_id, min_spans=11)
     result, figures = _cost(cogscope, "--interval", "5s")
     assert figures["cycles"] == 1
     assert figures["llm_calls"]["mean"] == 3
@@ -88,7 +88,7 @@ def project_dir_file(cogscope, text: str) -> str:  # type: ignore[no-untyped-def
 
 
 def test_unknown_price_stays_unknown(cogscope, llm, read_trace):
-    read_trace(_record(cogscope, llm, model="openai/scripted"), min_spans=12)
+    read_trace(_record(cogscope, llm, model="openai/scripted"), min_spans=11)
     _, figures = _cost(cogscope)
     assert figures["cost_per_cycle"]["mean"] is None
     assert "no price for 'openai/scripted'; add it to a prices file" in figures["unknown_prices"]["openai/scripted"]
@@ -106,7 +106,7 @@ def test_role_breakdown_for_consciousness_with_two_models(cogscope, llm, read_tr
     result = cogscope("run", "--agent", "consciousness", "--task", "Cycle", "--model", "openai/gpt-4o",
                       "--model", "perception=openai/gpt-4o-mini", "--api-base", llm.api_base)
     assert result.code == 0, result.out + result.err
-    read_trace(result.trace_id, min_spans=12)
+    read_trace(result.trace_id, min_spans=11)
     _, figures = _cost(cogscope)
     roles = {r["role"]: r for r in figures["by_role"]}
     manager = (2000 + 2500) * 2.5 / 1e6 + (200 + 100) * 10 / 1e6

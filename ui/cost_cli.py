@@ -32,6 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
 
 
+def _clean(value: Any) -> Any:
+    """NaN (an unknown price) -> null, so the JSON is valid and says 'unknown' plainly."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
 def _money(value: float) -> str:
     return "unknown" if value is None or math.isnan(value) else f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
 
@@ -90,7 +101,7 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
         out["what_if"] = scenario
         out["budget_usd_per_month"] = budget
         out["over_budget"] = over
-        print(json.dumps(out, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)))
+        print(json.dumps(_clean(out), indent=2, default=str))
     else:
         c = figs["cost_per_cycle"]
         print(f"{figs['cycles']} cycles in the last {args.since}" + (f", agent {args.agent}" if args.agent else ""))
