@@ -56,7 +56,7 @@ def dashboard(
 ) -> tuple[Any, ...]:
     """(numbers markdown, 4 plot frames, table, csv path, message) for the current filters."""
     try:
-        prices = load_prices(prices_path.strip() or None)
+        prices = load_prices((prices_path or "").strip() or None)
     except PricesError as e:
         raise UsageError(str(e)) from None
     mapping = parse_models(parse_lines(what_if_text))
@@ -125,7 +125,7 @@ def dashboard(
     per_step["step"] = per_step["step"].astype(int).astype(str)
     bins = pd.cut(calls["latency_s"], bins=min(12, max(1, calls["latency_s"].nunique())))
     latency = bins.value_counts(sort=False).rename_axis("latency (s)").reset_index(name="LLM calls")
-    latency["latency (s)"] = latency["latency (s)"].astype(str)
+    latency["latency (s)"] = [f"{i.left:.2f}–{i.right:.2f}" for i in latency["latency (s)"]]
     by_role = roles[["role", "cost_usd"]].rename(columns={"cost_usd": "cost (USD)"}).fillna(0.0)
     shown = table.sort_values("start_time", ascending=False)
     grid = pd.DataFrame(
@@ -143,7 +143,8 @@ def dashboard(
     csv = tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="cogscope-cycles-", delete=False)
     shown.to_csv(csv, index=False)
     csv.close()
-    return ("\n".join(lines), over_time, per_step, latency, by_role, grid, csv.name,
+    latency_plot = gr.BarPlot(value=latency, sort=latency["latency (s)"].tolist())  # bins in order, not A-Z
+    return ("\n".join(lines), over_time, per_step, latency_plot, by_role, grid, csv.name,
             f"{new} new cycle(s) fetched · {len(figures.cycles):,} cached")
 
 

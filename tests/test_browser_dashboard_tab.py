@@ -1,0 +1,50 @@
+"""The Dashboard tab in a real headless Chromium: the numbers a user checks before rollout, and the CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from .conftest import ROOT
+
+STEP = 'Thought: look.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>'
+DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'
+
+
+def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm, read_trace, app, page):
+    for _ in range(2):
+        for reply in (STEP, STEP, DONE):
+            llm.enqueue(reply, prompt_tokens=1000, completion_tokens=100)
+        result = cogscope("run", "--agent", "heartbeat", "--task", "Decide", "--model", "openai/gpt-4o-mini",
+                          "--api-base", llm.api_base)
+        assert result.code == 0, result.out + result.err
+        read_trace(result.trace_id, min_spans=11)
+
+    page.goto(app)
+    page.get_by_role("tab", name="Dashboard").click()
+    page.locator("#dash-refresh").click()
+    numbers = page.locator("#dash-numbers")
+    numbers.get_by_text("2 cycles").wait_for(timeout=60_000)
+    text = numbers.inner_text()
+    assert "cost per cycle $0.000630" in text
+    assert "$326.59/month at one cycle every 5 s" in text  # 0.00063 x 518,400
+    assert "17,280 cycles/day" in text and "518,400 cycles/month" in text
+    assert re.search(r"LLM calls\s+3\.00\s+3\.00\s+3\.00\s+3\.00", text), text
+    assert "Cost by role: heartbeat 100%" in text
+    assert page.locator("#dash-table").inner_text().count("heartbeat") == 2
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ROOT / "docs" / "dashboard-tab.png"), full_page=True)
+
+    with page.expect_download() as download_info:
+        page.locator("#dash-csv").click()
+    path = download_info.value.path()
+    rows = list(csv.DictReader(io.StringIO(open(path).read())))
+    assert len(rows) == 2
+    assert {round(float(r["cost_usd"]), 6) for r in rows} == {0.00063}
+    assert {r["llm_calls"] for r in rows} == {"3"}
+
+    page.locator("#dash-interval input").fill("60")
+    page.locator("#dash-refresh").click()
+    numbers.get_by_text("at one cycle every 60 s").wait_for()
+    assert "$27.22/month" in numbers.inner_text()  # 0.00063 x 43,200
