@@ -143,7 +143,7 @@ def dashboard(
     csv = tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="cogscope-cycles-", delete=False)
     shown.to_csv(csv, index=False)
     csv.close()
-    latency_plot = gr.BarPlot(value=latency, sort=latency["latency (s)"].tolist())  # bins in order, not A-Z
+    latency_plot = gr.BarPlot(value=latency, sort=latency["latency (s)"].tolist(), y_lim=[0, None])  # bins in order, not A-Z
     return ("\n".join(lines), over_time, per_step, latency_plot, by_role, grid, csv.name,
             f"{new} new cycle(s) fetched · {len(figures.cycles):,} cached")
 
@@ -164,11 +164,11 @@ def build_dashboard_tab(runtime: Runtime) -> None:
     message = gr.Markdown("", elem_id="dash-message")
     numbers = gr.Markdown("Press Refresh to read the cycles from Phoenix.", elem_id="dash-numbers")
     with gr.Row():
-        cost_plot = gr.LinePlot(x="time", y="cost (USD)", title="Cost per cycle over time", height=260)
-        step_plot = gr.BarPlot(x="step", y="mean tokens", title="Tokens per step (mean)", height=260)
+        cost_plot = gr.LinePlot(x="time", y="cost (USD)", title="Cost per cycle over time", height=260, y_lim=[0, None])
+        step_plot = gr.BarPlot(x="step", y="mean tokens", title="Tokens per step (mean)", height=260, y_lim=[0, None])
     with gr.Row():
-        latency_plot = gr.BarPlot(x="latency (s)", y="LLM calls", title="LLM call latency", height=260)
-        role_plot = gr.BarPlot(x="role", y="cost (USD)", title="Cost by role", height=260)
+        latency_plot = gr.BarPlot(x="latency (s)", y="LLM calls", title="LLM call latency", height=260, y_lim=[0, None])
+        role_plot = gr.BarPlot(x="role", y="cost (USD)", title="Cost by role", height=260, y_lim=[0, None])
     table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=["str"] * 7 + ["markdown"], interactive=False,
                          label="Cycles", elem_id="dash-table")
     download = gr.DownloadButton("Download CSV", elem_id="dash-csv")
