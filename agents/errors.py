@@ -1,13 +1,13 @@
 """Errors raised by cogscope's agents package.
 
-    AgentsError                 base: every message says what is wrong and what to do
-    ├── UnknownAgentError       a name that is not in the registry
-    ├── AgentFactoryError       a factory that cannot be loaded, raises, or returns no agent
-    ├── McpError                an MCP server that fails to start or to list its tools
-    ├── MemoryStoreError        the SQLite memory store cannot be opened or written
-    ├── EnergyRefused           an action costs more energy than is left
-    ├── EnergyExhausted         not enough energy for a single step: the cycle rests
-    └── MentalModelError        an unknown mental model or basin, or a revision it cannot take
+AgentsError                 base: every message says what is wrong and what to do
+├── UnknownAgentError       a name that is not in the registry
+├── AgentFactoryError       a factory that cannot be loaded, raises, or returns no agent
+├── McpError                an MCP server that fails to start or to list its tools
+├── MemoryStoreError        the SQLite memory store cannot be opened or written
+├── EnergyRefused           an action costs more energy than is left
+├── EnergyExhausted         not enough energy for a single step: the cycle rests
+└── MentalModelError        an unknown mental model or basin, or a revision it cannot take
 """
 
 from __future__ import annotations

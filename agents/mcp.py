@@ -207,7 +207,9 @@ def serve(store_path: str | None = None) -> None:
 
     async def list_tools(ctx: Any, params: Any) -> Any:
         return types.ListToolsResult(
-            tools=[types.Tool(name=t.name, description=t.description, input_schema=tool_schema(t)) for t in tools.values()]
+            tools=[
+                types.Tool(name=t.name, description=t.description, input_schema=tool_schema(t)) for t in tools.values()
+            ]
         )
 
     async def call_tool(ctx: Any, params: Any) -> Any:

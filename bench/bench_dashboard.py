@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -122,23 +121,31 @@ class Loader:
             )
             t = start + 1_000_000
             run = tracer.start_span(
-                "heartbeat.run", context=trace.set_span_in_context(root), start_time=t,
+                "heartbeat.run",
+                context=trace.set_span_in_context(root),
+                start_time=t,
                 attributes={"openinference.span.kind": "AGENT", "input.value": task, "session.id": "bench"},
             )
             run_ctx = trace.set_span_in_context(run)
             for s in range(1, STEPS + 1):
-                step = tracer.start_span(f"Step {s}", context=run_ctx, start_time=t,
-                                         attributes={"openinference.span.kind": "CHAIN", "session.id": "bench"})
+                step = tracer.start_span(
+                    f"Step {s}",
+                    context=run_ctx,
+                    start_time=t,
+                    attributes={"openinference.span.kind": "CHAIN", "session.id": "bench"},
+                )
                 step_ctx = trace.set_span_in_context(step)
                 llm = tracer.start_span(
-                    "LiteLLMModel.generate", context=step_ctx, start_time=t,
+                    "LiteLLMModel.generate",
+                    context=step_ctx,
+                    start_time=t,
                     attributes={
                         "openinference.span.kind": "LLM",
                         "llm.model_name": MODEL,
                         "llm.token_count.prompt": PROMPT,
                         "llm.token_count.completion": COMPLETION,
                         "llm.token_count.total": PROMPT + COMPLETION,
-                        "output.value": f"Thought: step {s}.\n<code>\nprint(recall_memory(query=\"energy\"))\n</code>",
+                        "output.value": f'Thought: step {s}.\n<code>\nprint(recall_memory(query="energy"))\n</code>',
                         "session.id": "bench",
                     },
                 )
@@ -146,7 +153,9 @@ class Loader:
                 llm.end(end_time=t)
                 if s in TOOL_STEPS:
                     tool = tracer.start_span(
-                        "recall_memory", context=step_ctx, start_time=t,
+                        "recall_memory",
+                        context=step_ctx,
+                        start_time=t,
                         attributes={
                             "openinference.span.kind": "TOOL",
                             "tool.name": "recall_memory",
@@ -182,8 +191,9 @@ def count_spans(client: Any, where: str | None) -> int:
 
     query = SpanQuery().where(where).select("trace_id") if where else SpanQuery().select("trace_id")
     try:
-        frame = client.spans.get_spans_dataframe(query=query, project_identifier=PROJECT, limit=100_000_000,
-                                                 timeout=600)
+        frame = client.spans.get_spans_dataframe(
+            query=query, project_identifier=PROJECT, limit=100_000_000, timeout=600
+        )
     except httpx.HTTPStatusError as e:
         if e.response.status_code == 404:  # no project yet
             return 0
@@ -209,8 +219,11 @@ def wait_listed(client: Any, cycles: int, timeout: float, poll: float = 5.0, qui
         elapsed = time.perf_counter() - t0
         if not quiet and elapsed - last_print >= 60:
             last_print = elapsed
-            print(f"  ... {elapsed:.0f} s: Phoenix lists {roots}/{cycles} roots "
-                  f"({roots * SPANS_PER_CYCLE / max(elapsed, 1e-9):.0f} spans/s so far)", flush=True)
+            print(
+                f"  ... {elapsed:.0f} s: Phoenix lists {roots}/{cycles} roots "
+                f"({roots * SPANS_PER_CYCLE / max(elapsed, 1e-9):.0f} spans/s so far)",
+                flush=True,
+            )
         time.sleep(poll)
 
 
@@ -259,8 +272,12 @@ def _label(query: Any) -> str:
         where = query._filter.condition if query is not None and query._filter else ""
     except AttributeError:
         where = ""
-    return {"parent_id is None": "roots", "span_kind == 'LLM'": "LLM", "span_kind == 'TOOL'": "TOOL",
-            "span_kind == 'CHAIN' or span_kind == 'AGENT'": "CHAIN+AGENT"}.get(where, where or "all")
+    return {
+        "parent_id is None": "roots",
+        "span_kind == 'LLM'": "LLM",
+        "span_kind == 'TOOL'": "TOOL",
+        "span_kind == 'CHAIN' or span_kind == 'AGENT'": "CHAIN+AGENT",
+    }.get(where, where or "all")
 
 
 class CountingClient:
@@ -358,8 +375,12 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=TARGET_CYCLES, help="N cycles of 10 spans (default 100,000)")
     parser.add_argument("--refreshes", type=int, default=3, help="refreshes after 100 new cycles each (median)")
     parser.add_argument("--fresh-runs", type=int, default=2, help="first loads in a fresh process")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds to wait for Phoenix to ingest the N cycles (default: 60 + N/10)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for Phoenix to ingest the N cycles (default: 60 + N/10)",
+    )
     parser.add_argument("--no-tab", action="store_true", help="skip timing ui.dashboard_tab.dashboard() itself")
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process first load; print the top")
     args = parser.parse_args()
@@ -370,8 +391,9 @@ def main() -> int:
     print(f"  {n:,} synthetic heartbeat cycles x {SPANS_PER_CYCLE} spans = {n * SPANS_PER_CYCLE:,} spans, ~15% failed,")
     print("  start times over the last 7 days, sent over OTLP/HTTP to a real Phoenix (SQLite).")
     print("  first load = fresh CycleFigures.refresh() (all time) + select/per_cycle/summary/breakdown;")
-    print(f"  refresh = the same object's refresh() + figures after {NEW_CYCLES} new cycles "
-          f"(median of {args.refreshes}).")
+    print(
+        f"  refresh = the same object's refresh() + figures after {NEW_CYCLES} new cycles (median of {args.refreshes})."
+    )
     print(f"  machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print()
 
@@ -395,14 +417,21 @@ def main() -> int:
         t = time.perf_counter()
         loader.send(starts)
         sent_s = time.perf_counter() - t
-        print(f"sent {n:,} cycles ({n * SPANS_PER_CYCLE:,} spans) in {sent_s:.1f} s "
-              f"({n * SPANS_PER_CYCLE / sent_s:,.0f} spans/s); statuses: {loader.counts}", flush=True)
+        print(
+            f"sent {n:,} cycles ({n * SPANS_PER_CYCLE:,} spans) in {sent_s:.1f} s "
+            f"({n * SPANS_PER_CYCLE / sent_s:,.0f} spans/s); statuses: {loader.counts}",
+            flush=True,
+        )
         ingest_s, complete = wait_listed(plain, n, timeout)
         load_s = sent_s + ingest_s
         load_rate = n * SPANS_PER_CYCLE / load_s
-        print(f"Phoenix lists all {n:,} cycles and {n * SPANS_PER_CYCLE:,} spans {ingest_s:.1f} s after the send "
-              f"ended: {load_s:.1f} s in all, {load_rate:,.0f} spans/s ({n / load_s:,.1f} cycles/s)"
-              if complete else f"Phoenix did NOT ingest everything within {timeout:.0f} s", flush=True)
+        print(
+            f"Phoenix lists all {n:,} cycles and {n * SPANS_PER_CYCLE:,} spans {ingest_s:.1f} s after the send "
+            f"ended: {load_s:.1f} s in all, {load_rate:,.0f} spans/s ({n / load_s:,.1f} cycles/s)"
+            if complete
+            else f"Phoenix did NOT ingest everything within {timeout:.0f} s",
+            flush=True,
+        )
         db = tmp / "phoenix" / "phoenix.db"
         if db.exists():
             print(f"Phoenix SQLite: {db.stat().st_size / 2**20:,.0f} MB")
@@ -415,9 +444,12 @@ def main() -> int:
             if r is None:
                 continue
             fresh.append(r)
-            print(f"  {r['total_s']:.2f} s (refresh {r['refresh_s']:.2f} + figures {r['compute_s']:.2f}); "
-                  f"VmHWM {r['peak']:,.0f} MB (+{r['peak'] - r['before']:,.0f} over {r['before']:,.0f} after "
-                  f"imports); cycles {r['cycles']:,}; fetched: {fetched_text(r['fetched'])}", flush=True)
+            print(
+                f"  {r['total_s']:.2f} s (refresh {r['refresh_s']:.2f} + figures {r['compute_s']:.2f}); "
+                f"VmHWM {r['peak']:,.0f} MB (+{r['peak'] - r['before']:,.0f} over {r['before']:,.0f} after "
+                f"imports); cycles {r['cycles']:,}; fetched: {fetched_text(r['fetched'])}",
+                flush=True,
+            )
 
         # -- first load, this process (kept for the refreshes) ------------------------------------
         client = CountingClient(plain)
@@ -440,10 +472,14 @@ def main() -> int:
         figures, out, first = first_load(client, prices)
         first_peak = proc_status("VmHWM") if clean else math.nan
         first_fetch = client.take()
-        print(f"\nfirst load in this process: {first['total_s']:.2f} s (refresh {first['refresh_s']:.2f} + figures "
-              f"{first['compute_s']:.2f}); VmHWM {first_peak:,.0f} MB (RSS before {before:,.0f})")
-        print(f"  fetched {fetched_rows(first_fetch):,} rows in {fetched_s(first_fetch):.2f} s: "
-              f"{fetched_text(first_fetch)}")
+        print(
+            f"\nfirst load in this process: {first['total_s']:.2f} s (refresh {first['refresh_s']:.2f} + figures "
+            f"{first['compute_s']:.2f}); VmHWM {first_peak:,.0f} MB (RSS before {before:,.0f})"
+        )
+        print(
+            f"  fetched {fetched_rows(first_fetch):,} rows in {fetched_s(first_fetch):.2f} s: "
+            f"{fetched_text(first_fetch)}"
+        )
         checks = check(out["figs"], n, expected_cost)
         for line in checks:
             print("  " + line)
@@ -455,8 +491,11 @@ def main() -> int:
             try:
                 from ui import dashboard_tab
 
-                runtime = SimpleNamespace(settings=SimpleNamespace(project=PROJECT), client=lambda: plain,
-                                          trace_url=lambda t: trace_url(phoenix.url, t))
+                runtime = SimpleNamespace(
+                    settings=SimpleNamespace(project=PROJECT),
+                    client=lambda: plain,
+                    trace_url=lambda t: trace_url(phoenix.url, t),
+                )
                 tab = (dashboard_tab, runtime)
                 for window in ("all time", "last 24 hours"):
                     gc.collect()
@@ -466,9 +505,11 @@ def main() -> int:
                     result = dashboard_tab.dashboard(runtime, window, "all", "", "all", INTERVAL_S, "", "")
                     s = time.perf_counter() - t
                     csv = result[6]
-                    line = (f"ui.dashboard_tab.dashboard({window!r}) {'first call' if window == 'all time' else 'next'}"
-                            f": {s:.2f} s, VmHWM {proc_status('VmHWM'):,.0f} MB (RSS before {before_tab:,.0f}); "
-                            f"{len(result[5]):,} table rows; message: {result[-1]}")
+                    line = (
+                        f"ui.dashboard_tab.dashboard({window!r}) {'first call' if window == 'all time' else 'next'}"
+                        f": {s:.2f} s, VmHWM {proc_status('VmHWM'):,.0f} MB (RSS before {before_tab:,.0f}); "
+                        f"{len(result[5]):,} table rows; message: {result[-1]}"
+                    )
                     print("  " + line, flush=True)
                     tab_rows.append(f"tab handler dashboard({window!r}) s: {s:.2f}")
                     if csv:
@@ -501,17 +542,23 @@ def main() -> int:
             refresh_times.append(t2 - t0)
             refresh_rows.append(fetched_rows(fetch))
             refresh_checks = check(out["figs"], total, expected_cost)
-            print(f"  #{k + 1}: {t2 - t0:.3f} s (refresh {t1 - t0:.3f} [{new} new] + figures {t2 - t1:.3f}); "
-                  f"fetched {fetched_rows(fetch):,} rows in {fetched_s(fetch):.3f} s: {fetched_text(fetch)}; "
-                  f"batch listable after {waited:.1f} s{'' if ok else ' (INCOMPLETE)'}", flush=True)
+            print(
+                f"  #{k + 1}: {t2 - t0:.3f} s (refresh {t1 - t0:.3f} [{new} new] + figures {t2 - t1:.3f}); "
+                f"fetched {fetched_rows(fetch):,} rows in {fetched_s(fetch):.3f} s: {fetched_text(fetch)}; "
+                f"batch listable after {waited:.1f} s{'' if ok else ' (INCOMPLETE)'}",
+                flush=True,
+            )
             if tab is not None:
                 t = time.perf_counter()
                 result = tab[0].dashboard(tab[1], "all time", "all", "", "all", INTERVAL_S, "", "")
                 tab_refresh.append(time.perf_counter() - t)
                 if result[6]:
                     Path(result[6]).unlink(missing_ok=True)
-                print(f"      tab handler dashboard('all time') on the same new cycles: {tab_refresh[-1]:.3f} s; "
-                      f"{result[-1]}", flush=True)
+                print(
+                    f"      tab handler dashboard('all time') on the same new cycles: {tab_refresh[-1]:.3f} s; "
+                    f"{result[-1]}",
+                    flush=True,
+                )
         for line in refresh_checks:
             print("  after refreshes, " + line)
 
@@ -531,21 +578,31 @@ def main() -> int:
         print(f"spans per cycle: {SPANS_PER_CYCLE}")
         print(f"load N cycles s: {load_s:.1f} (OTLP send {sent_s:.1f} + until Phoenix lists them all {ingest_s:.1f})")
         print(f"load rate spans/s: {load_rate:,.0f}")
-        print(f"first dashboard load s (fresh process, median of {len(fresh)}): {fresh_s:.2f} "
-              f"(CycleFigures.refresh {fresh_refresh_s:.2f} + select/per_cycle/summary/breakdown {fresh_compute_s:.2f})")
+        print(
+            f"first dashboard load s (fresh process, median of {len(fresh)}): {fresh_s:.2f} "
+            f"(CycleFigures.refresh {fresh_refresh_s:.2f} + select/per_cycle/summary/breakdown {fresh_compute_s:.2f})"
+        )
         print(f"first dashboard load s (benchmark process): {first['total_s']:.2f}")
-        print(f"first dashboard load peak MB (fresh process VmHWM): {fresh_peak:,.0f} "
-              f"(+{fresh_growth:,.0f} over {fresh_before:,.0f} after imports)")
+        print(
+            f"first dashboard load peak MB (fresh process VmHWM): {fresh_peak:,.0f} "
+            f"(+{fresh_growth:,.0f} over {fresh_before:,.0f} after imports)"
+        )
         print(f"first dashboard load rows fetched from Phoenix: {first_rows:,} in {fetched_s(first_fetch):.2f} s")
-        print(f"refresh after {NEW_CYCLES} new cycles s (median of {len(refresh_times)}): {refresh_med:.3f} "
-              f"({', '.join(f'{x:.3f}' for x in refresh_times)})")
-        print(f"refresh rows fetched from Phoenix (median): "
-              f"{statistics.median(refresh_rows) if refresh_rows else math.nan:,.0f} (first load: {first_rows:,})")
+        print(
+            f"refresh after {NEW_CYCLES} new cycles s (median of {len(refresh_times)}): {refresh_med:.3f} "
+            f"({', '.join(f'{x:.3f}' for x in refresh_times)})"
+        )
+        print(
+            f"refresh rows fetched from Phoenix (median): "
+            f"{statistics.median(refresh_rows) if refresh_rows else math.nan:,.0f} (first load: {first_rows:,})"
+        )
         for line in tab_rows:
             print(line)
         if tab_refresh:
-            print(f"tab handler dashboard('all time') after {NEW_CYCLES} new cycles s (median): "
-                  f"{statistics.median(tab_refresh):.3f}")
+            print(
+                f"tab handler dashboard('all time') after {NEW_CYCLES} new cycles s (median): "
+                f"{statistics.median(tab_refresh):.3f}"
+            )
         for line in checks:
             print(line)
         for line in refresh_checks:
@@ -554,12 +611,18 @@ def main() -> int:
             f = TARGET_CYCLES / n
             print(f"EXTRAPOLATION to {TARGET_CYCLES:,} cycles (not measured; linear in rows, x{f:g}):")
             print(f"  first dashboard load s (extrapolated): {fresh_s * f:.1f}")
-            print(f"  first dashboard load peak MB (extrapolated): {fresh_before + fresh_growth * f:,.0f} "
-                  f"(+{fresh_growth * f:,.0f} over {fresh_before:,.0f} after imports)")
-            print(f"  load {TARGET_CYCLES:,} cycles into Phoenix s (extrapolated at {load_rate:,.0f} spans/s): "
-                  f"{TARGET_CYCLES * SPANS_PER_CYCLE / load_rate:,.0f}")
-            print(f"  refresh after {NEW_CYCLES} new cycles s: {refresh_med:.3f} measured at N={n:,}; its fetch is "
-                  f"bounded by the 15-min overlap, the figures part grows with N")
+            print(
+                f"  first dashboard load peak MB (extrapolated): {fresh_before + fresh_growth * f:,.0f} "
+                f"(+{fresh_growth * f:,.0f} over {fresh_before:,.0f} after imports)"
+            )
+            print(
+                f"  load {TARGET_CYCLES:,} cycles into Phoenix s (extrapolated at {load_rate:,.0f} spans/s): "
+                f"{TARGET_CYCLES * SPANS_PER_CYCLE / load_rate:,.0f}"
+            )
+            print(
+                f"  refresh after {NEW_CYCLES} new cycles s: {refresh_med:.3f} measured at N={n:,}; its fetch is "
+                f"bounded by the 15-min overlap, the figures part grows with N"
+            )
         return 0
     finally:
         if loader is not None:

@@ -63,8 +63,13 @@ def median(values: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--llm-latency", type=float, nargs="+", default=[0.8],
-                        help="seconds the scripted LLM waits before each reply (one or more values; default 0.8)")
+    parser.add_argument(
+        "--llm-latency",
+        type=float,
+        nargs="+",
+        default=[0.8],
+        help="seconds the scripted LLM waits before each reply (one or more values; default 0.8)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="replays of each kind; the median is printed")
     args = parser.parse_args()
 
@@ -112,7 +117,10 @@ def main() -> int:
 
         def new_cycle(task: str):  # type: ignore[no-untyped-def]
             return runtime.prepare_cycle(
-                agent="heartbeat", task=task, models={"default": MODEL}, api_base=llm.api_base,
+                agent="heartbeat",
+                task=task,
+                models={"default": MODEL},
+                api_base=llm.api_base,
                 options={"max_steps": STEPS},
             )
 
@@ -133,15 +141,20 @@ def main() -> int:
             result = cycle.run()
             original_s = time.perf_counter() - t
             steps = len([s for s in cycle.agent.memory.steps if type(s).__name__ == "ActionStep"])
-            print(f"original: status={result.status} steps={steps} llm_calls={result.totals.llm_calls} "
-                  f"spans={len(result.spans)} run={original_s:.2f} s (prepare_cycle {prepare_s:.2f} s)")
+            print(
+                f"original: status={result.status} steps={steps} llm_calls={result.totals.llm_calls} "
+                f"spans={len(result.spans)} run={original_s:.2f} s (prepare_cycle {prepare_s:.2f} s)"
+            )
             if result.status != "ok" or steps != STEPS:
                 print(f"  WARNING: expected an ok cycle of {STEPS} steps; error: {result.error}")
             t = time.perf_counter()
-            frame = wait_for_trace(client, project=PROJECT, trace_id=result.trace_id,
-                                   min_spans=len(result.spans), timeout=120)
-            print(f"  Phoenix has {len(frame)}/{len(result.spans)} spans of trace {result.trace_id} "
-                  f"(waited {time.perf_counter() - t:.2f} s)")
+            frame = wait_for_trace(
+                client, project=PROJECT, trace_id=result.trace_id, min_spans=len(result.spans), timeout=120
+            )
+            print(
+                f"  Phoenix has {len(frame)}/{len(result.spans)} spans of trace {result.trace_id} "
+                f"(waited {time.perf_counter() - t:.2f} s)"
+            )
 
             row: dict[str, object] = {"latency": latency, "original": original_s, "trace_id": result.trace_id}
             for stub in (False, True):
@@ -167,9 +180,11 @@ def main() -> int:
                     llm_calls += len(llm.requests) - before
                     replayed = replay.model.replayed
                     reproduced_all &= reproduced
-                    print(f"  replay ({kind} tools) #{i + 1}: {t3 - t:.2f} s = prepare {t1 - t:.2f} + run {t2 - t1:.2f}"
-                          f" + report {t3 - t2:.3f}; outputs replayed {replay.model.replayed}, "
-                          f"LLM calls {len(llm.requests) - before}, reproduced {'yes' if reproduced else 'no'}")
+                    print(
+                        f"  replay ({kind} tools) #{i + 1}: {t3 - t:.2f} s = prepare {t1 - t:.2f} + run {t2 - t1:.2f}"
+                        f" + report {t3 - t2:.3f}; outputs replayed {replay.model.replayed}, "
+                        f"LLM calls {len(llm.requests) - before}, reproduced {'yes' if reproduced else 'no'}"
+                    )
                     if divergence is not None:
                         print("    " + divergence.line().replace("\n", "\n    "))
                 row[f"{kind}_wall"] = median(walls)
@@ -190,12 +205,16 @@ def main() -> int:
             print(f"original wall s: {orig:.2f}")
             for kind, label in (("real", "tools real"), ("stubbed", "tools stubbed")):
                 wall = float(row[f"{kind}_wall"])  # type: ignore[arg-type]
-                print(f"replay wall s ({label}): {wall:.2f}"
-                      f"  (prepare {float(row[f'{kind}_prepare']):.2f} + run {float(row[f'{kind}_run']):.2f}"  # type: ignore[arg-type]
-                      f" + report {float(row[f'{kind}_report']):.3f})")  # type: ignore[arg-type]
+                print(
+                    f"replay wall s ({label}): {wall:.2f}"
+                    f"  (prepare {float(row[f'{kind}_prepare']):.2f} + run {float(row[f'{kind}_run']):.2f}"  # type: ignore[arg-type]
+                    f" + report {float(row[f'{kind}_report']):.3f})"
+                )  # type: ignore[arg-type]
                 print(f"replay/original ({label}): {wall / orig:.2f}")
-            print(f"LLM calls during replay: {int(row['real_llm_calls']) + int(row['stubbed_llm_calls'])}"  # type: ignore[arg-type]
-                  f" (over {2 * args.repeats} replays; outputs replayed per replay: {row['real_replayed']})")
+            print(
+                f"LLM calls during replay: {int(row['real_llm_calls']) + int(row['stubbed_llm_calls'])}"  # type: ignore[arg-type]
+                f" (over {2 * args.repeats} replays; outputs replayed per replay: {row['real_replayed']})"
+            )
             print(f"reproduced (tools real): {'yes' if row['real_reproduced'] else 'no'}")
             print(f"reproduced (tools stubbed): {'yes' if row['stubbed_reproduced'] else 'no'}")
         return 0

@@ -95,31 +95,41 @@ def load(endpoint: str, n: int, seed: int = 7) -> dict[str, int]:
             root_ctx = trace.set_span_in_context(root)
             t = start + 1_000_000
             run = tracer.start_span(
-                "heartbeat.run", context=root_ctx, start_time=t,
+                "heartbeat.run",
+                context=root_ctx,
+                start_time=t,
                 attributes={"openinference.span.kind": "AGENT", "input.value": task, "session.id": "bench"},
             )
             run_ctx = trace.set_span_in_context(run)
             for s in range(1, STEPS + 1):
-                step = tracer.start_span(f"Step {s}", context=run_ctx, start_time=t,
-                                         attributes={"openinference.span.kind": "CHAIN", "session.id": "bench"})
+                step = tracer.start_span(
+                    f"Step {s}",
+                    context=run_ctx,
+                    start_time=t,
+                    attributes={"openinference.span.kind": "CHAIN", "session.id": "bench"},
+                )
                 step_ctx = trace.set_span_in_context(step)
                 llm_ms = rng.randint(400, 2500)
                 llm = tracer.start_span(
-                    "LiteLLMModel.generate", context=step_ctx, start_time=t,
+                    "LiteLLMModel.generate",
+                    context=step_ctx,
+                    start_time=t,
                     attributes={
                         "openinference.span.kind": "LLM",
                         "llm.model_name": MODEL,
                         "llm.token_count.prompt": PROMPT,
                         "llm.token_count.completion": COMPLETION,
                         "llm.token_count.total": PROMPT + COMPLETION,
-                        "output.value": f"Thought: step {s}.\n<code>\nprint(recall_memory(query=\"energy\"))\n</code>",
+                        "output.value": f'Thought: step {s}.\n<code>\nprint(recall_memory(query="energy"))\n</code>',
                         "session.id": "bench",
                     },
                 )
                 t += llm_ms * 1_000_000
                 llm.end(end_time=t)
                 tool = tracer.start_span(
-                    "recall_memory", context=step_ctx, start_time=t,
+                    "recall_memory",
+                    context=step_ctx,
+                    start_time=t,
                     attributes={
                         "openinference.span.kind": "TOOL",
                         "tool.name": "recall_memory",
@@ -207,7 +217,9 @@ def fresh_process_rss(url: str, kwargs: dict[str, object]) -> dict[str, float]:
 
     out = subprocess.run(
         [sys.executable, "-c", FRESH, str(ROOT), url, PROJECT, json.dumps(kwargs)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if out.returncode != 0:
         print(f"  fresh-process RSS measurement failed: {out.stderr.strip().splitlines()[-1:]}")
@@ -233,9 +245,14 @@ def measure(name: str, fn, repeats: int) -> dict[str, float]:  # type: ignore[no
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rows = len(result)
-    print(f"  {name}: rows={rows} times=" + ", ".join(f"{x:.2f}" for x in times) + " s; "
-          f"peak RSS during call=" + ", ".join(f"{p:.0f}" for p in peaks) + " MB (before: "
-          + ", ".join(f"{b:.0f}" for b in befores) + f" MB); tracemalloc peak={traced_peak / 2**20:.1f} MB")
+    print(
+        f"  {name}: rows={rows} times=" + ", ".join(f"{x:.2f}" for x in times) + " s; "
+        "peak RSS during call="
+        + ", ".join(f"{p:.0f}" for p in peaks)
+        + " MB (before: "
+        + ", ".join(f"{b:.0f}" for b in befores)
+        + f" MB); tracemalloc peak={traced_peak / 2**20:.1f} MB"
+    )
     return {
         "rows": rows,
         "median_s": statistics.median(times),
@@ -285,24 +302,30 @@ def main() -> int:
             time.sleep(2)
             listed = list_cycles(client, project=PROJECT, limit=None)
         ingest_s = time.perf_counter() - t
-        print(f"Phoenix lists {len(listed)}/{n} cycles, {int(listed['llm_calls'].sum())} LLM calls "
-              f"after waiting {ingest_s:.1f} s more")
+        print(
+            f"Phoenix lists {len(listed)}/{n} cycles, {int(listed['llm_calls'].sum())} LLM calls "
+            f"after waiting {ingest_s:.1f} s more"
+        )
         if len(listed) < n:
             print(f"WARNING: Phoenix did not ingest all {n} cycles within {args.timeout:.0f} s")
 
         print("\nmeasuring:")
         a = measure("(a) all cycles", lambda: list_cycles(client, project=PROJECT, limit=None), args.repeats)
-        b = measure("(b) failed only",
-                    lambda: list_cycles(client, project=PROJECT, filter=CycleFilter(failed_only=True), limit=None),
-                    args.repeats)
+        b = measure(
+            "(b) failed only",
+            lambda: list_cycles(client, project=PROJECT, filter=CycleFilter(failed_only=True), limit=None),
+            args.repeats,
+        )
         c = measure("(c) first page of 50", lambda: list_cycles(client, project=PROJECT, limit=50), args.repeats)
 
         print("\nfresh-process RSS (one call each, after imports and a 1-row warm-up call):")
         fresh = {}
         for key, kwargs in (("a", {"limit": None}), ("b", {"failed_only": True, "limit": None}), ("c", {"limit": 50})):
             fresh[key] = fresh_process_rss(phoenix.url, kwargs)
-            print(f"  ({key}) rows={fresh[key]['rows']} RSS before={fresh[key]['before']:.0f} MB, "
-                  f"peak during call={fresh[key]['peak']:.0f} MB")
+            print(
+                f"  ({key}) rows={fresh[key]['rows']} RSS before={fresh[key]['before']:.0f} MB, "
+                f"peak during call={fresh[key]['peak']:.0f} MB"
+            )
 
         # correctness of the totals
         import litellm
@@ -322,29 +345,43 @@ def main() -> int:
 
         print(f"\n=== traces list benchmark ({n} cycles, {n * SPANS_PER_CYCLE} spans, medians of {args.repeats}) ===")
         print(f"Phoenix: {phoenix.version} (SQLite)")
-        print(f"load {n} cycles s: {sent_s + ingest_s:.1f} (OTLP send {sent_s:.1f} + until Phoenix lists them all "
-              f"{ingest_s:.1f})")
+        print(
+            f"load {n} cycles s: {sent_s + ingest_s:.1f} (OTLP send {sent_s:.1f} + until Phoenix lists them all "
+            f"{ingest_s:.1f})"
+        )
         print(f"list all {a['rows']} cycles s: {a['median_s']:.2f}")
         print(f"list failed only ({b['rows']} cycles) s: {b['median_s']:.2f}")
         print(f"list first page of {c['rows']} s: {c['median_s']:.2f}")
         for key, label in (("a", "list all"), ("b", "failed only"), ("c", "first page")):
             f = fresh[key]
-            print(f"peak RSS MB, {label} (fresh process, VmHWM): {f['peak']:.0f} "
-                  f"(+{f['peak'] - f['before']:.0f} over {f['before']:.0f} after imports)")
-        print(f"peak RSS MB, list all (this benchmark process, VmHWM): {a['peak_rss_mb']:.0f} "
-              f"(RSS before: {a['rss_before_mb']:.0f})")
-        print(f"Python allocations peak MB (tracemalloc), all / failed / page: "
-              f"{a['traced_peak_mb']:.1f} / {b['traced_peak_mb']:.1f} / {c['traced_peak_mb']:.1f}")
+            print(
+                f"peak RSS MB, {label} (fresh process, VmHWM): {f['peak']:.0f} "
+                f"(+{f['peak'] - f['before']:.0f} over {f['before']:.0f} after imports)"
+            )
+        print(
+            f"peak RSS MB, list all (this benchmark process, VmHWM): {a['peak_rss_mb']:.0f} "
+            f"(RSS before: {a['rss_before_mb']:.0f})"
+        )
+        print(
+            f"Python allocations peak MB (tracemalloc), all / failed / page: "
+            f"{a['traced_peak_mb']:.1f} / {b['traced_peak_mb']:.1f} / {c['traced_peak_mb']:.1f}"
+        )
         print(f"cycles listed: {len(everything)} (expected {n}): {'ok' if len(everything) == n else 'WRONG'}")
-        print(f"failed listed: {len(failed)} (expected {failed_expected}): "
-              f"{'ok' if len(failed) == failed_expected else 'WRONG'}")
+        print(
+            f"failed listed: {len(failed)} (expected {failed_expected}): "
+            f"{'ok' if len(failed) == failed_expected else 'WRONG'}"
+        )
         print(f"sum of llm_calls: {llm_calls} (expected {STEPS * n}): {'ok' if llm_calls == STEPS * n else 'WRONG'}")
-        print(f"tokens per cycle: {tokens} (expected [{STEPS * (PROMPT + COMPLETION)}]): "
-              f"{'ok' if tokens == [STEPS * (PROMPT + COMPLETION)] else 'WRONG'}")
+        print(
+            f"tokens per cycle: {tokens} (expected [{STEPS * (PROMPT + COMPLETION)}]): "
+            f"{'ok' if tokens == [STEPS * (PROMPT + COMPLETION)] else 'WRONG'}"
+        )
         print(f"steps per cycle: {steps} (expected [{STEPS}]): {'ok' if steps == [STEPS] else 'WRONG'}")
-        print(f"cost per cycle USD: {costs.iloc[0]:.6f} (expected {expected_cost:.6f} = {STEPS} x ({PROMPT} x "
-              f"{price['input_cost_per_token']:g} + {COMPLETION} x {price['output_cost_per_token']:g})): "
-              f"{'ok' if cost_ok else 'WRONG'}")
+        print(
+            f"cost per cycle USD: {costs.iloc[0]:.6f} (expected {expected_cost:.6f} = {STEPS} x ({PROMPT} x "
+            f"{price['input_cost_per_token']:g} + {COMPLETION} x {price['output_cost_per_token']:g})): "
+            f"{'ok' if cost_ok else 'WRONG'}"
+        )
         print(f"total cost USD: {costs.sum():.4f}")
         print(f"first page = newest 50 of the full list: {'ok' if page_ok and newest_first else 'WRONG'}")
         return 0

@@ -13,14 +13,14 @@ import queue
 import threading
 import time
 import uuid
-from contextlib import nullcontext
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from openinference.instrumentation import using_session
 from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
-import pandas as pd
 from opentelemetry.trace import Status, StatusCode
 from smolagents import ActionStep, FinalAnswerStep, MultiStepAgent, PlanningStep
 from smolagents.utils import AgentMaxStepsError
@@ -106,10 +106,10 @@ _DONE = object()
 class Cycle:
     """Runs `agent` on `task` once; iterate it to receive each finished step, then read `.result`.
 
-        cycle = Cycle(agent, "What now?", spec=CycleSpec("heartbeat"), tracing=tracing)
-        for step in cycle:
-            ...
-        print(cycle.result.trace_id, cycle.result.status)
+    cycle = Cycle(agent, "What now?", spec=CycleSpec("heartbeat"), tracing=tracing)
+    for step in cycle:
+        ...
+    print(cycle.result.trace_id, cycle.result.status)
     """
 
     def __init__(
@@ -240,4 +240,3 @@ class Cycle:
             if id(steps[-1]) not in emitted:
                 emitted.add(id(steps[-1]))
                 self._queue.put(steps[-1])
-

@@ -74,8 +74,16 @@ def list_cycles(
         SpanQuery()
         .where("parent_id is None")
         .select(
-            "trace_id", "start_time", "end_time", "status_code", "input.value", "session.id",
-            "cogscope.agent", "cogscope.model", "cogscope.cycle.status", "cogscope.replay_of",
+            "trace_id",
+            "start_time",
+            "end_time",
+            "status_code",
+            "input.value",
+            "session.id",
+            "cogscope.agent",
+            "cogscope.model",
+            "cogscope.cycle.status",
+            "cogscope.replay_of",
         ),  # fmt: skip
         project,
         f.since,
@@ -84,8 +92,14 @@ def list_cycles(
     if roots.empty:
         return _empty()
     roots = roots.rename(columns={"context.trace_id": "trace_id"})
-    for column in ("cogscope.agent", "cogscope.model", "cogscope.cycle.status", "cogscope.replay_of", "session.id",
-                   "input.value"):
+    for column in (
+        "cogscope.agent",
+        "cogscope.model",
+        "cogscope.cycle.status",
+        "cogscope.replay_of",
+        "session.id",
+        "input.value",
+    ):
         if column not in roots:
             roots[column] = None
     cycles = pd.DataFrame(
@@ -95,8 +109,9 @@ def list_cycles(
             "agent": roots["cogscope.agent"],
             "models": roots["cogscope.model"].map(_models_text),
             "status": roots["cogscope.cycle.status"],
-            "duration_s": (pd.to_datetime(roots["end_time"], utc=True) - pd.to_datetime(roots["start_time"], utc=True))
-            .dt.total_seconds(),
+            "duration_s": (
+                pd.to_datetime(roots["end_time"], utc=True) - pd.to_datetime(roots["start_time"], utc=True)
+            ).dt.total_seconds(),
             "task": roots["input.value"].fillna("").astype(str),
             "session_id": roots["session.id"],
             "replay_of": roots["cogscope.replay_of"],
@@ -126,14 +141,16 @@ def list_cycles(
     wanted = set(cycles["trace_id"])
     llm = _query(
         client,
-        SpanQuery().where("span_kind == 'LLM'").select(
-            "trace_id", "llm.model_name", "llm.token_count.prompt", "llm.token_count.completion"
-        ),
+        SpanQuery()
+        .where("span_kind == 'LLM'")
+        .select("trace_id", "llm.model_name", "llm.token_count.prompt", "llm.token_count.completion"),
         project,
         since,
         f.until,
     )
-    steps = _query(client, SpanQuery().where("span_kind == 'CHAIN'").select("trace_id", "name"), project, since, f.until)
+    steps = _query(
+        client, SpanQuery().where("span_kind == 'CHAIN'").select("trace_id", "name"), project, since, f.until
+    )
     cycles = cycles.set_index("trace_id")
     if not llm.empty:
         llm = llm.rename(columns={"context.trace_id": "trace_id"})

@@ -1,10 +1,10 @@
 """Errors raised by cogscope's telemetry package.
 
-    TelemetryError              base: every message says what is wrong and what to do
-    └── PhoenixError            Phoenix cannot be started, reused or reached
-        ├── PhoenixPortTaken    the port answers, but not as Phoenix
-        ├── PhoenixStartFailed  `phoenix serve` exited or did not answer in time
-        └── PhoenixUnreachable  a configured (remote) Phoenix does not answer
+TelemetryError              base: every message says what is wrong and what to do
+└── PhoenixError            Phoenix cannot be started, reused or reached
+    ├── PhoenixPortTaken    the port answers, but not as Phoenix
+    ├── PhoenixStartFailed  `phoenix serve` exited or did not answer in time
+    └── PhoenixUnreachable  a configured (remote) Phoenix does not answer
 """
 
 from __future__ import annotations

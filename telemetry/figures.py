@@ -66,9 +66,17 @@ class CycleFigures:
         window = since if self.latest_start is None else self.latest_start - OVERLAP
         roots = _fetch(
             self.client,
-            SpanQuery().where("parent_id is None").select(
-                "trace_id", "start_time", "end_time", "cogscope.agent", "cogscope.cycle.status", "session.id",
-                "cogscope.model", "cogscope.replay_of",
+            SpanQuery()
+            .where("parent_id is None")
+            .select(
+                "trace_id",
+                "start_time",
+                "end_time",
+                "cogscope.agent",
+                "cogscope.cycle.status",
+                "session.id",
+                "cogscope.model",
+                "cogscope.replay_of",
             ),
             self.project,
             window,
@@ -96,9 +104,17 @@ class CycleFigures:
         wanted = set(new["trace_id"])
         calls = _fetch(
             self.client,
-            SpanQuery().where("span_kind == 'LLM'").select(
-                "trace_id", "span_id", "parent_id", "start_time", "end_time", "llm.model_name",
-                "llm.token_count.prompt", "llm.token_count.completion",
+            SpanQuery()
+            .where("span_kind == 'LLM'")
+            .select(
+                "trace_id",
+                "span_id",
+                "parent_id",
+                "start_time",
+                "end_time",
+                "llm.model_name",
+                "llm.token_count.prompt",
+                "llm.token_count.completion",
             ),
             self.project,
             first,
@@ -106,9 +122,9 @@ class CycleFigures:
         )
         structure = _fetch(
             self.client,
-            SpanQuery().where("span_kind == 'CHAIN' or span_kind == 'AGENT'").select(
-                "trace_id", "span_id", "parent_id", "name", "span_kind"
-            ),
+            SpanQuery()
+            .where("span_kind == 'CHAIN' or span_kind == 'AGENT'")
+            .select("trace_id", "span_id", "parent_id", "name", "span_kind"),
             self.project,
             first,
             None,
@@ -120,14 +136,18 @@ class CycleFigures:
             first,
             None,
         )
-        self.cycles = pd.concat([self.cycles, new], ignore_index=True) if len(self.cycles) else new.reset_index(drop=True)
-        self.calls = pd.concat([self.calls, _calls(calls, structure, wanted)], ignore_index=True) if len(
-            self.calls
-        ) else _calls(calls, structure, wanted)
+        self.cycles = (
+            pd.concat([self.cycles, new], ignore_index=True) if len(self.cycles) else new.reset_index(drop=True)
+        )
+        self.calls = (
+            pd.concat([self.calls, _calls(calls, structure, wanted)], ignore_index=True)
+            if len(self.calls)
+            else _calls(calls, structure, wanted)
+        )
         if not tools.empty:
             tools = tools.rename(columns={"context.trace_id": "trace_id"})
             tools = tools[tools["trace_id"].isin(wanted)]
-            seconds = (pd.to_datetime(tools["end_time"], utc=True) - pd.to_datetime(tools["start_time"], utc=True))
+            seconds = pd.to_datetime(tools["end_time"], utc=True) - pd.to_datetime(tools["start_time"], utc=True)
             added = seconds.dt.total_seconds().groupby(tools["trace_id"]).sum()
             self.tool_time = pd.concat([self.tool_time, added]) if len(self.tool_time) else added
         latest = self.cycles["start_time"].max().to_pydatetime()
@@ -147,8 +167,9 @@ def _calls(calls: pd.DataFrame, structure: pd.DataFrame, wanted: set[str]) -> pd
         structure = structure[structure["trace_id"].isin(wanted)]
         parents = {
             s: (p, str(n), str(k))
-            for s, p, n, k in zip(structure["span_id"], structure["parent_id"], structure["name"],
-                                  structure["span_kind"], strict=True)
+            for s, p, n, k in zip(
+                structure["span_id"], structure["parent_id"], structure["name"], structure["span_kind"], strict=True
+            )
         }
 
     def role_and_step(parent: str) -> tuple[str, int | None]:
@@ -307,8 +328,11 @@ def summary(table: pd.DataFrame, calls: pd.DataFrame, *, interval_s: float, pric
     n = len(table)
     statuses = table["status"].value_counts() if n else pd.Series(dtype=int)
     unknown = sorted({m for m in calls["model"].unique() if not prices.known(m)}) if len(calls) else []
-    cost = _stats(table["cost_usd"]) if n and not unknown else {"mean": math.nan, "p95": math.nan, "p50": math.nan,
-                                                                 "max": math.nan}
+    cost = (
+        _stats(table["cost_usd"])
+        if n and not unknown
+        else {"mean": math.nan, "p95": math.nan, "p50": math.nan, "max": math.nan}
+    )
     model_s, tool_s = float(table["model_s"].sum()) if n else 0.0, float(table["tool_s"].sum()) if n else 0.0
     return {
         "cycles": n,

@@ -69,7 +69,9 @@ class Prices:
 
     def unknown_hint(self, model: str) -> str:
         where = self.source or "a prices file (--prices FILE)"
-        return f'no price for {model!r}; add it to {where}: ["{model}"] input = ... output = ... (USD per million tokens)'
+        return (
+            f'no price for {model!r}; add it to {where}: ["{model}"] input = ... output = ... (USD per million tokens)'
+        )
 
 
 def load_prices(path: str | Path | None) -> Prices:
@@ -88,12 +90,16 @@ def load_prices(path: str | Path | None) -> Prices:
     overrides: dict[str, tuple[float, float]] = {}
     for model, entry in data.items():
         if not isinstance(entry, dict) or not {"input", "output"} <= set(entry):
-            raise PricesError(f'prices file {path}: ["{model}"] needs input = ... and output = ... (USD per million tokens)')
+            raise PricesError(
+                f'prices file {path}: ["{model}"] needs input = ... and output = ... (USD per million tokens)'
+            )
         try:
             p_in, p_out = float(entry["input"]), float(entry["output"])
         except (TypeError, ValueError):
             raise PricesError(f'prices file {path}: ["{model}"] prices must be numbers') from None
         if p_in < 0 or p_out < 0 or math.isnan(p_in) or math.isnan(p_out):
-            raise PricesError(f'prices file {path}: ["{model}"] has a negative price; prices are USD per million tokens, >= 0')
+            raise PricesError(
+                f'prices file {path}: ["{model}"] has a negative price; prices are USD per million tokens, >= 0'
+            )
         overrides[model] = (p_in, p_out)
     return Prices(overrides=overrides, source=str(path))

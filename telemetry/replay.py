@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 from openinference.semconv.trace import SpanAttributes
-from smolagents import ChatMessage, MessageRole, Model, MultiStepAgent, Tool
+from smolagents import ChatMessage, Model, MultiStepAgent, Tool
 from smolagents.monitoring import TokenUsage
 
 from .cycle import ATTR_AGENT, ATTR_MCP, ATTR_MODEL, ATTR_OPTIONS, ATTR_SESSION, Cycle, CycleSpec
@@ -81,7 +81,9 @@ class Recording:
             models = json.loads(_attr(root, ATTR_MODEL) or "{}") or {"default": "unknown"}
             mcp = tuple(json.loads(_attr(root, ATTR_MCP) or "[]"))
         except ValueError as e:
-            raise ReplayError(f"trace {trace_id} has malformed cogscope attributes ({e}); it cannot be replayed") from None
+            raise ReplayError(
+                f"trace {trace_id} has malformed cogscope attributes ({e}); it cannot be replayed"
+            ) from None
         return cls(
             trace_id=trace_id,
             agent=str(agent),
@@ -168,8 +170,10 @@ class ReplayModel(Model):  # type: ignore[misc]
             attributes["cogscope.replay.forked"] = True
         for i, m in enumerate(messages):
             role = m.role.value if hasattr(m.role, "value") else str(getattr(m, "role", ""))
-            content = m.content if isinstance(m.content, str) else "\n".join(
-                str(c.get("text", "")) for c in (m.content or []) if isinstance(c, dict)
+            content = (
+                m.content
+                if isinstance(m.content, str)
+                else "\n".join(str(c.get("text", "")) for c in (m.content or []) if isinstance(c, dict))
             )
             attributes[f"llm.input_messages.{i}.message.role"] = role
             attributes[f"llm.input_messages.{i}.message.content"] = content
@@ -224,7 +228,9 @@ class Divergence:
     replay: str
 
     def line(self) -> str:
-        return f"diverged at step {self.step}: {self.what} differs\n  recorded: {self.original}\n  replay:   {self.replay}"
+        return (
+            f"diverged at step {self.step}: {self.what} differs\n  recorded: {self.original}\n  replay:   {self.replay}"
+        )
 
 
 def _short(value: Any, limit: int = 300) -> str:
@@ -238,8 +244,16 @@ def compare(original: list[StepView], replay: list[StepView], *, until: int | No
     for a, b in zip(original[:last], replay[:last], strict=False):
         checks = [
             ("the code", a.code, b.code),
-            ("the tool calls", [(t.name, t.arguments) for t in a.tool_calls], [(t.name, t.arguments) for t in b.tool_calls]),
-            ("a tool's result", [(t.output, t.error) for t in a.tool_calls], [(t.output, t.error) for t in b.tool_calls]),
+            (
+                "the tool calls",
+                [(t.name, t.arguments) for t in a.tool_calls],
+                [(t.name, t.arguments) for t in b.tool_calls],
+            ),
+            (
+                "a tool's result",
+                [(t.output, t.error) for t in a.tool_calls],
+                [(t.output, t.error) for t in b.tool_calls],
+            ),
             ("the observations", a.observations, b.observations),
             ("the error", a.error, b.error),
         ]

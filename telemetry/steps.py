@@ -87,7 +87,9 @@ def input_messages(row: pd.Series) -> list[dict[str, str]]:
         content = _get(row, f"llm.input_messages.{index}.message.content")
         if content is None:
             parts, j = [], 0
-            while (text := _get(row, f"llm.input_messages.{index}.message.contents.{j}.message_content.text")) is not None:
+            while (
+                text := _get(row, f"llm.input_messages.{index}.message.contents.{j}.message_content.text")
+            ) is not None:
                 parts.append(str(text))
                 j += 1
             content = "\n".join(parts)

@@ -8,10 +8,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import re  # noqa: E402
-import time  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -180,5 +180,3 @@ def page() -> Iterator:  # type: ignore[type-arg]
         page.set_default_timeout(30_000)
         yield page
         browser.close()
-
-

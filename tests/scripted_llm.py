@@ -61,7 +61,9 @@ class ScriptedLLM:
         return f"http://127.0.0.1:{self.port}/v1"
 
     # -- script --------------------------------------------------------------------
-    def enqueue(self, content: str, prompt_tokens: int = 100, completion_tokens: int = 10, delay_s: float = 0.0) -> None:
+    def enqueue(
+        self, content: str, prompt_tokens: int = 100, completion_tokens: int = 10, delay_s: float = 0.0
+    ) -> None:
         with self._lock:
             self._replies.append(Reply(content, prompt_tokens, completion_tokens, delay_s))
 
@@ -111,7 +113,10 @@ class ScriptedLLM:
                     return
                 reply = llm._next(body, {k.lower(): v for k, v in self.headers.items()})
                 if reply is None:
-                    self._send(500, {"error": {"message": "scripted LLM: the script ran out of replies", "type": "server_error"}})
+                    self._send(
+                        500,
+                        {"error": {"message": "scripted LLM: the script ran out of replies", "type": "server_error"}},
+                    )
                     return
                 if reply.delay_s:
                     time.sleep(reply.delay_s)

@@ -37,10 +37,13 @@ def _descendants(spans, span_id: str):  # type: ignore[no-untyped-def]
 
 def test_heartbeat_spends_energy_and_logs_its_actions(cogscope, llm, env, read_trace):
     llm.enqueue('Thought: look.\n<code>\nprint(observe())\nprint(recall_memory(query="energy"))\n</code>')
-    llm.enqueue('Thought: keep it.\n<code>\nremember(text="Walked at noon; energy up", kind="episodic")\n'
-                'final_answer("walk at noon")\n</code>')
-    result = cogscope("run", "--agent", "heartbeat", "--task", "What now?", "--model", "openai/scripted",
-                      "--api-base", llm.api_base)
+    llm.enqueue(
+        'Thought: keep it.\n<code>\nremember(text="Walked at noon; energy up", kind="episodic")\n'
+        'final_answer("walk at noon")\n</code>'
+    )
+    result = cogscope(
+        "run", "--agent", "heartbeat", "--task", "What now?", "--model", "openai/scripted", "--api-base", llm.api_base
+    )
     assert result.code == 0, result.out + result.err
     assert "Energy: 99.5/100" in result.out  # observe() paid its 0.5 first, then looked
     store = _store(env)
@@ -52,15 +55,20 @@ def test_heartbeat_spends_energy_and_logs_its_actions(cogscope, llm, env, read_t
     assert store.recall("walked noon")[0].text == "Walked at noon; energy up"
     spans = read_trace(result.trace_id, min_spans=10)
     assert sorted(spans[spans["span_kind"] == "TOOL"]["attributes.tool.name"]) == [
-        "final_answer", "observe", "recall_memory", "remember"]
+        "final_answer",
+        "observe",
+        "recall_memory",
+        "remember",
+    ]
 
 
 def test_energy_exhausted_is_a_clean_failed_cycle(cogscope, llm, env, read_trace):
     store = _store(env)
     store.seed_example()
     store.set_energy(current=0, regen_per_cycle=1)
-    result = cogscope("run", "--agent", "heartbeat", "--task", "What now?", "--model", "openai/scripted",
-                      "--api-base", llm.api_base)
+    result = cogscope(
+        "run", "--agent", "heartbeat", "--task", "What now?", "--model", "openai/scripted", "--api-base", llm.api_base
+    )
     assert result.code == 1, result.out + result.err
     assert "Traceback" not in result.out + result.err
     assert "Status:   error (EnergyExhausted: energy exhausted: 1/100 left, a step needs 3" in result.out
@@ -71,20 +79,44 @@ def test_energy_exhausted_is_a_clean_failed_cycle(cogscope, llm, env, read_trace
 
 
 def test_consciousness_delegates_with_one_model_per_role(cogscope, llm, env, read_trace):
-    llm.enqueue('Thought: ask perception.\n<code>\nseen = perception(task="Observe the state")\nprint(seen)\n</code>',
-                prompt_tokens=500, completion_tokens=50)
+    llm.enqueue(
+        'Thought: ask perception.\n<code>\nseen = perception(task="Observe the state")\nprint(seen)\n</code>',
+        prompt_tokens=500,
+        completion_tokens=50,
+    )
     llm.enqueue('{"name": "observe", "arguments": {}}', prompt_tokens=200, completion_tokens=10)
-    llm.enqueue('{"name": "final_answer", "arguments": {"answer": "Energy is full."}}',
-                prompt_tokens=210, completion_tokens=12)
-    llm.enqueue('Thought: ask reasoning.\n<code>\nplan = reasoning(task="Reflect on energy")\nprint(plan)\n</code>',
-                prompt_tokens=600, completion_tokens=40)
-    llm.enqueue('Thought: reflect.\n<code>\nfinal_answer(reflect(topic="energy"))\n</code>',
-                prompt_tokens=300, completion_tokens=20)
-    llm.enqueue('Thought: decide.\n<code>\nfinal_answer("Walk, then outline the course.")\n</code>',
-                prompt_tokens=700, completion_tokens=30)
+    llm.enqueue(
+        '{"name": "final_answer", "arguments": {"answer": "Energy is full."}}', prompt_tokens=210, completion_tokens=12
+    )
+    llm.enqueue(
+        'Thought: ask reasoning.\n<code>\nplan = reasoning(task="Reflect on energy")\nprint(plan)\n</code>',
+        prompt_tokens=600,
+        completion_tokens=40,
+    )
+    llm.enqueue(
+        'Thought: reflect.\n<code>\nfinal_answer(reflect(topic="energy"))\n</code>',
+        prompt_tokens=300,
+        completion_tokens=20,
+    )
+    llm.enqueue(
+        'Thought: decide.\n<code>\nfinal_answer("Walk, then outline the course.")\n</code>',
+        prompt_tokens=700,
+        completion_tokens=30,
+    )
 
-    result = cogscope("run", "--agent", "consciousness", "--task", "Run one cycle",
-                      "--model", "openai/deep", "--model", "perception=openai/fast", "--api-base", llm.api_base)
+    result = cogscope(
+        "run",
+        "--agent",
+        "consciousness",
+        "--task",
+        "Run one cycle",
+        "--model",
+        "openai/deep",
+        "--model",
+        "perception=openai/fast",
+        "--api-base",
+        llm.api_base,
+    )
 
     assert result.code == 0, result.out + result.err
     assert [r["model"] for r in llm.requests] == ["deep", "fast", "fast", "deep", "deep", "deep"]
@@ -108,17 +140,32 @@ def test_consciousness_delegates_with_one_model_per_role(cogscope, llm, env, rea
 
 
 def test_revision_agent_restructures_the_mental_model(cogscope, llm, env, read_trace):
-    llm.enqueue('Thought: measure.\n<code>\nprint(get_basins(model="user_routine"))\n'
-                'e = semantic_error(prediction="The user will skip the workout", observation="The user went running")\n'
-                'print(e)\n</code>')
-    llm.enqueue('Thought: revise.\n<code>\nprint(revise_model(model="user_routine", error=0.8, '
-                'failed_basins=["evening_fatigue"]))\nfinal_answer("revised evening_fatigue")\n</code>')
+    llm.enqueue(
+        'Thought: measure.\n<code>\nprint(get_basins(model="user_routine"))\n'
+        'e = semantic_error(prediction="The user will skip the workout", observation="The user went running")\n'
+        "print(e)\n</code>"
+    )
+    llm.enqueue(
+        'Thought: revise.\n<code>\nprint(revise_model(model="user_routine", error=0.8, '
+        'failed_basins=["evening_fatigue"]))\nfinal_answer("revised evening_fatigue")\n</code>'
+    )
     store = _store(env)
     store.seed_example()
     old = {b.name: b for b in store.basins("user_routine")}["evening_fatigue"]
     store.close()
-    result = cogscope("run", "--agent", "revision", "--task", "Revise the routine model", "--model",
-                      "openai/scripted", "--api-base", llm.api_base, "--option", "prediction=The user will skip it")
+    result = cogscope(
+        "run",
+        "--agent",
+        "revision",
+        "--task",
+        "Revise the routine model",
+        "--model",
+        "openai/scripted",
+        "--api-base",
+        llm.api_base,
+        "--option",
+        "prediction=The user will skip it",
+    )
     assert result.code == 0, result.out + result.err
     assert "0.800" in result.out  # the lexical error of that pair
     new = {b.name: b for b in _store(env).basins("user_routine")}["evening_fatigue"]
@@ -133,8 +180,21 @@ def test_factory_from_a_file_outside_the_repo(cogscope, llm, tmp_path, read_trac
     path.parent.mkdir()
     shutil.copy(FIXTURES / "outside_agent.py", path)
     llm.enqueue('Thought: shout.\n<code>\nfinal_answer(shout(text="hi"))\n</code>')
-    result = cogscope("run", "--agent", f"{path}:make", "--task", "Greet", "--model", "openai/scripted",
-                      "--api-base", llm.api_base, "--option", "greeting=hey", "--option", "max_steps=2")
+    result = cogscope(
+        "run",
+        "--agent",
+        f"{path}:make",
+        "--task",
+        "Greet",
+        "--model",
+        "openai/scripted",
+        "--api-base",
+        llm.api_base,
+        "--option",
+        "greeting=hey",
+        "--option",
+        "max_steps=2",
+    )
     assert result.code == 0, result.out + result.err
     assert "Final answer: HI!" in result.out
     root = _root(read_trace(result.trace_id, min_spans=4))
@@ -165,7 +225,9 @@ def test_bad_factories_are_one_clear_line(cogscope, llm, tmp_path):
         line = _error_line(cogscope("run", "--agent", reference, *common))
         assert expected in line, line
     line = _error_line(cogscope("run", "--agent", "consciousness", *common, "--model", "vision=openai/x"))
-    assert "agent 'consciousness' has no role 'vision'; its roles: default, perception, reasoning, metacognition" in line
+    assert (
+        "agent 'consciousness' has no role 'vision'; its roles: default, perception, reasoning, metacognition" in line
+    )
     line = _error_line(cogscope("run", "--agent", "heartbeat", *common, "--option", "colour=red"))
     assert "agent 'heartbeat' has no option 'colour'; its options: memory, max_steps" in line
     line = _error_line(cogscope("run", "--agent", "heartbeat", *common, "--option", "oops"))
@@ -177,22 +239,49 @@ def test_corrupt_or_unwritable_store_is_a_clear_error_and_untouched(cogscope, ll
     data = Path(env["COGSCOPE_DATA_DIR"])
     data.mkdir(parents=True)
     (data / "memory.sqlite").write_bytes(b"garbage" * 500)
-    line = _error_line(cogscope("run", "--agent", "heartbeat", "--task", "x", "--model", "openai/scripted",
-                                "--api-base", llm.api_base))
+    line = _error_line(
+        cogscope("run", "--agent", "heartbeat", "--task", "x", "--model", "openai/scripted", "--api-base", llm.api_base)
+    )
     assert "cannot open the memory store" in line and "left untouched" in line
     assert (data / "memory.sqlite").read_bytes() == b"garbage" * 500
-    line = _error_line(cogscope("run", "--agent", "heartbeat", "--task", "x", "--model", "openai/scripted",
-                                "--api-base", llm.api_base, "--option", "memory=/proc/cogscope/memory.sqlite"))
+    line = _error_line(
+        cogscope(
+            "run",
+            "--agent",
+            "heartbeat",
+            "--task",
+            "x",
+            "--model",
+            "openai/scripted",
+            "--api-base",
+            llm.api_base,
+            "--option",
+            "memory=/proc/cogscope/memory.sqlite",
+        )
+    )
     assert "memory store" in line
 
 
 def test_heartbeat_uses_tools_from_cogscope_mcp_serve(cogscope, llm, tmp_path, env, read_trace):
     other = tmp_path / "shared-memory.sqlite"
     serve = " ".join([*cogscope_command(), "mcp-serve", "--memory", str(other)])
-    llm.enqueue('Thought: note it.\n<code>\nprint(remember(text="Shared through MCP", kind="semantic"))\n'
-                'final_answer("noted")\n</code>')
-    result = cogscope("run", "--agent", "heartbeat", "--task", "Note something", "--model", "openai/scripted",
-                      "--api-base", llm.api_base, "--mcp", serve)
+    llm.enqueue(
+        'Thought: note it.\n<code>\nprint(remember(text="Shared through MCP", kind="semantic"))\n'
+        'final_answer("noted")\n</code>'
+    )
+    result = cogscope(
+        "run",
+        "--agent",
+        "heartbeat",
+        "--task",
+        "Note something",
+        "--model",
+        "openai/scripted",
+        "--api-base",
+        llm.api_base,
+        "--mcp",
+        serve,
+    )
     assert result.code == 0, result.out + result.err
     assert MemoryStore(other).recall("shared MCP")[0].text == "Shared through MCP"  # written by the MCP server
     assert not _store(env).recall("shared MCP")  # not by the agent's own store
@@ -203,14 +292,39 @@ def test_heartbeat_uses_tools_from_cogscope_mcp_serve(cogscope, llm, tmp_path, e
 
 
 def test_mcp_server_that_fails_to_start_or_dies(cogscope, llm, read_trace):
-    line = _error_line(cogscope("run", "--agent", "heartbeat", "--task", "x", "--model", "openai/scripted",
-                                "--api-base", llm.api_base, "--mcp", "no-such-mcp-command-xyz --flag"))
+    line = _error_line(
+        cogscope(
+            "run",
+            "--agent",
+            "heartbeat",
+            "--task",
+            "x",
+            "--model",
+            "openai/scripted",
+            "--api-base",
+            llm.api_base,
+            "--mcp",
+            "no-such-mcp-command-xyz --flag",
+        )
+    )
     assert "MCP server 'no-such-mcp-command-xyz --flag' failed to start" in line
     dying = f"{sys.executable} {FIXTURES / 'dying_mcp_server.py'}"
     llm.enqueue('Thought: ping.\n<code>\nprint(ping(text="hi"))\n</code>')
     llm.enqueue('Thought: the server died, answer anyway.\n<code>\nfinal_answer("no ping")\n</code>')
-    result = cogscope("run", "--agent", "heartbeat", "--task", "Ping", "--model", "openai/scripted",
-                      "--api-base", llm.api_base, "--mcp", dying, timeout=300)
+    result = cogscope(
+        "run",
+        "--agent",
+        "heartbeat",
+        "--task",
+        "Ping",
+        "--model",
+        "openai/scripted",
+        "--api-base",
+        llm.api_base,
+        "--mcp",
+        dying,
+        timeout=300,
+    )
     assert result.code == 0, result.out + result.err
     assert "Status:   step_errors" in result.out
     assert re.search(r"error: .*MCP server .*dying_mcp_server.py.* failed on ping", result.out), result.out
@@ -220,8 +334,19 @@ def test_mcp_server_that_fails_to_start_or_dies(cogscope, llm, read_trace):
 def test_heartbeat_loop_is_three_traces_in_one_session(cogscope, llm, phoenix, project):
     for n in range(3):
         llm.enqueue(f'Thought: beat {n}.\n<code>\nfinal_answer("beat {n}")\n</code>')
-    result = cogscope("heartbeat", "--interval", "0.5", "--cycles", "3", "--model", "openai/scripted",
-                      "--api-base", llm.api_base, "--session", "loop-7")
+    result = cogscope(
+        "heartbeat",
+        "--interval",
+        "0.5",
+        "--cycles",
+        "3",
+        "--model",
+        "openai/scripted",
+        "--api-base",
+        llm.api_base,
+        "--session",
+        "loop-7",
+    )
     assert result.code == 0, result.out + result.err
     traces = re.findall(r"^Trace:\s+([0-9a-f]{32})", result.out, re.MULTILINE)
     assert len(set(traces)) == 3
@@ -243,13 +368,24 @@ def test_seed_memory_command(cogscope, env):
 
 def test_the_readme_factory_example_runs(cogscope, llm, tmp_path):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme[readme.index("### Your own agent"):]
-    code = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
+    section = readme[readme.index("### Your own agent") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
     path = tmp_path / "my_agent.py"
     path.write_text(code)
     llm.enqueue('Thought: shout.\n<code>\nfinal_answer(shout(text="hey"))\n</code>')
-    result = cogscope("run", "--agent", f"{path}:make", "--option", "greeting=hey", "--task", "Greet me",
-                      "--model", "openai/scripted", "--api-base", llm.api_base)
+    result = cogscope(
+        "run",
+        "--agent",
+        f"{path}:make",
+        "--option",
+        "greeting=hey",
+        "--task",
+        "Greet me",
+        "--model",
+        "openai/scripted",
+        "--api-base",
+        llm.api_base,
+    )
     assert result.code == 0, result.out + result.err
     assert "Final answer: HEY!" in result.out
 
@@ -264,8 +400,18 @@ def test_an_installed_entry_point_is_an_agent(cogscope, llm, tmp_path, env, read
     (dist / "entry_points.txt").write_text("[cogscope.agents]\nshouter = teamagents:make\n")
     llm.enqueue('Thought: shout.\n<code>\nfinal_answer(shout(text="team"))\n</code>')
     pythonpath = f"{site}:{env.get('PYTHONPATH', '')}"
-    result = cogscope("run", "--agent", "shouter", "--task", "Greet", "--model", "openai/scripted",
-                      "--api-base", llm.api_base, PYTHONPATH=pythonpath)
+    result = cogscope(
+        "run",
+        "--agent",
+        "shouter",
+        "--task",
+        "Greet",
+        "--model",
+        "openai/scripted",
+        "--api-base",
+        llm.api_base,
+        PYTHONPATH=pythonpath,
+    )
     assert result.code == 0, result.out + result.err
     assert "Final answer: TEAM!" in result.out
     assert _root(read_trace(result.trace_id))["attributes.cogscope.agent"] == "shouter"
@@ -280,8 +426,23 @@ def test_ctrl_c_ends_the_heartbeat_loop_after_the_current_cycle(env, llm):
     for n in range(5):
         llm.enqueue(f'Thought: beat.\n<code>\nfinal_answer("beat {n}")\n</code>', delay_s=1.0)
     proc = subprocess.Popen(
-        [*cogscope_command(), "heartbeat", "--cycles", "5", "--interval", "1", "--model", "openai/scripted",
-         "--api-base", llm.api_base], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            *cogscope_command(),
+            "heartbeat",
+            "--cycles",
+            "5",
+            "--interval",
+            "1",
+            "--model",
+            "openai/scripted",
+            "--api-base",
+            llm.api_base,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     for line in proc.stdout:
         lines.append(line)

@@ -16,8 +16,17 @@ def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm
     for _ in range(2):
         for reply in (STEP, STEP, DONE):
             llm.enqueue(reply, prompt_tokens=1000, completion_tokens=100)
-        result = cogscope("run", "--agent", "heartbeat", "--task", "Decide", "--model", "openai/gpt-4o-mini",
-                          "--api-base", llm.api_base)
+        result = cogscope(
+            "run",
+            "--agent",
+            "heartbeat",
+            "--task",
+            "Decide",
+            "--model",
+            "openai/gpt-4o-mini",
+            "--api-base",
+            llm.api_base,
+        )
         assert result.code == 0, result.out + result.err
         read_trace(result.trace_id, min_spans=11)
 

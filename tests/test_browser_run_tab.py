@@ -96,8 +96,10 @@ def test_one_model_picker_per_role_and_the_heartbeat_loop(app, page, llm, phoeni
 
     # the heartbeat loop: two cycles, the memory state after each
     for n in range(2):
-        llm.enqueue(f'Thought: beat.\n<code>\nremember(text="beat number {n}", kind="episodic")\n'
-                    f'final_answer("beat {n}")\n</code>')
+        llm.enqueue(
+            f'Thought: beat.\n<code>\nremember(text="beat number {n}", kind="episodic")\n'
+            f'final_answer("beat {n}")\n</code>'
+        )
     page.locator("#loop-accordion").get_by_text("Heartbeat loop").click()
     page.get_by_label("Cycles").fill("2")
     page.get_by_label("Interval (s)").fill("0")

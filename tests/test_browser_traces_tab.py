@@ -8,8 +8,9 @@ from .conftest import ROOT
 def _record(cogscope, llm, *replies: str, task: str) -> str:  # type: ignore[no-untyped-def]
     for reply in replies:
         llm.enqueue(reply, prompt_tokens=1000, completion_tokens=100)
-    result = cogscope("run", "--agent", "heartbeat", "--task", task, "--model", "openai/scripted",
-                      "--api-base", llm.api_base)
+    result = cogscope(
+        "run", "--agent", "heartbeat", "--task", task, "--model", "openai/scripted", "--api-base", llm.api_base
+    )
     assert result.code in (0, 1), result.out + result.err
     return result.trace_id
 
@@ -17,7 +18,8 @@ def _record(cogscope, llm, *replies: str, task: str) -> str:  # type: ignore[no-
 def test_find_a_failed_cycle_step_through_it_replay_and_fork(cogscope, llm, read_trace, app, page):
     ok = _record(cogscope, llm, 'Thought: done.\n<code>\nfinal_answer("all good")\n</code>', task="An easy one")
     failed = _record(
-        cogscope, llm,
+        cogscope,
+        llm,
         'Thought: recall.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>',
         "Thought: compute.\n<code>\nratio = 1 / 0\n</code>",
         'Thought: give up.\n<code>\nfinal_answer("could not compute")\n</code>',
@@ -62,7 +64,8 @@ def test_find_a_failed_cycle_step_through_it_replay_and_fork(cogscope, llm, read
     assert len(llm.requests) == requests_before  # zero LLM calls
 
     page.locator("#fork-output textarea").fill(
-        'Thought: do not divide.\n<code>\nfinal_answer("ratio undefined: zero divisor")\n</code>')
+        'Thought: do not divide.\n<code>\nfinal_answer("ratio undefined: zero divisor")\n</code>'
+    )
     page.locator("#fork-edit-button").click()
     report.get_by_text("Fork finished.").wait_for(timeout=60_000)
     assert "ratio undefined: zero divisor" in report.inner_text()

@@ -41,8 +41,16 @@ def test_bad_input_is_one_line_and_exit_2(cogscope, llm, args, expected):
 
 def test_missing_api_key_names_the_variable(cogscope):
     line = _one_clear_line(
-        cogscope("run", "--agent", "heartbeat", "--task", "decide", "--model", "anthropic/claude-3-5-haiku-latest",
-                 ANTHROPIC_API_KEY=None)
+        cogscope(
+            "run",
+            "--agent",
+            "heartbeat",
+            "--task",
+            "decide",
+            "--model",
+            "anthropic/claude-3-5-haiku-latest",
+            ANTHROPIC_API_KEY=None,
+        )
     )
     assert "needs ANTHROPIC_API_KEY; export ANTHROPIC_API_KEY=..." in line
 
@@ -50,8 +58,17 @@ def test_missing_api_key_names_the_variable(cogscope):
 def test_unreachable_api_base(cogscope):
     port = free_port()  # nothing listens there
     line = _one_clear_line(
-        cogscope("run", "--agent", "heartbeat", "--task", "decide", "--model", "openai/scripted",
-                 "--api-base", f"http://127.0.0.1:{port}/v1")
+        cogscope(
+            "run",
+            "--agent",
+            "heartbeat",
+            "--task",
+            "decide",
+            "--model",
+            "openai/scripted",
+            "--api-base",
+            f"http://127.0.0.1:{port}/v1",
+        )
     )
     assert f"cannot reach the API base http://127.0.0.1:{port}/v1" in line
     assert "start the server there or fix the API base" in line
@@ -63,8 +80,19 @@ def test_phoenix_port_taken_by_something_else(cogscope, llm, tmp_path):
     try:
         port = server.server_address[1]
         line = _one_clear_line(
-            cogscope("run", "--agent", "heartbeat", "--task", "decide", "--model", "openai/scripted",
-                     "--api-base", llm.api_base, PHOENIX_COLLECTOR_ENDPOINT=None, COGSCOPE_PHOENIX_PORT=str(port))
+            cogscope(
+                "run",
+                "--agent",
+                "heartbeat",
+                "--task",
+                "decide",
+                "--model",
+                "openai/scripted",
+                "--api-base",
+                llm.api_base,
+                PHOENIX_COLLECTOR_ENDPOINT=None,
+                COGSCOPE_PHOENIX_PORT=str(port),
+            )
         )
     finally:
         server.shutdown()
@@ -76,8 +104,18 @@ def test_phoenix_port_taken_by_something_else(cogscope, llm, tmp_path):
 
 def test_unreachable_remote_phoenix(cogscope, llm):
     line = _one_clear_line(
-        cogscope("run", "--agent", "heartbeat", "--task", "decide", "--model", "openai/scripted",
-                 "--api-base", llm.api_base, PHOENIX_COLLECTOR_ENDPOINT=f"http://127.0.0.1:{free_port()}")
+        cogscope(
+            "run",
+            "--agent",
+            "heartbeat",
+            "--task",
+            "decide",
+            "--model",
+            "openai/scripted",
+            "--api-base",
+            llm.api_base,
+            PHOENIX_COLLECTOR_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+        )
     )
     assert "no Phoenix answers at" in line
 

@@ -22,8 +22,17 @@ def test_run_prints_steps_and_totals_and_phoenix_has_the_trace(cogscope, llm, re
     llm.enqueue(ANSWER, prompt_tokens=1200, completion_tokens=50)
 
     result = cogscope(
-        "run", "--agent", "heartbeat", "--task", "What should I do about my energy?",
-        "--model", "openai/scripted", "--api-base", llm.api_base, "--session", "sess-42",
+        "run",
+        "--agent",
+        "heartbeat",
+        "--task",
+        "What should I do about my energy?",
+        "--model",
+        "openai/scripted",
+        "--api-base",
+        llm.api_base,
+        "--session",
+        "sess-42",
     )
 
     assert result.code == 0, result.out + result.err
@@ -78,9 +87,19 @@ def test_failed_cycle_exits_1_and_is_recorded_as_max_steps(cogscope, llm, read_t
         llm.enqueue("Thought: again.\n<code>\nx = 1\n</code>", prompt_tokens=10, completion_tokens=5)
     llm.enqueue("I could not decide.", prompt_tokens=10, completion_tokens=5)  # smolagents' forced final answer
 
-    result = cogscope("run", "--agent", "heartbeat", "--task", "Loop forever", "--model", "openai/scripted",
-                      "--option", "max_steps=5",
-                      "--api-base", llm.api_base)
+    result = cogscope(
+        "run",
+        "--agent",
+        "heartbeat",
+        "--task",
+        "Loop forever",
+        "--model",
+        "openai/scripted",
+        "--option",
+        "max_steps=5",
+        "--api-base",
+        llm.api_base,
+    )
 
     assert result.code == 1, result.out + result.err
     assert "Status:   max_steps" in result.out
@@ -95,8 +114,9 @@ def test_code_error_in_a_step_is_shown_and_recorded(cogscope, llm, read_trace):
     llm.enqueue("Thought: divide.\n<code>\nprint(1 / 0)\n</code>", prompt_tokens=10, completion_tokens=5)
     llm.enqueue(ANSWER, prompt_tokens=10, completion_tokens=5)
 
-    result = cogscope("run", "--agent", "heartbeat", "--task", "Divide", "--model", "openai/scripted",
-                      "--api-base", llm.api_base)
+    result = cogscope(
+        "run", "--agent", "heartbeat", "--task", "Divide", "--model", "openai/scripted", "--api-base", llm.api_base
+    )
 
     assert result.code == 0, result.out + result.err
     assert "error:" in result.out and "division by zero" in result.out
@@ -108,8 +128,17 @@ def test_code_error_in_a_step_is_shown_and_recorded(cogscope, llm, read_trace):
 
 def test_secret_in_the_task_is_redacted_before_export(cogscope, llm, read_trace):
     llm.enqueue(ANSWER)
-    result = cogscope("run", "--agent", "heartbeat", "--task", f"My key is {SECRET}, keep it safe",
-                      "--model", "openai/scripted", "--api-base", llm.api_base)
+    result = cogscope(
+        "run",
+        "--agent",
+        "heartbeat",
+        "--task",
+        f"My key is {SECRET}, keep it safe",
+        "--model",
+        "openai/scripted",
+        "--api-base",
+        llm.api_base,
+    )
     assert result.code == 0, result.out + result.err
     assert SECRET in json.dumps(llm.requests[0])  # the model did see the task as typed
     spans = read_trace(result.trace_id, min_spans=5)

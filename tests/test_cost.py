@@ -34,7 +34,9 @@ def _phoenix_trace_cost(phoenix_url: str, project_name: str, trace_id: str) -> f
     project_id = httpx.get(f"{phoenix_url}/v1/projects/{project_name}").json()["data"]["id"]
     query = """query ($id: ID!, $traceId: ID!) { node(id: $id) { ... on Project {
         trace(traceId: $traceId) { costSummary { total { cost } } } } } }"""
-    data = httpx.post(f"{phoenix_url}/graphql", json={"query": query, "variables": {"id": project_id, "traceId": trace_id}})
+    data = httpx.post(
+        f"{phoenix_url}/graphql", json={"query": query, "variables": {"id": project_id, "traceId": trace_id}}
+    )
     return float(data.json()["data"]["node"]["trace"]["costSummary"]["total"]["cost"])
 
 
@@ -103,8 +105,19 @@ def test_role_breakdown_for_consciousness_with_two_models(cogscope, llm, read_tr
     llm.enqueue('{"name": "observe", "arguments": {}}', 500, 20)
     llm.enqueue('{"name": "final_answer", "arguments": {"answer": "full energy"}}', 600, 20)
     llm.enqueue('Thought: done.\n<code>\nfinal_answer("walk")\n</code>', 2500, 100)
-    result = cogscope("run", "--agent", "consciousness", "--task", "Cycle", "--model", "openai/gpt-4o",
-                      "--model", "perception=openai/gpt-4o-mini", "--api-base", llm.api_base)
+    result = cogscope(
+        "run",
+        "--agent",
+        "consciousness",
+        "--task",
+        "Cycle",
+        "--model",
+        "openai/gpt-4o",
+        "--model",
+        "perception=openai/gpt-4o-mini",
+        "--api-base",
+        llm.api_base,
+    )
     assert result.code == 0, result.out + result.err
     read_trace(result.trace_id, min_spans=11)
     _, figures = _cost(cogscope)

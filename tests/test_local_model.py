@@ -11,8 +11,14 @@ import re
 
 def test_real_cycle_with_the_bundled_model_is_fully_traced(cogscope, read_trace):
     result = cogscope(
-        "run", "--agent", "heartbeat", "--task", "Recall what you know about energy, then give your final answer.",
-        "--model", "local", timeout=600,
+        "run",
+        "--agent",
+        "heartbeat",
+        "--task",
+        "Recall what you know about energy, then give your final answer.",
+        "--model",
+        "local",
+        timeout=600,
     )
     assert result.code in (0, 1), result.out + result.err
     totals = re.search(r"Totals:\s+(\d+) steps, (\d+) LLM calls, ([\d,]+) tokens", result.out)

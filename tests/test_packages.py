@@ -21,10 +21,31 @@ def test_local_packages_are_the_ones_imported():
 
 def test_public_surfaces_are_pinned():
     assert sorted(agents.__all__) == [
-        "AgentFactoryError", "AgentSpec", "AgentsError", "DEFAULT_TASK", "ENERGY_COSTS", "ENTRY_POINT_GROUP",
-        "EnergyExhausted", "EnergyLedger", "EnergyRefused", "Factory", "McpError", "Memory", "MemoryStore",
-        "MemoryStoreError", "MentalModelError", "RecallMemoryTool", "STEP_COST", "UnknownAgentError",
-        "cognitive_tools", "describe", "get", "max_steps_for", "names", "open_store", "state_markdown",
+        "AgentFactoryError",
+        "AgentSpec",
+        "AgentsError",
+        "DEFAULT_TASK",
+        "ENERGY_COSTS",
+        "ENTRY_POINT_GROUP",
+        "EnergyExhausted",
+        "EnergyLedger",
+        "EnergyRefused",
+        "Factory",
+        "McpError",
+        "Memory",
+        "MemoryStore",
+        "MemoryStoreError",
+        "MentalModelError",
+        "RecallMemoryTool",
+        "STEP_COST",
+        "UnknownAgentError",
+        "cognitive_tools",
+        "describe",
+        "get",
+        "max_steps_for",
+        "names",
+        "open_store",
+        "state_markdown",
     ]
     assert "Cycle" in telemetry.__all__ and "setup_tracing" in telemetry.__all__
     assert sorted(ui.__all__) == ["ModelError", "Settings", "UiError", "UsageError", "main"]

@@ -78,7 +78,9 @@ def test_code_error_at_step_2_replays_exactly_then_a_fork_fixes_it(cogscope, rec
     assert root["attributes.cogscope.replay_of"] == trace_id
 
     edited = tmp_path / "step2.txt"
-    edited.write_text('Thought: skip the division.\n<code>\nfinal_answer("ratio undefined: the divisor is zero")\n</code>')
+    edited.write_text(
+        'Thought: skip the division.\n<code>\nfinal_answer("ratio undefined: the divisor is zero")\n</code>'
+    )
     fork = _replay(cogscope, trace_id, "--fork-at", "2", "--output-file", str(edited))
     assert fork.code == 0, fork.out + fork.err
     assert "Fork finished." in fork.out
@@ -132,7 +134,9 @@ def test_max_steps_replays_and_a_live_fork_finishes(cogscope, recorder, read_tra
     assert replay.code == 0, replay.out + replay.err
     assert "Status:   max_steps" in replay.out and "Reproduced the recording" in replay.out
 
-    llm.enqueue('Thought: finish now.\n<code>\nfinal_answer("done live")\n</code>', prompt_tokens=400, completion_tokens=20)
+    llm.enqueue(
+        'Thought: finish now.\n<code>\nfinal_answer("done live")\n</code>', prompt_tokens=400, completion_tokens=20
+    )
     fork = _replay(cogscope, trace_id, "--fork-at", "2", "--model", "openai/scripted", "--api-base", llm.api_base)
     assert fork.code == 0, fork.out + fork.err
     assert "1 outputs replayed, 1 LLM calls" in fork.out
@@ -152,8 +156,9 @@ def test_bad_replay_inputs(cogscope, recorder, read_trace, phoenix, project):
 
     assert "is not a trace id (32 hex digits)" in error("replay", "nope")
     assert f"no trace {'0' * 32} in Phoenix project" in error("replay", "0" * 32)
-    assert "step 5 is outside the recording's steps 1..1" in error("replay", trace_id, "--fork-at", "5",
-                                                                  "--model", "openai/scripted")
+    assert "step 5 is outside the recording's steps 1..1" in error(
+        "replay", trace_id, "--fork-at", "5", "--model", "openai/scripted"
+    )
     assert "--fork-at K needs --output-file F" in error("replay", trace_id, "--fork-at", "1")
     assert "--step 4 is outside this cycle's steps 1..1" in error("show", trace_id, "--step", "4")
     assert "no Phoenix answers at" in error("traces", PHOENIX_COLLECTOR_ENDPOINT=f"http://127.0.0.1:{free_port()}")

@@ -42,8 +42,9 @@ def _interrupt(proc: subprocess.Popen[str]) -> str:
 
 def test_ui_starts_phoenix_and_local_model_and_ctrl_c_stops_both(env):
     phoenix_port, llm_port, app_port = free_port(), free_port(), free_port()
-    environ = dict(env, COGSCOPE_PHOENIX_PORT=str(phoenix_port), COGSCOPE_LLM_PORT=str(llm_port),
-                   COGSCOPE_PORT=str(app_port))
+    environ = dict(
+        env, COGSCOPE_PHOENIX_PORT=str(phoenix_port), COGSCOPE_LLM_PORT=str(llm_port), COGSCOPE_PORT=str(app_port)
+    )
     environ.pop("PHOENIX_COLLECTOR_ENDPOINT")
     proc, lines = _start(environ)
     try:
@@ -61,8 +62,13 @@ def test_ui_starts_phoenix_and_local_model_and_ctrl_c_stops_both(env):
 
 def test_ui_reuses_a_running_phoenix_and_leaves_it_running(env, phoenix, llm):
     app_port = free_port()
-    environ = dict(env, COGSCOPE_PHOENIX_PORT=str(urlsplit(phoenix.url).port), COGSCOPE_PORT=str(app_port),
-                   COGSCOPE_MODEL="openai/scripted", COGSCOPE_API_BASE=llm.api_base)
+    environ = dict(
+        env,
+        COGSCOPE_PHOENIX_PORT=str(urlsplit(phoenix.url).port),
+        COGSCOPE_PORT=str(app_port),
+        COGSCOPE_MODEL="openai/scripted",
+        COGSCOPE_API_BASE=llm.api_base,
+    )
     environ.pop("PHOENIX_COLLECTOR_ENDPOINT")
     proc, lines = _start(environ)
     _interrupt(proc)

@@ -6,8 +6,8 @@ import gradio as gr
 
 from .dashboard_tab import build_dashboard_tab
 from .run_tab import build_run_tab
-from .traces_tab import build_traces_tab
 from .runtime import Runtime
+from .traces_tab import build_traces_tab
 
 TITLE = "cogscope"
 

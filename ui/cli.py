@@ -44,10 +44,20 @@ def _add_cycle_arguments(parser: argparse.ArgumentParser, *, task_required: bool
     )
     parser.add_argument("--api-base", help="OpenAI-compatible API base URL for the model(s)")
     parser.add_argument("--session", help="session id shared by related cycles (Phoenix sessions)")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="factory option, e.g. max_steps=3 (values parse as JSON when they can); repeatable")
-    parser.add_argument("--mcp", action="append", default=[], metavar="COMMAND",
-                        help="add the tools of a stdio MCP server, e.g. --mcp 'cogscope mcp-serve'; repeatable")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="factory option, e.g. max_steps=3 (values parse as JSON when they can); repeatable",
+    )
+    parser.add_argument(
+        "--mcp",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="add the tools of a stdio MCP server, e.g. --mcp 'cogscope mcp-serve'; repeatable",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_cycle_arguments(run, task_required=True)
     beat = sub.add_parser("heartbeat", help="run N cycles at an interval in one session")
     _add_cycle_arguments(beat, task_required=False)
-    beat.add_argument("--interval", type=float, default=5.0, help="seconds from one cycle's start to the next (default 5)")
+    beat.add_argument(
+        "--interval", type=float, default=5.0, help="seconds from one cycle's start to the next (default 5)"
+    )
     beat.add_argument("--cycles", type=int, default=3, help="how many cycles (default 3)")
     serve = sub.add_parser("mcp-serve", help="serve the cognitive tools over MCP (stdio)")
     serve.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
@@ -78,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--step", type=int, help="show this step in full (input messages included)")
     replay = sub.add_parser("replay", help="replay a cycle with zero LLM calls, or fork it from a step")
     replay.add_argument("trace_id")
-    replay.add_argument("--stub-tools", action="store_true", help="return the recorded tool outputs instead of running tools")
+    replay.add_argument(
+        "--stub-tools", action="store_true", help="return the recorded tool outputs instead of running tools"
+    )
     replay.add_argument("--fork-at", type=int, metavar="K", help="replay up to step K, then fork")
     fork = replay.add_mutually_exclusive_group()
     fork.add_argument("--output-file", metavar="F", help="with --fork-at: the edited model output for step K")
@@ -264,8 +278,10 @@ def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def seed_command(args: argparse.Namespace) -> int:
     store = agents.open_store(args.memory)  # opening seeds an empty store
-    print(f"Memory store {store.path}: {store.count()} memories, {len(store.goals())} active goals, "
-          f"mental models: {', '.join(store.models()) or 'none'}.")
+    print(
+        f"Memory store {store.path}: {store.count()} memories, {len(store.goals())} active goals, "
+        f"mental models: {', '.join(store.models()) or 'none'}."
+    )
     return EXIT_OK
 
 

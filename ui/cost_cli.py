@@ -23,10 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", default="24h", help="window, e.g. 1h, 24h, 7d (default 24h)")
     parser.add_argument("--agent", help="only this agent")
     parser.add_argument("--session", help="only this session (e.g. one heartbeat loop)")
-    parser.add_argument("--interval", help="seconds between cycles for the projection, e.g. 5s (default: the "
-                        "session's measured interval, else 5s)")
-    parser.add_argument("--what-if", action="append", default=[], metavar="ROLE=MODEL",
-                        help="re-price a role's recorded tokens with another model (MODEL alone: every role)")
+    parser.add_argument(
+        "--interval",
+        help="seconds between cycles for the projection, e.g. 5s (default: the session's measured interval, else 5s)",
+    )
+    parser.add_argument(
+        "--what-if",
+        action="append",
+        default=[],
+        metavar="ROLE=MODEL",
+        help="re-price a role's recorded tokens with another model (MODEL alone: every role)",
+    )
     parser.add_argument("--prices", help="TOML prices file (model -> input/output USD per million tokens)")
     parser.add_argument("--budget", help="USD per month; exit 1 when the projection exceeds it")
     parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
@@ -105,14 +112,24 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
     else:
         c = figs["cost_per_cycle"]
         print(f"{figs['cycles']} cycles in the last {args.since}" + (f", agent {args.agent}" if args.agent else ""))
-        print(f"LLM calls per cycle     mean {figs['llm_calls']['mean']:.2f}  p95 {figs['llm_calls']['p95']:.0f}  "
-              f"max {figs['llm_calls']['max']:.0f}")
-        print(f"prompt tokens / cycle   mean {figs['prompt_tokens']['mean']:,.0f}  p95 {figs['prompt_tokens']['p95']:,.0f}")
-        print(f"completion tokens       mean {figs['completion_tokens']['mean']:,.0f}  "
-              f"p95 {figs['completion_tokens']['p95']:,.0f}")
-        print(f"cycle duration          p50 {figs['cycle_duration_s']['p50']:.2f} s  "
-              f"p95 {figs['cycle_duration_s']['p95']:.2f} s  max {figs['cycle_duration_s']['max']:.2f} s")
-        print(f"LLM latency             p50 {figs['llm_latency_s']['p50']:.2f} s  p95 {figs['llm_latency_s']['p95']:.2f} s")
+        print(
+            f"LLM calls per cycle     mean {figs['llm_calls']['mean']:.2f}  p95 {figs['llm_calls']['p95']:.0f}  "
+            f"max {figs['llm_calls']['max']:.0f}"
+        )
+        print(
+            f"prompt tokens / cycle   mean {figs['prompt_tokens']['mean']:,.0f}  p95 {figs['prompt_tokens']['p95']:,.0f}"
+        )
+        print(
+            f"completion tokens       mean {figs['completion_tokens']['mean']:,.0f}  "
+            f"p95 {figs['completion_tokens']['p95']:,.0f}"
+        )
+        print(
+            f"cycle duration          p50 {figs['cycle_duration_s']['p50']:.2f} s  "
+            f"p95 {figs['cycle_duration_s']['p95']:.2f} s  max {figs['cycle_duration_s']['max']:.2f} s"
+        )
+        print(
+            f"LLM latency             p50 {figs['llm_latency_s']['p50']:.2f} s  p95 {figs['llm_latency_s']['p95']:.2f} s"
+        )
         print(f"time in model / tools   {figs['time_in_model_s']:.1f} s / {figs['time_in_tools_s']:.1f} s")
         print(f"error rate / max steps  {figs['error_rate']:.1%} / {figs['max_steps_rate']:.1%}")
         print(f"cost per cycle          mean {_money(c['mean'])}  p95 {_money(c['p95'])}")
@@ -129,8 +146,10 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
             share = "" if math.isnan(row.share) else f" ({row.share:.0%})"
             print(f"  {row.model:<32}{row.llm_calls:>6} calls  {_money(row.cost_usd)}{share}")
         if scenario:
-            print(f"what-if {scenario['models']}: {_money(scenario['old_monthly'])}/month -> "
-                  f"{_money(scenario['new_monthly'])}/month ({scenario['difference']:+,.2f}); {scenario['note']}")
+            print(
+                f"what-if {scenario['models']}: {_money(scenario['old_monthly'])}/month -> "
+                f"{_money(scenario['new_monthly'])}/month ({scenario['difference']:+,.2f}); {scenario['note']}"
+            )
         if budget is not None:
             verdict = "OVER" if over else "within"
             print(f"budget                  {_money(budget)}/month: projection is {verdict} budget")

@@ -51,8 +51,14 @@ def _money(value: float | None) -> str:
 
 
 def dashboard(
-    runtime: Runtime, window: str, agent: str, session: str, status: str, interval: float | None,
-    prices_path: str, what_if_text: str,
+    runtime: Runtime,
+    window: str,
+    agent: str,
+    session: str,
+    status: str,
+    interval: float | None,
+    prices_path: str,
+    what_if_text: str,
 ) -> tuple[Any, ...]:
     """(numbers markdown, 4 plot frames, table, csv path, message) for the current filters."""
     try:
@@ -74,8 +80,13 @@ def dashboard(
     )
     cycles, calls = select(figures, scope)
     if cycles.empty:
-        return ("No cycles match. Run some in the Run tab, or widen the filters.", *[pd.DataFrame()] * 4,
-                pd.DataFrame(columns=TABLE_COLUMNS), None, f"{new} new cycle(s) fetched")
+        return (
+            "No cycles match. Run some in the Run tab, or widen the filters.",
+            *[pd.DataFrame()] * 4,
+            pd.DataFrame(columns=TABLE_COLUMNS),
+            None,
+            f"{new} new cycle(s) fetched",
+        )
     measured = measured_interval(cycles) if scope.session else None
     interval_s = float(interval) if interval and interval > 0 else (measured or 5.0)
     table = per_cycle(figures, cycles, calls, prices)
@@ -91,13 +102,19 @@ def dashboard(
         "| per cycle | mean | p50 | p95 | max |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for label, key, fmt in (("LLM calls", "llm_calls", "{:,.2f}"), ("prompt tokens", "prompt_tokens", "{:,.0f}"),
-                            ("completion tokens", "completion_tokens", "{:,.0f}"),
-                            ("cycle duration (s)", "cycle_duration_s", "{:,.2f}"),
-                            ("LLM call latency (s)", "llm_latency_s", "{:,.2f}")):
+    for label, key, fmt in (
+        ("LLM calls", "llm_calls", "{:,.2f}"),
+        ("prompt tokens", "prompt_tokens", "{:,.0f}"),
+        ("completion tokens", "completion_tokens", "{:,.0f}"),
+        ("cycle duration (s)", "cycle_duration_s", "{:,.2f}"),
+        ("LLM call latency (s)", "llm_latency_s", "{:,.2f}"),
+    ):
         s = figs[key]
-        lines.append(f"| {label} | " + " | ".join(fmt.format(s[k]) if not math.isnan(s[k]) else "–"
-                                                   for k in ("mean", "p50", "p95", "max")) + " |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(fmt.format(s[k]) if not math.isnan(s[k]) else "–" for k in ("mean", "p50", "p95", "max"))
+            + " |"
+        )
     lines += [
         "",
         f"Time in the model {figs['time_in_model_s']:.1f} s · in tools {figs['time_in_tools_s']:.1f} s · "
@@ -109,8 +126,10 @@ def dashboard(
     if mapping:
         try:
             w = what_if(table, calls, prices, mapping, interval_s)
-            lines.append(f"\n**What-if** {w['models']}: {_money(w['old_monthly'])}/month → "
-                         f"{_money(w['new_monthly'])}/month ({w['difference']:+,.2f}) — {w['note']}")
+            lines.append(
+                f"\n**What-if** {w['models']}: {_money(w['old_monthly'])}/month → "
+                f"{_money(w['new_monthly'])}/month ({w['difference']:+,.2f}) — {w['note']}"
+            )
         except ValueError as e:
             lines.append(f"\n❌ What-if: {e}")
     roles = breakdown(calls, prices, "role")
@@ -143,9 +162,19 @@ def dashboard(
     csv = tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="cogscope-cycles-", delete=False)
     shown.to_csv(csv, index=False)
     csv.close()
-    latency_plot = gr.BarPlot(value=latency, sort=latency["latency (s)"].tolist(), y_lim=[0, None])  # bins in order, not A-Z
-    return ("\n".join(lines), over_time, per_step, latency_plot, by_role, grid, csv.name,
-            f"{new} new cycle(s) fetched · {len(figures.cycles):,} cached")
+    latency_plot = gr.BarPlot(
+        value=latency, sort=latency["latency (s)"].tolist(), y_lim=[0, None]
+    )  # bins in order, not A-Z
+    return (
+        "\n".join(lines),
+        over_time,
+        per_step,
+        latency_plot,
+        by_role,
+        grid,
+        csv.name,
+        f"{new} new cycle(s) fetched · {len(figures.cycles):,} cached",
+    )
 
 
 def build_dashboard_tab(runtime: Runtime) -> None:
@@ -154,13 +183,22 @@ def build_dashboard_tab(runtime: Runtime) -> None:
         agent = gr.Dropdown(["all", *agents.names()], value="all", allow_custom_value=True, label="Agent", scale=1)
         session = gr.Textbox(label="Session", placeholder="e.g. heartbeat-1a2b3c4d", scale=1)
         status = gr.Dropdown(["all", "ok", "step_errors", "max_steps", "error"], value="all", label="Status", scale=1)
-        interval = gr.Number(value=5, minimum=0, label="Cycle interval (s)", elem_id="dash-interval", scale=1,
-                             info="0: the session's measured interval")
+        interval = gr.Number(
+            value=5,
+            minimum=0,
+            label="Cycle interval (s)",
+            elem_id="dash-interval",
+            scale=1,
+            info="0: the session's measured interval",
+        )
         refresh = gr.Button("Refresh", variant="primary", elem_id="dash-refresh", scale=1)
     with gr.Accordion("Prices and what-if", open=False):
         prices = gr.Textbox(label="Prices file (TOML, optional)", placeholder="~/cogscope-prices.toml")
-        what_if_box = gr.Textbox(label="What-if: ROLE=MODEL per line (MODEL alone: every role)", lines=2,
-                                 placeholder="reasoning=openai/gpt-4o-mini")
+        what_if_box = gr.Textbox(
+            label="What-if: ROLE=MODEL per line (MODEL alone: every role)",
+            lines=2,
+            placeholder="reasoning=openai/gpt-4o-mini",
+        )
     message = gr.Markdown("", elem_id="dash-message")
     numbers = gr.Markdown("Press Refresh to read the cycles from Phoenix.", elem_id="dash-numbers")
     with gr.Row():
@@ -169,8 +207,13 @@ def build_dashboard_tab(runtime: Runtime) -> None:
     with gr.Row():
         latency_plot = gr.BarPlot(x="latency (s)", y="LLM calls", title="LLM call latency", height=260, y_lim=[0, None])
         role_plot = gr.BarPlot(x="role", y="cost (USD)", title="Cost by role", height=260, y_lim=[0, None])
-    table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=["str"] * 7 + ["markdown"], interactive=False,
-                         label="Cycles", elem_id="dash-table")
+    table = gr.Dataframe(
+        headers=TABLE_COLUMNS,
+        datatype=["str"] * 7 + ["markdown"],
+        interactive=False,
+        label="Cycles",
+        elem_id="dash-table",
+    )
     download = gr.DownloadButton("Download CSV", elem_id="dash-csv")
 
     def on_refresh(*values: Any) -> tuple[Any, ...]:

@@ -25,7 +25,9 @@ def parse_models(values: Iterable[str]) -> dict[str, str]:
             role, model_id = "default", value
         role, model_id = role.strip(), model_id.strip()
         if not ROLE.match(role):
-            raise UsageError(f"--model {value!r}: {role!r} is not a role name; write ROLE=MODEL_ID, e.g. reasoning=openai/gpt-4o")
+            raise UsageError(
+                f"--model {value!r}: {role!r} is not a role name; write ROLE=MODEL_ID, e.g. reasoning=openai/gpt-4o"
+            )
         if not model_id:
             raise UsageError(f"--model {value!r} names no model; write ROLE=MODEL_ID")
         if role in models:

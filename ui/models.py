@@ -37,7 +37,9 @@ LOCAL_MAX_TOKENS = 512  # keep the tiny model's cycles short
 def check_model_id(model_id: str) -> str:
     model_id = (model_id or "").strip()
     if not model_id:
-        raise ModelError("no model given; use `local` for the bundled offline model or a LiteLLM id like openai/gpt-4o-mini")
+        raise ModelError(
+            "no model given; use `local` for the bundled offline model or a LiteLLM id like openai/gpt-4o-mini"
+        )
     if model_id == LOCAL_MODEL:
         return model_id
     if not MODEL_ID.match(model_id):

@@ -209,7 +209,11 @@ def build_run_tab(runtime: Runtime) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
             agent = gr.Dropdown(
-                names, value=names[0], label="Agent", allow_custom_value=True, elem_id="run-agent",
+                names,
+                value=names[0],
+                label="Agent",
+                allow_custom_value=True,
+                elem_id="run-agent",
                 info="A registry name, path/to/file.py:factory or package.module:factory",
             )
             agent_info = gr.Markdown(agent_changed(names[0])[0], elem_id="run-agent-info")
@@ -223,8 +227,13 @@ def build_run_tab(runtime: Runtime) -> None:
             )
             role_models = [
                 gr.Dropdown(
-                    model_choices, value="", allow_custom_value=True, visible=False, label=f"Model for role {i + 1}",
-                    info="Blank: the model above.", elem_id=f"run-role-model-{i}",
+                    model_choices,
+                    value="",
+                    allow_custom_value=True,
+                    visible=False,
+                    label=f"Model for role {i + 1}",
+                    info="Blank: the model above.",
+                    elem_id=f"run-role-model-{i}",
                 )
                 for i in range(ROLE_SLOTS)
             ]
@@ -242,11 +251,15 @@ def build_run_tab(runtime: Runtime) -> None:
                     elem_id="run-api-base",
                 )
                 options = gr.Textbox(
-                    label="Options (KEY=VALUE, one per line)", lines=2, placeholder="max_steps=4",
+                    label="Options (KEY=VALUE, one per line)",
+                    lines=2,
+                    placeholder="max_steps=4",
                     elem_id="run-options",
                 )
                 mcp = gr.Textbox(
-                    label="MCP servers (one command per line)", lines=2, placeholder="cogscope mcp-serve",
+                    label="MCP servers (one command per line)",
+                    lines=2,
+                    placeholder="cogscope mcp-serve",
                     elem_id="run-mcp",
                 )
             with gr.Row():
@@ -275,19 +288,49 @@ def build_run_tab(runtime: Runtime) -> None:
     # named functions with explicit parameters, not functools.partial or *args: Gradio finds the
     # gr.Request parameter by its type hint (Stop needs the session), and it cannot see one through those
     def on_run(
-        agent: str, model: str, role_0: str, role_1: str, role_2: str, api_base: str, options: str, mcp: str,
-        task: str, request: gr.Request,
+        agent: str,
+        model: str,
+        role_0: str,
+        role_1: str,
+        role_2: str,
+        api_base: str,
+        options: str,
+        mcp: str,
+        task: str,
+        request: gr.Request,
     ) -> Iterator[Update]:
-        form = Form(agent or "", model or "", (role_0 or "", role_1 or "", role_2 or ""), api_base or "",
-                    options or "", mcp or "")
+        form = Form(
+            agent or "",
+            model or "",
+            (role_0 or "", role_1 or "", role_2 or ""),
+            api_base or "",
+            options or "",
+            mcp or "",
+        )
         yield from run_cycle(form, task, request, runtime=runtime)
 
     def on_loop(
-        agent: str, model: str, role_0: str, role_1: str, role_2: str, api_base: str, options: str, mcp: str,
-        task: str, cycles: float, interval: float, request: gr.Request,
+        agent: str,
+        model: str,
+        role_0: str,
+        role_1: str,
+        role_2: str,
+        api_base: str,
+        options: str,
+        mcp: str,
+        task: str,
+        cycles: float,
+        interval: float,
+        request: gr.Request,
     ) -> Iterator[Update]:
-        form = Form(agent or "", model or "", (role_0 or "", role_1 or "", role_2 or ""), api_base or "",
-                    options or "", mcp or "")
+        form = Form(
+            agent or "",
+            model or "",
+            (role_0 or "", role_1 or "", role_2 or ""),
+            api_base or "",
+            options or "",
+            mcp or "",
+        )
         yield from run_loop(form, task, cycles, interval, request, runtime=runtime)
 
     run.click(on_run, inputs=[*form_fields, task], outputs=outputs, api_name="run_cycle")
@@ -295,4 +338,3 @@ def build_run_tab(runtime: Runtime) -> None:
     loop.click(on_loop, inputs=[*form_fields, task, cycles, interval], outputs=outputs, api_name="heartbeat_loop")
     stop_button.click(stop, inputs=None, outputs=status, api_name="stop")
     agent.change(agent_changed, inputs=agent, outputs=[agent_info, *role_models], api_name=False)
-

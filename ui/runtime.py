@@ -87,9 +87,7 @@ class Runtime:
             models = {"default": self.settings.model, **models}
         unknown = sorted(set(models) - set(spec.roles))
         if unknown:
-            raise UsageError(
-                f"agent {spec.name!r} has no role {unknown[0]!r}; its roles: {', '.join(spec.roles)}"
-            )
+            raise UsageError(f"agent {spec.name!r} has no role {unknown[0]!r}; its roles: {', '.join(spec.roles)}")
         checked: dict[str, str] = {}
         bases: dict[str, str | None] = {}
         for role, model_id in models.items():
@@ -107,9 +105,7 @@ class Runtime:
         except BaseException:
             stack.close()
             raise
-        cycle_spec = CycleSpec(
-            agent=spec.name, options=options, models=checked, session_id=session_id, mcp=tuple(mcp)
-        )
+        cycle_spec = CycleSpec(agent=spec.name, options=options, models=checked, session_id=session_id, mcp=tuple(mcp))
         return Cycle(instance, task, spec=cycle_spec, tracing=self.tracing, on_end=stack.close)
 
     # -- reading cycles back, replay ------------------------------------------------------

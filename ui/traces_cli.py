@@ -91,7 +91,9 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     if (args.output_file or args.model) and args.fork_at is None:
         raise UsageError("--output-file and --model go with --fork-at K")
     if args.fork_at is not None and not (args.output_file or args.model):
-        raise UsageError("--fork-at K needs --output-file F (an edited output for step K) or --model ID (live from K on)")
+        raise UsageError(
+            "--fork-at K needs --output-file F (an edited output for step K) or --model ID (live from K on)"
+        )
     substitute = None
     if args.output_file:
         path = Path(args.output_file)
@@ -102,12 +104,18 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     runtime = _runtime(settings)
     try:
         replay = runtime.prepare_replay(
-            args.trace_id, stub=args.stub_tools, fork_at=args.fork_at, substitute=substitute,
-            live_model=args.model, api_base=args.api_base,
+            args.trace_id,
+            stub=args.stub_tools,
+            fork_at=args.fork_at,
+            substitute=substitute,
+            live_model=args.model,
+            api_base=args.api_base,
         )
         kind = f"Fork at step {args.fork_at}" if args.fork_at else "Replay"
-        print(f"{kind} of {replay.recording.trace_id} ({replay.recording.agent}, "
-              f"{len(replay.recording.steps)} recorded steps, tools {'stubbed' if args.stub_tools else 'run for real'})")
+        print(
+            f"{kind} of {replay.recording.trace_id} ({replay.recording.agent}, "
+            f"{len(replay.recording.steps)} recorded steps, tools {'stubbed' if args.stub_tools else 'run for real'})"
+        )
         for step in replay.cycle:
             print(format_step(step), flush=True)
         result = replay.cycle.result

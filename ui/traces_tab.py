@@ -82,8 +82,12 @@ def step_markdown(view: StepView, whole: bool) -> str:
         parts += ["**Code that ran**", _fence(cut(view.code), "python")]
     for call in view.tool_calls:
         result = f"error: {call.error}" if call.error else cut(call.output)
-        parts += [f"**Tool call** `{call.name}`", _fence(json.dumps(call.arguments, indent=1, default=str), "json"),
-                  "→", _fence(result)]
+        parts += [
+            f"**Tool call** `{call.name}`",
+            _fence(json.dumps(call.arguments, indent=1, default=str), "json"),
+            "→",
+            _fence(result),
+        ]
     if view.observations:
         parts += ["**Observations**", _fence(cut(view.observations))]
     return "\n\n".join(parts)
@@ -173,8 +177,9 @@ def build_traces_tab(runtime: Runtime) -> None:
         edited = gr.Textbox(label="Edited model output for the selected step", lines=5, elem_id="fork-output")
         with gr.Row():
             fork_edit = gr.Button("Fork with this output", elem_id="fork-edit-button")
-            live_model = gr.Dropdown(SUGGESTED_MODELS, value=None, allow_custom_value=True, label="Live model",
-                                     elem_id="fork-model")
+            live_model = gr.Dropdown(
+                SUGGESTED_MODELS, value=None, allow_custom_value=True, label="Live model", elem_id="fork-model"
+            )
             fork_live = gr.Button("Fork with live model", elem_id="fork-live-button")
         replay_report = gr.Markdown("", elem_id="replay-report")
         replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
@@ -190,10 +195,18 @@ def build_traces_tab(runtime: Runtime) -> None:
     refresh.click(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name="traces")
     failed.click(lambda: "failed", outputs=status, api_name=False)
     status.change(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name=False)
-    prev_page.click(lambda *v: load(*v[:-1], v[-1] - 1), inputs=[*filters, page], outputs=[table, caption, page, ids],
-                    api_name=False)
-    next_page.click(lambda *v: load(*v[:-1], v[-1] + 1), inputs=[*filters, page], outputs=[table, caption, page, ids],
-                    api_name=False)
+    prev_page.click(
+        lambda *v: load(*v[:-1], v[-1] - 1),
+        inputs=[*filters, page],
+        outputs=[table, caption, page, ids],
+        api_name=False,
+    )
+    next_page.click(
+        lambda *v: load(*v[:-1], v[-1] + 1),
+        inputs=[*filters, page],
+        outputs=[table, caption, page, ids],
+        api_name=False,
+    )
 
     def show_step(steps: list[StepView], index: int | None, whole_v: bool) -> tuple[str, str, str]:
         if not steps or index is None:
@@ -208,7 +221,14 @@ def build_traces_tab(runtime: Runtime) -> None:
             return f"❌ {e}", [], gr.update(choices=[], value=None), "", "", ""
         first = 0 if steps else None
         step_md, msgs, output = show_step(steps, first, whole_v)
-        return text_summary, steps, gr.update(choices=titles, value=titles[0] if titles else None), step_md, msgs, output
+        return (
+            text_summary,
+            steps,
+            gr.update(choices=titles, value=titles[0] if titles else None),
+            step_md,
+            msgs,
+            output,
+        )
 
     opened = [summary, steps_state, step_list, detail, messages, edited]
     open_button.click(open_trace, inputs=[trace_box, whole], outputs=opened, api_name="open_trace")
@@ -221,8 +241,9 @@ def build_traces_tab(runtime: Runtime) -> None:
         return (trace_ids[row], *open_trace(trace_ids[row], whole_v))
 
     table.select(select_row, inputs=[ids, whole], outputs=[trace_box, *opened], api_name=False)
-    step_list.change(show_step, inputs=[steps_state, step_list, whole], outputs=[detail, messages, edited],
-                     api_name=False)
+    step_list.change(
+        show_step, inputs=[steps_state, step_list, whole], outputs=[detail, messages, edited], api_name=False
+    )
     whole.change(show_step, inputs=[steps_state, step_list, whole], outputs=[detail, messages, edited], api_name=False)
 
     def move(steps: list[StepView], index: int | None, delta: int) -> Any:
