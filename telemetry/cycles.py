@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 import pandas as pd
 
 from .costs import llm_costs
 from .cycle import ERROR, FAILED, OK
-from .errors import PhoenixUnreachable
+from .phoenix_spans import query_spans
 
-SPAN_LIMIT = 10_000_000
 COLUMNS = [
     "trace_id", "start_time", "agent", "models", "status", "steps", "llm_calls", "prompt_tokens",
     "completion_tokens", "tokens", "duration_s", "cost_usd", "task", "session_id", "replay_of", "cogscope",
@@ -34,20 +32,6 @@ class CycleFilter:
     text: str | None = None  # in the task
     since: datetime | None = None
     until: datetime | None = None
-
-
-def _query(client: Any, query: Any, project: str, since: datetime | None, until: datetime | None) -> pd.DataFrame:
-    try:
-        frame = client.spans.get_spans_dataframe(
-            query=query, project_identifier=project, start_time=since, end_time=until, limit=SPAN_LIMIT, timeout=120
-        )
-    except httpx.TransportError as e:
-        raise PhoenixUnreachable(f"Phoenix did not answer ({e}); start it with `cogscope ui` or check the URL") from e
-    except httpx.HTTPStatusError as e:
-        if e.response.status_code == 404:  # no such project yet: no cycles
-            return pd.DataFrame()
-        raise
-    return frame.reset_index(drop=True) if not frame.empty else frame
 
 
 def _models_text(raw: Any) -> str:
@@ -69,7 +53,7 @@ def list_cycles(
     from phoenix.client.types.spans import SpanQuery
 
     f = filter or CycleFilter()
-    roots = _query(
+    roots = query_spans(
         client,
         SpanQuery()
         .where("parent_id is None")
@@ -139,7 +123,7 @@ def list_cycles(
 
     since = cycles["start_time"].min().to_pydatetime()
     wanted = set(cycles["trace_id"])
-    llm = _query(
+    llm = query_spans(
         client,
         SpanQuery()
         .where("span_kind == 'LLM'")
@@ -148,7 +132,7 @@ def list_cycles(
         since,
         f.until,
     )
-    steps = _query(
+    steps = query_spans(
         client, SpanQuery().where("span_kind == 'CHAIN'").select("trace_id", "name"), project, since, f.until
     )
     cycles = cycles.set_index("trace_id")

@@ -14,34 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pandas as pd
 
 from .cycle import ERROR, MAX_STEPS
-from .errors import PhoenixUnreachable
+from .phoenix_spans import query_spans
 from .prices import Prices
 
 SECONDS_PER_DAY = 86_400
 DAYS_PER_MONTH = 30
-SPAN_LIMIT = 100_000_000
 OVERLAP = timedelta(minutes=15)  # a refresh looks this far back for cycles that were still running
 CYCLE_COLUMNS = ["trace_id", "start_time", "end_time", "agent", "status", "session_id", "models", "replay_of"]
 CALL_COLUMNS = ["trace_id", "span_id", "start_time", "latency_s", "model", "role", "step", "prompt_tokens",
                 "completion_tokens"]  # fmt: skip
-
-
-def _fetch(client: Any, query: Any, project: str, since: datetime | None, until: datetime | None) -> pd.DataFrame:
-    try:
-        frame = client.spans.get_spans_dataframe(
-            query=query, project_identifier=project, start_time=since, end_time=until, limit=SPAN_LIMIT, timeout=600
-        )
-    except httpx.TransportError as e:
-        raise PhoenixUnreachable(f"Phoenix did not answer ({e}); start it with `cogscope ui` or check the URL") from e
-    except httpx.HTTPStatusError as e:
-        if e.response.status_code == 404:
-            return pd.DataFrame()
-        raise
-    return frame.reset_index() if not frame.empty else frame
 
 
 def _col(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -64,7 +48,7 @@ class CycleFigures:
         from phoenix.client.types.spans import SpanQuery
 
         window = since if self.latest_start is None else self.latest_start - OVERLAP
-        roots = _fetch(
+        roots = query_spans(
             self.client,
             SpanQuery()
             .where("parent_id is None")
@@ -102,7 +86,7 @@ class CycleFigures:
         )
         first = new["start_time"].min().to_pydatetime()
         wanted = set(new["trace_id"])
-        calls = _fetch(
+        calls = query_spans(
             self.client,
             SpanQuery()
             .where("span_kind == 'LLM'")
@@ -120,7 +104,7 @@ class CycleFigures:
             first,
             None,
         )
-        structure = _fetch(
+        structure = query_spans(
             self.client,
             SpanQuery()
             .where("span_kind == 'CHAIN' or span_kind == 'AGENT'")
@@ -129,7 +113,7 @@ class CycleFigures:
             first,
             None,
         )
-        tools = _fetch(
+        tools = query_spans(
             self.client,
             SpanQuery().where("span_kind == 'TOOL'").select("trace_id", "start_time", "end_time"),
             self.project,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -78,6 +79,33 @@ def trace_spans(client: Any, *, project: str, trace_id: str, timeout: int = 30) 
         return frame
     frame = frame.reset_index(drop="context.span_id" in frame.columns)
     return flatten_attribute_columns(frame)
+
+
+def query_spans(
+    client: Any,
+    query: Any,
+    project: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    limit: int = 100_000_000,
+    timeout: int = 600,
+) -> pd.DataFrame:
+    """Phoenix's `get_spans_dataframe` for a SpanQuery (usually a few selected columns), filtered by time by
+    Phoenix; an unknown project is an empty frame, an unreachable Phoenix one clear error."""
+    try:
+        frame = client.spans.get_spans_dataframe(
+            query=query, project_identifier=project, start_time=since, end_time=until, limit=limit, timeout=timeout
+        )
+    except httpx.TransportError as e:
+        raise PhoenixUnreachable(f"Phoenix did not answer ({e}); start it with `cogscope ui` or check the URL") from e
+    except httpx.HTTPStatusError as e:
+        if e.response.status_code == 404:  # no such project yet: no spans
+            return pd.DataFrame()
+        raise
+    if frame.empty:
+        return frame
+    return frame.reset_index(drop=frame.index.name in frame.columns)
 
 
 def wait_for_trace(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import tempfile
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import gradio as gr
@@ -25,11 +25,10 @@ from telemetry.figures import (
 from telemetry.prices import PricesError, load_prices
 
 from .errors import UsageError
-from .inputs import parse_lines, parse_models
+from .inputs import TIME_WINDOWS, parse_lines, parse_models
 from .runtime import Runtime
 
-WINDOWS = {"last hour": timedelta(hours=1), "last 24 hours": timedelta(days=1), "last 7 days": timedelta(days=7),
-           "last 30 days": timedelta(days=30), "all time": None}  # fmt: skip
+WINDOWS = TIME_WINDOWS
 TABLE_COLUMNS = ["time", "agent", "status", "LLM calls", "tokens", "duration", "cost", "trace"]
 
 _cache: dict[int, CycleFigures] = {}

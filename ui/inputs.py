@@ -5,9 +5,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from .errors import UsageError
+
+TIME_WINDOWS = {
+    "last hour": timedelta(hours=1),
+    "last 24 hours": timedelta(days=1),
+    "last 7 days": timedelta(days=7),
+    "last 30 days": timedelta(days=30),
+    "all time": None,
+}
 
 ROLE = re.compile(r"^[A-Za-z_][\w\-]*$")
 KEY = re.compile(r"^[A-Za-z_]\w*$")

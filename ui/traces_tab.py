@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import gradio as gr
@@ -18,13 +18,13 @@ from telemetry.replay import Recording, ReplayError
 from telemetry.steps import StepView, steps_from_frame
 
 from .errors import UsageError
+from .inputs import TIME_WINDOWS
 from .models import SUGGESTED_MODELS
 from .render import STATUS_LABELS, step_messages, step_title, truncate
 from .runtime import Runtime
 
 PAGE_SIZE = 25
-WINDOWS = {"last hour": timedelta(hours=1), "last 24 hours": timedelta(days=1), "last 7 days": timedelta(days=7),
-           "all time": None}  # fmt: skip
+WINDOWS = TIME_WINDOWS
 STATUSES = ["all", "failed", "ok", "step_errors", "max_steps", "error"]
 TABLE_COLUMNS = ["time", "agent", "status", "steps", "LLM calls", "tokens", "duration", "cost", "task", "trace"]
 LIMIT = 2000  # of a value shown in a step, unless "show long values whole"
