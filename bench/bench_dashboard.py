@@ -63,6 +63,7 @@ TOOL_STEPS = (1, 2)
 PROMPT, COMPLETION = 1000, 100
 SPANS_PER_CYCLE = 2 + 2 * STEPS + len(TOOL_STEPS)  # 10
 FLUSH_EVERY = 100  # cycles (1,000 spans); the BatchSpanProcessor's queue holds 2,048 spans and drops the rest
+MAX_BACKLOG = 1_000  # cycles sent but not yet listed (10,000 spans); Phoenix's span queue holds 20,000
 TARGET_CYCLES = 100_000
 NEW_CYCLES = 100
 WEEK_NS = 7 * 24 * 3600 * 10**9
@@ -96,11 +97,25 @@ class Loader:
         self.tracer = self.tracing.tracer()
         self.counts: dict[str, int] = {}
         self.sent = 0
+        self.listed = 0  # roots Phoenix listed at the last look
+        self.reported = time.monotonic()
 
-    def send(self, starts: list[int]) -> None:
-        """One cycle per start time (ns since the epoch); flushes every FLUSH_EVERY cycles and at the end."""
+    def send(self, starts: list[int], client: Any = None) -> None:
+        """One cycle per start time (ns since the epoch); flushes every FLUSH_EVERY cycles and at the end.
+
+        With `client`, waits whenever more than MAX_BACKLOG cycles are sent but not yet listed: Phoenix answers
+        503 once 20,000 spans wait in its queue (PHOENIX_MAX_SPANS_QUEUE_SIZE), and the exporter drops a batch
+        after a few retries.
+        """
         rng, tracer = self.rng, self.tracer
         for i, start in enumerate(starts):
+            if client is not None and i % FLUSH_EVERY == 0 and self.sent - self.listed > MAX_BACKLOG:
+                while self.sent - self.listed > MAX_BACKLOG // 2:
+                    time.sleep(3)
+                    self.listed = count_spans(client, "parent_id is None")
+                    if time.monotonic() - self.reported >= 60:
+                        self.reported = time.monotonic()
+                        print(f"  ... sent {self.sent:,} cycles, Phoenix lists {self.listed:,}", flush=True)
             status = pick_status(rng)
             self.counts[status] = self.counts.get(status, 0) + 1
             task = f"{rng.choice(TASKS)} (#{self.sent})"
@@ -415,7 +430,7 @@ def main() -> int:
         now = time.time_ns()
         starts = [now - WEEK_NS + i * (WEEK_NS // n) for i in range(n)]
         t = time.perf_counter()
-        loader.send(starts)
+        loader.send(starts, plain)
         sent_s = time.perf_counter() - t
         print(
             f"sent {n:,} cycles ({n * SPANS_PER_CYCLE:,} spans) in {sent_s:.1f} s "
