@@ -40,7 +40,7 @@ def _phoenix_trace_cost(phoenix_url: str, project_name: str, trace_id: str) -> f
     return float(data.json()["data"]["node"]["trace"]["costSummary"]["total"]["cost"])
 
 
-def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, llm, read_trace, phoenix, project):
+def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, llm, read_trace, phoenix, project, tmp_path):
     trace_id = _record(cogscope, llm)
     read_trace(trace_id, min_spans=11)
     result, figures = _cost(cogscope, "--interval", "5s")
@@ -62,7 +62,7 @@ def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, llm, read_tra
     assert over.code == 1 and "projection is OVER budget" in over.out
 
     # a prices file overrides LiteLLM's map
-    prices = project_dir_file(cogscope, '["openai/gpt-4o-mini"]\ninput = 1.0\noutput = 2.0\n')
+    prices = toml_file(tmp_path, '["openai/gpt-4o-mini"]\ninput = 1.0\noutput = 2.0\n')
     _, priced = _cost(cogscope, "--prices", prices)
     assert priced["cost_per_cycle"]["mean"] == pytest.approx(3 * (1000 * 1.0 + 100 * 2.0) / 1e6)
 
@@ -76,17 +76,10 @@ def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, llm, read_tra
     assert csv.out.splitlines()[0].startswith("trace_id,") and trace_id in csv.out
 
 
-_files: list[str] = []
-
-
-def project_dir_file(cogscope, text: str) -> str:  # type: ignore[no-untyped-def]
-    import tempfile
-
-    handle = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-    handle.write(text)
-    handle.close()
-    _files.append(handle.name)
-    return handle.name
+def toml_file(tmp_path, text: str) -> str:  # type: ignore[no-untyped-def]
+    path = tmp_path / f"prices-{abs(hash(text))}.toml"
+    path.write_text(text)
+    return str(path)
 
 
 def test_unknown_price_stays_unknown(cogscope, llm, read_trace):
@@ -137,7 +130,7 @@ def test_projection_arithmetic():
     assert p.daily == pytest.approx(17.28)
 
 
-def test_bad_cost_inputs(cogscope, llm, read_trace):
+def test_bad_cost_inputs(cogscope, llm, read_trace, tmp_path):
     def error(*args: str, **env: str | None) -> str:
         result = cogscope("cost", *args, **env)
         assert result.code == 2, result.out + result.err
@@ -149,9 +142,9 @@ def test_bad_cost_inputs(cogscope, llm, read_trace):
     assert "--interval '0s' is not a duration" in error("--interval", "0s")
     assert "--budget '-5' must be 0 or more" in error("--budget", "-5")
     assert "--budget 'lots' is not an amount" in error("--budget", "lots")
-    bad_toml = project_dir_file(cogscope, "[unclosed\n")
+    bad_toml = toml_file(tmp_path, "[unclosed\n")
     assert "is not valid TOML" in error("--prices", bad_toml)
-    negative = project_dir_file(cogscope, '["openai/gpt-4o-mini"]\ninput = -1\noutput = 2\n')
+    negative = toml_file(tmp_path, '["openai/gpt-4o-mini"]\ninput = -1\noutput = 2\n')
     assert "has a negative price" in error("--prices", negative)
     assert "does not exist" in error("--prices", "/nonexistent/prices.toml")
     assert "--what-if: unknown model 'openai/nonesuch-9'" in error("--what-if", "reasoning=openai/nonesuch-9")
