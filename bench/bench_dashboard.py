@@ -267,15 +267,26 @@ class CountingSpans:
     def __init__(self, spans: Any) -> None:
         self._spans = spans
         self.calls: list[tuple[str, int, float]] = []
+        self.keep = False  # keep the frames returned (for the in-memory scale check)
+        self.frames: dict[str, Any] = {}
+        self.track_memory = False  # reset VmHWM before each call and record (label, RSS before, peak during)
+        self.memory: list[tuple[str, float, float]] = []
 
     def get_spans_dataframe(self, **kwargs: Any) -> Any:
+        if self.track_memory:
+            before = proc_status("VmRSS")
+            reset_peak_rss()
         t = time.perf_counter()
         try:
             frame = self._spans.get_spans_dataframe(**kwargs)
+            if self.track_memory:
+                self.memory.append((_label(kwargs.get("query")), before, proc_status("VmHWM")))
         except Exception:
             self.calls.append((_label(kwargs.get("query")), -1, time.perf_counter() - t))
             raise
         self.calls.append((_label(kwargs.get("query")), len(frame), time.perf_counter() - t))
+        if self.keep:
+            self.frames[_label(kwargs.get("query"))] = frame
         return frame
 
     def __getattr__(self, name: str) -> Any:
@@ -317,6 +328,72 @@ def compute(figures: CycleFigures, prices: Prices) -> dict[str, Any]:
     return {"figs": figs, "table": table, "calls": calls, "roles": roles}
 
 
+class ReplicatedClient:
+    """Answers CycleFigures' queries from frames Phoenix returned, each repeated k times with fresh ids."""
+
+    def __init__(self, frames: dict[str, Any], k: int) -> None:
+        import pandas as pd
+
+        self.answers = {}
+        for label, frame in frames.items():
+            index = frame.index.name
+            flat = frame.reset_index() if index else frame
+            copies = []
+            for c in range(k):
+                copy = flat.copy()
+                for column in ("context.trace_id", "context.span_id", "parent_id"):
+                    if column in copy:
+                        copy[column] = copy[column].map(lambda v, c=c: v if v is None else f"{v}-{c}")
+                copies.append(copy)
+            both = pd.concat(copies, ignore_index=True)
+            self.answers[label] = both.set_index(index) if index else both
+        self.spans = self
+
+    def get_spans_dataframe(self, **kwargs: Any) -> Any:
+        return self.answers[_label(kwargs.get("query"))].copy()
+
+
+def scale_check(frames: dict[str, Any], n: int, prices: Prices, profile: bool) -> dict[str, float]:
+    """The client side (pandas) of a first load and of a refresh's figures at TARGET_CYCLES, measured in memory:
+    the frames Phoenix returned for N cycles, repeated TARGET_CYCLES / N times. No Phoenix time is included."""
+    k = max(1, math.ceil(TARGET_CYCLES / n))
+    client = ReplicatedClient(frames, k)
+    gc.collect()
+    before = proc_status("VmRSS")
+    reset_peak_rss()
+    figures, out, t = first_load(client, prices)
+    peak = proc_status("VmHWM")
+    cycles = out["figs"]["cycles"]
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        compute(figures, prices)
+        times.append(time.perf_counter() - t0)
+    result = {
+        "k": k,
+        "cycles": cycles,
+        "refresh_local_s": t["refresh_s"],
+        "compute_s": t["compute_s"],
+        "growth_mb": peak - before,
+        "figures_again_s": statistics.median(times),
+    }
+    if profile:
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        fresh = CycleFigures(client, PROJECT)
+        fresh.refresh()
+        compute(fresh, prices)
+        prof.disable()
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
+        result["profile"] = buf.getvalue()
+    return result
+
+
 def first_load(client: Any, prices: Prices) -> tuple[CycleFigures, dict[str, Any], dict[str, float]]:
     figures = CycleFigures(client, PROJECT)
     t0 = time.perf_counter()
@@ -345,12 +422,14 @@ client.take()
 import gc; gc.collect()
 before = b.proc_status("VmRSS")
 b.reset_peak_rss()
+client.spans.track_memory = True  # VmHWM is reset before each query: the overall peak is the max of all
 figures, out, t = b.first_load(client, prices)
-peak = b.proc_status("VmHWM")
+peak = max([b.proc_status("VmHWM")] + [p for _, _, p in client.spans.memory])
 figs = out["figs"]
 print(json.dumps({**t, "before": before, "peak": peak, "cycles": figs["cycles"],
                   "mean_cost": figs["cost_per_cycle"]["mean"], "mean_calls": figs["llm_calls"]["mean"],
-                  "fetched": client.take()}))
+                  "fetched": client.take(), "memory": client.spans.memory,
+                  "after": b.proc_status("VmRSS")}))
 """
 
 
@@ -462,7 +541,12 @@ def main() -> int:
             print(
                 f"  {r['total_s']:.2f} s (refresh {r['refresh_s']:.2f} + figures {r['compute_s']:.2f}); "
                 f"VmHWM {r['peak']:,.0f} MB (+{r['peak'] - r['before']:,.0f} over {r['before']:,.0f} after "
-                f"imports); cycles {r['cycles']:,}; fetched: {fetched_text(r['fetched'])}",
+                f"imports, RSS after {r['after']:,.0f}); cycles {r['cycles']:,}; fetched: {fetched_text(r['fetched'])}",
+                flush=True,
+            )
+            print(
+                "    peak RSS during each Phoenix query (MB, over RSS before it): "
+                + ", ".join(f"{label} {p:,.0f} (+{p - b:,.0f} over {b:,.0f})" for label, b, p in r["memory"]),
                 flush=True,
             )
 
@@ -479,13 +563,17 @@ def main() -> int:
             prof.disable()
             client.take()
             buf = io.StringIO()
-            pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(35)
-            print("\ncProfile of one in-process first load (cumulative):\n" + buf.getvalue())
+            pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(20)
+            print(
+                "\ncProfile of one in-process first load (by own time; recv = waiting for Phoenix):\n" + buf.getvalue()
+            )
         gc.collect()
         before = proc_status("VmRSS")
         clean = reset_peak_rss()
+        client.spans.keep = True
         figures, out, first = first_load(client, prices)
         first_peak = proc_status("VmHWM") if clean else math.nan
+        client.spans.keep = False
         first_fetch = client.take()
         print(
             f"\nfirst load in this process: {first['total_s']:.2f} s (refresh {first['refresh_s']:.2f} + figures "
@@ -537,6 +625,7 @@ def main() -> int:
         print(f"\nrefresh after {NEW_CYCLES} new cycles (start times: now):")
         total = n
         refresh_times: list[float] = []
+        refresh_computes: list[float] = []
         refresh_rows: list[int] = []
         refresh_checks: list[str] = []
         batch_waits: list[float] = []
@@ -555,6 +644,7 @@ def main() -> int:
             t2 = time.perf_counter()
             fetch = client.take()
             refresh_times.append(t2 - t0)
+            refresh_computes.append(t2 - t1)
             refresh_rows.append(fetched_rows(fetch))
             refresh_checks = check(out["figs"], total, expected_cost)
             print(
@@ -577,6 +667,25 @@ def main() -> int:
         for line in refresh_checks:
             print("  after refreshes, " + line)
 
+        # -- the client side at TARGET_CYCLES, in memory ---------------------------------------------------
+        scaled = None
+        if n < TARGET_CYCLES and client.spans.frames:
+            print(
+                f"\nclient side at {TARGET_CYCLES:,} cycles, in memory (the frames Phoenix returned for N cycles "
+                f"repeated, no Phoenix time):"
+            )
+            scaled = scale_check(client.spans.frames, n, prices, args.profile)
+            client.spans.frames = {}
+            print(
+                f"  {scaled['cycles']:,} cycles (x{scaled['k']}): CycleFigures.refresh() client side "
+                f"{scaled['refresh_local_s']:.2f} s + select/per_cycle/summary/breakdown {scaled['compute_s']:.2f} s; "
+                f"peak RSS growth {scaled['growth_mb']:,.0f} MB; select/per_cycle/summary/breakdown again "
+                f"(what every refresh recomputes): {scaled['figures_again_s']:.2f} s",
+                flush=True,
+            )
+            if "profile" in scaled:
+                print("  cProfile of that first load (client side only, by own time):\n" + scaled["profile"])
+
         # -- summary ------------------------------------------------------------------------------------
         fresh_s = statistics.median([r["total_s"] for r in fresh]) if fresh else math.nan
         fresh_peak = statistics.median([r["peak"] for r in fresh]) if fresh else math.nan
@@ -585,6 +694,7 @@ def main() -> int:
         fresh_refresh_s = statistics.median([r["refresh_s"] for r in fresh]) if fresh else math.nan
         fresh_compute_s = statistics.median([r["compute_s"] for r in fresh]) if fresh else math.nan
         refresh_med = statistics.median(refresh_times) if refresh_times else math.nan
+        refresh_compute_med = statistics.median(refresh_computes) if refresh_computes else math.nan
         first_rows = fetched_rows(first_fetch)
 
         print(f"\n=== dashboard benchmark (N = {n:,} cycles, {n * SPANS_PER_CYCLE:,} spans) ===")
@@ -638,6 +748,21 @@ def main() -> int:
                 f"  refresh after {NEW_CYCLES} new cycles s: {refresh_med:.3f} measured at N={n:,}; its fetch is "
                 f"bounded by the 15-min overlap, the figures part grows with N"
             )
+            if scaled is not None:
+                fetch_n = fetched_s(first_fetch)
+                local_n = first["refresh_s"] - fetch_n
+                est_first = fetch_n * f + scaled["refresh_local_s"] + scaled["compute_s"]
+                est_refresh = refresh_med - refresh_compute_med + scaled["figures_again_s"]
+                print(
+                    f"  first dashboard load s (estimate): {est_first:.1f} = Phoenix queries {fetch_n:.2f} s x{f:g} "
+                    f"(extrapolated) + client side {scaled['refresh_local_s'] + scaled['compute_s']:.2f} s "
+                    f"(measured in memory at {scaled['cycles']:,} cycles; {local_n + first['compute_s']:.2f} s at N)"
+                )
+                print(
+                    f"  refresh after {NEW_CYCLES} new cycles s (estimate): {est_refresh:.2f} = {refresh_med:.3f} "
+                    f"measured at N - figures {refresh_compute_med:.3f} at N + figures "
+                    f"{scaled['figures_again_s']:.2f} (measured in memory at {scaled['cycles']:,} cycles)"
+                )
         return 0
     finally:
         if loader is not None:

@@ -31,7 +31,7 @@ SUGGESTED_MODELS = [
 ]
 PLACEHOLDER_KEY = "sk-no-key-required"  # for OpenAI-compatible servers that need none; not a secret
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.\-:@]*(/[\w.\-:@]+)*$")
-LOCAL_MAX_TOKENS = 512  # keep the tiny model's cycles short
+LOCAL_MAX_TOKENS = 256  # keep the tiny model's cycles short (and inside its 8,192-token context)
 
 
 def check_model_id(model_id: str) -> str:
