@@ -56,6 +56,11 @@ class Form:
     options: str
     mcp: str
 
+    @classmethod
+    def of(cls, agent: str, model: str, roles: tuple[str, ...], api_base: str, options: str, mcp: str) -> Form:
+        """From the fields as Gradio passes them (None for an untouched field)."""
+        return cls(agent or "", model or "", tuple(r or "" for r in roles), api_base or "", options or "", mcp or "")
+
     def cycle_inputs(self) -> dict[str, Any]:
         """Form -> the keyword arguments of Runtime.prepare_cycle (UsageError on bad input)."""
         try:
@@ -299,14 +304,7 @@ def build_run_tab(runtime: Runtime) -> None:
         task: str,
         request: gr.Request,
     ) -> Iterator[Update]:
-        form = Form(
-            agent or "",
-            model or "",
-            (role_0 or "", role_1 or "", role_2 or ""),
-            api_base or "",
-            options or "",
-            mcp or "",
-        )
+        form = Form.of(agent, model, (role_0, role_1, role_2), api_base, options, mcp)
         yield from run_cycle(form, task, request, runtime=runtime)
 
     def on_loop(
@@ -323,14 +321,7 @@ def build_run_tab(runtime: Runtime) -> None:
         interval: float,
         request: gr.Request,
     ) -> Iterator[Update]:
-        form = Form(
-            agent or "",
-            model or "",
-            (role_0 or "", role_1 or "", role_2 or ""),
-            api_base or "",
-            options or "",
-            mcp or "",
-        )
+        form = Form.of(agent, model, (role_0, role_1, role_2), api_base, options, mcp)
         yield from run_loop(form, task, cycles, interval, request, runtime=runtime)
 
     run.click(on_run, inputs=[*form_fields, task], outputs=outputs, api_name="run_cycle")
