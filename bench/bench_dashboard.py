@@ -16,7 +16,9 @@ Measured, as the Dashboard tab's Refresh does it (ui/dashboard_tab.py: dashboard
   refresh:     100 newer cycles arrive; the same CycleFigures object's refresh() + the same figures, timed
                --refreshes times (a new batch of 100 each time), median printed;
   extra:       the tab's own handler, ui.dashboard_tab.dashboard(), with a stand-in runtime (table, plot frames
-               and CSV included), unless --no-tab.
+               and CSV included), unless --no-tab;
+  in memory:   when N < 100,000, the client side (pandas) at 100,000 cycles: the frames Phoenix returned for N
+               cycles repeated with fresh ids, no Phoenix time (--profile: cProfile of it and of a real first load).
 
 Phoenix ingests a few hundred spans/s on a small machine, so 100,000 cycles (1M spans) take over an hour to
 load; --cycles picks N and the summary extrapolates to 100,000 cycles (linear in rows) when N is smaller.
