@@ -135,6 +135,14 @@ def test_consciousness_delegates_with_one_model_per_role(cogscope, llm, env, rea
         assert set(inner[inner["span_kind"] == "LLM"]["attributes.llm.model_name"]) == {model}
     tools = spans[spans["span_kind"] == "TOOL"]
     assert {"observe", "reflect"} <= set(tools["attributes.tool.name"])
+    # the step-through nests the managed agents' steps under the manager's step that called them
+    from telemetry.steps import steps_from_frame
+
+    steps = [(v.agent, v.local_number, v.depth) for v in steps_from_frame(spans)]
+    assert steps == [
+        ("consciousness", 1, 0), ("perception", 1, 1), ("perception", 2, 1),
+        ("consciousness", 2, 0), ("reasoning", 1, 1), ("consciousness", 3, 0),
+    ]  # fmt: skip
     memories = [m.text for m in _store(env).recent(3)]
     assert any(m.startswith("Reflection on energy") for m in memories)
 
