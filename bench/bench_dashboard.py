@@ -56,6 +56,7 @@ from opentelemetry.trace import Status, StatusCode  # noqa: E402
 from telemetry import ensure_phoenix, free_port, phoenix_client, setup_tracing, trace_url  # noqa: E402
 from telemetry.figures import CycleFigures, Scope, breakdown, per_cycle, select, summary  # noqa: E402
 from telemetry.prices import Prices  # noqa: E402
+from telemetry.roles import ATTR_TOOL_S, tool_seconds  # noqa: E402
 from telemetry.tracing import uninstrument  # noqa: E402
 
 PROJECT = "bench-dashboard"
@@ -136,6 +137,7 @@ class Loader:
                     "session.id": "bench",
                 },
             )
+            self.tracing.collector.watch(root.get_span_context().trace_id)
             t = start + 1_000_000
             run = tracer.start_span(
                 "heartbeat.run",
@@ -187,6 +189,7 @@ class Loader:
                     step.set_status(Status(StatusCode.ERROR, "ZeroDivisionError: division by zero"))
                 step.end(end_time=t)
             run.end(end_time=t)
+            root.set_attribute(ATTR_TOOL_S, tool_seconds(self.tracing.collector.take(root.get_span_context().trace_id)))
             if status in ("max_steps", "error"):
                 root.set_status(Status(StatusCode.ERROR, "Reached max steps." if status == "max_steps" else "boom"))
             else:
@@ -477,6 +480,13 @@ def main() -> int:
         default=None,
         help="seconds to wait for Phoenix to ingest the N cycles (default: 60 + N/10)",
     )
+    parser.add_argument(
+        "--phoenix-dir",
+        type=Path,
+        default=None,
+        help="keep Phoenix's data here and reuse it next time (loading 100,000 cycles takes over an hour); "
+        "only the cycles it lacks are loaded",
+    )
     parser.add_argument("--no-tab", action="store_true", help="skip timing ui.dashboard_tab.dashboard() itself")
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process first load; print the top")
     args = parser.parse_args()
@@ -498,29 +508,35 @@ def main() -> int:
     expected_cost = STEPS * (PROMPT * p_in + COMPLETION * p_out) / 1e6
 
     tmp = Path(tempfile.mkdtemp(prefix="cogscope-bench-dashboard-"))
+    working = args.phoenix_dir if args.phoenix_dir is not None else tmp / "phoenix"
     phoenix = None
     loader = None
     try:
         t = time.perf_counter()
-        phoenix = ensure_phoenix(working_dir=tmp / "phoenix", port=free_port())
+        phoenix = ensure_phoenix(working_dir=working, port=free_port())
         print(f"Phoenix {phoenix.version} started at {phoenix.url} in {time.perf_counter() - t:.1f} s", flush=True)
         plain = phoenix_client(phoenix.url)
 
-        # -- load N cycles ----------------------------------------------------------------------
+        # -- load N cycles (only those a kept --phoenix-dir lacks) --------------------------------------
         loader = Loader(phoenix.collector_endpoint)
+        had = count_spans(plain, "parent_id is None")
+        missing = max(0, n - had)
+        if had:
+            print(f"{working} already holds {had:,} cycles; loading {missing:,} more", flush=True)
+        n = max(n, had)
         now = time.time_ns()
-        starts = [now - WEEK_NS + i * (WEEK_NS // n) for i in range(n)]
+        starts = [now - WEEK_NS + i * (WEEK_NS // missing) for i in range(missing)] if missing else []
         t = time.perf_counter()
         loader.send(starts, plain)
         sent_s = time.perf_counter() - t
         print(
-            f"sent {n:,} cycles ({n * SPANS_PER_CYCLE:,} spans) in {sent_s:.1f} s "
-            f"({n * SPANS_PER_CYCLE / sent_s:,.0f} spans/s); statuses: {loader.counts}",
+            f"sent {missing:,} cycles ({missing * SPANS_PER_CYCLE:,} spans) in {sent_s:.1f} s "
+            f"({missing * SPANS_PER_CYCLE / max(sent_s, 1e-9):,.0f} spans/s); statuses: {loader.counts}",
             flush=True,
         )
         ingest_s, complete = wait_listed(plain, n, timeout)
         load_s = sent_s + ingest_s
-        load_rate = n * SPANS_PER_CYCLE / load_s
+        load_rate = missing * SPANS_PER_CYCLE / load_s
         print(
             f"Phoenix lists all {n:,} cycles and {n * SPANS_PER_CYCLE:,} spans {ingest_s:.1f} s after the send "
             f"ended: {load_s:.1f} s in all, {load_rate:,.0f} spans/s ({n / load_s:,.1f} cycles/s)"
@@ -528,7 +544,7 @@ def main() -> int:
             else f"Phoenix did NOT ingest everything within {timeout:.0f} s",
             flush=True,
         )
-        db = tmp / "phoenix" / "phoenix.db"
+        db = working / "phoenix.db"
         if db.exists():
             print(f"Phoenix SQLite: {db.stat().st_size / 2**20:,.0f} MB")
 

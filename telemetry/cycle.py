@@ -26,6 +26,7 @@ from smolagents import ActionStep, FinalAnswerStep, MultiStepAgent, PlanningStep
 from smolagents.utils import AgentMaxStepsError
 
 from .frames import CycleTotals, cycle_totals, spans_to_frame
+from .roles import ATTR_TOOL_S, tool_seconds
 from .tracing import Tracing
 
 Step = ActionStep | PlanningStep | FinalAnswerStep
@@ -195,6 +196,7 @@ class Cycle:
                     span.record_exception(e)
                 status = classify(list(self.agent.memory.steps), raised)
                 span.set_attribute(ATTR_STATUS, status)
+                span.set_attribute(ATTR_TOOL_S, tool_seconds(self.tracing.collector.spans_of(trace_id_int)))
                 if final_answer is not None:
                     span.set_attribute(SpanAttributes.OUTPUT_VALUE, str(final_answer))
                     span.set_attribute(SpanAttributes.OUTPUT_MIME_TYPE, "text/plain")

@@ -19,6 +19,7 @@ import pandas as pd
 from .cycle import ERROR, MAX_STEPS
 from .phoenix_spans import query_spans
 from .prices import Prices
+from .roles import ATTR_ROLE, ATTR_STEP, ATTR_TOOL_S, NO_ROLE, role_of, step_of
 
 SECONDS_PER_DAY = 86_400
 DAYS_PER_MONTH = 30
@@ -44,7 +45,11 @@ class CycleFigures:
     latest_start: datetime | None = None
 
     def refresh(self, since: datetime | None = None) -> int:
-        """Fetch cycles not seen yet (started since `since`, or since the last refresh); returns how many."""
+        """Fetch cycles not seen yet (started since `since`, or since the last refresh); returns how many.
+
+        Two queries in the usual case: the roots (one row per cycle, its time in tools included) and the LLM
+        spans (their role and step included). Traces recorded without those attributes cost two more.
+        """
         from phoenix.client.types.spans import SpanQuery
 
         window = since if self.latest_start is None else self.latest_start - OVERLAP
@@ -61,6 +66,7 @@ class CycleFigures:
                 "session.id",
                 "cogscope.model",
                 "cogscope.replay_of",
+                ATTR_TOOL_S,
             ),
             self.project,
             window,
@@ -99,59 +105,67 @@ class CycleFigures:
                 "llm.model_name",
                 "llm.token_count.prompt",
                 "llm.token_count.completion",
+                ATTR_ROLE,
+                ATTR_STEP,
             ),
             self.project,
             first,
             None,
         )
-        structure = query_spans(
-            self.client,
-            SpanQuery()
-            .where("span_kind == 'CHAIN' or span_kind == 'AGENT'")
-            .select("trace_id", "span_id", "parent_id", "name", "span_kind"),
-            self.project,
-            first,
-            None,
-        )
-        tools = query_spans(
-            self.client,
-            SpanQuery().where("span_kind == 'TOOL'").select("trace_id", "start_time", "end_time"),
-            self.project,
-            first,
-            None,
-        )
+        calls = calls.rename(columns={"context.trace_id": "trace_id", "context.span_id": "span_id"})
+        if not calls.empty:
+            calls = calls[calls["trace_id"].isin(wanted)]
+        unlocated = set(calls.loc[_col(calls, ATTR_ROLE).isna(), "trace_id"]) if not calls.empty else set()
+        structure = pd.DataFrame()
+        if unlocated:  # recorded before calls carried their role: walk the span tree instead
+            structure = query_spans(
+                self.client,
+                SpanQuery()
+                .where("span_kind == 'CHAIN' or span_kind == 'AGENT'")
+                .select("trace_id", "span_id", "parent_id", "name", "span_kind"),
+                self.project,
+                first,
+                None,
+            )
+        tool_s = pd.to_numeric(_col(roots, ATTR_TOOL_S), errors="coerce")
+        added = pd.Series(tool_s.to_numpy(), index=roots["trace_id"].to_numpy()).dropna()
+        untimed = wanted - set(added.index)
+        if untimed:  # recorded before roots carried their time in tools: sum the TOOL spans
+            tools = query_spans(
+                self.client,
+                SpanQuery().where("span_kind == 'TOOL'").select("trace_id", "start_time", "end_time"),
+                self.project,
+                first,
+                None,
+            )
+            if not tools.empty:
+                tools = tools.rename(columns={"context.trace_id": "trace_id"})
+                tools = tools[tools["trace_id"].isin(untimed)]
+                seconds = pd.to_datetime(tools["end_time"], utc=True) - pd.to_datetime(tools["start_time"], utc=True)
+                added = pd.concat([added, seconds.dt.total_seconds().groupby(tools["trace_id"]).sum()])
         self.cycles = (
             pd.concat([self.cycles, new], ignore_index=True) if len(self.cycles) else new.reset_index(drop=True)
         )
-        self.calls = (
-            pd.concat([self.calls, _calls(calls, structure, wanted)], ignore_index=True)
-            if len(self.calls)
-            else _calls(calls, structure, wanted)
-        )
-        if not tools.empty:
-            tools = tools.rename(columns={"context.trace_id": "trace_id"})
-            tools = tools[tools["trace_id"].isin(wanted)]
-            seconds = pd.to_datetime(tools["end_time"], utc=True) - pd.to_datetime(tools["start_time"], utc=True)
-            added = seconds.dt.total_seconds().groupby(tools["trace_id"]).sum()
-            self.tool_time = pd.concat([self.tool_time, added]) if len(self.tool_time) else added
+        located = _calls(calls, structure)
+        self.calls = pd.concat([self.calls, located], ignore_index=True) if len(self.calls) else located
+        self.tool_time = pd.concat([self.tool_time, added]) if len(self.tool_time) else added
         latest = self.cycles["start_time"].max().to_pydatetime()
         self.latest_start = latest if self.latest_start is None else max(self.latest_start, latest)
         return len(new)
 
 
-def _calls(calls: pd.DataFrame, structure: pd.DataFrame, wanted: set[str]) -> pd.DataFrame:
-    """LLM spans -> one row per call, with the role (the managed agent that made it) and its step number."""
+def _calls(calls: pd.DataFrame, structure: pd.DataFrame) -> pd.DataFrame:
+    """LLM spans -> one row per call, with the role (the managed agent that made it) and its step number:
+    from the call's own attributes (`telemetry.roles`), or for older traces from the span tree."""
     if calls.empty:
         return pd.DataFrame(columns=CALL_COLUMNS)
-    calls = calls.rename(columns={"context.trace_id": "trace_id", "context.span_id": "span_id"})
-    calls = calls[calls["trace_id"].isin(wanted)]
-    parents: dict[str, tuple[str, str, str]] = {}
+    roles = _col(calls, ATTR_ROLE).tolist()  # .tolist(): Arrow-backed columns iterate value by value, slowly
+    steps = pd.to_numeric(_col(calls, ATTR_STEP), errors="coerce").tolist()
     if not structure.empty:
         structure = structure.rename(columns={"context.span_id": "span_id", "context.trace_id": "trace_id"})
-        structure = structure[structure["trace_id"].isin(wanted)]
         parents = {
-            s: (p, str(n), str(k))
-            for s, p, n, k in zip(  # .tolist(): iterating Arrow-backed columns converts value by value, slowly
+            s: (p, role_of(k, n), step_of(k, n))
+            for s, p, n, k in zip(
                 structure["span_id"].tolist(),
                 structure["parent_id"].tolist(),
                 structure["name"].tolist(),
@@ -159,20 +173,15 @@ def _calls(calls: pd.DataFrame, structure: pd.DataFrame, wanted: set[str]) -> pd
                 strict=True,
             )
         }
-
-    def role_and_step(parent: str) -> tuple[str, int | None]:
-        step: int | None = None
-        node = parents.get(parent)
-        while node is not None:
-            grand, name, kind = node
-            if kind == "CHAIN" and step is None and name.startswith("Step "):
-                step = int(name.split()[1]) if name.split()[1].isdigit() else None
-            if kind == "AGENT" and name.endswith(".run"):
-                return name[: -len(".run")], step
-            node = parents.get(grand)
-        return "agent", step
-
-    located = [role_and_step(p) for p in calls["parent_id"].tolist()]
+        for i, parent in enumerate(calls["parent_id"].tolist()):
+            if isinstance(roles[i], str):
+                continue
+            role, step, node = None, None, parents.get(parent)
+            while node is not None and role is None:
+                grand, role, own_step = node
+                step = own_step if step is None else step
+                node = parents.get(grand)
+            roles[i], steps[i] = role or NO_ROLE, step
     start = pd.to_datetime(calls["start_time"], utc=True)
     return pd.DataFrame(
         {
@@ -181,8 +190,8 @@ def _calls(calls: pd.DataFrame, structure: pd.DataFrame, wanted: set[str]) -> pd
             "start_time": start.reset_index(drop=True),
             "latency_s": (pd.to_datetime(calls["end_time"], utc=True) - start).dt.total_seconds().to_numpy(),
             "model": _col(calls, "llm.model_name").fillna("").astype(str).to_numpy(),
-            "role": [r for r, _ in located],
-            "step": [s for _, s in located],
+            "role": [r if isinstance(r, str) else NO_ROLE for r in roles],
+            "step": [None if s is None or s != s else int(s) for s in steps],
             "prompt_tokens": pd.to_numeric(_col(calls, "llm.token_count.prompt"), errors="coerce").fillna(0).to_numpy(),
             "completion_tokens": pd.to_numeric(_col(calls, "llm.token_count.completion"), errors="coerce")
             .fillna(0)

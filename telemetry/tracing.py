@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from .redaction import RedactingExporter
+from .roles import CallAnnotator
 
 DEFAULT_PROJECT = "cogscope"
 TRACER_NAME = "cogscope"
@@ -33,6 +34,11 @@ class CycleCollector(SpanProcessor):
     def watch(self, trace_id: int) -> None:
         with self._lock:
             self._spans.setdefault(trace_id, [])
+
+    def spans_of(self, trace_id: int) -> list[ReadableSpan]:
+        """The spans of the trace finished so far, leaving them in place."""
+        with self._lock:
+            return list(self._spans.get(trace_id, []))
 
     def take(self, trace_id: int) -> list[ReadableSpan]:
         with self._lock:
@@ -91,6 +97,7 @@ def setup_tracing(
     """
     provider = TracerProvider(resource=Resource({ResourceAttributes.PROJECT_NAME: project_name}))
     collector = CycleCollector()
+    provider.add_span_processor(CallAnnotator())  # role and step on each LLM span, before it is exported
     provider.add_span_processor(collector)
     inner = exporter if exporter is not None else OTLPSpanExporter(endpoint=endpoint)
     processor_cls = BatchSpanProcessor if batch else SimpleSpanProcessor
