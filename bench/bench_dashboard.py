@@ -49,7 +49,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 from opentelemetry import trace  # noqa: E402
 from opentelemetry.trace import Status, StatusCode  # noqa: E402
 
@@ -100,7 +99,8 @@ class Loader:
         self.tracer = self.tracing.tracer()
         self.counts: dict[str, int] = {}
         self.sent = 0
-        self.listed = 0  # roots Phoenix listed at the last look
+        self.listed = 0  # roots Phoenix listed at the last look, beyond `self.had`
+        self.had = 0  # roots the project held before this loader sent any
         self.reported = time.monotonic()
 
     def send(self, starts: list[int], client: Any = None) -> None:
@@ -115,7 +115,7 @@ class Loader:
             if client is not None and i % FLUSH_EVERY == 0 and self.sent - self.listed > MAX_BACKLOG:
                 while self.sent - self.listed > MAX_BACKLOG // 2:
                     time.sleep(3)
-                    self.listed = count_spans(client, "parent_id is None")
+                    self.listed = count_spans(client, "parent_id is None") - self.had
                     if time.monotonic() - self.reported >= 60:
                         self.reported = time.monotonic()
                         print(f"  ... sent {self.sent:,} cycles, Phoenix lists {self.listed:,}", flush=True)
@@ -206,19 +206,19 @@ class Loader:
 
 
 def count_spans(client: Any, where: str | None) -> int:
-    """How many spans (roots when where='parent_id is None') Phoenix lists now: one cheap column."""
-    from phoenix.client.types.spans import SpanQuery
-
-    query = SpanQuery().where(where).select("trace_id") if where else SpanQuery().select("trace_id")
-    try:
-        frame = client.spans.get_spans_dataframe(
-            query=query, project_identifier=PROJECT, limit=100_000_000, timeout=600
-        )
-    except httpx.HTTPStatusError as e:
-        if e.response.status_code == 404:  # no project yet
-            return 0
-        raise
-    return len(frame)
+    """How many spans (roots when where='parent_id is None') Phoenix lists now, counted by Phoenix itself
+    (GraphQL recordCount): fetching a column of every root to count them slowed the load more and more."""
+    condition = f"(filterCondition: {json.dumps(where)})" if where else ""
+    query = "{ projects { edges { node { name count: recordCount" + condition + " } } } }"
+    response = client._client.post("/graphql", json={"query": query}, timeout=600)
+    response.raise_for_status()
+    body = response.json()
+    if body.get("data") is None:
+        raise RuntimeError(f"Phoenix's GraphQL refused {query}: {body.get('errors')}")
+    for edge in body["data"]["projects"]["edges"]:
+        if edge["node"]["name"] == PROJECT:
+            return int(edge["node"]["count"])
+    return 0  # no project yet
 
 
 def wait_listed(client: Any, cycles: int, timeout: float, poll: float = 5.0, quiet: bool = False) -> tuple[float, bool]:
@@ -422,7 +422,10 @@ from telemetry.prices import Prices
 client = b.CountingClient(phoenix_client(sys.argv[2]))
 prices = Prices()
 prices.per_million(b.MODEL)
-b.count_spans(client, "parent_id is None and name == 'nothing'")  # warm-up: lazy imports, first connection
+from phoenix.client.types.spans import SpanQuery
+from telemetry.phoenix_spans import query_spans
+# warm-up: lazy imports, the first connection
+query_spans(client, SpanQuery().where("name == 'nothing'").select("trace_id"), b.PROJECT)
 client.take()
 import gc; gc.collect()
 before = b.proc_status("VmRSS")
@@ -519,7 +522,7 @@ def main() -> int:
 
         # -- load N cycles (only those a kept --phoenix-dir lacks) --------------------------------------
         loader = Loader(phoenix.collector_endpoint)
-        had = count_spans(plain, "parent_id is None")
+        had = loader.had = count_spans(plain, "parent_id is None")
         missing = max(0, n - had)
         if had:
             print(f"{working} already holds {had:,} cycles; loading {missing:,} more", flush=True)
@@ -625,7 +628,7 @@ def main() -> int:
                     t = time.perf_counter()
                     result = dashboard_tab.dashboard(runtime, window, "all", "", "all", INTERVAL_S, "", "")
                     s = time.perf_counter() - t
-                    csv = result[6]
+                    csv = result[7]
                     line = (
                         f"ui.dashboard_tab.dashboard({window!r}) {'first call' if window == 'all time' else 'next'}"
                         f": {s:.2f} s, VmHWM {proc_status('VmHWM'):,.0f} MB (RSS before {before_tab:,.0f}); "
@@ -675,8 +678,8 @@ def main() -> int:
                 t = time.perf_counter()
                 result = tab[0].dashboard(tab[1], "all time", "all", "", "all", INTERVAL_S, "", "")
                 tab_refresh.append(time.perf_counter() - t)
-                if result[6]:
-                    Path(result[6]).unlink(missing_ok=True)
+                if result[7]:
+                    Path(result[7]).unlink(missing_ok=True)
                 print(
                     f"      tab handler dashboard('all time') on the same new cycles: {tab_refresh[-1]:.3f} s; "
                     f"{result[-1]}",

@@ -13,6 +13,7 @@ DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'
 
 
 def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm, read_trace, app, page):
+    trace_ids = []
     for _ in range(2):
         for reply in (STEP, STEP, DONE):
             llm.enqueue(reply, prompt_tokens=1000, completion_tokens=100)
@@ -29,6 +30,7 @@ def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm
         )
         assert result.code == 0, result.out + result.err
         read_trace(result.trace_id, min_spans=11)
+        trace_ids.append(result.trace_id)
 
     page.goto(app)
     page.get_by_role("tab", name="Dashboard").click()
@@ -57,3 +59,10 @@ def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm
     page.locator("#dash-refresh").click()
     numbers.get_by_text("at one cycle every 60 s").wait_for()
     assert "$27.22/month" in numbers.inner_text()  # 0.00063 x 43,200
+
+    # a row opens its cycle in the Traces tab, ready to step through
+    page.locator("#dash-table").get_by_text(trace_ids[0]).click()
+    page.locator("#trace-summary").get_by_text("agent heartbeat").wait_for(timeout=30_000)
+    assert page.get_by_role("tab", name="Traces").get_attribute("aria-selected") == "true"
+    assert page.locator("#traces-trace-id textarea").input_value() == trace_ids[0]
+    assert page.locator("#trace-steps").get_by_text("Step 1").count() >= 1

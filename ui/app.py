@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .dashboard_tab import build_dashboard_tab
+from .dashboard_tab import PHOENIX_COLUMN, build_dashboard_tab
 from .run_tab import build_run_tab
 from .runtime import Runtime
-from .traces_tab import build_traces_tab
+from .traces_tab import TAB_ID, build_traces_tab
 
 TITLE = "cogscope"
 
@@ -24,11 +24,16 @@ def build_app(runtime: Runtime) -> gr.Blocks:
     demo = gr.Blocks(title=TITLE)
     with demo:
         gr.Markdown(header_markdown(runtime), elem_id="header")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Run", id="run"):
                 build_run_tab(runtime)
-            with gr.Tab("Traces", id="traces"):
-                build_traces_tab(runtime)
+            with gr.Tab("Traces", id=TAB_ID):
+                traces = build_traces_tab(runtime)
             with gr.Tab("Dashboard", id="dashboard"):
-                build_dashboard_tab(runtime)
+                build_dashboard_tab(
+                    runtime,
+                    open_in_traces=lambda table, ids: traces.open_from(
+                        table, ids, tabs, skip_columns=(PHOENIX_COLUMN,)
+                    ),
+                )
     return demo

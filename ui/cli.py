@@ -40,7 +40,8 @@ def _add_cycle_arguments(parser: argparse.ArgumentParser, *, task_required: bool
         action="append",
         default=[],
         metavar="ID | ROLE=ID",
-        help="LiteLLM model id or `local` (default $COGSCOPE_MODEL or local); ROLE=ID sets one role's model; repeatable",
+        help="LiteLLM model id or `local` (default $COGSCOPE_MODEL or local); "
+        "ROLE=ID sets one role's model; repeatable",
     )
     parser.add_argument("--api-base", help="OpenAI-compatible API base URL for the model(s)")
     parser.add_argument("--session", help="session id shared by related cycles (Phoenix sessions)")

@@ -117,7 +117,8 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
             f"max {figs['llm_calls']['max']:.0f}"
         )
         print(
-            f"prompt tokens / cycle   mean {figs['prompt_tokens']['mean']:,.0f}  p95 {figs['prompt_tokens']['p95']:,.0f}"
+            f"prompt tokens / cycle   mean {figs['prompt_tokens']['mean']:,.0f}  "
+            f"p95 {figs['prompt_tokens']['p95']:,.0f}"
         )
         print(
             f"completion tokens       mean {figs['completion_tokens']['mean']:,.0f}  "
@@ -128,7 +129,8 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
             f"p95 {figs['cycle_duration_s']['p95']:.2f} s  max {figs['cycle_duration_s']['max']:.2f} s"
         )
         print(
-            f"LLM latency             p50 {figs['llm_latency_s']['p50']:.2f} s  p95 {figs['llm_latency_s']['p95']:.2f} s"
+            f"LLM latency             p50 {figs['llm_latency_s']['p50']:.2f} s  "
+            f"p95 {figs['llm_latency_s']['p95']:.2f} s"
         )
         print(f"time in model / tools   {figs['time_in_model_s']:.1f} s / {figs['time_in_tools_s']:.1f} s")
         print(f"error rate / max steps  {figs['error_rate']:.1%} / {figs['max_steps_rate']:.1%}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import tempfile
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +30,10 @@ from .inputs import TIME_WINDOWS, parse_lines, parse_models
 from .runtime import Runtime
 
 WINDOWS = TIME_WINDOWS
-TABLE_COLUMNS = ["time", "agent", "status", "LLM calls", "tokens", "duration", "cost", "trace"]
+TABLE_COLUMNS = ["time", "agent", "status", "LLM calls", "tokens", "duration", "cost", "trace", "Phoenix"]
+PHOENIX_COLUMN = TABLE_COLUMNS.index("Phoenix")  # a click on this cell follows the link, not the row
+TABLE_ROWS = 500  # newest cycles shown in the table
+PLOT_POINTS = 400  # the cost-over-time plot shows at most this many points (means over equal time bins)
 
 _cache: dict[int, CycleFigures] = {}
 _cache_lock = threading.Lock()
@@ -49,6 +53,18 @@ def _money(value: float | None) -> str:
     return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
+def cost_over_time(table: pd.DataFrame) -> pd.DataFrame:
+    """Cost per cycle against time: every cycle when there are few, else the mean over PLOT_POINTS equal bins
+    (100,000 points would stall the browser and hide the trend)."""
+    frame = table[["start_time", "cost_usd"]].rename(columns={"start_time": "time", "cost_usd": "cost (USD)"})
+    if len(frame) <= PLOT_POINTS:
+        return frame
+    span = (frame["time"].max() - frame["time"].min()) / PLOT_POINTS
+    step = max(span.ceil("s"), pd.Timedelta(seconds=1))
+    binned = frame.set_index("time")["cost (USD)"].resample(step).mean().dropna()
+    return binned.rename("cost (USD)").reset_index()
+
+
 def dashboard(
     runtime: Runtime,
     window: str,
@@ -59,7 +75,7 @@ def dashboard(
     prices_path: str,
     what_if_text: str,
 ) -> tuple[Any, ...]:
-    """(numbers markdown, 4 plot frames, table, csv path, message) for the current filters."""
+    """(numbers markdown, 4 plot frames, table, its trace ids, csv path, message) for the current filters."""
     try:
         prices = load_prices((prices_path or "").strip() or None)
     except PricesError as e:
@@ -67,9 +83,6 @@ def dashboard(
     mapping = parse_models(parse_lines(what_if_text))
     if "default" in mapping:
         mapping["*"] = mapping.pop("default")
-    figures = _figures(runtime)
-    with _cache_lock:
-        new = figures.refresh()
     delta = WINDOWS.get(window)
     scope = Scope(
         since=datetime.now(UTC) - delta if delta else None,
@@ -77,12 +90,16 @@ def dashboard(
         session=(session or "").strip() or None,
         status=None if status in ("", "all") else status,
     )
+    figures = _figures(runtime)
+    with _cache_lock:
+        new = figures.refresh(scope.since)  # only the window asked for, and only what is not held yet
     cycles, calls = select(figures, scope)
     if cycles.empty:
         return (
             "No cycles match. Run some in the Run tab, or widen the filters.",
             *[pd.DataFrame()] * 4,
             pd.DataFrame(columns=TABLE_COLUMNS),
+            [],
             None,
             f"{new} new cycle(s) fetched",
         )
@@ -136,7 +153,7 @@ def dashboard(
     if shares:
         lines.append(f"\nCost by role: {shares}")
 
-    over_time = table[["start_time", "cost_usd"]].rename(columns={"start_time": "time", "cost_usd": "cost (USD)"})
+    over_time = cost_over_time(table)
     per_step = (calls.assign(tokens=calls["prompt_tokens"] + calls["completion_tokens"])
                 .dropna(subset=["step"]).groupby("step", as_index=False)["tokens"].mean()
                 .rename(columns={"tokens": "mean tokens"}))  # fmt: skip
@@ -145,7 +162,8 @@ def dashboard(
     latency = bins.value_counts(sort=False).rename_axis("latency (s)").reset_index(name="LLM calls")
     latency["latency (s)"] = [f"{i.left:.2f}–{i.right:.2f}" for i in latency["latency (s)"]]
     by_role = roles[["role", "cost_usd"]].rename(columns={"cost_usd": "cost (USD)"}).fillna(0.0)
-    shown = table.sort_values("start_time", ascending=False)
+    newest = table.sort_values("start_time", ascending=False)
+    shown = newest.head(TABLE_ROWS)  # a browser table of 100,000 rows helps nobody; the CSV has them all
     grid = pd.DataFrame(
         {
             "time": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
@@ -153,14 +171,20 @@ def dashboard(
             "status": shown["status"],
             "LLM calls": shown["llm_calls"],
             "tokens": shown["tokens"],
-            "duration": shown["duration_s"].map(lambda s: f"{s:.1f} s"),
-            "cost": shown["cost_usd"].map(_money),
-            "trace": [f"{t} · [Phoenix]({runtime.trace_url(t)})" for t in shown["trace_id"]],
+            "duration": [f"{s:.1f} s" for s in shown["duration_s"].tolist()],
+            "cost": [_money(c) for c in shown["cost_usd"].tolist()],
+            "trace": shown["trace_id"],
+            "Phoenix": [f"[open]({runtime.trace_url(t)})" for t in shown["trace_id"].tolist()],
         }
     )
     csv = tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="cogscope-cycles-", delete=False)
-    shown.to_csv(csv, index=False)
+    newest.to_csv(csv, index=False)
     csv.close()
+    rows_note = (
+        f"Showing the newest {len(shown):,} of {len(newest):,} cycles (the CSV holds all of them). "
+        if len(shown) < len(newest)
+        else ""
+    )
     latency_plot = gr.BarPlot(
         value=latency, sort=latency["latency (s)"].tolist(), y_lim=[0, None]
     )  # bins in order, not A-Z
@@ -171,12 +195,15 @@ def dashboard(
         latency_plot,
         by_role,
         grid,
+        shown["trace_id"].tolist(),
         csv.name,
-        f"{new} new cycle(s) fetched · {len(figures.cycles):,} cached",
+        f"{new} new cycle(s) fetched · {len(figures.cycles):,} cached · {rows_note}"
+        "Click a row to step through that cycle in the Traces tab.",
     )
 
 
-def build_dashboard_tab(runtime: Runtime) -> None:
+def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], None] | None = None) -> None:
+    """`open_in_traces(trace_ids_state, select_event_fn)` wires a row click to the Traces tab (see app.py)."""
     with gr.Row():
         window = gr.Dropdown(list(WINDOWS), value="last 24 hours", label="Window", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", allow_custom_value=True, label="Agent", scale=1)
@@ -208,19 +235,22 @@ def build_dashboard_tab(runtime: Runtime) -> None:
         role_plot = gr.BarPlot(x="role", y="cost (USD)", title="Cost by role", height=260, y_lim=[0, None])
     table = gr.Dataframe(
         headers=TABLE_COLUMNS,
-        datatype=["str"] * 7 + ["markdown"],
+        datatype=["str"] * 8 + ["markdown"],
         interactive=False,
-        label="Cycles",
+        label="Cycles (click a row to step through it in the Traces tab)",
         elem_id="dash-table",
     )
+    trace_ids = gr.State([])
     download = gr.DownloadButton("Download CSV", elem_id="dash-csv")
 
     def on_refresh(*values: Any) -> tuple[Any, ...]:
         try:
             return dashboard(runtime, *values)
         except (UsageError, agents.AgentsError, Exception) as e:  # noqa: B014 - any failure: say it, stay up
-            return (gr.skip(),) * 7 + (f"❌ {e}",)
+            return (gr.skip(),) * 8 + (f"❌ {e}",)
 
     inputs = [window, agent, session, status, interval, prices, what_if_box]
-    outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, download, message]
+    outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, trace_ids, download, message]
     refresh.click(on_refresh, inputs=inputs, outputs=outputs, api_name="dashboard")
+    if open_in_traces is not None:
+        open_in_traces(table, trace_ids)

@@ -21,7 +21,8 @@ from .models import SUGGESTED_MODELS
 from .render import step_messages, totals_markdown
 from .runtime import Runtime
 
-ROLE_SLOTS = 3  # (on_run / on_loop name three) per-role model pickers shown under the default model (consciousness has three roles)
+# per-role model pickers shown under the default model (consciousness has three roles; on_run/on_loop name three)
+ROLE_SLOTS = 3
 Update = tuple[list[dict[str, Any]], str, str, str]  # chat, status, totals, memory state
 
 

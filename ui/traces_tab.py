@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +25,7 @@ from .models import SUGGESTED_MODELS
 from .render import STATUS_LABELS, step_messages, step_title, truncate
 from .runtime import Runtime
 
+TAB_ID = "traces"
 PAGE_SIZE = 25
 WINDOWS = TIME_WINDOWS
 STATUSES = ["all", "failed", "ok", "step_errors", "max_steps", "error"]
@@ -127,7 +130,15 @@ def step_titles(steps: list[StepView]) -> list[str]:
     return [("\u2003" * s.depth) + step_title(s) for s in steps]
 
 
-def build_traces_tab(runtime: Runtime) -> None:
+@dataclass
+class TracesTab:
+    """What another tab needs to open a cycle here: `open_from(table, ids, tabs)` makes a click on a row of
+    `table` (whose trace ids, in row order, are in the State `ids`) switch `tabs` to this tab and open it."""
+
+    open_from: Callable[..., None]
+
+
+def build_traces_tab(runtime: Runtime) -> TracesTab:
     with gr.Row():
         status = gr.Dropdown(STATUSES, value="all", label="Status", elem_id="traces-status", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", label="Agent", allow_custom_value=True, scale=1)
@@ -241,6 +252,16 @@ def build_traces_tab(runtime: Runtime) -> None:
         return (trace_ids[row], *open_trace(trace_ids[row], whole_v))
 
     table.select(select_row, inputs=[ids, whole], outputs=[trace_box, *opened], api_name=False)
+
+    def open_from(other: gr.Dataframe, other_ids: gr.State, tabs: gr.Tabs, skip_columns: tuple[int, ...] = ()) -> None:
+        def pick(trace_ids: list[str], whole_v: bool, event: gr.SelectData) -> tuple[Any, ...]:
+            row, column = event.index if isinstance(event.index, (list, tuple)) else (event.index, None)
+            if row is None or row >= len(trace_ids) or column in skip_columns:  # e.g. the Phoenix link's cell
+                return (gr.skip(),) * 8
+            return (gr.Tabs(selected=TAB_ID), trace_ids[row], *open_trace(trace_ids[row], whole_v))
+
+        other.select(pick, inputs=[other_ids, whole], outputs=[tabs, trace_box, *opened], api_name=False)
+
     step_list.change(
         show_step, inputs=[steps_state, step_list, whole], outputs=[detail, messages, edited], api_name=False
     )
@@ -290,6 +311,7 @@ def build_traces_tab(runtime: Runtime) -> None:
     replay_button.click(on_replay, inputs=replay_inputs, outputs=replay_outputs, api_name="replay")
     fork_edit.click(on_fork_edit, inputs=replay_inputs, outputs=replay_outputs, api_name="fork_edit")
     fork_live.click(on_fork_live, inputs=replay_inputs, outputs=replay_outputs, api_name="fork_live")
+    return TracesTab(open_from=open_from)
 
 
 def replay_markdown(runtime: Runtime, replay: Any) -> str:
