@@ -6,6 +6,7 @@ import json
 import re
 
 import pandas as pd
+import pytest
 
 from .conftest import SECRET
 
@@ -69,6 +70,9 @@ def test_run_prints_steps_and_totals_and_phoenix_has_the_trace(cogscope, llm, re
     assert llm_spans["attributes.llm.token_count.prompt"].astype(int).tolist() == [1000, 1200]
     assert llm_spans["attributes.llm.token_count.completion"].astype(int).tolist() == [100, 50]
     assert set(llm_spans["parent_id"]) == set(steps["context.span_id"])
+    # each call carries its role and step, so the dashboard never has to fetch the span tree
+    assert llm_spans["attributes.cogscope.role"].tolist() == ["heartbeat", "heartbeat"]
+    assert llm_spans["attributes.cogscope.step"].astype(int).tolist() == [1, 2]
 
     tools = spans[spans["span_kind"] == "TOOL"].sort_values("start_time")
     assert tools["attributes.tool.name"].tolist() == ["recall_memory", "final_answer"]
@@ -76,6 +80,8 @@ def test_run_prints_steps_and_totals_and_phoenix_has_the_trace(cogscope, llm, re
     assert json.loads(recall["attributes.input.value"])["kwargs"] == {"query": "energy", "limit": 2}
     assert "Long reasoning chains drain energy" in recall["attributes.output.value"]
     assert recall["parent_id"] == steps.iloc[0]["context.span_id"]
+    in_tools = sum((t["end_time"] - t["start_time"]).total_seconds() for _, t in tools.iterrows())
+    assert float(_attr(root, "cogscope.cycle.tool_s")) == pytest.approx(in_tools, abs=1e-5)
 
     assert all(_attr(row, "session.id") == "sess-42" for _, row in spans.iterrows())
     assert SECRET not in spans.to_json(date_format="iso")  # the API key reached the LLM server, never a span
