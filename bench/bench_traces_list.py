@@ -3,9 +3,9 @@
     LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python bench/bench_traces_list.py [--cycles 1000] [--repeats 3]
 
 Prints figures; it is not a test and asserts nothing about timings. A real `phoenix serve` (SQLite in a temp
-dir) receives synthetic cycles over real OTLP/HTTP, shaped like the heartbeat's traces (no LLM involved):
-per cycle 9 spans: root AGENT "heartbeat.cycle" with cogscope's attributes > AGENT "heartbeat.run" >
-3 CHAIN "Step N", each with an LLM span (1000 prompt + 100 completion tokens, openai/gpt-4o-mini) and a TOOL span.
+dir) receives synthetic cycles over real OTLP/HTTP (bench/synthetic.py), shaped like the heartbeat's traces (no
+LLM involved): per cycle 11 spans: root AGENT "heartbeat.cycle" with cogscope's attributes > AGENT "heartbeat.run"
+> 3 CHAIN "Step N", each with an LLM span (1000 prompt + 100 completion tokens, openai/gpt-4o-mini) and a TOOL span.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import argparse
 import gc
 import json
 import os
-import random
-import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -31,157 +28,34 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.trace import Status, StatusCode  # noqa: E402
+from synthetic import COMPLETION, PROMPT, STEPS, Loader, proc_status, reset_peak_rss, spans_per_cycle  # noqa: E402
 
-from telemetry import ensure_phoenix, free_port, phoenix_client, setup_tracing  # noqa: E402
+from telemetry import ensure_phoenix, free_port, phoenix_client  # noqa: E402
 from telemetry.cycles import CycleFilter, list_cycles  # noqa: E402
-from telemetry.tracing import uninstrument  # noqa: E402
 
 PROJECT = "bench-traces"
-MODEL = "openai/gpt-4o-mini"
-STEPS = 3
-PROMPT, COMPLETION = 1000, 100
-SPANS_PER_CYCLE = 2 + 3 * STEPS
-FLUSH_EVERY = 100  # cycles; keeps the BatchSpanProcessor's queue (2048 spans) from overflowing and dropping spans
-TASKS = [
-    "Recall what you know about my energy and decide the next action.",
-    "Plan tomorrow morning around the deep-work block.",
-    "Review the goals and pick the one to push today.",
-    "Check whether the evening routine prediction held.",
-]
+TOOL_STEPS = (1, 2, 3)
+SPANS_PER_CYCLE = spans_per_cycle(TOOL_STEPS)  # 11
+DAY_NS = 24 * 3600 * 10**9
 
 
-def pick_status(rng: random.Random) -> str:
-    r = rng.random()  # about 20% failed
-    if r < 0.80:
-        return "ok"
-    if r < 0.88:
-        return "step_errors"
-    if r < 0.94:
-        return "max_steps"
-    return "error"
-
-
-def load(endpoint: str, n: int, seed: int = 7) -> dict[str, int]:
+def load(endpoint: str, n: int) -> dict[str, int]:
     """Send n synthetic cycles spread over the last 24 h; returns how many of each status."""
-    rng = random.Random(seed)
-    tracing = setup_tracing(endpoint=endpoint, project_name=PROJECT, batch=True)
-    tracer = tracing.tracer()
-    counts: dict[str, int] = {}
+    loader = Loader(endpoint, PROJECT, TOOL_STEPS)
     now = time.time_ns()
-    day = 24 * 3600 * 10**9
     try:
-        for i in range(n):
-            status = pick_status(rng)
-            counts[status] = counts.get(status, 0) + 1
-            start = now - day + i * (day // n)
-            task = f"{rng.choice(TASKS)} (#{i})"
-            root = tracer.start_span(
-                "heartbeat.cycle",
-                start_time=start,
-                attributes={
-                    "openinference.span.kind": "AGENT",
-                    "input.value": task,
-                    "input.mime_type": "text/plain",
-                    "cogscope.agent": "heartbeat",
-                    "cogscope.agent.options": "{}",
-                    "cogscope.model": json.dumps({"default": MODEL}),
-                    "cogscope.cycle.id": uuid.UUID(int=rng.getrandbits(128)).hex,
-                    "cogscope.cycle.status": status,
-                    "session.id": "bench",
-                },
-            )
-            root_ctx = trace.set_span_in_context(root)
-            t = start + 1_000_000
-            run = tracer.start_span(
-                "heartbeat.run",
-                context=root_ctx,
-                start_time=t,
-                attributes={"openinference.span.kind": "AGENT", "input.value": task, "session.id": "bench"},
-            )
-            run_ctx = trace.set_span_in_context(run)
-            for s in range(1, STEPS + 1):
-                step = tracer.start_span(
-                    f"Step {s}",
-                    context=run_ctx,
-                    start_time=t,
-                    attributes={"openinference.span.kind": "CHAIN", "session.id": "bench"},
-                )
-                step_ctx = trace.set_span_in_context(step)
-                llm_ms = rng.randint(400, 2500)
-                llm = tracer.start_span(
-                    "LiteLLMModel.generate",
-                    context=step_ctx,
-                    start_time=t,
-                    attributes={
-                        "openinference.span.kind": "LLM",
-                        "llm.model_name": MODEL,
-                        "llm.token_count.prompt": PROMPT,
-                        "llm.token_count.completion": COMPLETION,
-                        "llm.token_count.total": PROMPT + COMPLETION,
-                        "output.value": f'Thought: step {s}.\n<code>\nprint(recall_memory(query="energy"))\n</code>',
-                        "session.id": "bench",
-                    },
-                )
-                t += llm_ms * 1_000_000
-                llm.end(end_time=t)
-                tool = tracer.start_span(
-                    "recall_memory",
-                    context=step_ctx,
-                    start_time=t,
-                    attributes={
-                        "openinference.span.kind": "TOOL",
-                        "tool.name": "recall_memory",
-                        "input.value": json.dumps({"query": "energy", "limit": 2}),
-                        "output.value": "[procedural, 0.9] Long reasoning chains drain energy fast.",
-                        "session.id": "bench",
-                    },
-                )
-                t += rng.randint(1, 30) * 1_000_000
-                tool.end(end_time=t)
-                if status == "step_errors" and s == 2:
-                    step.set_status(Status(StatusCode.ERROR, "ZeroDivisionError: division by zero"))
-                step.end(end_time=t)
-            run.end(end_time=t)
-            if status in ("max_steps", "error"):
-                root.set_status(Status(StatusCode.ERROR, "Reached max steps." if status == "max_steps" else "boom"))
-            else:
-                root.set_status(Status(StatusCode.OK))
-            root.end(end_time=t + 1_000_000)
-            if (i + 1) % FLUSH_EVERY == 0:
-                tracing.flush()
-        tracing.flush()
+        loader.send([now - DAY_NS + i * (DAY_NS // n) for i in range(n)])
     finally:
-        uninstrument()
-        tracing.provider.shutdown()
-    return counts
+        loader.close()
+    return loader.counts
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_peak_rss() -> bool:
-    """Linux: writing 5 to clear_refs resets VmHWM (peak RSS) to the current RSS."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+    return proc_status("VmRSS")
 
 
 def peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return proc_status("VmHWM")
 
 
 FRESH = r"""
@@ -271,7 +145,7 @@ def main() -> int:
     n = args.cycles
 
     print("cogscope bench: listing cycles in the Traces tab")
-    print(f"  {n} synthetic heartbeat cycles ({SPANS_PER_CYCLE} spans each, {n * SPANS_PER_CYCLE} spans, ~20% failed)")
+    print(f"  {n} synthetic heartbeat cycles ({SPANS_PER_CYCLE} spans each, {n * SPANS_PER_CYCLE} spans, ~15% failed)")
     print("  sent over OTLP/HTTP to a real Phoenix (SQLite), start times spread over the last 24 h.")
     print("  measured: telemetry.cycles.list_cycles() wall time (median of", args.repeats, "calls) for")
     print("    (a) all cycles, (b) failed only (CycleFilter(failed_only=True)), (c) the first page of 50.")
