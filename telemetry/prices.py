@@ -46,6 +46,21 @@ def _litellm_price(model: str) -> tuple[float, float] | None:
     return None
 
 
+def price_map_models() -> list[tuple[str, float, float]]:
+    """Chat models of LiteLLM's price map as (model id with its provider, input, output USD per million), sorted:
+    what a what-if can re-price with."""
+    import litellm
+
+    out: dict[str, tuple[float, float]] = {}
+    for key, entry in litellm.model_cost.items():
+        if not isinstance(entry, dict) or entry.get("mode") != "chat" or entry.get("input_cost_per_token") is None:
+            continue
+        provider = str(entry.get("litellm_provider") or "")
+        model = key if "/" in key or not provider else f"{provider}/{key}"
+        out[model] = (float(entry["input_cost_per_token"]) * 1e6, float(entry.get("output_cost_per_token") or 0) * 1e6)
+    return sorted((m, p_in, p_out) for m, (p_in, p_out) in out.items())
+
+
 @dataclass(frozen=True)
 class Prices:
     """USD per million tokens, (input, output), per model id."""

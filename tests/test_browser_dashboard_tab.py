@@ -42,7 +42,8 @@ def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm
     assert "$326.59/month at one cycle every 5 s" in text  # 0.00063 x 518,400
     assert "17,280 cycles/day" in text and "518,400 cycles/month" in text
     assert re.search(r"LLM calls\s+3\.00\s+3\.00\s+3\.00\s+3\.00", text), text
-    assert "Cost by role: heartbeat 100%" in text
+    assert "Cost by role (window total): heartbeat $0.001260 (100%)" in text
+    assert "Cost by model (window total): openai/gpt-4o-mini $0.001260 (100%)" in text
     assert page.locator("#dash-table").inner_text().count("heartbeat") == 2
     page.wait_for_timeout(500)
     page.screenshot(path=str(ROOT / "docs" / "dashboard-tab.png"), full_page=True)
@@ -59,6 +60,22 @@ def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm
     page.locator("#dash-refresh").click()
     numbers.get_by_text("at one cycle every 60 s").wait_for()
     assert "$27.22/month" in numbers.inner_text()  # 0.00063 x 43,200
+
+    # what-if: pick a role and a model from the price map instead of typing them
+    page.locator("#dash-what-if").get_by_text("Prices and what-if").click()
+    page.locator("#dash-role input").fill("heartbeat")
+    page.locator("#dash-role input").press("Enter")
+    page.locator("#dash-model input").click()
+    page.locator("#dash-model input").press_sequentially("openai/gpt-4o-2024-08")
+    page.get_by_role("option", name="openai/gpt-4o-2024-08-06 ($2.5 / $10)", exact=True).click()
+    page.locator("#dash-add-what-if").click()
+    page.wait_for_function(
+        "document.querySelector('#dash-what-if-text textarea').value === 'heartbeat=openai/gpt-4o-2024-08-06'"
+    )
+    page.locator("#dash-refresh").click()
+    numbers.get_by_text("What-if").wait_for()
+    # the same tokens at $2.50 / $10 per million: 3 x (1,000 x 2.5 + 100 x 10) / 1e6 = $0.0105 per cycle
+    assert "$27.22/month → $453.60/month" in numbers.inner_text()  # x 43,200 cycles at 60 s
 
     # a row opens its cycle in the Traces tab, ready to step through
     page.locator("#dash-table").get_by_text(trace_ids[0]).click()

@@ -23,7 +23,7 @@ from telemetry.figures import (
     summary,
     what_if,
 )
-from telemetry.prices import PricesError, load_prices
+from telemetry.prices import PricesError, load_prices, price_map_models
 
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_models
@@ -53,6 +53,28 @@ def _money(value: float | None) -> str:
     return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
+EVERY_ROLE = "every role"
+
+
+def _model_choices() -> list[tuple[str, str]]:
+    return [(f"{m} (${p_in:g} / ${p_out:g})", m) for m, p_in, p_out in price_map_models()]
+
+
+def add_what_if(role: str | None, model: str | None, text: str) -> Any:
+    """Append ROLE=MODEL (or MODEL alone for every role) to the what-if lines, replacing that role's line."""
+    if not model:
+        return gr.skip()
+    role = (role or "").strip()
+    line = model if role in ("", EVERY_ROLE) else f"{role}={model}"
+    key = line.split("=", 1)[0] if "=" in line else None
+    kept = [
+        old
+        for old in (text or "").splitlines()
+        if old.strip() and (old.split("=", 1)[0].strip() if "=" in old else None) != key
+    ]
+    return "\n".join([*kept, line])
+
+
 def cost_over_time(table: pd.DataFrame) -> pd.DataFrame:
     """Cost per cycle against time: every cycle when there are few, else the mean over PLOT_POINTS equal bins
     (100,000 points would stall the browser and hide the trend)."""
@@ -75,7 +97,7 @@ def dashboard(
     prices_path: str,
     what_if_text: str,
 ) -> tuple[Any, ...]:
-    """(numbers markdown, 4 plot frames, table, its trace ids, csv path, message) for the current filters."""
+    """(numbers markdown, 4 plot frames, table, its trace ids, csv path, role choices, message) for the filters."""
     try:
         prices = load_prices((prices_path or "").strip() or None)
     except PricesError as e:
@@ -101,6 +123,7 @@ def dashboard(
             pd.DataFrame(columns=TABLE_COLUMNS),
             [],
             None,
+            gr.skip(),
             f"{new} new cycle(s) fetched",
         )
     measured = measured_interval(cycles) if scope.session else None
@@ -142,16 +165,23 @@ def dashboard(
     if mapping:
         try:
             w = what_if(table, calls, prices, mapping, interval_s)
+            chosen = ", ".join(f"{EVERY_ROLE if r == '*' else r} on {m}" for r, m in w["models"].items())
             lines.append(
-                f"\n**What-if** {w['models']}: {_money(w['old_monthly'])}/month → "
-                f"{_money(w['new_monthly'])}/month ({w['difference']:+,.2f}) — {w['note']}"
+                f"\n**What-if** ({chosen}): {_money(w['old_monthly'])}/month → "
+                f"{_money(w['new_monthly'])}/month ({'+' if w['difference'] >= 0 else '−'}"
+                f"{_money(abs(w['difference']))}/month) — {w['note']}"
             )
         except ValueError as e:
             lines.append(f"\n❌ What-if: {e}")
     roles = breakdown(calls, prices, "role")
-    shares = ", ".join(f"{r.role} {r.share:.0%}" for r in roles.itertuples() if not math.isnan(r.share))
-    if shares:
-        lines.append(f"\nCost by role: {shares}")
+    for by, frame in (("role", roles), ("model", breakdown(calls, prices, "model"))):
+        shares = ", ".join(
+            f"{getattr(r, by)} {_money(r.cost_usd)} ({r.share:.0%})"
+            for r in frame.itertuples()
+            if not math.isnan(r.share)
+        )
+        if shares:
+            lines.append(f"\nCost by {by} (window total): {shares}")
 
     over_time = cost_over_time(table)
     per_step = (calls.assign(tokens=calls["prompt_tokens"] + calls["completion_tokens"])
@@ -197,6 +227,7 @@ def dashboard(
         grid,
         shown["trace_id"].tolist(),
         csv.name,
+        gr.update(choices=[EVERY_ROLE, *sorted(roles["role"].astype(str))]),
         f"{new} new cycle(s) fetched · {len(figures.cycles):,} cached · {rows_note}"
         "Click a row to step through that cycle in the Traces tab.",
     )
@@ -218,13 +249,27 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], N
             info="0: the session's measured interval",
         )
         refresh = gr.Button("Refresh", variant="primary", elem_id="dash-refresh", scale=1)
-    with gr.Accordion("Prices and what-if", open=False):
+    with gr.Accordion("Prices and what-if", open=False, elem_id="dash-what-if"):
         prices = gr.Textbox(label="Prices file (TOML, optional)", placeholder="~/cogscope-prices.toml")
+        with gr.Row():
+            role_pick = gr.Dropdown(
+                [EVERY_ROLE], value=EVERY_ROLE, allow_custom_value=True, label="Role", elem_id="dash-role", scale=1
+            )
+            model_pick = gr.Dropdown(
+                _model_choices(),
+                value=None,
+                label="Re-price it with (LiteLLM's price map, USD per million tokens in / out)",
+                elem_id="dash-model",
+                scale=3,
+            )
+            add = gr.Button("Add to what-if", elem_id="dash-add-what-if", scale=1)
         what_if_box = gr.Textbox(
-            label="What-if: ROLE=MODEL per line (MODEL alone: every role)",
+            label="What-if: ROLE=MODEL per line (MODEL alone: every role); press Refresh to see it",
             lines=2,
             placeholder="reasoning=openai/gpt-4o-mini",
+            elem_id="dash-what-if-text",
         )
+        add.click(add_what_if, inputs=[role_pick, model_pick, what_if_box], outputs=what_if_box, api_name=False)
     message = gr.Markdown("", elem_id="dash-message")
     numbers = gr.Markdown("Press Refresh to read the cycles from Phoenix.", elem_id="dash-numbers")
     with gr.Row():
@@ -247,10 +292,10 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], N
         try:
             return dashboard(runtime, *values)
         except (UsageError, agents.AgentsError, Exception) as e:  # noqa: B014 - any failure: say it, stay up
-            return (gr.skip(),) * 8 + (f"❌ {e}",)
+            return (gr.skip(),) * 9 + (f"❌ {e}",)
 
     inputs = [window, agent, session, status, interval, prices, what_if_box]
-    outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, trace_ids, download, message]
+    outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, trace_ids, download, role_pick, message]
     refresh.click(on_refresh, inputs=inputs, outputs=outputs, api_name="dashboard")
     if open_in_traces is not None:
         open_in_traces(table, trace_ids)
