@@ -21,7 +21,8 @@ def header_markdown(runtime: Runtime) -> str:
 
 
 def build_app(runtime: Runtime) -> gr.Blocks:
-    demo = gr.Blocks(title=TITLE)
+    # every dashboard refresh hands Gradio a CSV, which it copies into its cache: clear copies over an hour old
+    demo = gr.Blocks(title=TITLE, delete_cache=(3600, 3600))
     with demo:
         gr.Markdown(header_markdown(runtime), elem_id="header")
         with gr.Tabs() as tabs:

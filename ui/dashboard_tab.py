@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -45,6 +48,25 @@ def _figures(runtime: Runtime) -> CycleFigures:
         if figures is None:
             figures = _cache[id(runtime)] = CycleFigures(runtime.client(), runtime.settings.project)
         return figures
+
+
+CSV_DIR = Path(tempfile.gettempdir()) / "cogscope-csv"
+CSV_KEEP_S = 600  # Gradio copies a returned file into its own cache at once; older CSVs here are removed
+
+
+def _csv_path() -> Path:
+    """A fresh CSV file for this refresh; the ones older than CSV_KEEP_S go, so refreshing fills no disk."""
+    CSV_DIR.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - CSV_KEEP_S
+    for old in CSV_DIR.glob("cogscope-cycles-*.csv"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass
+    handle, name = tempfile.mkstemp(suffix=".csv", prefix="cogscope-cycles-", dir=CSV_DIR)
+    os.close(handle)
+    return Path(name)
 
 
 def _money(value: float | None) -> str:
@@ -207,9 +229,8 @@ def dashboard(
             "Phoenix": [f"[open]({runtime.trace_url(t)})" for t in shown["trace_id"].tolist()],
         }
     )
-    csv = tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="cogscope-cycles-", delete=False)
+    csv = _csv_path()
     newest.to_csv(csv, index=False)
-    csv.close()
     rows_note = (
         f"Showing the newest {len(shown):,} of {len(newest):,} cycles (the CSV holds all of them). "
         if len(shown) < len(newest)
@@ -226,7 +247,7 @@ def dashboard(
         by_role,
         grid,
         shown["trace_id"].tolist(),
-        csv.name,
+        str(csv),
         gr.update(choices=[EVERY_ROLE, *sorted(roles["role"].astype(str))]),
         f"{new} new cycle(s) fetched · {len(figures.cycles):,} cached · {rows_note}"
         "Click a row to step through that cycle in the Traces tab.",
