@@ -69,6 +69,10 @@ def _csv_path() -> Path:
     return Path(name)
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else f"{value:,.1f} s"
+
+
 def _money(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "unknown"
@@ -176,9 +180,15 @@ def dashboard(
             + " | ".join(fmt.format(s[k]) if not math.isnan(s[k]) else "–" for k in ("mean", "p50", "p95", "max"))
             + " |"
         )
+    model_s, tool_s = figs["time_in_model_s"], figs["time_in_tools_s"]
+    both = model_s + tool_s
     lines += [
         "",
-        f"Time in the model {figs['time_in_model_s']:.1f} s · in tools {figs['time_in_tools_s']:.1f} s · "
+        f"Time in the model {_seconds(model_s)}"
+        + (f" ({model_s / both:.0%})" if both else "")
+        + f" · in tools {_seconds(tool_s)}"
+        + (f" ({tool_s / both:.0%})" if both else "")
+        + " · "
         f"error rate {figs['error_rate']:.1%} · max-steps rate {figs['max_steps_rate']:.1%} · "
         f"per day {_money(p.daily)}" + (f" · measured interval {measured:.1f} s" if measured else ""),
     ]
