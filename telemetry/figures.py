@@ -26,6 +26,7 @@ from .roles import ATTR_ROLE, ATTR_STEP, ATTR_TOOL_S, NO_ROLE, role_of, step_of
 
 SECONDS_PER_DAY = 86_400
 DAYS_PER_MONTH = 30
+CALLS_CHUNK = 20_000  # cycles whose LLM calls are fetched in one query
 OVERLAP = timedelta(minutes=15)  # a refresh looks this far back for cycles that were still running
 CYCLE_COLUMNS = ["trace_id", "start_time", "end_time", "agent", "status", "session_id", "models", "replay_of"]
 CALL_COLUMNS = ["trace_id", "span_id", "start_time", "latency_s", "model", "role", "step", "prompt_tokens",
@@ -117,6 +118,41 @@ class CycleFigures:
         first = new["start_time"].min().to_pydatetime()
         last = new["end_time"].max().to_pydatetime() + timedelta(microseconds=1)  # Phoenix's end is exclusive
         wanted = set(new["trace_id"])
+        located = pd.concat([self._calls_between(chunk) for chunk in _chunks(new, CALLS_CHUNK)], ignore_index=True)
+        tool_s = pd.to_numeric(_col(roots, ATTR_TOOL_S), errors="coerce")
+        added = pd.Series(tool_s.to_numpy(), index=roots["trace_id"].to_numpy()).dropna()
+        untimed = wanted - set(added.index)
+        if untimed:  # recorded before roots carried their time in tools: sum the TOOL spans
+            tools = query_spans(
+                self.client,
+                SpanQuery().where("span_kind == 'TOOL'").select("trace_id", "start_time", "end_time"),
+                self.project,
+                first,
+                last,
+            )
+            if not tools.empty:
+                tools = tools.rename(columns={"context.trace_id": "trace_id"})
+                tools = tools[isin(tools["trace_id"], untimed)]
+                seconds = pd.to_datetime(tools["end_time"], utc=True) - pd.to_datetime(tools["start_time"], utc=True)
+                added = pd.concat([added, seconds.dt.total_seconds().groupby(tools["trace_id"]).sum()])
+        self.cycles = (
+            pd.concat([self.cycles, new], ignore_index=True) if len(self.cycles) else new.reset_index(drop=True)
+        )
+        self.calls = pd.concat([self.calls, located], ignore_index=True) if len(self.calls) else located
+        self.tool_time = pd.concat([self.tool_time, added]) if len(self.tool_time) else added
+        latest = self.cycles["start_time"].max().to_pydatetime()
+        self.latest_start = latest if self.latest_start is None else max(self.latest_start, latest)
+        return len(new)
+
+    def _calls_between(self, cycles: pd.DataFrame) -> pd.DataFrame:
+        """The LLM calls of `cycles` (new roots, in start order), located by role and step.
+
+        Fetched per chunk of CALLS_CHUNK cycles: Phoenix answers in JSON, and holding the text of 300,000 calls
+        at once was most of the first load's peak memory at 100,000 cycles."""
+        from phoenix.client.types.spans import SpanQuery
+
+        first = cycles["start_time"].min().to_pydatetime()
+        last = cycles["end_time"].max().to_pydatetime() + timedelta(microseconds=1)  # Phoenix's end is exclusive
         calls = query_spans(
             self.client,
             SpanQuery()
@@ -139,10 +175,10 @@ class CycleFigures:
         )
         calls = calls.rename(columns={"context.trace_id": "trace_id", "context.span_id": "span_id"})
         if not calls.empty:
-            calls = calls[isin(calls["trace_id"], wanted)]
-        unlocated = set(calls.loc[_col(calls, ATTR_ROLE).isna(), "trace_id"]) if not calls.empty else set()
+            calls = calls[isin(calls["trace_id"], cycles["trace_id"])]
         structure = pd.DataFrame()
-        if unlocated:  # recorded before calls carried their role: walk the span tree instead
+        if not calls.empty and _col(calls, ATTR_ROLE).isna().any():
+            # recorded before calls carried their role: walk the span tree instead
             structure = query_spans(
                 self.client,
                 SpanQuery()
@@ -152,31 +188,12 @@ class CycleFigures:
                 first,
                 last,
             )
-        tool_s = pd.to_numeric(_col(roots, ATTR_TOOL_S), errors="coerce")
-        added = pd.Series(tool_s.to_numpy(), index=roots["trace_id"].to_numpy()).dropna()
-        untimed = wanted - set(added.index)
-        if untimed:  # recorded before roots carried their time in tools: sum the TOOL spans
-            tools = query_spans(
-                self.client,
-                SpanQuery().where("span_kind == 'TOOL'").select("trace_id", "start_time", "end_time"),
-                self.project,
-                first,
-                last,
-            )
-            if not tools.empty:
-                tools = tools.rename(columns={"context.trace_id": "trace_id"})
-                tools = tools[isin(tools["trace_id"], untimed)]
-                seconds = pd.to_datetime(tools["end_time"], utc=True) - pd.to_datetime(tools["start_time"], utc=True)
-                added = pd.concat([added, seconds.dt.total_seconds().groupby(tools["trace_id"]).sum()])
-        self.cycles = (
-            pd.concat([self.cycles, new], ignore_index=True) if len(self.cycles) else new.reset_index(drop=True)
-        )
-        located = _calls(calls, structure)
-        self.calls = pd.concat([self.calls, located], ignore_index=True) if len(self.calls) else located
-        self.tool_time = pd.concat([self.tool_time, added]) if len(self.tool_time) else added
-        latest = self.cycles["start_time"].max().to_pydatetime()
-        self.latest_start = latest if self.latest_start is None else max(self.latest_start, latest)
-        return len(new)
+        return _calls(calls, structure)
+
+
+def _chunks(new: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    ordered = new.sort_values("start_time")
+    return [ordered.iloc[i : i + size] for i in range(0, len(ordered), size)] or [ordered]
 
 
 def _calls(calls: pd.DataFrame, structure: pd.DataFrame) -> pd.DataFrame:
