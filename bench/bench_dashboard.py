@@ -378,7 +378,7 @@ def main() -> int:
         )
         ingest_s, complete = wait_listed(plain, n, timeout)
         load_s = sent_s + ingest_s
-        load_rate = missing * SPANS_PER_CYCLE / load_s
+        load_rate = missing * SPANS_PER_CYCLE / load_s if missing else math.nan  # nan: all reused
         print(
             f"Phoenix lists all {n:,} cycles and {n * SPANS_PER_CYCLE:,} spans {ingest_s:.1f} s after the send "
             f"ended: {load_s:.1f} s in all, {load_rate:,.0f} spans/s ({n / load_s:,.1f} cycles/s)"
@@ -592,7 +592,7 @@ def main() -> int:
             print(line)
         for line in refresh_checks:
             print(f"after {args.refreshes} refreshes, {line}")
-        if n != TARGET_CYCLES and n > 0:
+        if 0 < n < TARGET_CYCLES:
             f = TARGET_CYCLES / n
             print(f"EXTRAPOLATION to {TARGET_CYCLES:,} cycles (not measured; linear in rows, x{f:g}):")
             print(f"  first dashboard load s (extrapolated): {fresh_s * f:.1f}")

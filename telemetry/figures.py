@@ -20,13 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .cycle import ERROR, MAX_STEPS
-from .phoenix_spans import query_spans
+from .phoenix_spans import TRACE_ID, query_spans
 from .prices import Prices
 from .roles import ATTR_ROLE, ATTR_STEP, ATTR_TOOL_S, NO_ROLE, role_of, step_of
 
 SECONDS_PER_DAY = 86_400
 DAYS_PER_MONTH = 30
 CALLS_CHUNK = 20_000  # cycles whose LLM calls are fetched in one query
+BY_TRACE_ID = 500  # up to this many new cycles, their calls are looked up by trace id rather than by time
 OVERLAP = timedelta(minutes=15)  # a refresh looks this far back for cycles that were still running
 CYCLE_COLUMNS = ["trace_id", "start_time", "end_time", "agent", "status", "session_id", "models", "replay_of"]
 CALL_COLUMNS = ["trace_id", "span_id", "start_time", "latency_s", "model", "role", "step", "prompt_tokens",
@@ -151,12 +152,17 @@ class CycleFigures:
         at once was most of the first load's peak memory at 100,000 cycles."""
         from phoenix.client.types.spans import SpanQuery
 
-        first = cycles["start_time"].min().to_pydatetime()
-        last = cycles["end_time"].max().to_pydatetime() + timedelta(microseconds=1)  # Phoenix's end is exclusive
+        first: datetime | None = cycles["start_time"].min().to_pydatetime()
+        last: datetime | None = cycles["end_time"].max().to_pydatetime() + timedelta(microseconds=1)  # exclusive
+        where = "span_kind == 'LLM'"
+        ids = [t for t in cycles["trace_id"].tolist() if TRACE_ID.match(str(t))]
+        if len(ids) == len(cycles) <= BY_TRACE_ID:
+            # a refresh's few new cycles: looked up by trace id (0.06 s at 1M spans), not by a time range (0.36 s)
+            where, first, last = f"{where} and trace_id in {json.dumps(ids)}", None, None
         calls = query_spans(
             self.client,
             SpanQuery()
-            .where("span_kind == 'LLM'")
+            .where(where)
             .select(
                 "trace_id",
                 "span_id",
@@ -182,7 +188,7 @@ class CycleFigures:
             structure = query_spans(
                 self.client,
                 SpanQuery()
-                .where("span_kind == 'CHAIN' or span_kind == 'AGENT'")
+                .where("(span_kind == 'CHAIN' or span_kind == 'AGENT')" + where.removeprefix("span_kind == 'LLM'"))
                 .select("trace_id", "span_id", "parent_id", "name", "span_kind"),
                 self.project,
                 first,

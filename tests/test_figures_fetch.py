@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import set_span_in_context
 
+from telemetry import figures as figures_module
 from telemetry import phoenix_client
 from telemetry.figures import CycleFigures, Scope, breakdown, select
 from telemetry.prices import Prices
@@ -94,7 +95,7 @@ def _wait_for_roots(client, project: str, n: int) -> None:  # type: ignore[no-un
     raise AssertionError(f"Phoenix did not list {n} cycles in 30 s")
 
 
-def test_refresh_fetches_the_window_then_only_what_is_missing(phoenix, project, legacy):
+def test_refresh_fetches_the_window_then_only_what_is_missing(phoenix, project, legacy, monkeypatch):
     now = datetime.now(UTC)
     old = _legacy_cycle(legacy, int((now - timedelta(days=2)).timestamp() * SECOND))
     recent = _legacy_cycle(legacy, int((now - timedelta(minutes=10)).timestamp() * SECOND))
@@ -118,3 +119,14 @@ def test_refresh_fetches_the_window_then_only_what_is_missing(phoenix, project, 
     roles = breakdown(calls, Prices(), "role").set_index("role")
     assert roles.loc["perception", "prompt_tokens"] == 2 * 500
     assert roles.loc["consciousness", "prompt_tokens"] == 2 * (2000 + 2500)
+
+    # calls fetched by time range a chunk of cycles at a time (a first load of many cycles) come out the same
+    # as calls looked up by trace id (a refresh's few)
+    monkeypatch.setattr(figures_module, "CALLS_CHUNK", 1)
+    monkeypatch.setattr(figures_module, "BY_TRACE_ID", 0)
+    chunked = CycleFigures(client, project)
+    assert chunked.refresh(None) == 2
+    key = ["trace_id", "span_id", "role", "step", "prompt_tokens"]
+    assert chunked.calls[key].sort_values("span_id").to_dict("records") == calls[key].sort_values("span_id").to_dict(
+        "records"
+    )
