@@ -147,7 +147,7 @@ def _label(query: Any) -> str:
         "span_kind == 'LLM'": "LLM",
         "span_kind == 'TOOL'": "TOOL",
         "span_kind == 'CHAIN' or span_kind == 'AGENT'": "CHAIN+AGENT",
-    }.get(where, where or "all")
+    }.get(where, "LLM by trace id" if "trace_id in" in where else where or "all")
 
 
 class CountingClient:
