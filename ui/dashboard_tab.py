@@ -78,6 +78,8 @@ def _seconds(value: float) -> str:
 def _money(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "unknown"
+    if value == 0:
+        return "$0.00"
     return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
@@ -161,7 +163,8 @@ def dashboard(
     p = figs["projection"]
     c = figs["cost_per_cycle"]
     lines = [
-        f"### {figs['cycles']:,} cycles · cost per cycle **{_money(c['mean'])}** (p95 {_money(c['p95'])}) · "
+        f"### {figs['cycles']:,} cycle{'' if figs['cycles'] == 1 else 's'} · "
+        f"cost per cycle **{_money(c['mean'])}** (p95 {_money(c['p95'])}) · "
         f"**{_money(p.monthly)}/month** at one cycle every {interval_s:g} s",
         "",
         f"`{p.formula()}`",
