@@ -40,6 +40,9 @@ ATTR_REPLAY_OF = "cogscope.replay_of"
 ATTR_MCP = "cogscope.mcp"
 ATTR_SESSION = SpanAttributes.SESSION_ID
 
+# what a listing of cycles reads from each root span, besides its ids and times
+ROOT_ATTRIBUTES = (ATTR_AGENT, ATTR_MODEL, ATTR_STATUS, ATTR_REPLAY_OF, ATTR_SESSION)
+
 OK, STEP_ERRORS, MAX_STEPS, ERROR = "ok", "step_errors", "max_steps", "error"
 FAILED = (STEP_ERRORS, MAX_STEPS, ERROR)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .costs import llm_costs
-from .cycle import ERROR, FAILED, OK
+from .cycle import ERROR, FAILED, OK, ROOT_ATTRIBUTES
 from .phoenix_spans import query_spans
 
 COLUMNS = [
@@ -63,11 +63,7 @@ def list_cycles(
             "end_time",
             "status_code",
             "input.value",
-            "session.id",
-            "cogscope.agent",
-            "cogscope.model",
-            "cogscope.cycle.status",
-            "cogscope.replay_of",
+            *ROOT_ATTRIBUTES,
         ),  # fmt: skip
         project,
         f.since,

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .cycle import ERROR, MAX_STEPS
+from .cycle import ERROR, MAX_STEPS, ROOT_ATTRIBUTES
 from .phoenix_spans import TRACE_ID, query_spans
 from .prices import Prices
 from .roles import ATTR_ROLE, ATTR_STEP, ATTR_TOOL_S, NO_ROLE, role_of, step_of
@@ -86,11 +86,7 @@ class CycleFigures:
                 "trace_id",
                 "start_time",
                 "end_time",
-                "cogscope.agent",
-                "cogscope.cycle.status",
-                "session.id",
-                "cogscope.model",
-                "cogscope.replay_of",
+                *ROOT_ATTRIBUTES,
                 ATTR_TOOL_S,
             ),
             self.project,
