@@ -27,6 +27,7 @@ from smolagents.utils import AgentMaxStepsError
 
 from .frames import CycleTotals, cycle_totals, spans_to_frame
 from .roles import ATTR_TOOL_S, tool_seconds
+from .signing import ATTR_SIGNATURE
 from .tracing import Tracing
 
 Step = ActionStep | PlanningStep | FinalAnswerStep
@@ -105,6 +106,25 @@ def classify(steps: list[Any], raised: BaseException | None) -> str:
 
 
 _DONE = object()
+ABANDON_GRACE_S = 30.0  # after the wall clock, how long a stopped cycle may take to wind down
+
+
+class CycleStopped(Exception):
+    """The cycle was stopped early because a limit was hit; str() is the reason."""
+
+
+def _error_line(raised: BaseException, stop_reason: str | None) -> str:
+    """The cycle's error as one line: the limit that stopped it, else the exception."""
+    if stop_reason is not None:
+        return stop_reason
+    detail = str(raised) or repr(raised)
+    return f"{type(raised).__name__}: {detail}"
+
+
+def _agent_tree(agent: MultiStepAgent) -> Iterator[MultiStepAgent]:
+    yield agent
+    for managed in (getattr(agent, "managed_agents", None) or {}).values():
+        yield from _agent_tree(managed)
 
 
 class Cycle:
@@ -125,8 +145,10 @@ class Cycle:
         tracing: Tracing,
         on_end: Callable[[], None] | None = None,
         run_kwargs: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self.agent = agent
+        self.timeout_s = timeout_s  # the cycle's wall clock: past it, stop() with a reason that names it
         self._run_kwargs = dict(run_kwargs or {})  # e.g. the recorded max_steps, for a replay
         self._on_end = on_end  # runs in the worker thread when the cycle ends (e.g. stops MCP servers)
         self.task = task
@@ -139,6 +161,12 @@ class Cycle:
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"cycle-{self.cycle_id[:8]}", daemon=True)
         self._launched = False
+        self.stop_reason: str | None = None  # why the cycle was stopped early (a limit), when it was
+        self._stop_hooks: list[Callable[[], None]] = []
+
+    def on_stop(self, hook: Callable[[], None]) -> None:
+        """Call `hook` when the cycle is stopped with a reason (e.g. kill a sandbox worker running code)."""
+        self._stop_hooks.append(hook)
 
     def start(self) -> Cycle:
         if not self._launched:
@@ -147,18 +175,54 @@ class Cycle:
             self._started.wait()
         return self
 
-    def stop(self) -> None:
-        """Ask the agent to stop after the current step; the cycle ends as an error ('Agent interrupted')."""
-        self.agent.interrupt()
+    def stop(self, reason: str | None = None) -> None:
+        """Ask the agent and its managed agents to stop after the current step.
+
+        Without a reason (the Stop button) the cycle ends as an error 'Agent interrupted'; with one (a limit
+        was hit) the cycle ends as an error that says `reason`, and the stop hooks run.
+        """
+        first = reason is not None and self.stop_reason is None
+        if first:
+            self.stop_reason = reason
+        for agent in _agent_tree(self.agent):
+            agent.interrupt()
+        if first:
+            for hook in self._stop_hooks:
+                try:
+                    hook()
+                except Exception:  # stopping must go on whatever one hook does
+                    pass
 
     def __iter__(self) -> Iterator[Step]:
         self.start()
+        # past the wall clock plus a grace period the caller stops waiting: code stuck where no stop reaches
+        # (a tool blocked in a system call) must not hold the page or the terminal forever
+        deadline = None if not self.timeout_s else time.monotonic() + self.timeout_s + ABANDON_GRACE_S
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=None if deadline is None else max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                self._abandon()
+                return
             if item is _DONE:
                 break
             yield item
         self._thread.join()
+
+    def _abandon(self) -> None:
+        """The run did not stop after its wall clock: report it as an error and leave its thread behind."""
+        reason = (
+            f"{self.stop_reason or 'the cycle ran past its wall-clock limit'}; it did not stop within "
+            f"{ABANDON_GRACE_S:g} s more and was abandoned (its trace may be incomplete)"
+        )
+        self.result = CycleResult(
+            trace_id=self.trace_id or "",
+            cycle_id=self.cycle_id,
+            status=ERROR,
+            final_answer=None,
+            error=reason,
+            totals=CycleTotals(0, 0, 0, 0, float(self.timeout_s or 0) + ABANDON_GRACE_S),
+        )
 
     def run(self) -> CycleResult:
         """Run to the end, discarding the steps; returns the result."""
@@ -176,12 +240,22 @@ class Cycle:
         emitted: set[int] = set()
         start = time.time()
         trace_id_int = 0
+        watchdog = None
+        if self.timeout_s:
+            watchdog = threading.Timer(
+                self.timeout_s,
+                self.stop,
+                args=(f"the cycle ran past its {self.timeout_s:g} s wall-clock limit (COGSCOPE_CYCLE_TIMEOUT)",),
+            )
+            watchdog.daemon = True
+            watchdog.start()
         try:
-            with tracer.start_as_current_span(
-                span_name, attributes=self.spec.attributes(self.cycle_id, self.task), end_on_exit=True
-            ) as span:
+            attributes = self.spec.attributes(self.cycle_id, self.task)
+            with tracer.start_as_current_span(span_name, attributes=attributes, end_on_exit=True) as span:
                 trace_id_int = span.get_span_context().trace_id
                 self.trace_id = format(trace_id_int, "032x")
+                if self.tracing.signer is not None:
+                    span.set_attribute(ATTR_SIGNATURE, self.tracing.signer.sign(self.trace_id, attributes))
                 self.tracing.collector.watch(trace_id_int)
                 self._started.set()
                 try:
@@ -194,9 +268,11 @@ class Cycle:
                             elif isinstance(item, (ActionStep, PlanningStep)) and id(item) not in emitted:
                                 emitted.add(id(item))
                                 self._queue.put(item)
-                except Exception as e:  # the agent failed: record it on the root span, report it
+                except BaseException as e:  # noqa: B036 the agent failed, even by SystemExit: record it, report it
                     raised = e
                     span.record_exception(e)
+                if self.stop_reason is not None and raised is None:
+                    raised = CycleStopped(self.stop_reason)
                 status = classify(list(self.agent.memory.steps), raised)
                 span.set_attribute(ATTR_STATUS, status)
                 span.set_attribute(ATTR_TOOL_S, tool_seconds(self.tracing.collector.spans_of(trace_id_int)))
@@ -204,11 +280,13 @@ class Cycle:
                     span.set_attribute(SpanAttributes.OUTPUT_VALUE, str(final_answer))
                     span.set_attribute(SpanAttributes.OUTPUT_MIME_TYPE, "text/plain")
                 if status in (ERROR, MAX_STEPS):
-                    message = str(raised) if raised else "Reached max steps."
+                    message = _error_line(raised, self.stop_reason) if raised else "Reached max steps."
                     span.set_status(Status(StatusCode.ERROR, message))
                 else:
                     span.set_status(Status(StatusCode.OK))
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             self._started.set()
             if self._on_end is not None:
                 try:
@@ -224,18 +302,19 @@ class Cycle:
             status = classify(list(self.agent.memory.steps), raised)
             error = None
             if raised is not None:
-                error = f"{type(raised).__name__}: {raised}"
+                error = _error_line(raised, self.stop_reason)
             elif status == MAX_STEPS:
                 error = f"Reached max steps ({self.agent.max_steps}) without a final answer."
-            self.result = CycleResult(
-                trace_id=self.trace_id or "",
-                cycle_id=self.cycle_id,
-                status=status,
-                final_answer=None if final_answer is None else str(final_answer),
-                error=error,
-                totals=totals,
-                spans=frame,
-            )
+            if self.result is None:  # else abandoned: the caller has moved on with its own result
+                self.result = CycleResult(
+                    trace_id=self.trace_id or "",
+                    cycle_id=self.cycle_id,
+                    status=status,
+                    final_answer=None if final_answer is None else str(final_answer),
+                    error=error,
+                    totals=totals,
+                    spans=frame,
+                )
             self._queue.put(_DONE)
 
     def _emit_max_steps_step(self, emitted: set[int]) -> None:

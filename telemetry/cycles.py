@@ -17,11 +17,14 @@ import pandas as pd
 from .costs import llm_costs
 from .cycle import ERROR, FAILED, OK, ROOT_ATTRIBUTES
 from .phoenix_spans import query_spans
+from .signing import ATTR_SIGNATURE, SIGNED, Signer
 
 COLUMNS = [
     "trace_id", "start_time", "agent", "models", "status", "steps", "llm_calls", "prompt_tokens",
     "completion_tokens", "tokens", "duration_s", "cost_usd", "task", "session_id", "replay_of", "cogscope",
+    "recorded_here",
 ]  # fmt: skip
+TRUST_ATTRIBUTES = tuple(a for a in (*SIGNED, ATTR_SIGNATURE) if a not in ROOT_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,33 @@ def _models_text(raw: Any) -> str:
     return ", ".join(m if role == "default" else f"{role}={m}" for role, m in models.items())
 
 
+def _recorded_here(roots: pd.DataFrame, signer: Signer | None) -> list[bool]:
+    if signer is None:
+        return [False] * len(roots)
+    columns = [*SIGNED, ATTR_SIGNATURE]
+    return [
+        signer.verify(str(trace_id), dict(zip(columns, values, strict=True)))
+        for trace_id, *values in roots[["trace_id", *columns]].itertuples(index=False)
+    ]
+
+
 def _empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
 
 
 def list_cycles(
-    client: Any, *, project: str, filter: CycleFilter | None = None, limit: int | None = None
+    client: Any,
+    *,
+    project: str,
+    filter: CycleFilter | None = None,
+    limit: int | None = None,
+    signer: Signer | None = None,
 ) -> pd.DataFrame:
-    """Recent cycles, newest first, one row each (columns: COLUMNS)."""
+    """Recent cycles, newest first, one row each (columns: COLUMNS).
+
+    `recorded_here` is True for a cycle whose root span carries this installation's signature
+    (`signer`); a forged or foreign trace is False.
+    """
     from phoenix.client.types.spans import SpanQuery
 
     f = filter or CycleFilter()
@@ -64,6 +86,7 @@ def list_cycles(
             "status_code",
             "input.value",
             *ROOT_ATTRIBUTES,
+            *TRUST_ATTRIBUTES,
         ),  # fmt: skip
         project,
         f.since,
@@ -79,6 +102,7 @@ def list_cycles(
         "cogscope.replay_of",
         "session.id",
         "input.value",
+        *TRUST_ATTRIBUTES,
     ):
         if column not in roots:
             roots[column] = None
@@ -96,6 +120,7 @@ def list_cycles(
             "session_id": roots["session.id"],
             "replay_of": roots["cogscope.replay_of"],
             "cogscope": roots["cogscope.agent"].notna(),
+            "recorded_here": _recorded_here(roots, signer),
         }
     )
     # traces another app sent into the same project: status from the span status alone

@@ -29,6 +29,7 @@ from smolagents.monitoring import TokenUsage
 
 from .cycle import ATTR_AGENT, ATTR_MCP, ATTR_MODEL, ATTR_OPTIONS, ATTR_SESSION, Cycle, CycleSpec
 from .errors import TelemetryError
+from .signing import ATTR_SIGNATURE, SIGNED, Signer
 from .steps import REPLAYED, StepView, model_outputs, steps_from_frame, tool_outputs
 from .tracing import Tracing
 
@@ -61,9 +62,10 @@ class Recording:
     status: str | None
     final_answer: str | None
     max_steps: int | None  # the step budget the agent ran with (the energy-derived one, for the heartbeat)
+    recorded_here: bool = False  # signed by this installation (telemetry.signing): not forged, not foreign
 
     @classmethod
-    def from_frame(cls, spans: pd.DataFrame, trace_id: str) -> Recording:
+    def from_frame(cls, spans: pd.DataFrame, trace_id: str, signer: Signer | None = None) -> Recording:
         if spans.empty:
             raise ReplayError(f"no trace {trace_id} in this Phoenix project; list cycles with `cogscope traces`")
         roots = spans[spans["parent_id"].isna()]
@@ -98,6 +100,8 @@ class Recording:
             status=_attr(root, "cogscope.cycle.status"),
             final_answer=_attr(root, SpanAttributes.OUTPUT_VALUE),
             max_steps=_recorded_max_steps(spans, root["context.span_id"]),
+            recorded_here=signer is not None
+            and signer.verify(trace_id, {key: _attr(root, key) for key in (*SIGNED, ATTR_SIGNATURE)}),
         )
 
 
@@ -307,6 +311,7 @@ def prepare_replay(
     live_model_id: str | None = None,
     session_id: str | None = None,
     on_end: Callable[[], None] | None = None,
+    timeout_s: float | None = None,
 ) -> Replay:
     """Rebuild the recorded agent around a ReplayModel; returns the Replay whose cycle the caller runs."""
     if fork_at is not None:
@@ -337,5 +342,7 @@ def prepare_replay(
         mcp=recording.mcp,
     )
     run_kwargs = {"max_steps": recording.max_steps} if recording.max_steps else {}
-    cycle = Cycle(agent, recording.task, spec=spec, tracing=tracing, on_end=on_end, run_kwargs=run_kwargs)
+    cycle = Cycle(
+        agent, recording.task, spec=spec, tracing=tracing, on_end=on_end, run_kwargs=run_kwargs, timeout_s=timeout_s
+    )
     return Replay(recording, cycle, model, fork_at, live_model_id, stub)

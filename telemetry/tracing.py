@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from .redaction import RedactingExporter
 from .roles import CallAnnotator
+from .signing import Signer
 
 DEFAULT_PROJECT = "cogscope"
 TRACER_NAME = "cogscope"
@@ -66,6 +67,7 @@ class Tracing:
     collector: CycleCollector
     project_name: str
     endpoint: str
+    signer: Signer | None = None  # signs root spans so this installation can tell its own cycles
 
     def tracer(self) -> trace.Tracer:
         return self.provider.get_tracer(TRACER_NAME)
@@ -85,6 +87,7 @@ def setup_tracing(
     set_global: bool = False,
     batch: bool = True,
     exporter: SpanExporter | None = None,
+    signer: Signer | None = None,
 ) -> Tracing:
     """Build the provider, instrument smolagents with it, and return both.
 
@@ -94,6 +97,7 @@ def setup_tracing(
         set_global: also make it OpenTelemetry's global provider (the CLI does; tests do not).
         batch: BatchSpanProcessor (default) or SimpleSpanProcessor.
         exporter: replaces the OTLP exporter (tests of redaction use an in-memory one).
+        signer: signs each cycle's root span (telemetry.signing).
     """
     provider = TracerProvider(resource=Resource({ResourceAttributes.PROJECT_NAME: project_name}))
     collector = CycleCollector()
@@ -105,7 +109,9 @@ def setup_tracing(
     if set_global:
         trace.set_tracer_provider(provider)
     instrument(provider)
-    return Tracing(provider=provider, collector=collector, project_name=project_name, endpoint=endpoint)
+    return Tracing(
+        provider=provider, collector=collector, project_name=project_name, endpoint=endpoint, signer=signer
+    )
 
 
 def instrument(provider: TracerProvider) -> None:

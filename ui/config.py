@@ -12,6 +12,37 @@ from .errors import UsageError
 LOCAL_MODEL = "local"
 
 
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 10**7:  # also refuses nan and inf
+        raise UsageError(f"{name}={raw!r} is not a number of seconds; use a positive number such as 60")
+    return value
+
+
+def _megabytes(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 64 <= int(raw) <= 1_048_576:
+        raise UsageError(f"{name}={raw!r} is not a size in MB; use a whole number from 64 to 1048576")
+    return int(raw)
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise UsageError(f"{name}={raw!r} is not a yes/no value; use 1 or 0")
+
+
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -32,6 +63,13 @@ class Settings:
     model: str
     api_base: str | None
     llm_port: int
+    # bounds (README "Security"): each ends the cycle with a status and a step error that name it
+    llm_timeout: float = 120.0  # seconds one LLM call may take
+    step_timeout: float = 60.0  # wall-clock and CPU seconds one code step may take in the sandbox
+    cycle_timeout: float = 900.0  # wall-clock seconds one whole cycle may take
+    sandbox_memory_mb: int = 1024  # address space of the sandbox worker that runs model-written code
+    sandbox_network: bool = False  # may model-written code open network connections?
+    allowed_mcp: tuple[str, ...] = ()  # COGSCOPE_ALLOW_MCP: MCP commands trusted for remote users and replays
 
     @property
     def phoenix_dir(self) -> Path:
@@ -51,4 +89,10 @@ class Settings:
             model=env.get("COGSCOPE_MODEL", "").strip() or LOCAL_MODEL,
             api_base=env.get("COGSCOPE_API_BASE", "").strip() or None,
             llm_port=_port(env, "COGSCOPE_LLM_PORT", 8765),
+            llm_timeout=_seconds(env, "COGSCOPE_LLM_TIMEOUT", 120.0),
+            step_timeout=_seconds(env, "COGSCOPE_STEP_TIMEOUT", 60.0),
+            cycle_timeout=_seconds(env, "COGSCOPE_CYCLE_TIMEOUT", 900.0),
+            sandbox_memory_mb=_megabytes(env, "COGSCOPE_SANDBOX_MEMORY_MB", 1024),
+            sandbox_network=_flag(env, "COGSCOPE_SANDBOX_NETWORK"),
+            allowed_mcp=tuple(line.strip() for line in env.get("COGSCOPE_ALLOW_MCP", "").splitlines() if line.strip()),
         )

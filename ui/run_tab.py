@@ -20,6 +20,7 @@ from .inputs import parse_lines, parse_options
 from .models import SUGGESTED_MODELS
 from .render import step_messages, totals_markdown
 from .runtime import Runtime
+from .trust import OPERATOR, Policy
 
 # per-role model pickers shown under the default model (consciousness has three roles; on_run/on_loop name three)
 ROLE_SLOTS = 3
@@ -62,8 +63,13 @@ class Form:
         """From the fields as Gradio passes them (None for an untouched field)."""
         return cls(agent or "", model or "", tuple(r or "" for r in roles), api_base or "", options or "", mcp or "")
 
-    def cycle_inputs(self) -> dict[str, Any]:
-        """Form -> the keyword arguments of Runtime.prepare_cycle (UsageError on bad input)."""
+    def cycle_inputs(self, policy: Policy = OPERATOR) -> dict[str, Any]:
+        """Form -> the keyword arguments of Runtime.prepare_cycle (UsageError on bad input).
+
+        What the policy forbids is refused before anything is imported or started.
+        """
+        policy.check_agent(self.agent)
+        policy.check_mcp(parse_lines(self.mcp))
         try:
             spec = agents.get(self.agent or "")
         except agents.AgentsError as e:
@@ -101,7 +107,7 @@ def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Run
     session_id = _session_id(request)
     messages: list[dict[str, Any]] = []
     try:
-        inputs = form.cycle_inputs()
+        inputs = form.cycle_inputs(runtime.policy)
         cycle = runtime.prepare_cycle(task=task, session_id=session_id, **inputs)
     except UsageError as e:
         yield messages, f"❌ {e}", "", gr.skip()
@@ -130,7 +136,7 @@ def run_loop(
     messages: list[dict[str, Any]] = []
     task = (task or "").strip() or agents.DEFAULT_TASK
     try:
-        inputs = form.cycle_inputs()
+        inputs = form.cycle_inputs(runtime.policy)
         count = int(cycles or 0)
         if count < 1 or interval is None or interval < 0:
             raise UsageError("the loop needs at least 1 cycle and an interval of 0 seconds or more")
@@ -190,11 +196,12 @@ def stop(request: gr.Request | None = None) -> str:
     return "Nothing is running."
 
 
-def agent_changed(agent: str) -> tuple[Any, ...]:
+def agent_changed(agent: str, policy: Policy = OPERATOR) -> tuple[Any, ...]:
     """Show one model picker per role of the chosen agent, and what the agent is."""
     try:
+        policy.check_agent(agent or "")  # before importing anything a remote user typed
         spec = agents.get(agent or "")
-    except agents.AgentsError as e:
+    except (agents.AgentsError, UsageError) as e:
         return (f"❌ {e}", *[gr.update(visible=False)] * ROLE_SLOTS)
     roles = [r for r in spec.roles if r != "default"]
     options = ", ".join(f"`{k}`" for k in spec.options) or "none"
@@ -220,7 +227,9 @@ def build_run_tab(runtime: Runtime) -> None:
                 label="Agent",
                 allow_custom_value=True,
                 elem_id="run-agent",
-                info="A registry name, path/to/file.py:factory or package.module:factory",
+                info="A registry name, path/to/file.py:factory or package.module:factory"
+                if runtime.policy.runs_anything
+                else "A registered agent (agent files and modules are for the operator only)",
             )
             agent_info = gr.Markdown(agent_changed(names[0])[0], elem_id="run-agent-info")
             model = gr.Dropdown(
@@ -263,7 +272,8 @@ def build_run_tab(runtime: Runtime) -> None:
                     elem_id="run-options",
                 )
                 mcp = gr.Textbox(
-                    label="MCP servers (one command per line)",
+                    label="MCP servers (one command per line)"
+                    + ("" if runtime.policy.runs_anything else ": only those the operator allowed"),
                     lines=2,
                     placeholder="cogscope mcp-serve",
                     elem_id="run-mcp",
@@ -329,4 +339,7 @@ def build_run_tab(runtime: Runtime) -> None:
     task.submit(on_run, inputs=[*form_fields, task], outputs=outputs, api_name=False)
     loop.click(on_loop, inputs=[*form_fields, task, cycles, interval], outputs=outputs, api_name="heartbeat_loop")
     stop_button.click(stop, inputs=None, outputs=status, api_name="stop")
-    agent.change(agent_changed, inputs=agent, outputs=[agent_info, *role_models], api_name=False)
+    def on_agent_changed(agent: str) -> tuple[Any, ...]:
+        return agent_changed(agent, runtime.policy)
+
+    agent.change(on_agent_changed, inputs=agent, outputs=[agent_info, *role_models], api_name=False)

@@ -17,6 +17,11 @@ from .errors import UsageError
 from .render import step_text
 
 EXIT_OK, EXIT_DIVERGED = 0, 1
+NOT_HERE = "(not recorded here)"
+FOREIGN_NOTE = (
+    "Not recorded by this cogscope installation (no valid signature): it may be forged; "
+    "replay runs its agent file or MCP commands only with --trust-recorded-code."
+)
 
 
 def _runtime(settings: Settings) -> Any:
@@ -35,6 +40,7 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
             project=settings.project,
             filter=CycleFilter(failed_only=args.failed, agent=args.agent, text=args.text),
             limit=args.limit,
+            signer=runtime.tracing.signer,
         )
     finally:
         runtime.close()
@@ -47,7 +53,9 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     table = cycles.assign(
         time=cycles["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
-        agent=cycles["agent"] + cycles["replay_of"].map(lambda r: " (replay)" if isinstance(r, str) else ""),
+        agent=cycles["agent"]
+        + cycles["replay_of"].map(lambda r: " (replay)" if isinstance(r, str) else "")
+        + cycles["recorded_here"].map(lambda here: "" if here else f" {NOT_HERE}"),
         duration=cycles["duration_s"].map(lambda s: f"{s:.1f}s"),
         cost=cycles["cost_usd"].map(format_cost),
         task=cycles["task"].str.slice(0, 40),
@@ -65,12 +73,18 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
         runtime.close()
     steps = steps_from_frame(frame)
     try:
-        recording: Recording | None = Recording.from_frame(frame, args.trace_id)
+        recording: Recording | None = Recording.from_frame(
+            frame, args.trace_id.strip().lower(), signer=runtime.tracing.signer
+        )
     except ReplayError as e:
         recording = None
         print(f"Read-only: {e}")
     if recording is not None:
         print(f"Cycle {recording.trace_id}: {recording.agent}, status {recording.status}, {len(steps)} steps")
+        if not recording.recorded_here:
+            print(FOREIGN_NOTE)
+        if recording.mcp:
+            print(f"MCP commands: {'; '.join(recording.mcp)}")
         print(f"Task: {recording.task}")
     print(f"Phoenix: {url}")
     if args.step is not None:
@@ -110,6 +124,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
             substitute=substitute,
             live_model=args.model,
             api_base=args.api_base,
+            trust=args.trust_recorded_code,
         )
         kind = f"Fork at step {args.fork_at}" if args.fork_at else "Replay"
         print(

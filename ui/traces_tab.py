@@ -23,7 +23,7 @@ from .errors import UsageError
 from .inputs import TIME_WINDOWS
 from .models import SUGGESTED_MODELS
 from .render import STATUS_LABELS, step_messages, step_title, truncate
-from .runtime import Runtime
+from .runtime import Runtime, UntrustedCode
 
 TAB_ID = "traces"
 PAGE_SIZE = 25
@@ -31,6 +31,7 @@ WINDOWS = TIME_WINDOWS
 STATUSES = ["all", "failed", "ok", "step_errors", "max_steps", "error"]
 TABLE_COLUMNS = ["time", "agent", "status", "steps", "LLM calls", "tokens", "duration", "cost", "task", "trace"]
 LIMIT = 2000  # of a value shown in a step, unless "show long values whole"
+NOT_HERE = "⚠ not recorded here"
 
 
 def cycles_page(
@@ -45,14 +46,16 @@ def cycles_page(
         text=(text or "").strip() or None,
         since=datetime.now(UTC) - delta if delta else None,
     )
-    cycles = list_cycles(runtime.client(), project=runtime.settings.project, filter=f)
+    cycles = list_cycles(runtime.client(), project=runtime.settings.project, filter=f, signer=runtime.tracing.signer)
     pages = max(1, math.ceil(len(cycles) / PAGE_SIZE))
     page_number = min(max(1, int(page or 1)), pages)
     shown = cycles.iloc[(page_number - 1) * PAGE_SIZE : page_number * PAGE_SIZE]
     table = pd.DataFrame(
         {
             "time": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
-            "agent": shown["agent"] + shown["replay_of"].map(lambda r: " ↻ replay" if isinstance(r, str) else ""),
+            "agent": shown["agent"]
+            + shown["replay_of"].map(lambda r: " ↻ replay" if isinstance(r, str) else "")
+            + shown["recorded_here"].map(lambda here: "" if here else f" {NOT_HERE}"),
             "status": shown["status"],
             "steps": shown["steps"],
             "LLM calls": shown["llm_calls"],
@@ -110,17 +113,25 @@ def open_cycle(runtime: Runtime, trace_id: str) -> tuple[str, list[StepView], li
     steps = steps_from_frame(frame)
     link = f"[Open in Phoenix]({runtime.trace_url(trace_id)})"
     try:
-        rec = Recording.from_frame(frame, trace_id)
+        rec = Recording.from_frame(frame, trace_id, signer=runtime.tracing.signer)
     except ReplayError as e:
         return f"**Trace `{trace_id}`** · read-only: {e} · {link}", steps, step_titles(steps)
     replay_note = ""
     roots = frame[frame["parent_id"].isna()]
     if not roots.empty and isinstance(roots.iloc[0].get("attributes.cogscope.replay_of"), str):
         replay_note = f" · replay of `{roots.iloc[0]['attributes.cogscope.replay_of']}`"
+    origin = (
+        ""
+        if rec.recorded_here
+        else f"\n\n**{NOT_HERE}**: this cycle has no valid signature of this installation and may be forged; "
+        "replay will show what it would run and ask before starting any of it."
+    )
+    mcp = f" · MCP `{'; '.join(rec.mcp)}`" if rec.mcp else ""
     summary = (
-        f"**{STATUS_LABELS.get(str(rec.status), rec.status)}** · agent `{rec.agent}` · {len(steps)} steps · "
+        f"**{STATUS_LABELS.get(str(rec.status), rec.status)}** · agent `{rec.agent}`{mcp} · {len(steps)} steps · "
         f"models {', '.join(f'{r}={m}' for r, m in rec.models.items())}{replay_note} · {link}\n\n"
         f"Task: {html.escape(truncate(rec.task, 500))}\n\nFinal answer: {html.escape(truncate(rec.final_answer, 500))}"
+        f"{origin}"
     )
     return summary, steps, step_titles(steps)
 
@@ -192,6 +203,9 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
                 SUGGESTED_MODELS, value=None, allow_custom_value=True, label="Live model", elem_id="fork-model"
             )
             fork_live = gr.Button("Fork with live model", elem_id="fork-live-button")
+        trust = gr.Checkbox(
+            False, visible=False, label="Run the recorded code shown above", elem_id="replay-trust", interactive=True
+        )
         replay_report = gr.Markdown("", elem_id="replay-report")
         replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
 
@@ -275,7 +289,9 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
     prev_step.click(lambda s, i: move(s, i, -1), inputs=[steps_state, step_list], outputs=step_list, api_name=False)
     next_step.click(lambda s, i: move(s, i, +1), inputs=[steps_state, step_list], outputs=step_list, api_name=False)
 
-    def run_replay(trace_id: str, stub_v: bool, index: int | None, edited_v: str, model_v: str, mode: str) -> Any:
+    def run_replay(
+        trace_id: str, stub_v: bool, index: int | None, edited_v: str, model_v: str, trust_v: bool, mode: str
+    ) -> Any:
         fork_at = None if mode == "replay" else (index or 0) + 1
         messages_out: list[dict[str, Any]] = []
         try:
@@ -285,28 +301,35 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
                 fork_at=fork_at,
                 substitute=edited_v if mode == "edit" else None,
                 live_model=(model_v or None) if mode == "live" else None,
+                trust=bool(trust_v),
             )
+        except UntrustedCode as e:
+            yield confirm_markdown(e), messages_out, gr.update(visible=e.can_confirm, value=False)
+            return
         except UsageError as e:
-            yield f"❌ {e}", messages_out
+            yield f"❌ {e}", messages_out, gr.skip()
             return
         label = "Replaying" if fork_at is None else f"Forking at step {fork_at}"
-        yield f"⏳ {label} ...", messages_out
+        yield f"⏳ {label} ...", messages_out, gr.update(visible=False, value=False)
         for step in replay.cycle:
             messages_out.extend(step_messages(step))
-            yield f"⏳ {label} ...", messages_out
-        yield replay_markdown(runtime, replay), messages_out
+            yield f"⏳ {label} ...", messages_out, gr.skip()
+        yield replay_markdown(runtime, replay), messages_out, gr.skip()
 
-    replay_inputs = [trace_box, stub, step_list, edited, live_model]
-    replay_outputs = [replay_report, replay_chat]
+    replay_inputs = [trace_box, stub, step_list, edited, live_model, trust]
+    replay_outputs = [replay_report, replay_chat, trust]
 
-    def on_replay(t: str, s: bool, i: int | None, e: str, m: str) -> Any:
-        yield from run_replay(t, s, i, e, m, "replay")
+    def on_replay(t: str, s: bool, i: int | None, e: str, m: str, ok: bool) -> Any:
+        yield from run_replay(t, s, i, e, m, ok, "replay")
 
-    def on_fork_edit(t: str, s: bool, i: int | None, e: str, m: str) -> Any:
-        yield from run_replay(t, s, i, e, m, "edit")
+    def on_fork_edit(t: str, s: bool, i: int | None, e: str, m: str, ok: bool) -> Any:
+        yield from run_replay(t, s, i, e, m, ok, "edit")
 
-    def on_fork_live(t: str, s: bool, i: int | None, e: str, m: str) -> Any:
-        yield from run_replay(t, s, i, e, m, "live")
+    def on_fork_live(t: str, s: bool, i: int | None, e: str, m: str, ok: bool) -> Any:
+        yield from run_replay(t, s, i, e, m, ok, "live")
+
+    # a confirmation holds for the trace it was given for, never the next one
+    trace_box.change(lambda: gr.update(visible=False, value=False), outputs=trust, api_name=False)
 
     replay_button.click(on_replay, inputs=replay_inputs, outputs=replay_outputs, api_name="replay")
     fork_edit.click(on_fork_edit, inputs=replay_inputs, outputs=replay_outputs, api_name="fork_edit")
@@ -342,3 +365,16 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
         f"| LLM calls | {sum(1 for s in rec.steps if s.prompt_tokens)} | {result.totals.llm_calls} |\n"
     )
     return f"{verdict}\n\n{table}\n{replay.model.replayed} recorded outputs replayed · {link}"
+
+
+def confirm_markdown(error: UntrustedCode) -> str:
+    """What replaying would start, exactly, and how to go on."""
+    rec = error.recording
+    origin = "recorded by this installation" if rec.recorded_here else f"**{NOT_HERE}** (it may be forged)"
+    lines = [f"⚠️ **This replay would run code the trace names** — the trace was {origin}:", ""]
+    lines += [_fence(need) for need in error.needs]
+    if error.can_confirm:
+        lines += ["", "Check it. To run it, tick **Run the recorded code shown above** and click again."]
+    else:
+        lines += ["", "Only the operator can allow it (an installed agent, or `--allow-mcp`)."]
+    return "\n".join(lines)
