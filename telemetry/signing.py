@@ -34,10 +34,20 @@ def _message(trace_id: str, attributes: Mapping[str, Any]) -> bytes:
 
 
 def _plain(value: Any) -> Any:
-    """None for a missing value, however the reader spells it (None, NaN from a frame)."""
+    """One spelling of a value however a reader returns it: None for missing or empty (None, NaN, '{}', []),
+    JSON text in canonical form (Phoenix may hand back '{}' as None and JSON text as objects)."""
     if value is None or (isinstance(value, float) and value != value):
         return None
-    return str(value)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if hasattr(value, "tolist"):  # numpy arrays from a frame
+        value = value.tolist()
+    if value in ({}, [], "", None):
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 class Signer:

@@ -103,22 +103,28 @@ def test_a_raising_tool_replays_then_diverges_once_the_tool_is_fixed(cogscope, r
     read_trace(trace_id, min_spans=6)
     recorder.stop()
 
-    same = _replay(cogscope, trace_id)
+    # an agent file is code the trace names: replay shows it and runs it only when trusted
+    asked = _replay(cogscope, trace_id)
+    assert asked.code == 2, asked.out + asked.err
+    assert f"would import agent file {agent_file}:make" in asked.err and "--trust-recorded-code" in asked.err
+    assert "recorded by this installation" in asked.err
+
+    same = _replay(cogscope, trace_id, "--trust-recorded-code")
     assert same.code == 0, same.out + same.err
     assert "Reproduced the recording" in same.out
 
     agent_file.write_text(TOOL_AGENT.format(body=FIXED))  # the user fixes the tool
-    fixed = _replay(cogscope, trace_id)
+    fixed = _replay(cogscope, trace_id, "--trust-recorded-code")
     assert fixed.code == 1, fixed.out + fixed.err
     assert "diverged at step 1: a tool's result differs" in fixed.out
     assert "lookup service is down for mood" in fixed.out and "value of mood" in fixed.out
 
-    stubbed = _replay(cogscope, trace_id, "--stub-tools")  # recorded tool results: the old failure again
+    stubbed = _replay(cogscope, trace_id, "--stub-tools", "--trust-recorded-code")  # recorded tool results: the old failure again
     assert stubbed.code == 0, stubbed.out + stubbed.err
     assert "tools stubbed" in stubbed.out and "Reproduced the recording" in stubbed.out
 
     agent_file.unlink()
-    gone = _replay(cogscope, trace_id)
+    gone = _replay(cogscope, trace_id, "--trust-recorded-code")
     assert gone.code == 2 and f"cannot replay: agent '{agent_file}:make' no longer loads" in gone.err
 
 

@@ -75,13 +75,14 @@ def load_credentials(*, file: str | None = None, env_var: str | None = None) -> 
             raise UsageError(f"cannot read --auth-file {path}: {e.strerror}; give a readable file") from None
         except UnicodeDecodeError:
             raise UsageError(f"--auth-file {path} is not text; write one user:password per line") from None
+        credentials = _parse(text, f"--auth-file {path}")
         try:
             mode = path.stat().st_mode
         except OSError:
             mode = 0
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             print(f"cogscope: warning: {path} is readable by other users; chmod 600 {path}", file=sys.stderr)
-        return _parse(text, f"--auth-file {path}")
+        return credentials
     return None
 
 
