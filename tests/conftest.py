@@ -26,6 +26,16 @@ from .scripted_llm import ScriptedLLM  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
+
+
+def screenshot(name: str) -> str:
+    """Where a browser test saves a picture: test-artifacts/, or docs/ (the README's) with COGSCOPE_SCREENSHOTS=docs,
+    so that a test run leaves the work tree as it found it."""
+    folder = ROOT / "docs" if os.environ.get("COGSCOPE_SCREENSHOTS") == "docs" else ARTIFACTS
+    folder.mkdir(exist_ok=True)
+    return str(folder / name)
+
+
 SECRET = "sk-test-SECRET-4f1c9e2b7a-never-in-a-span"
 TRACE_LINE = re.compile(r"^Trace:\s+([0-9a-f]{32})\s", re.MULTILINE)
 

@@ -6,7 +6,7 @@ import csv
 import io
 import re
 
-from .conftest import ROOT
+from .conftest import screenshot
 
 STEP = 'Thought: look.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>'
 DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'
@@ -46,7 +46,7 @@ def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm
     assert "Cost by model (window total): openai/gpt-4o-mini $0.001260 (100%)" in text
     assert page.locator("#dash-table").inner_text().count("heartbeat") == 2
     page.wait_for_timeout(500)
-    page.screenshot(path=str(ROOT / "docs" / "dashboard-tab.png"), full_page=True)
+    page.screenshot(path=screenshot("dashboard-tab.png"), full_page=True)
 
     with page.expect_download() as download_info:
         page.locator("#dash-csv").click()

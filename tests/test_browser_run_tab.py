@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .conftest import ROOT
+from .conftest import ARTIFACTS, screenshot
 
 RECALL = 'Thought: recall first.\n<code>\nprint(recall_memory(query="energy", limit=2))\n</code>'
 ANSWER = 'Thought: decided.\n<code>\nfinal_answer("Take a short walk, then review the course outline.")\n</code>'
@@ -33,7 +33,7 @@ def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm)
     assert "2 steps · 2 LLM calls · 2,240 tokens (2,100 prompt + 140 completion)" in text
     assert "Input tokens: 1,000 | Output tokens: 100" in chat.inner_text()  # per step
     page.wait_for_timeout(500)  # let the last markdown blocks finish rendering before the picture
-    page.screenshot(path=str(ROOT / "docs" / "run-tab.png"), full_page=True)
+    page.screenshot(path=screenshot("run-tab.png"), full_page=True)
 
     trace_id = re.search(r"[0-9a-f]{32}", text).group(0)
     href = totals.get_by_role("link", name="Open this trace in Phoenix").get_attribute("href")
@@ -42,7 +42,7 @@ def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm)
     page.wait_for_url(re.compile(rf"/projects/.+/traces/{trace_id}"))
     page.get_by_text("heartbeat.cycle").first.wait_for()
     page.get_by_text("Step 1").first.wait_for()
-    page.screenshot(path=str(ROOT / "test-artifacts" / "phoenix-trace.png"))
+    page.screenshot(path=str(ARTIFACTS / "phoenix-trace.png"))
 
 
 def test_bad_input_shows_an_error_and_the_app_keeps_working(app, page, llm):
@@ -110,5 +110,5 @@ def test_one_model_picker_per_role_and_the_heartbeat_loop(app, page, llm, phoeni
     state = page.locator("#run-state").inner_text()
     # regenerated to 100 each cycle, then 2 (step) + 2 (remember) spent in the last one
     assert "Energy 96/100" in state and "remember" in state
-    page.screenshot(path=str(ROOT / "docs" / "heartbeat-loop.png"), full_page=True)
+    page.screenshot(path=screenshot("heartbeat-loop.png"), full_page=True)
     assert len(llm.requests) == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import ROOT
+from .conftest import screenshot
 
 
 def _record(cogscope, llm, *replies: str, task: str) -> str:  # type: ignore[no-untyped-def]
@@ -55,7 +55,7 @@ def test_find_a_failed_cycle_step_through_it_replay_and_fork(cogscope, llm, read
     detail.get_by_text("Step 1 (step 1)").wait_for()
     page.locator("#step-next").click()
     detail.get_by_text("Step 2 (step 2)").wait_for()
-    page.screenshot(path=str(ROOT / "docs" / "traces-tab.png"), full_page=True)
+    page.screenshot(path=screenshot("traces-tab.png"), full_page=True)
 
     page.locator("#replay-accordion").get_by_text("Replay or fork this cycle").click()
     page.locator("#replay-button").click()

@@ -339,6 +339,7 @@ def build_run_tab(runtime: Runtime) -> None:
     task.submit(on_run, inputs=[*form_fields, task], outputs=outputs, api_name=False)
     loop.click(on_loop, inputs=[*form_fields, task, cycles, interval], outputs=outputs, api_name="heartbeat_loop")
     stop_button.click(stop, inputs=None, outputs=status, api_name="stop")
+
     def on_agent_changed(agent: str) -> tuple[Any, ...]:
         return agent_changed(agent, runtime.policy)
 
