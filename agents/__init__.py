@@ -14,6 +14,7 @@ from .errors import (
 from .heartbeat import DEFAULT_TASK, open_store
 from .memory import Memory, MemoryStore
 from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, describe, get, names
+from .sandbox import Sandbox, SandboxError, SandboxLimit, SandboxLimits
 from .state import state_markdown
 from .tools import RecallMemoryTool, cognitive_tools
 
@@ -35,6 +36,10 @@ __all__ = [
     "MemoryStoreError",
     "MentalModelError",
     "RecallMemoryTool",
+    "Sandbox",
+    "SandboxError",
+    "SandboxLimit",
+    "SandboxLimits",
     "UnknownAgentError",
     "cognitive_tools",
     "describe",

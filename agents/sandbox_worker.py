@@ -1,0 +1,662 @@
+"""The sandbox worker: runs one CodeAgent's model-written code steps in a process of its own, behind walls.
+
+`agents.sandbox` starts it as `python -I agents/sandbox_worker.py` (by file path, so neither the working
+folder nor another distribution's top-level `agents` package can shadow anything) and talks to it in
+newline-delimited JSON: parent -> worker on stdin, worker -> parent on stdout. Nothing is ever pickled:
+this process runs hostile code, the parent parses what it says as untrusted data.
+
+Inside, smolagents' own LocalPythonExecutor evaluates the code (its import allow-list and dunder checks),
+with these walls added around it, in this order at start-up:
+
+- the environment is already scrubbed by the parent (PATH, LANG/LC_ALL, HOME, TMPDIR only);
+- as root: private mount and network namespaces; the working folder is bind-mounted over /tmp (so that
+  HOME=TMPDIR=/tmp is reachable after the uid drop whatever the permissions of its real parents, and the
+  real /tmp is out of sight); then setgroups([]), setgid/setuid to nobody (65534);
+  not root: a user + network namespace when the kernel allows it;
+  with no namespace at all, the audit hook below refuses every socket;
+- PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG=SIGKILL (after the uid change, which clears it), and the worker
+  also exits when its stdin closes;
+- rlimits: core 0, file size, open files, processes (as nobody), CPU (soft = this step's budget, raised
+  before each step; hard = the cycle's), address space last (after every import);
+- an audit hook: no subprocess, exec, fork, spawn, kill, ctypes; files opened for writing only inside the
+  working folder, for reading only there or in Python's own install; no sockets unless the network is
+  allowed; no lazy import of a module the agent did not authorize;
+- format strings whose fields reach an attribute starting with `_` (`{0.__init__.__globals__}`) or a
+  frame/code attribute are refused, in str.format, str.format_map and string.Formatter.
+
+Tools are proxies: calling one sends {"op": "call", "call": name, "args": [...], "kwargs": {...}} to the
+parent, which runs the real tool and answers with its JSON result or its error.
+"""
+
+from __future__ import annotations
+
+import _string  # the parser str.format itself uses
+import ast
+import ctypes
+import json
+import math
+import os
+import queue
+import resource
+import signal
+import string
+import sys
+import sysconfig
+import threading
+from typing import Any
+
+from smolagents import local_python_executor as lpe
+
+NOBODY = 65534
+MAX_MESSAGE = 32 * 1024 * 1024  # bytes of one JSON line either way
+MEMORY_EXIT = 86  # the exit code after a MemoryError (agents.sandbox reads it as the memory limit)
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+MS_REC, MS_PRIVATE, MS_BIND = 0x4000, 0x40000, 0x1000
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+
+# attributes that lead from any object to frames, code and globals: refused in code and in format fields
+INTROSPECTION = frozenset(
+    "gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await ag_frame ag_code ag_await tb_frame tb_next "
+    "f_back f_globals f_locals f_builtins f_code f_trace func_globals func_code mro".split()
+)
+
+# first-time imports refused outside an authorized import, whatever the agent authorized at top level
+DANGEROUS_MODULES = frozenset(
+    "_ctypes ctypes _socket socket _ssl ssl subprocess _posixsubprocess multiprocessing _multiprocessing "
+    "_posixshmem pty posix os nt _winapi importlib _imp marshal".split()
+)
+
+REFUSED_EVENTS = frozenset(
+    "subprocess.Popen os.system os.exec os.execv os.execve os.posix_spawn os.posix_spawnp os.spawn os.fork "
+    "os.forkpty os.kill os.killpg os.pidfd_open signal.pthread_kill os.startfile pty.spawn "
+    "sys.addaudithook sys.settrace sys.setprofile sys.remote_exec os.setuid os.setgid os.chroot "
+    "cpython.remove_audit_hooks cpython.run_command cpython.run_module cpython.run_file "
+    "webbrowser.open".split()
+)
+
+# (event, indexes of its path arguments) for calls that change the file system
+WRITE_EVENTS = {
+    "os.remove": (0,),
+    "os.rmdir": (0,),
+    "os.mkdir": (0,),
+    "os.rename": (0, 1),
+    "os.link": (0, 1),
+    "os.symlink": (1,),
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.chflags": (0,),
+    "os.truncate": (0,),
+    "os.utime": (0,),
+    "os.setxattr": (0,),
+    "os.removexattr": (0,),
+    "os.mkfifo": (0,),
+    "os.mknod": (0,),
+    "shutil.rmtree": (0,),
+    "shutil.copyfile": (1,),
+    "shutil.copytree": (1,),
+    "shutil.move": (1,),
+    "shutil.chown": (0,),
+}
+READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "os.chdir": (0,), "os.listxattr": (0,)}
+
+
+class Refused(PermissionError):
+    """What the sandbox says when code tries to go through one of its walls."""
+
+
+# -- talking to the parent ----------------------------------------------------------------------------------
+class Channel:
+    """JSON lines to the parent on a private copy of stdout; a thread reads the parent's lines from stdin.
+
+    The reader exits the process when stdin closes: the parent is gone or done with this worker.
+    """
+
+    def __init__(self) -> None:
+        self._out = os.fdopen(os.dup(1), "wb", buffering=0)
+        self._in = os.fdopen(os.dup(0), "rb", buffering=0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(2, 1)  # stray writes to stdout go to stderr, never into the protocol
+        os.close(devnull)
+        sys.stdout = sys.stderr
+        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+
+    def first(self) -> dict[str, Any]:
+        line = self._in.readline(MAX_MESSAGE)
+        if not line:
+            os._exit(0)
+        return json.loads(line)
+
+    def start_reader(self) -> None:
+        threading.Thread(target=self._read, name="sandbox-reader", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for line in self._in:
+                self.inbox.put(json.loads(line))
+        except BaseException:  # noqa: B036 anything wrong with the pipe ends the worker
+            pass
+        os._exit(0)
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message, ensure_ascii=True).encode("ascii") + b"\n"
+        if len(data) > MAX_MESSAGE:
+            raise ValueError(f"a value of {len(data) // 1_048_576} MB is too big to leave the sandbox (32 MB at most)")
+        with self._lock:
+            self._out.write(data)
+
+
+CHANNEL: Channel | None = None
+
+
+def valid_text(text: str) -> str:
+    """Text that is valid UTF-8: a lone surrogate becomes its escape (\\ud800)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class NotJSON(Exception):
+    pass
+
+
+def to_json(value: Any, depth: int = 0) -> Any:
+    """`value` as plain JSON data with valid text, or NotJSON."""
+    if depth > 100:
+        raise NotJSON
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > 4000:  # Python refuses to print ints past 4300 digits
+            raise NotJSON
+        return int(value)
+    if isinstance(value, str):
+        return valid_text(str(value))
+    if isinstance(value, list | tuple):
+        return [to_json(v, depth + 1) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {valid_text(str(k)): to_json(v, depth + 1) for k, v in value.items()}
+    raise NotJSON
+
+
+def describe(value: Any) -> str:
+    try:
+        text = repr(value)
+    except BaseException as e:  # noqa: B036 a hostile __repr__ must not break the worker
+        text = f"<{type(value).__name__} that cannot be shown: {type(e).__name__}>"
+    return valid_text(text)
+
+
+def json_or_text(value: Any, fallback: Any = describe) -> Any:
+    try:
+        return to_json(value)
+    except (NotJSON, RecursionError, ValueError):
+        return fallback(value)
+
+
+_error_types: dict[str, type[Exception]] = {}
+
+
+def error_from(name: str, text: str) -> Exception:
+    """An exception like the one the parent's tool raised: the same builtin type, or a look-alike by name."""
+    builtin = lpe.ERRORS.get(name)
+    if builtin is not None and issubclass(builtin, Exception):
+        try:
+            return builtin(text)
+        except Exception:
+            pass
+    if not name.isidentifier():
+        name = "ToolError"
+    if name not in _error_types:
+        _error_types[name] = type(name, (Exception,), {"__module__": "sandbox"})
+    return _error_types[name](text)
+
+
+def tool_proxy(name: str) -> Any:
+    """A plain function standing for a tool or managed agent that lives in the parent: it holds nothing."""
+
+    def proxy(*args: Any, **kwargs: Any) -> Any:
+        assert CHANNEL is not None
+        message = {
+            "op": "call",
+            "call": name,
+            "args": [json_or_text(a, str) for a in args],
+            "kwargs": {valid_text(str(k)): json_or_text(v, str) for k, v in kwargs.items()},
+        }
+        CHANNEL.send(message)
+        reply = CHANNEL.inbox.get()
+        if reply.get("op") != "reply":
+            os._exit(70)  # the parent never does this: nothing sane is left to do
+        if not reply.get("ok"):
+            raise error_from(str(reply.get("error_type", "ToolError")), str(reply.get("error", "")))
+        return reply.get("value")
+
+    proxy.__name__ = proxy.__qualname__ = name
+    return proxy
+
+
+# -- walls inside the interpreter ---------------------------------------------------------------------------
+def check_attribute(name: str, *, in_format: bool = False) -> None:
+    if name in INTROSPECTION:
+        raise lpe.InterpreterError(f"Forbidden access to attribute: {name} (the sandbox refuses introspection)")
+    if in_format and name.startswith("_"):
+        raise lpe.InterpreterError(
+            f"Forbidden format field: attribute {name!r} starts with '_' (the sandbox refuses to traverse it)"
+        )
+
+
+def check_format(template: Any, depth: int = 0) -> None:
+    """Refuse a format template whose fields reach `_`-prefixed or introspection attributes."""
+    if not isinstance(template, str) or depth > 4:
+        return
+    try:
+        parsed = list(_string.formatter_parser(template))
+    except ValueError:
+        return  # str.format will raise the same error itself
+    for _literal, field, spec, _conversion in parsed:
+        if field is None:
+            continue
+        _first, rest = _string.formatter_field_name_split(field)
+        for is_attribute, key in rest:
+            if is_attribute:
+                check_attribute(str(key), in_format=True)
+        if spec:
+            check_format(spec, depth + 1)
+
+
+def guarded_format(method: Any, template: Any = None) -> Any:
+    """str.format / str.format_map as the code sees them: bound (`"...".format`) or not (`str.format`)."""
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        check_format(template if template is not None else (args[0] if args else None))
+        return method(*args, **kwargs)
+
+    checked.__name__ = getattr(method, "__name__", "format")
+    return checked
+
+
+def guard_value(obj: Any, name: str, value: Any) -> Any:
+    if name in ("format", "format_map"):
+        if isinstance(obj, str):
+            return guarded_format(value, obj)
+        if isinstance(obj, type) and issubclass(obj, str):
+            return guarded_format(value)
+    return value
+
+
+_original_evaluate_attribute = lpe.evaluate_attribute
+_original_evaluate_call = lpe.evaluate_call
+_original_evaluate_import = lpe.evaluate_import
+_original_get_field = string.Formatter.get_field
+IMPORTING = threading.local()
+
+
+def evaluate_attribute(expression: Any, state: Any, static_tools: Any, custom_tools: Any, authorized: Any) -> Any:
+    check_attribute(expression.attr)
+    if expression.attr.startswith("__") and expression.attr.endswith("__"):
+        return _original_evaluate_attribute(expression, state, static_tools, custom_tools, authorized)
+    obj = lpe.evaluate_ast(expression.value, state, static_tools, custom_tools, authorized)
+    return guard_value(obj, expression.attr, getattr(obj, expression.attr))
+
+
+def evaluate_call(call: Any, state: Any, static_tools: Any, custom_tools: Any, authorized: Any) -> Any:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        check_attribute(func.attr)
+        if func.attr in ("format", "format_map"):
+            # evaluate `obj.format` through our attribute guard, then call it like smolagents would
+            holder = f"_sandbox_callee_{id(call)}"
+            state[holder] = evaluate_attribute(func, state, static_tools, custom_tools, authorized)
+            try:
+                replaced = ast.Call(func=ast.Name(id=holder, ctx=ast.Load()), args=call.args, keywords=call.keywords)
+                return _original_evaluate_call(replaced, state, static_tools, custom_tools, authorized)
+            finally:
+                state.pop(holder, None)
+    return _original_evaluate_call(call, state, static_tools, custom_tools, authorized)
+
+
+def evaluate_import(expression: Any, state: Any, authorized: Any) -> Any:
+    IMPORTING.active = True  # smolagents checked the name against the allow-list: its own imports may follow
+    try:
+        return _original_evaluate_import(expression, state, authorized)
+    finally:
+        IMPORTING.active = False
+
+
+def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
+    check_attribute(str(name))
+    value = lpe.nodunder_getattr(obj, name, *default[:1])
+    return guard_value(obj, str(name), value)
+
+
+def get_field(self: Any, field_name: str, args: Any, kwargs: Any) -> Any:
+    _first, rest = _string.formatter_field_name_split(field_name)
+    for is_attribute, key in rest:
+        if is_attribute:
+            check_attribute(str(key), in_format=True)
+    return _original_get_field(self, field_name, args, kwargs)
+
+
+def install_interpreter_walls() -> None:
+    lpe.evaluate_attribute = evaluate_attribute
+    lpe.evaluate_call = evaluate_call
+    lpe.evaluate_import = evaluate_import
+    string.Formatter.get_field = get_field  # type: ignore[method-assign]
+
+
+# -- walls from the operating system ------------------------------------------------------------------------
+def libc() -> Any:
+    lib = ctypes.CDLL(None, use_errno=True)
+    lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    return lib
+
+
+def python_paths() -> list[str]:
+    """The directories Python itself reads from: its install, the venv, sys.path."""
+    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values(), *sys.path}
+    return sorted({os.path.realpath(p) for p in found if p and os.path.isdir(p)})
+
+
+def hidden_from_others(path: str) -> str | None:
+    """The outermost ancestor of `path` that others may not search (so nobody cannot reach `path`)."""
+    current = "/"
+    for part in path.strip("/").split("/"):
+        current = os.path.join(current, part)
+        try:
+            if not os.stat(current).st_mode & 0o001:
+                return current
+        except OSError:
+            return None
+    return None
+
+
+def reveal(lib: Any, paths: list[str], walls: dict[str, Any]) -> None:
+    """In our mount namespace, make Python's own directories reachable for nobody.
+
+    A directory such as /root (0700) that hides one of them is covered by an empty tmpfs in which only
+    those directories are bind-mounted back: the rest of it (a home folder, the data dir) stays out of sight.
+    """
+    outermost = [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
+    covers: dict[str, list[str]] = {}
+    for path in outermost:
+        blocker = hidden_from_others(path)
+        if blocker is not None and not blocker.startswith("/tmp"):
+            covers.setdefault(blocker, []).append(path)
+    fds = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for group in covers.values() for path in group}
+    for blocker, group in covers.items():
+        if lib.mount(b"tmpfs", blocker.encode(), b"tmpfs", 0, b"mode=755,size=1m") != 0:
+            walls["revealed"] = False
+            continue
+        for path in group:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            source = f"/proc/self/fd/{fds[path]}".encode()
+            if lib.mount(source, path.encode(), None, MS_BIND | MS_REC, None) != 0:
+                walls["revealed"] = False
+    for fd in fds.values():
+        os.close(fd)
+    walls["covered"] = sorted(covers)
+
+
+def isolate(config: dict[str, Any], walls: dict[str, Any]) -> str:
+    """Namespaces and the uid drop; returns the working folder as this process now sees it."""
+    lib = libc()
+    workdir = os.path.realpath(config["workdir"])
+    network = bool(config["limits"]["network"])
+    net = 0 if network else CLONE_NEWNET
+    walls.update(netns=False, mountns=False, userns=False, uid=os.getuid())
+    if os.getuid() == 0:
+        if lib.unshare(CLONE_NEWNS | net) == 0:
+            walls["mountns"], walls["netns"] = True, not network
+            if lib.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
+                paths = python_paths()
+                if lib.mount(workdir.encode(), b"/tmp", None, MS_BIND, None) == 0:
+                    os.chdir("/tmp")
+                    workdir = "/tmp"
+                reveal(lib, paths, walls)
+        elif net and lib.unshare(net) == 0:
+            walls["netns"] = True
+        os.environ.update(HOME=workdir, TMPDIR=workdir)
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        walls["uid"] = NOBODY
+    elif net and lib.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+        walls["netns"] = walls["userns"] = True
+    if lib.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        walls["no_new_privs"] = False
+    else:
+        walls["no_new_privs"] = True
+    lib.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != int(config["parent_pid"]):
+        os._exit(0)  # the parent died before PDEATHSIG was set
+    return workdir
+
+
+def cpu_used() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def set_limits(config: dict[str, Any], walls: dict[str, Any]) -> None:
+    limits = config["limits"]
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    file_bytes = int(limits.get("file_mb", 64)) * 1_048_576
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    files = int(limits.get("open_files", 64))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+    if os.getuid() == NOBODY:  # counts every process of the uid: only safe when the uid is ours alone
+        resource.setrlimit(resource.RLIMIT_NPROC, (128, 128))
+    hard = max(1, int(cpu_used() + float(limits["cycle_cpu_seconds"]) + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+    walls["cpu_hard"] = hard
+
+
+def vm_size_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class AuditWall:
+    """The audit hook (PEP 578) that refuses what no code step may do."""
+
+    def __init__(self, workdir: str, authorized: list[str], network: bool) -> None:
+        self.write_roots = tuple({os.path.realpath(workdir), workdir})
+        reads = {*self.write_roots, "/usr/lib", "/usr/local/lib", "/usr/share/zoneinfo", "/etc/localtime"}
+        reads |= {"/dev/null", "/dev/urandom", "/dev/zero", *python_paths()}
+        self.read_roots = tuple(sorted(reads))
+        self.authorized = list(authorized)
+        self.network = network
+        self.armed = False
+        self.internal = False  # the worker's own calls (raising the CPU limit)
+
+    @staticmethod
+    def _inside(path: str, roots: tuple[str, ...]) -> bool:
+        return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+    def _resolve(self, path: Any) -> str | None:
+        if isinstance(path, int) or path is None:
+            return None  # an open descriptor: the OS already decided about it
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        return os.path.realpath(os.fspath(path))
+
+    def _check_path(self, event: str, path: Any, roots: tuple[str, ...], what: str) -> None:
+        resolved = self._resolve(path)
+        if resolved is not None and not self._inside(resolved, roots):
+            raise Refused(f"the sandbox refuses to {what} {str(path)!r} ({event}): outside the working folder")
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if not self.armed:
+            return
+        if event in REFUSED_EVENTS or event.startswith(("ctypes.", "subprocess.", "os.exec", "os.spawn")):
+            raise Refused(f"the sandbox refuses {event}")
+        if event == "open":
+            path, mode, flags = (tuple(args) + (None, None, None))[:3]
+            writing = bool(flags and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+            writing = writing or any(c in str(mode or "") for c in "wax+")
+            if writing:
+                self._check_path(event, path, self.write_roots, "write")
+            else:
+                self._check_path(event, path, self.read_roots, "read")
+        elif event in WRITE_EVENTS:
+            for index in WRITE_EVENTS[event]:
+                if index < len(args):
+                    self._check_path(event, args[index], self.write_roots, "change")
+        elif event in READ_EVENTS:
+            if args and args[0] is not None:
+                self._check_path(event, args[0], self.read_roots, "read")
+        elif event == "resource.setrlimit" and not self.internal:
+            raise Refused("the sandbox refuses resource.setrlimit")
+        elif event.startswith("socket.") and not self.network:
+            raise Refused(f"the sandbox refuses network access ({event}): this agent's code runs without network")
+        elif event == "sqlite3.connect":
+            target = str(args[0]) if args else ""
+            if target != ":memory:" and not target.startswith("file::memory:"):
+                self._check_path(event, target, self.write_roots, "open the database")
+        elif event == "import":
+            self._check_import(str(args[0]))
+
+    def _check_import(self, name: str) -> None:
+        if getattr(IMPORTING, "active", False) or lpe.check_import_authorized(name, self.authorized):
+            return
+        top = name.split(".")[0]
+        frame = sys._getframe(2)
+        while frame is not None:  # nested in an import already allowed: that module needs it
+            if frame.f_code.co_name == "_find_and_load":
+                return
+            frame = frame.f_back
+        if top in DANGEROUS_MODULES or not (top.startswith("_") or top == "encodings"):
+            raise Refused(f"the sandbox refuses to import {name}: it is not among this agent's authorized imports")
+
+
+AUDIT: AuditWall | None = None
+
+
+# -- running steps ------------------------------------------------------------------------------------------
+def memory_hit(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, MemoryError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def main() -> None:
+    global CHANNEL, AUDIT
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    channel = CHANNEL = Channel()
+    try:
+        config = channel.first()
+        sysconfig.get_paths()  # loads its data module now, while everything is still readable
+        for module in ["_strptime", *config.get("authorized_imports", [])]:  # likewise
+            if module != "*" and not module.endswith("*"):
+                try:
+                    __import__(module)
+                except Exception:
+                    pass
+        walls: dict[str, Any] = {}
+        workdir = isolate(config, walls)
+        set_limits(config, walls)
+        authorized = list(config.get("authorized_imports", []))
+        executor = lpe.LocalPythonExecutor(
+            authorized,
+            max_print_outputs_length=config.get("max_print_outputs_length"),
+            additional_functions={"getattr": guarded_getattr},
+            timeout_seconds=None,  # the parent keeps the clock and kills: a thread cannot be interrupted
+        )
+        install_interpreter_walls()
+        executor.send_variables(config.get("variables") or {})
+        executor.send_tools({name: tool_proxy(name) for name in config.get("tools", [])})
+        AUDIT = AuditWall(workdir, authorized, bool(config["limits"]["network"]))
+        sys.addaudithook(AUDIT)
+        walls["audit"] = True
+        channel.start_reader()
+        memory = int(config["limits"]["memory_mb"]) * 1_048_576
+        needed = vm_size_mb()
+        if needed * 1_048_576 + 16 * 1_048_576 > memory:
+            channel.send({"op": "fatal", "error": f"it needs about {needed:.0f} MB just to start", "memory": True})
+            os._exit(1)
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        walls["start_mb"] = round(needed)
+        AUDIT.armed = True
+        channel.send({"op": "ready", "walls": walls})
+    except Exception as e:
+        channel.send({"op": "fatal", "error": valid_text(f"{type(e).__name__}: {e}")})
+        os._exit(1)
+    serve(channel, executor, float(config["limits"]["step_seconds"]))
+
+
+def raise_cpu_limit(step_seconds: float) -> tuple[int, int]:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = min(hard, math.ceil(cpu_used() + step_seconds))  # whole seconds: at most 1 s more than the step's
+    assert AUDIT is not None
+    AUDIT.internal = True
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    finally:
+        AUDIT.internal = False
+    return soft, hard
+
+
+def serve(channel: Channel, executor: Any, step_seconds: float) -> None:
+    while True:
+        message = channel.inbox.get()
+        op = message.get("op")
+        if op == "tools":
+            executor.send_tools({name: tool_proxy(name) for name in message.get("tools", [])})
+        elif op == "vars":
+            executor.send_variables(message.get("variables") or {})
+        elif op == "run":
+            run_step(channel, executor, str(message.get("code", "")), step_seconds)
+        else:
+            os._exit(0)
+
+
+def run_step(channel: Channel, executor: Any, code: str, step_seconds: float) -> None:
+    soft, hard = raise_cpu_limit(step_seconds)
+    channel.send({"op": "started", "cpu_soft": soft, "cpu_hard": hard, "cpu_used": cpu_used()})
+    try:
+        result = executor(code)
+    except BaseException as e:  # noqa: B036 SystemExit and KeyboardInterrupt raised by the code are step errors
+        logs = valid_text(str(executor.state.get("_print_outputs", "")))
+        if memory_hit(e):
+            try:
+                channel.send({"op": "limit", "kind": "memory", "logs": logs[-20_000:]})
+            finally:
+                os._exit(MEMORY_EXIT)
+        try:
+            text = str(e) if isinstance(e, lpe.InterpreterError) else f"{type(e).__name__}: {e}"
+        except BaseException:  # noqa: B036 an exception whose __str__ raises
+            text = f"{type(e).__name__} (its message cannot be shown)"
+        channel.send({"op": "error", "error": valid_text(text), "logs": logs})
+        return
+    try:
+        output = to_json(result.output)
+        shown = False
+    except (NotJSON, RecursionError, ValueError):
+        output, shown = describe(result.output), True
+    reply = {
+        "op": "done",
+        "output": output,
+        "repr": shown,
+        "logs": valid_text(str(result.logs)),
+        "is_final_answer": bool(result.is_final_answer),
+    }
+    try:
+        channel.send(reply)
+    except ValueError as e:  # too big to cross
+        channel.send({"op": "error", "error": str(e), "logs": reply["logs"][-20_000:]})
+    except MemoryError:
+        os._exit(MEMORY_EXIT)
+
+
+if __name__ == "__main__":
+    main()
