@@ -163,7 +163,7 @@ def test_with_a_log_in_every_route_needs_it_and_remote_users_run_only_what_the_o
         assert "Cycle finished" in run(api_base=other.api_base)
         assert other.headers and all(SECRET not in json.dumps(h) for h in other.headers)
         llm.enqueue('Thought: done.\n<code>\nfinal_answer("rested")\n</code>')
-        assert "Cycle finished" in run()  # the operator's own COGSCOPE_API_BASE gets the key
+        assert "Cycle finished" in run(api_base=llm.api_base)  # the operator's own COGSCOPE_API_BASE: the key
         assert any(SECRET in h.get("authorization", "") for h in llm.headers)
     finally:
         other.stop()
