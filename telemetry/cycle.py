@@ -285,37 +285,60 @@ class Cycle:
                 else:
                     span.set_status(Status(StatusCode.OK))
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            self._started.set()
-            if self._on_end is not None:
-                try:
-                    self._on_end()
-                except Exception:  # cleanup must never hide the cycle's own result
-                    pass
-            self.tracing.flush()
-            spans = self.tracing.collector.take(trace_id_int) if trace_id_int else []
-            frame = spans_to_frame(spans)
-            totals = cycle_totals(frame)
-            if not spans:
-                totals = CycleTotals(0, 0, 0, 0, time.time() - start)
-            status = classify(list(self.agent.memory.steps), raised)
-            error = None
-            if raised is not None:
-                error = _error_line(raised, self.stop_reason)
-            elif status == MAX_STEPS:
-                error = f"Reached max steps ({self.agent.max_steps}) without a final answer."
-            if self.result is None:  # else abandoned: the caller has moved on with its own result
-                self.result = CycleResult(
-                    trace_id=self.trace_id or "",
-                    cycle_id=self.cycle_id,
-                    status=status,
-                    final_answer=None if final_answer is None else str(final_answer),
-                    error=error,
-                    totals=totals,
-                    spans=frame,
-                )
-            self._queue.put(_DONE)
+            try:
+                self._finish(watchdog, trace_id_int, raised, final_answer, start)
+            except BaseException as e:  # noqa: B036 the cycle must end whatever its record does
+                if self.result is None:
+                    self.result = CycleResult(
+                        trace_id=self.trace_id or "",
+                        cycle_id=self.cycle_id,
+                        status=ERROR,
+                        final_answer=None,
+                        error=f"cogscope could not finish the cycle's record: {type(e).__name__}: {e}",
+                        totals=CycleTotals(0, 0, 0, 0, time.time() - start),
+                    )
+            finally:
+                self._queue.put(_DONE)
+
+    def _finish(
+        self,
+        watchdog: threading.Timer | None,
+        trace_id_int: int,
+        raised: BaseException | None,
+        final_answer: Any,
+        start: float,
+    ) -> None:
+        """After the run: clean up, flush, and build the result from the very spans that go to Phoenix."""
+        if watchdog is not None:
+            watchdog.cancel()
+        self._started.set()
+        if self._on_end is not None:
+            try:
+                self._on_end()
+            except Exception:  # cleanup must never hide the cycle's own result
+                pass
+        self.tracing.flush()
+        spans = self.tracing.collector.take(trace_id_int) if trace_id_int else []
+        frame = spans_to_frame(spans)
+        totals = cycle_totals(frame)
+        if not spans:
+            totals = CycleTotals(0, 0, 0, 0, time.time() - start)
+        status = classify(list(self.agent.memory.steps), raised)
+        error = None
+        if raised is not None:
+            error = _error_line(raised, self.stop_reason)
+        elif status == MAX_STEPS:
+            error = f"Reached max steps ({self.agent.max_steps}) without a final answer."
+        if self.result is None:  # else abandoned: the caller has moved on with its own result
+            self.result = CycleResult(
+                trace_id=self.trace_id or "",
+                cycle_id=self.cycle_id,
+                status=status,
+                final_answer=None if final_answer is None else str(final_answer),
+                error=error,
+                totals=totals,
+                spans=frame,
+            )
 
     def _emit_max_steps_step(self, emitted: set[int]) -> None:
         """smolagents does not stream the step that records 'Reached max steps': emit it from memory."""

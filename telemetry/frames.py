@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pandas as pd
 from opentelemetry.sdk.trace import ReadableSpan
@@ -18,8 +19,26 @@ PROMPT = "attributes.llm.token_count.prompt"
 COMPLETION = "attributes.llm.token_count.completion"
 
 
+def encodable(value: Any) -> Any:
+    """`value` with every string valid UTF-8: a lone surrogate ('\\ud800', from a task, a model or a tool)
+    becomes its escape `\\ud800`. pandas' Arrow-backed strings, like OTLP and JSON, refuse lone surrogates."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(encodable(v) for v in value)
+    return value
+
+
 def spans_to_frame(spans: Iterable[ReadableSpan]) -> pd.DataFrame:
-    """Finished OTel spans -> the column layout of Phoenix's get_spans_dataframe()."""
+    """Finished OTel spans -> the column layout of Phoenix's get_spans_dataframe().
+
+    Spans collected in-process carry whatever the agent produced, lone surrogates included: every string
+    goes through `encodable` (building the frame would raise otherwise, and a cycle must always end).
+    """
     rows = []
     for span in spans:
         if span.start_time is None or span.end_time is None or span.context is None:
@@ -29,14 +48,14 @@ def spans_to_frame(spans: Iterable[ReadableSpan]) -> pd.DataFrame:
             "context.span_id": format(span.context.span_id, "016x"),
             "context.trace_id": format(span.context.trace_id, "032x"),
             "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
-            "name": span.name,
+            "name": encodable(span.name),
             KIND: attributes.get("openinference.span.kind"),
             "status_code": span.status.status_code.name,
-            "status_message": span.status.description or "",
+            "status_message": encodable(span.status.description or ""),
             "start_time": pd.Timestamp(span.start_time, unit="ns", tz="UTC"),
             "end_time": pd.Timestamp(span.end_time, unit="ns", tz="UTC"),
         }
-        row.update({f"attributes.{k}": v for k, v in attributes.items()})
+        row.update({f"attributes.{encodable(k)}": encodable(v) for k, v in attributes.items()})
         rows.append(row)
     return pd.DataFrame(rows)
 

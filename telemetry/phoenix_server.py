@@ -1,6 +1,11 @@
 """The embedded Phoenix: reuse one that answers, or start `phoenix serve` on loopback.
 
-cogscope stops only what it started: a reused or remote Phoenix is never touched.
+cogscope stops only what it started: a reused or remote Phoenix is never touched. A Phoenix it starts
+listens on `host` only, for HTTP and for OTLP over gRPC: Phoenix binds gRPC to every interface
+(`[::]`, hard-coded, no setting for it), so cogscope starts it through a small program that rebinds gRPC
+to `host` first. It is tied to cogscope by a lifeline (telemetry.children): when cogscope ends, however
+it ends (even SIGKILL), Phoenix shuts itself down, unless cogscope detached it (`detach()`: the
+`cogscope run` commands leave it running so the trace link they print keeps working).
 """
 
 from __future__ import annotations
@@ -9,18 +14,33 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from .children import Lifeline, python_child
 from .errors import PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable
 
 TRACES_PATH = "/v1/traces"
+GRPC_HOST_ENV = "COGSCOPE_PHOENIX_GRPC_HOST"
+
+# Run in the Phoenix process before Phoenix: its gRPC server binds `[::]:PORT`; make that `HOST:PORT`.
+_BIND_GRPC = f"""
+import os as _os
+import grpc.aio._server as _grpc_server
+
+def _cogscope_bind(add_port, host=_os.environ.pop({GRPC_HOST_ENV!r})):
+    host = f"[{{host}}]" if ":" in host else host
+    def bound(self, address, *args, **kwargs):
+        return add_port(self, host + ":" + address.rpartition(":")[2], *args, **kwargs)
+    return bound
+
+_grpc_server.Server.add_insecure_port = _cogscope_bind(_grpc_server.Server.add_insecure_port)
+_grpc_server.Server.add_secure_port = _cogscope_bind(_grpc_server.Server.add_secure_port)
+"""
 
 
 def phoenix_version(url: str, timeout: float = 2.0) -> str | None:
@@ -61,36 +81,72 @@ def base_url_of(endpoint: str) -> str:
     return endpoint
 
 
-@dataclass
 class PhoenixServer:
-    """A Phoenix that answers at `url`; `process` is set only when cogscope started it."""
+    """A Phoenix that answers at `url`; `process` is set only when cogscope started it (and has not detached it)."""
 
-    url: str
-    version: str
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-    _stopped: bool = field(default=False, repr=False)
+    def __init__(
+        self,
+        url: str,
+        version: str,
+        process: subprocess.Popen[bytes] | None = None,
+        log_path: Path | None = None,
+        lifeline: Lifeline | None = None,
+    ) -> None:
+        self.url = url
+        self.version = version
+        self._process = process
+        self.log_path = log_path
+        self.lifeline = lifeline
+        self.pid = process.pid if process is not None else None
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"PhoenixServer(url={self.url!r}, version={self.version!r}, pid={self.pid}, tied={self.tied})"
 
     @property
     def collector_endpoint(self) -> str:
         return self.url + TRACES_PATH
 
     @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._process
+
+    @process.setter
+    def process(self, value: subprocess.Popen[bytes] | None) -> None:
+        if value is None:
+            self.detach()  # forgetting the process cogscope started means leaving it running
+        self._process = value
+
+    @property
     def started_here(self) -> bool:
-        return self.process is not None
+        return self._process is not None
+
+    @property
+    def tied(self) -> bool:
+        """Stops when cogscope ends (a Phoenix cogscope started and did not detach)."""
+        return self.lifeline is not None and not self.lifeline.detached and self._process is not None
+
+    def detach(self) -> None:
+        """Leave the Phoenix cogscope started running after cogscope ends; `stop()` no longer stops it."""
+        if self.lifeline is not None:
+            self.lifeline.detach()
+        self._process = None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop Phoenix if cogscope started it; a reused Phoenix is left running."""
-        if self.process is None or self._stopped:
+        """Stop Phoenix if cogscope started it; a reused or detached Phoenix is left running."""
+        process = self._process
+        if process is None or self._stopped:
             return
         self._stopped = True
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=timeout)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+                process.kill()
+                process.wait(timeout=5)
+        if self.lifeline is not None:
+            self.lifeline.close()
 
 
 def connect_phoenix(endpoint: str) -> PhoenixServer:
@@ -140,21 +196,29 @@ def ensure_phoenix(
         "PHOENIX_PORT": str(port),
         "PHOENIX_GRPC_PORT": str(grpc_port or free_port(host)),
         "PHOENIX_TELEMETRY_ENABLED": "false",
+        GRPC_HOST_ENV: host,
     }
     env.pop("PHOENIX_SQL_DATABASE_URL", None)  # the embedded Phoenix always keeps its SQLite in working_dir
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "phoenix.server.main", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C in the terminal reaches cogscope, which then stops Phoenix itself
-        )
-    server = PhoenixServer(url=url, version="", process=process, log_path=log_path)
+    lifeline = Lifeline()
+    try:
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                python_child("phoenix.server.main", ["serve"], setup=_BIND_GRPC),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in the terminal reaches cogscope, which then stops Phoenix itself
+                **lifeline.popen_kwargs(env),
+            )
+    except BaseException:
+        lifeline.close()
+        raise
+    lifeline.started()
+    server = PhoenixServer(url=url, version="", process=process, log_path=log_path, lifeline=lifeline)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            lifeline.close()
             raise PhoenixStartFailed(
                 f"phoenix serve exited with code {process.returncode} (log: {log_path}): {_tail(log_path)}"
             )

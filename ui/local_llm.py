@@ -2,6 +2,10 @@
 served by llama-cpp-python's OpenAI-compatible server on loopback.
 
 It is tiny: it proves the path from browser to Phoenix, it does not reason well.
+
+The server never outlives cogscope: it is forked by telemetry.children's long-lived spawner thread with
+PR_SET_PDEATHSIG = SIGKILL, so it dies with cogscope however cogscope ends (SIGTERM, SIGKILL, a crash),
+whichever thread (a Gradio worker, the CLI) first needed it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from telemetry.children import spawn_tied
 from telemetry.phoenix_server import port_in_use
 
 from .errors import ModelError
@@ -76,7 +81,7 @@ class LocalModelServer:
             model = gguf_path()
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
+                self.process = spawn_tied(
                     [
                         sys.executable,
                         "-m",
