@@ -26,6 +26,7 @@ from smolagents import ActionStep, FinalAnswerStep, MultiStepAgent, PlanningStep
 from smolagents.utils import AgentMaxStepsError
 
 from .frames import CycleTotals, cycle_totals, spans_to_frame
+from .redaction import redact_value
 from .roles import ATTR_TOOL_S, tool_seconds
 from .signing import ATTR_SIGNATURE
 from .tracing import Tracing
@@ -255,7 +256,8 @@ class Cycle:
                 trace_id_int = span.get_span_context().trace_id
                 self.trace_id = format(trace_id_int, "032x")
                 if self.tracing.signer is not None:
-                    span.set_attribute(ATTR_SIGNATURE, self.tracing.signer.sign(self.trace_id, attributes))
+                    exported = {key: redact_value(value) for key, value in attributes.items()}  # as Phoenix gets them
+                    span.set_attribute(ATTR_SIGNATURE, self.tracing.signer.sign(self.trace_id, exported))
                 self.tracing.collector.watch(trace_id_int)
                 self._started.set()
                 try:

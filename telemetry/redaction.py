@@ -1,66 +1,405 @@
-"""Secrets never leave the process: an exporter wrapper that blanks secret values in spans.
+"""Secrets never leave the process: one redactor for every text that does (spans, page, CLI output, prompts).
 
-cogscope never puts API keys into attributes itself, but agent code, tool
-outputs or a model's echo could. Every value of an environment variable whose
-name looks secret (`*_API_KEY`, `*_TOKEN`, `*_SECRET`, `*PASSWORD*`) is replaced
-by `[REDACTED]` in span attributes, event attributes and status messages before
-any exporter sees the span.
+Redaction is by value as well as by name:
+
+- well-known key formats wherever they appear: OpenAI/Anthropic `sk-...`, GitHub `ghp_...`/`github_pat_...`,
+  Slack `xox?-...`, AWS access key ids and `aws_secret_access_key=...` values, Google `AIza...`, JWTs,
+  PEM private key blocks, `Bearer ...` tokens, `password=...`-style pairs, and the password of a
+  `scheme://user:PASSWORD@host` URL (scheme, user and host are kept);
+- the value of every environment variable whose name looks secret (`*_KEY`, `*TOKEN`, `*SECRET*`,
+  `*PASS*`, `*PWD`, `*_PAT`, `*CREDENTIAL*`, `*AUTH*`, `*PRIVATE*`, `*DSN`, `DATABASE_URL`, ...; values of
+  4 characters or more, not `true`/`none`/...), the password inside any variable's URL, each line of a
+  multi-line value, and each of them reversed or spelt out with whitespace or punctuation between the
+  characters (`s k - t e s t`, `['s', 'k', ...]`).
+
+The patterns are built once per environment snapshot and rebuilt when `os.environ` changes (a dict
+comparison per call). Texts are first searched cheaply (bytes with the separators deleted); the regular
+expressions run only on texts that contain a candidate, so clean text costs a few microseconds per kB.
+`bench/bench_redaction.py` prints the figures.
+
+Every text is also made encodable: lone surrogates (`'\\ud800'`) become their escape (`\\ud800`), so a span or a
+prompt is never lost to an encoding error.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import string
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TextIO
+from urllib.parse import unquote
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
 REDACTED = "[REDACTED]"
-SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS?)", re.IGNORECASE)
-MIN_SECRET_LENGTH = 8  # shorter values ("1", "true") would blank ordinary text
+MIN_SECRET_LENGTH = 4  # of a secret-named variable's value; "1" or "on" would blank ordinary text
+MIN_SPACED_LENGTH = 6  # letters and digits a value needs before its spelt-out forms are searched for
+MIN_LINE_LENGTH = 8  # each line of a multi-line value (a PEM body) this long is a secret of its own
+MAX_GAP = 16  # separators allowed between two characters of a spelt-out secret (`\", \"-\", \"` is 12)
+EXACT_ONLY_BELOW = 8  # values shorter than this must stand alone (not inside a longer word) to be blanked
+
+# -- which variables are secret by name ---------------------------------------------------------------
+_NAME_WORDS = frozenset(
+    "KEY KEYS APIKEY TOKEN TOKENS SECRET SECRETS PASS PASSWD PWD PASSWORD PASSWORDS PASSPHRASE PAT "
+    "CREDENTIAL CREDENTIALS CREDS AUTH PRIVATE DSN COOKIE SALT BEARER JWT SIGNATURE".split()
+)
+_NAME_PARTS = ("PASSWORD", "PASSWD", "SECRET", "APIKEY", "API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIAL")
+_NAME_SUFFIXES = ("TOKEN", "PASSWD", "PASSWORD", "_PWD", "_PAT", "_DSN", "DATABASE_URL", "CONNECTION_STRING")
+# not secrets though their names say so: the shell's directories, sockets, file and directory names
+_NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "XAUTHORITY", "GPG_AGENT_INFO"})
+_NOT_SECRET_SUFFIXES = ("_FILE", "_PATH", "_DIR", "_SOCK", "_SOCKET", "_HOST", "_PORT", "_USER", "_USERNAME")
+_NOT_SECRET_VALUES = frozenset(
+    "true false none null nil yes no on off enabled disabled enable disable default auto unset empty".split()
+)
+_NAME_SPLIT = re.compile(r"[^A-Z0-9]+")
+
+
+def is_secret_name(name: str) -> bool:
+    """Does an environment variable's name say its value is a secret?"""
+    upper = name.upper()
+    if upper in _NOT_SECRET_NAMES or upper.endswith(_NOT_SECRET_SUFFIXES):
+        return False
+    if any(part in upper for part in _NAME_PARTS) or upper.endswith(_NAME_SUFFIXES):
+        return True
+    return any(word in _NAME_WORDS for word in _NAME_SPLIT.split(upper))
+
+
+def _is_secret_value(value: str) -> bool:
+    value = value.strip()
+    return len(value) >= MIN_SECRET_LENGTH and value.lower() not in _NOT_SECRET_VALUES
+
+
+# `scheme://user:PASSWORD@host`: starts at "://" (a literal, so the search is fast); the scheme is kept anyway
+_URL_PASSWORD = re.compile(r"://(?<=[A-Za-z0-9]://)[^\s/@:'\"]*:([^\s/@'\"]+)@")
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The secret values of an environment: values of secret-named variables, and passwords in URLs."""
     environ = os.environ if environ is None else environ
-    values = {v for k, v in environ.items() if SECRET_NAME.search(k) and len(v.strip()) >= MIN_SECRET_LENGTH}
+    values: set[str] = set()
+    for name, value in environ.items():
+        if is_secret_name(name) and _is_secret_value(value):
+            values.add(value.strip())
+        if "://" in value:
+            for password in _URL_PASSWORD.findall(value):
+                for form in {password, unquote(password)}:
+                    if _is_secret_value(form):
+                        values.add(form)
     return sorted(values, key=len, reverse=True)  # longest first, so a key that contains another is blanked whole
 
 
-def redact_text(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
+# -- values: exact, reversed and spelt out ------------------------------------------------------------
+_SEPARATORS = string.whitespace + string.punctuation  # ASCII only (the cheap search works on bytes)
+_SEPARATOR_BYTES = _SEPARATORS.encode()
+_SEP_CLASS = r"[\t-\r !-/:-@\[-`{-~]"  # the same characters as _SEPARATORS, as ranges
+_ALNUM = "A-Za-z0-9"
+
+
+@dataclass(frozen=True)
+class _ValuePattern:
+    needle: bytes  # the value without separators: present in a text with its separators deleted, or no match
+    pattern: re.Pattern[str]
+
+
+@functools.lru_cache(maxsize=1024)  # an environment that changes recompiles only its new values
+def _value_patterns(value: str) -> tuple[_ValuePattern, ...]:
+    """The patterns that find `value` and its reversed form, exactly or spelt out."""
+    out = []
+    for form in dict.fromkeys((value, value[::-1])):
+        stripped = form.encode("utf-8", "surrogatepass").translate(None, _SEPARATOR_BYTES)
+        if len(stripped) >= MIN_SPACED_LENGTH:
+            chars = stripped.decode("utf-8", "surrogatepass")
+            pattern = (_SEP_CLASS + "{0,%d}" % MAX_GAP).join(re.escape(c) for c in chars)
+        else:
+            pattern = re.escape(form)
+        if len(form) < EXACT_ONLY_BELOW:
+            pattern = f"(?<![{_ALNUM}])(?:{pattern})(?![{_ALNUM}])"
+        out.append(_ValuePattern(stripped, re.compile(pattern)))  # b"" (all punctuation): always searched
+    return tuple(out)
+
+
+# -- well-known formats ---------------------------------------------------------------------------------
+def _blank_group(group: str | int) -> Callable[[re.Match[str]], str]:
+    """Keep the match but blank one named group (the password of a URL, the value of key=value)."""
+
+    def replace(m: re.Match[str]) -> str:
+        start, end = m.span(group)
+        return m.string[m.start() : start] + REDACTED + m.string[end : m.end()]
+
+    return replace
+
+
+_NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_][A-Za-z_]*)*")
+
+
+def _looks_like_code(value: str) -> bool:
+    """`api_key=api_key`, `password=self.password`: a name, not a secret (no digits, and `_`, `.` or short)."""
+    return bool(_NAME_LIKE.fullmatch(value)) and ("_" in value or "." in value or len(value) < 12)
+
+
+def _blank_password_pair(m: re.Match[str]) -> str:
+    if m.group("q") is not None:
+        start, end = m.span("qval")
+    else:
+        if _looks_like_code(m.group("val")):
+            return m.group(0)
+        start, end = m.span("val")
+    if m.string[start:end] == REDACTED:
+        return m.group(0)
+    return m.string[m.start() : start] + REDACTED + m.string[end : m.end()]
+
+
+@dataclass(frozen=True)
+class KeyFormat:
+    """One well-known secret format: `pattern` finds it, `replace` blanks it.
+
+    A pattern that starts with a literal is searched as fast as a substring, so it runs over the whole text
+    (`anchors` empty). A case-insensitive one would try every position, so it is only tried where it can start:
+    at each occurrence of one of its lower-case `anchors` in the lower-cased text, or up to `back` characters
+    before it (`api_` before `key`).
+    """
+
+    name: str
+    pattern: re.Pattern[str]
+    anchors: tuple[str, ...] = ()
+    back: int = 0
+    replace: Callable[[re.Match[str]], str] | str = REDACTED
+
+    def sub(self, text: str, lower: str) -> str:
+        if not self.anchors:
+            return self.pattern.sub(self.replace, text)
+        if len(lower) != len(text):  # lower-casing moved the positions (rare non-ASCII): search the whole text
+            return self.pattern.sub(self.replace, text) if any(a in lower for a in self.anchors) else text
+        matches: list[re.Match[str]] = []
+        for anchor in self.anchors:
+            at = lower.find(anchor)
+            while at != -1:
+                for start in range(at, max(-1, at - self.back - 1), -1):
+                    m = self.pattern.match(text, start)
+                    if m:
+                        matches.append(m)
+                        break
+                at = lower.find(anchor, at + 1)
+        if not matches:
+            return text
+        out, end = [], 0
+        for m in sorted(matches, key=lambda m: m.start()):
+            if m.start() < end:  # overlaps one already blanked (`secret_key` is found from both anchors)
+                continue
+            out += [text[end : m.start()], self.replace(m) if callable(self.replace) else self.replace]
+            end = m.end()
+        out.append(text[end:])
+        return "".join(out)
+
+
+def _key(prefix: str, body: str) -> re.Pattern[str]:
+    """`prefix` (a literal, searched fast) starting a word, then `body`."""
+    return re.compile(f"{prefix}(?<![A-Za-z0-9_\\-]{prefix})(?:{body})")
+
+
+KEY_FORMATS: tuple[KeyFormat, ...] = (
+    KeyFormat("anthropic", _key("sk-ant-", r"[A-Za-z0-9_\-]{16,}")),
+    KeyFormat("openai", _key("sk-", r"(?:proj-|svcacct-|admin-)?(?=[\w\-]*\d)[A-Za-z0-9_\-]{20,}")),
+    KeyFormat("github", _key("gh", r"[pousr]_[A-Za-z0-9]{20,}")),
+    KeyFormat("github_fine_grained", _key("github_pat_", r"\w{20,}")),
+    KeyFormat("slack", _key("xox", r"[abposr]-[A-Za-z0-9\-]{8,}")),
+    KeyFormat("slack_app", _key("xapp-", r"[A-Za-z0-9\-]{10,}")),
+    KeyFormat(
+        "aws_access_key_id",
+        re.compile(r"A(?:KIA|SIA|BIA|CCA)(?<![A-Z0-9]A...)[A-Z0-9]{16}(?![A-Z0-9])"),
+    ),
+    KeyFormat(
+        "aws_secret_access_key",
+        re.compile(
+            r"(?i:aws_?secret_?access_?key|secret_?access_?key|aws_?secret)[\"']?\s*[:=]\s*[\"']?"
+            r"(?P<val>[A-Za-z0-9/+=]{16,})"
+        ),
+        anchors=("secret",),
+        back=4,  # aws_
+        replace=_blank_group("val"),
+    ),
+    KeyFormat("google", _key("AIza", r"[0-9A-Za-z_\-]{35}")),
+    KeyFormat("jwt", _key("eyJ", r"[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*")),
+    KeyFormat(
+        "pem_private_key",
+        re.compile(
+            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----"
+            r"(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|(?:[A-Za-z0-9+/=\s]|\\[nrt])*)"  # cut short: to its end
+        ),
+    ),
+    KeyFormat("url_password", _URL_PASSWORD, replace=_blank_group(1)),
+    KeyFormat(
+        "bearer",
+        re.compile(r"(?i:\b(?:bearer|basic)\s+)(?P<val>(?=[A-Za-z0-9._~+/\-]*\d)[A-Za-z0-9._~+/\-]{16,}=*)"),
+        anchors=("bearer", "basic"),
+        replace=_blank_group("val"),
+    ),
+    KeyFormat(
+        "password_pair",
+        re.compile(
+            r"(?i:password|passwd|passphrase|secret|(?:api|access|secret|private|auth|client)[_\-]?key"
+            r"|(?:auth|access|refresh|bearer|session|api)[_\-]?token)"
+            r"[\"']?\s*[:=]\s*(?:(?P<q>[\"'])(?P<qval>[^\"'\n]{4,})[\"']"
+            r"|(?P<val>[^\s\"',;&()\[\]{}<>]{4,}(?=[\s\"',;&)\]}>]|$)))"
+        ),
+        anchors=("pass", "secret", "key", "token"),
+        back=8,  # private_, refresh_
+        replace=_blank_password_pair,
+    ),
+)
+
+
+def redact_formats(text: str) -> str:
+    """Blank the well-known key formats in `text` (no environment needed)."""
+    lower = ""
+    for fmt in KEY_FORMATS:
+        if fmt.anchors and not lower:
+            lower = text.lower()
+        redacted = fmt.sub(text, lower)
+        if redacted != text:
+            text, lower = redacted, ""
     return text
 
 
-def _redact_value(value: Any, secrets: Sequence[str]) -> Any:
-    if isinstance(value, str):
-        return redact_text(value, secrets)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_redact_value(v, secrets) for v in value)
-    return value
+# -- surrogates ------------------------------------------------------------------------------------------
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates replaced by their escapes, so it always encodes as UTF-8."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
-def _redact_attributes(attributes: Mapping[str, Any] | None, secrets: Sequence[str]) -> dict[str, Any]:
-    return {k: _redact_value(v, secrets) for k, v in (attributes or {}).items()}
+# -- the redactor ----------------------------------------------------------------------------------------
+class Redactor:
+    """Blanks secrets in text: key formats, and the secret values of an environment (default `os.environ`).
+
+    With `environ=None` the patterns follow `os.environ`: they are rebuilt when it changed since the last call.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None, extra_secrets: Iterable[str] = ()) -> None:
+        self._environ = environ
+        self._extra = tuple(s for s in extra_secrets if _is_secret_value(s))
+        self._lock = threading.Lock()
+        self._snapshot: dict[Any, Any] | None = None
+        self._patterns: tuple[_ValuePattern, ...] = ()
+        self._secrets: tuple[str, ...] = ()
+
+    # the environment snapshot
+    def _source(self) -> Mapping[Any, Any]:
+        if self._environ is not None:
+            return self._environ
+        return getattr(os.environ, "_data", os.environ)  # the raw dict: compared without decoding
+
+    def _current(self) -> tuple[_ValuePattern, ...]:
+        source = self._source()
+        if self._snapshot is not None and source == self._snapshot:
+            return self._patterns
+        with self._lock:
+            if self._snapshot is None or source != self._snapshot:
+                snapshot = dict(source)
+                environ = self._environ if self._environ is not None else dict(os.environ)
+                secrets = set(secret_values(environ)) | set(self._extra)
+                for value in list(secrets):
+                    if "\n" in value:
+                        secrets.update(
+                            line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_LINE_LENGTH
+                        )
+                ordered = sorted(secrets, key=len, reverse=True)
+                patterns = [p for value in ordered for p in _value_patterns(value)]
+                self._secrets = tuple(ordered)
+                self._patterns = tuple(patterns)
+                self._snapshot = snapshot
+        return self._patterns
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values currently blanked (longest first); for tests and diagnostics."""
+        self._current()
+        return self._secrets
+
+    # text
+    def redact(self, text: str) -> str:
+        """`text` with every secret blanked and lone surrogates escaped."""
+        if not text:
+            return text
+        text = clean_text(text)
+        if len(text) < MIN_SECRET_LENGTH:
+            return text
+        patterns = self._current()
+        if patterns:
+            squeezed = text.encode("utf-8").translate(None, _SEPARATOR_BYTES)
+            for p in patterns:
+                if p.needle in squeezed:
+                    text = p.pattern.sub(REDACTED, text)
+        return redact_formats(text)
+
+    def redact_value(self, value: Any) -> Any:
+        """Strings, and strings inside lists, tuples and dicts (keys too), redacted; anything else as is."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.redact_value(v) for v in value)
+        if isinstance(value, dict):
+            return {self.redact_value(k): self.redact_value(v) for k, v in value.items()}
+        return value
+
+    __call__ = redact
 
 
-def redact_span(span: ReadableSpan, secrets: Sequence[str]) -> ReadableSpan:
-    if not secrets:
-        return span
+_default = Redactor()
+
+
+def default_redactor() -> Redactor:
+    """The process-wide redactor (follows `os.environ`)."""
+    return _default
+
+
+def redact(text: str) -> str:
+    """`text` with secrets blanked (the process-wide redactor)."""
+    return _default.redact(text)
+
+
+def redact_value(value: Any) -> Any:
+    return _default.redact_value(value)
+
+
+def redact_text(text: str, secrets: Sequence[str]) -> str:
+    """`text` with the given secrets (exact, reversed, spelt out) and the well-known key formats blanked."""
+    return Redactor(environ={}, extra_secrets=secrets).redact(text)
+
+
+# -- spans ----------------------------------------------------------------------------------------------
+def _attributes(attributes: Mapping[str, Any] | None, redactor: Redactor) -> dict[str, Any]:
+    return {k: redactor.redact_value(v) for k, v in (attributes or {}).items()}
+
+
+def redact_span(span: ReadableSpan, redactor: Redactor | Sequence[str]) -> ReadableSpan:
+    """A copy of `span` with secrets blanked and lone surrogates escaped in its name, attributes, events, status."""
+    if not isinstance(redactor, Redactor):
+        redactor = Redactor(environ={}, extra_secrets=redactor)
     status = span.status
     if status.description:
-        status = Status(status.status_code, redact_text(status.description, secrets))
+        status = Status(status.status_code, redactor.redact(status.description))
     return ReadableSpan(
-        name=redact_text(span.name, secrets),
+        name=redactor.redact(span.name),
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=_redact_attributes(span.attributes, secrets),
-        events=[Event(e.name, _redact_attributes(e.attributes, secrets), e.timestamp) for e in span.events],
+        attributes=_attributes(span.attributes, redactor),
+        events=[Event(redactor.redact(e.name), _attributes(e.attributes, redactor), e.timestamp) for e in span.events],
         links=span.links,
         kind=span.kind,
         status=status,
@@ -71,18 +410,99 @@ def redact_span(span: ReadableSpan, secrets: Sequence[str]) -> ReadableSpan:
 
 
 class RedactingExporter(SpanExporter):
-    """Wraps an exporter; secrets are read from the environment at each export, so keys set later count too."""
+    """Wraps an exporter; secrets follow the environment at each export, so keys set later count too."""
 
     def __init__(self, inner: SpanExporter, extra_secrets: Iterable[str] = ()) -> None:
         self.inner = inner
-        self.extra_secrets = [s for s in extra_secrets if len(s) >= MIN_SECRET_LENGTH]
+        extra = tuple(extra_secrets)
+        self.redactor = Redactor(extra_secrets=extra) if extra else _default
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        secrets = sorted({*secret_values(), *self.extra_secrets}, key=len, reverse=True)
-        return self.inner.export([redact_span(s, secrets) for s in spans])
+        return self.inner.export([redact_span(s, self.redactor) for s in spans])
 
     def shutdown(self) -> None:
         self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
+
+
+# -- streams (the CLI's stdout and stderr) ---------------------------------------------------------------
+class RedactingStream(io.TextIOBase):
+    """A text stream that redacts what is written to it, a line at a time, before the stream it wraps sees it.
+
+    Text is held until a newline, a flush or `MAX_PENDING` characters, so a secret printed in pieces
+    (`print(key, end="")` then more) is still seen whole on its line.
+    """
+
+    MAX_PENDING = 65536
+
+    def __init__(self, inner: TextIO, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.redactor = redactor or _default
+        self._pending = ""
+        self._lock = threading.RLock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        with self._lock:
+            self._pending += s
+            if "\n" in s or len(self._pending) >= self.MAX_PENDING:
+                head, sep, tail = self._pending.rpartition("\n")
+                if len(tail) >= self.MAX_PENDING:
+                    head, sep, tail = self._pending, "", ""
+                self._pending = tail
+                self.inner.write(self.redactor.redact(head + sep))
+        return len(s)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                pending, self._pending = self._pending, ""
+                self.inner.write(self.redactor.redact(pending))
+            self.inner.flush()
+
+    def close(self) -> None:  # never closes the real stdout
+        self.flush()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.inner, "encoding", "utf-8")
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self.inner, "errors", None)
+
+    @property
+    def buffer(self) -> Any:  # bytes written here bypass redaction; kept for libraries that insist on it
+        return self.inner.buffer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@contextmanager
+def redacted_stdio(redactor: Redactor | None = None) -> Iterator[None]:
+    """Redact everything written to `sys.stdout` and `sys.stderr` inside the block."""
+    saved = sys.stdout, sys.stderr
+    wrapped = [RedactingStream(s, redactor) if s is not None else None for s in saved]
+    sys.stdout, sys.stderr = wrapped  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for stream in wrapped:
+            if stream is not None:
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+        sys.stdout, sys.stderr = saved

@@ -13,7 +13,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
-from .redaction import RedactingExporter
+from .redaction import RedactingExporter, default_redactor, redact_span
 from .roles import CallAnnotator
 from .signing import Signer
 
@@ -51,8 +51,8 @@ class CycleCollector(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         trace_id = span.context.trace_id if span.context else None
         with self._lock:
-            if trace_id in self._spans:
-                self._spans[trace_id].append(span)
+            if trace_id in self._spans:  # as exported: secrets blanked, text valid
+                self._spans[trace_id].append(redact_span(span, default_redactor()))
 
     def shutdown(self) -> None:
         pass
@@ -109,9 +109,7 @@ def setup_tracing(
     if set_global:
         trace.set_tracer_provider(provider)
     instrument(provider)
-    return Tracing(
-        provider=provider, collector=collector, project_name=project_name, endpoint=endpoint, signer=signer
-    )
+    return Tracing(provider=provider, collector=collector, project_name=project_name, endpoint=endpoint, signer=signer)
 
 
 def instrument(provider: TracerProvider) -> None:

@@ -146,7 +146,8 @@ def test_secret_in_the_task_is_redacted_before_export(cogscope, llm, read_trace)
         llm.api_base,
     )
     assert result.code == 0, result.out + result.err
-    assert SECRET in json.dumps(llm.requests[0])  # the model did see the task as typed
+    sent = json.dumps(llm.requests[0])  # what the model was sent: the task with the key blanked
+    assert SECRET not in sent and "My key is [REDACTED], keep it safe" in sent
     spans = read_trace(result.trace_id, min_spans=5)
     root = spans[spans["parent_id"].isna()].iloc[0]
     assert _attr(root, "input.value") == "My key is [REDACTED], keep it safe"

@@ -119,7 +119,9 @@ def test_a_raising_tool_replays_then_diverges_once_the_tool_is_fixed(cogscope, r
     assert "diverged at step 1: a tool's result differs" in fixed.out
     assert "lookup service is down for mood" in fixed.out and "value of mood" in fixed.out
 
-    stubbed = _replay(cogscope, trace_id, "--stub-tools", "--trust-recorded-code")  # recorded tool results: the old failure again
+    stubbed = _replay(
+        cogscope, trace_id, "--stub-tools", "--trust-recorded-code"
+    )  # recorded tool results: the old failure again
     assert stubbed.code == 0, stubbed.out + stubbed.err
     assert "tools stubbed" in stubbed.out and "Reproduced the recording" in stubbed.out
 

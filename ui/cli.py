@@ -70,6 +70,33 @@ def _parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="start the app (default): Phoenix, the local model and the browser UI")
     ui.add_argument("--host", help="interface to bind (default 127.0.0.1, or $COGSCOPE_HOST)")
     ui.add_argument("--port", type=int, help="port of the app (default 7860, or $COGSCOPE_PORT)")
+    ui.add_argument(
+        "--auth-file",
+        metavar="FILE",
+        help="log-in required: one user:password per line in FILE (needed to bind anything but loopback)",
+    )
+    ui.add_argument(
+        "--auth-env", metavar="VAR", help="log-in required: the environment variable VAR holds user:password"
+    )
+    ui.add_argument(
+        "--allow-mcp",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="an MCP server command users who log in may start (repeatable; cogscope mcp-serve always may)",
+    )
+    ui.add_argument(
+        "--allow-api-base",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an API base typed in the browser that may receive your provider key (repeatable)",
+    )
+    ui.add_argument(
+        "--allow-browser-commands",
+        action="store_true",
+        help="let users who log in import any agent file or module and start any MCP command (as you)",
+    )
     run = sub.add_parser("run", help="run one cycle headless and print its steps and totals")
     _add_cycle_arguments(run, task_required=True)
     beat = sub.add_parser("heartbeat", help="run N cycles at an interval in one session")
@@ -99,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     fork.add_argument("--output-file", metavar="F", help="with --fork-at: the edited model output for step K")
     fork.add_argument("--model", help="with --fork-at: a live model from step K on")
     replay.add_argument("--api-base", help="API base for the live model")
+    replay.add_argument(
+        "--trust-recorded-code",
+        action="store_true",
+        help="run the agent file/module and MCP commands this trace names even though they are not registered "
+        "or allowed (what would run is printed when this is needed)",
+    )
     cost = sub.add_parser("cost", help="what one cycle costs and the monthly projection; --budget gates a rollout")
     from .cost_cli import add_arguments
 
@@ -109,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from telemetry.redaction import redacted_stdio
+
+    with redacted_stdio():  # secrets are blanked in everything the command prints (telemetry.redaction)
+        return _command(argv)
+
+
+def _command(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -202,7 +242,7 @@ def _start_runtime(settings: Settings) -> Any:
 
     runtime = Runtime.start(settings)
     if runtime.phoenix.started_here:
-        runtime.phoenix.process = None  # keep it running after this command, so the trace link works
+        runtime.phoenix.detach()  # keep it running after this command, so the trace link works
         print(f"Started Phoenix at {runtime.phoenix.url} (log {runtime.phoenix.log_path}); it keeps running.")
     return runtime
 
@@ -288,13 +328,30 @@ def seed_command(args: argparse.Namespace) -> int:
 
 # -- cogscope ui -----------------------------------------------------------------------
 def ui_command(args: argparse.Namespace, settings: Settings) -> int:
+    from starlette.middleware import Middleware
+
     from .app import build_app
+    from .auth import RequireLogin, load_credentials
     from .config import LOCAL_MODEL
     from .runtime import Runtime
+    from .trust import Policy, is_loopback
 
     host = getattr(args, "host", None) or settings.host
     port = getattr(args, "port", None) or settings.port
+    credentials = load_credentials(file=getattr(args, "auth_file", None), env_var=getattr(args, "auth_env", None))
+    if not is_loopback(host) and credentials is None:
+        raise UsageError(
+            f"--host {host} would let anyone on the network run agents as you; give log-ins with "
+            "--auth-file FILE (one user:password per line) or --auth-env VAR, or bind 127.0.0.1"
+        )
+    policy = Policy.for_app(
+        host=host,
+        allow_commands=getattr(args, "allow_browser_commands", False),
+        allowed_mcp=[*settings.allowed_mcp, *getattr(args, "allow_mcp", [])],
+        allowed_api_bases=[b for b in [settings.api_base, *getattr(args, "allow_api_base", [])] if b],
+    )
     runtime = Runtime.start(settings)
+    runtime.policy = policy
     stop = threading.Event()
     demo = None
     try:
@@ -303,9 +360,28 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
             runtime.local.ensure()
         demo = build_app(runtime)
         demo.queue(default_concurrency_limit=4)
-        demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, show_error=True)
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            show_error=True,
+            auth=credentials.check if credentials else None,
+            app_kwargs={"middleware": [Middleware(RequireLogin)]},
+            auth_message="cogscope: log in with the user and password the operator gave you",
+        )
         print(f"Phoenix:  {runtime.phoenix.url}" + ("" if runtime.phoenix.started_here else " (reused)"))
         print(f"cogscope: http://{host}:{port}   (Ctrl-C stops what cogscope started)", flush=True)
+        if not policy.operator:
+            print(
+                f"Log-in required ({len(credentials.users) if credentials else 0} user(s)); users may run "
+                + (
+                    "any agent file and MCP command (--allow-browser-commands)."
+                    if policy.allow_commands
+                    else "registered agents and allowed MCP servers only."
+                ),
+                flush=True,
+            )
         # explicit handlers: a shell that starts cogscope in the background sets SIGINT to "ignore"
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: stop.set())

@@ -32,6 +32,7 @@ from telemetry.prices import PricesError, load_prices, price_map_models
 
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_models
+from .render import redacted
 from .runtime import Runtime
 
 WINDOWS = TIME_WINDOWS
@@ -329,7 +330,7 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], N
         try:
             return dashboard(runtime, *values)
         except (UsageError, agents.AgentsError, Exception) as e:  # noqa: B014 - any failure: say it, stay up
-            return (gr.skip(),) * 9 + (f"❌ {e}",)
+            return (gr.skip(),) * 9 + (f"❌ {redacted(e)}",)
 
     inputs = [window, agent, session, status, interval, prices, what_if_box]
     outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, trace_ids, download, role_pick, message]

@@ -2,16 +2,29 @@
 
 Every check here runs before an agent is built, so a bad model id, a missing
 API key or an unreachable API base is one clear line, not a failed cycle.
+
+Every model built here is a `SafeLiteLLMModel`: what it sends has secrets blanked (telemetry.redaction) and no
+lone surrogates; what it returns has no lone surrogates; each call ends within its timeout (no hidden retries of a
+hung call), and rate-limit retries stay within twice that; and a provider key from the environment goes to an API
+base only when the caller says so (`send_key`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import random
 import re
 import socket
+import time
+from collections.abc import Callable, Generator
+from typing import Any
 from urllib.parse import urlsplit
 
-from smolagents import LiteLLMModel
+from smolagents import ChatMessage, LiteLLMModel
+from smolagents.models import ChatMessageStreamDelta, is_rate_limit_error
+
+from telemetry.redaction import clean_text, default_redactor
 
 from .config import LOCAL_MODEL
 from .errors import ModelError
@@ -32,6 +45,10 @@ SUGGESTED_MODELS = [
 PLACEHOLDER_KEY = "sk-no-key-required"  # for OpenAI-compatible servers that need none; not a secret
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.\-:@]*(/[\w.\-:@]+)*$")
 LOCAL_MAX_TOKENS = 256  # keep the tiny model's cycles short (and inside its 8,192-token context)
+DEFAULT_TIMEOUT = 120.0  # seconds one LLM call may take (Settings.llm_timeout, COGSCOPE_LLM_TIMEOUT)
+RATE_LIMIT_ATTEMPTS = 3  # calls in all when the provider answers "rate limited" (smolagents' own figure)
+# providers that sign requests with credentials of their own from the environment (not an api_key we can replace)
+ENV_CREDENTIAL_PROVIDERS = ("bedrock", "sagemaker", "vertex_ai", "vertex_ai_beta", "watsonx")
 
 
 def check_model_id(model_id: str) -> str:
@@ -110,15 +127,192 @@ def check_model(model_id: str, api_base: str | None) -> tuple[str, str | None]:
     return model_id, api_base
 
 
-def build_model(model_id: str, api_base: str | None, local: LocalModelServer) -> LiteLLMModel:
-    """A checked model id -> a LiteLLMModel (the instrumentor traces its calls as LLM spans)."""
+# -- the model ------------------------------------------------------------------------------------------
+class LLMTimeoutError(TimeoutError):
+    """One LLM call took longer than its timeout."""
+
+
+class BoundedRetrying:
+    """smolagents' retry on rate limits (`ApiModel.retryer`), bounded in time.
+
+    smolagents waits 120-240 s, then 240-960 s, between its 3 attempts, and the OpenAI client under LiteLLM
+    retries a timed-out call twice more on its own; so one call could take many times its timeout. Here each
+    attempt gets the call's `timeout` (or what is left), LiteLLM's own retries are off (`num_retries=0`), only
+    rate-limit errors are retried, and all attempts and waits end within `2 * timeout`.
+    """
+
+    def __init__(self, timeout: float, attempts: int = RATE_LIMIT_ATTEMPTS) -> None:
+        self.timeout = timeout
+        self.attempts = attempts
+        self.budget = 2 * timeout
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.budget
+        delay = min(30.0, self.timeout / 4)
+        for attempt in range(1, self.attempts + 1):
+            kwargs["timeout"] = max(1.0, min(self.timeout, deadline - time.monotonic()))
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                wait = min(delay * (1 + random.random()), deadline - time.monotonic() - self.timeout / 4)
+                if attempt >= self.attempts or not is_rate_limit_error(e) or wait <= 0:
+                    raise
+            time.sleep(wait)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+
+def _clean_content(content: Any, clean: Callable[[str], str]) -> Any:
+    if isinstance(content, str):
+        return clean(content)
+    if isinstance(content, list):
+        return [
+            {**part, "text": clean(part["text"])}
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+            else part
+            for part in content
+        ]
+    return content
+
+
+def _clean_tool_calls(tool_calls: Any, clean: Callable[[Any], Any]) -> Any:
+    if not tool_calls:
+        return tool_calls
+    out = []
+    for call in tool_calls:
+        if isinstance(call, dict):
+            function = dict(call.get("function") or {})
+            if "arguments" in function:
+                function["arguments"] = clean(function["arguments"])
+            out.append({**call, "function": function})
+        elif getattr(call, "function", None) is not None:
+            function = dataclasses.replace(call.function, arguments=clean(call.function.arguments))
+            out.append(dataclasses.replace(call, function=function))
+        else:
+            out.append(call)
+    return out
+
+
+def _deep_clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {_deep_clean(k): _deep_clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_deep_clean(v) for v in value)
+    return value
+
+
+def redact_messages(messages: list[ChatMessage | dict]) -> list[ChatMessage | dict]:
+    """Copies of chat messages with secrets blanked and lone surrogates escaped in their text and tool calls."""
+    redactor = default_redactor()
+    out: list[ChatMessage | dict] = []
+    for m in messages:
+        if isinstance(m, dict):
+            m = dict(m)
+            if "content" in m:
+                m["content"] = _clean_content(m["content"], redactor.redact)
+            if m.get("tool_calls"):
+                m["tool_calls"] = _clean_tool_calls(m["tool_calls"], redactor.redact_value)
+            out.append(m)
+        else:
+            out.append(
+                dataclasses.replace(
+                    m,
+                    content=_clean_content(m.content, redactor.redact),
+                    tool_calls=_clean_tool_calls(m.tool_calls, redactor.redact_value),
+                )
+            )
+    return out
+
+
+def clean_output(message: ChatMessage) -> ChatMessage:
+    """The model's answer with lone surrogates escaped (its content is not redacted: it may be code to run)."""
+    message.content = _clean_content(message.content, clean_text)
+    message.tool_calls = _clean_tool_calls(message.tool_calls, _deep_clean)
+    return message
+
+
+class SafeLiteLLMModel(LiteLLMModel):
+    """A LiteLLMModel whose prompts carry no secrets and whose calls end in time.
+
+    `generate` calls `super().generate`, which the OpenInference instrumentor wraps, so the LLM span is
+    recorded as usual (with the redacted input messages).
+    """
+
+    def __init__(self, *args: Any, timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> None:
+        super().__init__(*args, timeout=timeout, num_retries=0, **kwargs)  # kwargs go to every completion call
+        self.timeout = timeout
+        self.retryer = BoundedRetrying(timeout)
+
+    def _timed_out(self, e: Exception) -> LLMTimeoutError | None:
+        import litellm
+
+        if isinstance(e, litellm.Timeout) or "timed out" in str(e).lower() or "timeout" in type(e).__name__.lower():
+            return LLMTimeoutError(
+                f"the model {self.model_id} did not answer within the LLM timeout of {self.timeout:g} s "
+                "(COGSCOPE_LLM_TIMEOUT); raise it or check the model server"
+            )
+        return None
+
+    def generate(self, messages: list[ChatMessage | dict], *args: Any, **kwargs: Any) -> ChatMessage:
+        try:
+            answer = super().generate(redact_messages(messages), *args, **kwargs)
+        except Exception as e:
+            timeout = self._timed_out(e)
+            if timeout is not None:
+                raise timeout from e
+            raise
+        return clean_output(answer)
+
+    def generate_stream(
+        self, messages: list[ChatMessage | dict], *args: Any, **kwargs: Any
+    ) -> Generator[ChatMessageStreamDelta]:
+        try:
+            for delta in super().generate_stream(redact_messages(messages), *args, **kwargs):
+                if isinstance(delta.content, str):
+                    delta.content = clean_text(delta.content)
+                yield delta
+        except Exception as e:
+            timeout = self._timed_out(e)
+            if timeout is not None:
+                raise timeout from e
+            raise
+
+
+def build_model(
+    model_id: str,
+    api_base: str | None,
+    local: LocalModelServer,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    send_key: bool = False,
+) -> SafeLiteLLMModel:
+    """A checked model id -> a SafeLiteLLMModel (the instrumentor traces its calls as LLM spans).
+
+    Args:
+        timeout: seconds one LLM call may take (Settings.llm_timeout).
+        send_key: may the provider key from the environment go to `api_base`? Only for a base the operator
+            chose (COGSCOPE_API_BASE, `--api-base`, `cogscope ui --allow-api-base`); a base typed in the browser
+            gets the placeholder key, so LiteLLM never reads OPENAI_API_KEY & co. for it.
+    """
     if model_id == LOCAL_MODEL:
-        return LiteLLMModel(
+        return SafeLiteLLMModel(
             model_id=LOCAL_MODEL_ID,
             api_base=local.ensure(),
             api_key=PLACEHOLDER_KEY,
             flatten_messages_as_text=True,
             max_tokens=LOCAL_MAX_TOKENS,
+            timeout=timeout,
         )
-    api_key = PLACEHOLDER_KEY if api_base and missing_keys(model_id) else None  # None: LiteLLM reads the env
-    return LiteLLMModel(model_id=model_id, api_base=api_base, api_key=api_key)
+    if api_base and not send_key:
+        provider = model_id.split("/", 1)[0]
+        if provider in ENV_CREDENTIAL_PROVIDERS:
+            raise ModelError(
+                f"model {model_id} signs its requests with credentials from the environment; it cannot be sent to "
+                f"the API base {api_base} (the operator may allow it with `cogscope ui --allow-api-base URL`)"
+            )
+        api_key: str | None = PLACEHOLDER_KEY
+    else:
+        api_key = PLACEHOLDER_KEY if api_base and missing_keys(model_id) else None  # None: LiteLLM reads the env
+    return SafeLiteLLMModel(model_id=model_id, api_base=api_base, api_key=api_key, timeout=timeout)

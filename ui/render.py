@@ -1,4 +1,8 @@
-"""Steps and results as things a person reads: chat messages (smolagents' own helpers) and totals."""
+"""Steps and results as things a person reads: chat messages (smolagents' own helpers) and totals.
+
+Everything these functions return has secrets blanked (telemetry.redaction): the page and `cogscope show`
+print only what went through here or through `redacted`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,14 @@ from typing import Any
 from smolagents.gradio_ui import pull_messages_from_step
 
 from telemetry import CycleResult
+from telemetry.redaction import redact, redact_value
 from telemetry.steps import StepView
+
+
+def redacted(text: Any) -> str:
+    """`text` as a string with secrets blanked and lone surrogates escaped: for any text a page or CLI shows."""
+    return redact("" if text is None else str(text))
+
 
 STATUS_LABELS = {
     "ok": "✅ ok: final answer",
@@ -32,8 +43,8 @@ def step_messages(step: Any) -> Iterator[dict[str, Any]]:
             metadata.pop("status", None)
         yield {
             "role": message.role if isinstance(message.role, str) else message.role.value,
-            "content": message.content,
-            "metadata": metadata,
+            "content": redact(message.content) if isinstance(message.content, str) else message.content,
+            "metadata": redact_value(metadata),
         }
 
 
@@ -49,14 +60,15 @@ def totals_markdown(result: CycleResult, trace_link: str) -> str:
     ]
     if result.error:
         lines[1:1] = ["", f"Error: {result.error}"]
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 # -- step-through (Traces tab and `cogscope show`) ----------------------------------------
 def truncate(text: str | None, limit: int) -> str:
+    """`text` redacted, then cut at `limit` characters (redacted first, so no secret is cut in half and missed)."""
     if text is None:
         return ""
-    text = str(text)
+    text = redact(str(text))
     return text if len(text) <= limit else text[:limit] + f" … [{len(text) - limit:,} more characters]"
 
 
@@ -64,12 +76,12 @@ def step_title(view: StepView) -> str:
     where = f"{view.agent} step {view.local_number}" if view.depth else f"step {view.local_number}"
     mark = "❌" if view.status == "error" or view.error else "✅"
     tokens = f"{view.prompt_tokens:,}+{view.completion_tokens:,} tokens" if view.prompt_tokens else "replayed"
-    return f"{mark} Step {view.number} ({where}) · {view.duration_s:.2f} s · {tokens}"
+    return redact(f"{mark} Step {view.number} ({where}) · {view.duration_s:.2f} s · {tokens}")
 
 
 def step_text(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
     """One step as plain text; `full` adds the exact input messages and lifts the truncation."""
-    cut = (lambda t: "" if t is None else str(t)) if full else (lambda t: truncate(t, limit))
+    cut = redacted if full else (lambda t: truncate(t, limit))
     lines = [("  " * view.depth) + step_title(view)]
     if full:
         lines.append("  input messages:")
@@ -87,4 +99,4 @@ def step_text(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
         lines += ["  observations:"] + ["    " + line for line in cut(view.observations).splitlines()]
     if view.error:
         lines.append(f"  error: {cut(view.error)}")
-    return "\n".join(lines)
+    return redact("\n".join(lines))

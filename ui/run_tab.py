@@ -18,7 +18,7 @@ from .errors import UsageError
 from .heartbeat_loop import heartbeat_cycles
 from .inputs import parse_lines, parse_options
 from .models import SUGGESTED_MODELS
-from .render import step_messages, totals_markdown
+from .render import redacted, step_messages, totals_markdown
 from .runtime import Runtime
 from .trust import OPERATOR, Policy
 
@@ -89,9 +89,9 @@ class Form:
 
 def memory_state(options: dict[str, Any]) -> str:
     try:
-        return "#### Memory state\n" + agents.state_markdown(agents.open_store(options.get("memory")))
+        return "#### Memory state\n" + redacted(agents.state_markdown(agents.open_store(options.get("memory"))))
     except agents.AgentsError as e:
-        return f"#### Memory state\n❌ {e}"
+        return f"#### Memory state\n❌ {redacted(e)}"
 
 
 def _stream(cycle: Cycle, messages: list[dict[str, Any]], label: str) -> Iterator[str]:
@@ -110,11 +110,11 @@ def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Run
         inputs = form.cycle_inputs(runtime.policy)
         cycle = runtime.prepare_cycle(task=task, session_id=session_id, **inputs)
     except UsageError as e:
-        yield messages, f"❌ {e}", "", gr.skip()
+        yield messages, f"❌ {redacted(e)}", "", gr.skip()
         return
     running = _running_for(session_id)
     running.cycle = cycle
-    messages.append({"role": "user", "content": task.strip()})
+    messages.append({"role": "user", "content": redacted(task.strip())})
     label = f"Running {form.agent}"
     yield messages, f"⏳ {label} ...", "", gr.skip()
     try:
@@ -152,7 +152,7 @@ def run_loop(
         )
         first = next(loop)
     except UsageError as e:
-        yield messages, f"❌ {e}", "", gr.skip()
+        yield messages, f"❌ {redacted(e)}", "", gr.skip()
         return
     running = _running_for(session_id)
     running.loop_stop = stop
@@ -161,7 +161,7 @@ def run_loop(
         number, cycle = first
         while True:
             running.cycle = cycle
-            messages.append({"role": "user", "content": f"Cycle {number}/{count}: {task}"})
+            messages.append({"role": "user", "content": redacted(f"Cycle {number}/{count}: {task}")})
             yield messages, f"⏳ Heartbeat cycle {number}/{count} ...", "\n\n".join(summaries), gr.skip()
             for status in _stream(cycle, messages, f"Heartbeat cycle {number}/{count}"):
                 yield messages, status, "\n\n".join(summaries), gr.skip()
@@ -174,7 +174,7 @@ def run_loop(
             except StopIteration:
                 break
             except UsageError as e:
-                yield messages, f"❌ {e}", "\n\n".join(summaries), gr.skip()
+                yield messages, f"❌ {redacted(e)}", "\n\n".join(summaries), gr.skip()
                 return
     finally:
         running.cycle = None
@@ -202,7 +202,7 @@ def agent_changed(agent: str, policy: Policy = OPERATOR) -> tuple[Any, ...]:
         policy.check_agent(agent or "")  # before importing anything a remote user typed
         spec = agents.get(agent or "")
     except (agents.AgentsError, UsageError) as e:
-        return (f"❌ {e}", *[gr.update(visible=False)] * ROLE_SLOTS)
+        return (f"❌ {redacted(e)}", *[gr.update(visible=False)] * ROLE_SLOTS)
     roles = [r for r in spec.roles if r != "default"]
     options = ", ".join(f"`{k}`" for k in spec.options) or "none"
     summary = f"{spec.summary}  \nOptions: {options}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 import agents
+from agents import exit_guard
 from agents.mcp import add_tools, mcp_tools
 from telemetry import (
     TRACE_ID,
@@ -25,11 +27,28 @@ from telemetry import (
     trace_url,
 )
 from telemetry.replay import Recording, Replay, ReplayError, prepare_replay
+from telemetry.signing import Signer
 
 from .config import Settings
 from .errors import UsageError
 from .local_llm import LocalModelServer
 from .models import build_model, check_model
+from .trust import OPERATOR, Policy, shorten, untrusted_code
+
+
+def clean_text(text: str) -> str:
+    """Text that is valid UTF-8 whatever was typed: a lone surrogate becomes its escape (\\ud800)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _clean(v) for k, v in value.items()}
+    return value
 
 
 @dataclass
@@ -38,6 +57,7 @@ class Runtime:
     phoenix: PhoenixServer
     tracing: Tracing
     local: LocalModelServer
+    policy: Policy = OPERATOR  # who is on the other end: the operator (CLI, loopback app) or a remote user
     closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -47,12 +67,16 @@ class Runtime:
         The provider is not made OpenTelemetry's global one: FastAPI (under Gradio) traces every HTTP
         request through the global provider, which would fill the Phoenix project with request spans.
         """
+        exit_guard.install()  # os._exit from a tool or agent file raises instead of ending cogscope
         if settings.phoenix_endpoint:
             phoenix = connect_phoenix(settings.phoenix_endpoint)
         else:
             phoenix = ensure_phoenix(working_dir=settings.phoenix_dir, port=settings.phoenix_port)
         tracing = setup_tracing(
-            endpoint=phoenix.collector_endpoint, project_name=settings.project, set_global=set_global
+            endpoint=phoenix.collector_endpoint,
+            project_name=settings.project,
+            set_global=set_global,
+            signer=Signer.from_dir(settings.data_dir),
         )
         local = LocalModelServer(port=settings.llm_port, log_path=settings.data_dir / "local-model.log")
         return cls(settings=settings, phoenix=phoenix, tracing=tracing, local=local)
@@ -75,9 +99,14 @@ class Runtime:
 
         `models` maps role -> model id; `default` is the model of every role not named.
         """
-        task = (task or "").strip()
+        task = clean_text((task or "").strip())
         if not task:
             raise UsageError("the task is empty; type what the agent should do")
+        policy = self.policy
+        policy.check_agent(agent or "")
+        policy.check_mcp(mcp)
+        options = _clean(dict(options or {}))
+        policy.check_options(options)
         try:
             spec = agents.get(agent or "")
         except agents.AgentsError as e:
@@ -92,13 +121,22 @@ class Runtime:
         bases: dict[str, str | None] = {}
         for role, model_id in models.items():
             checked[role], bases[role] = check_model(model_id, api_base)
-        built = {role: build_model(model_id, bases[role], self.local) for role, model_id in checked.items()}
-        options = dict(options or {})
+        built = {
+            role: build_model(
+                model_id,
+                bases[role],
+                self.local,
+                timeout=self.settings.llm_timeout,
+                send_key=policy.sends_key(bases[role]),
+            )
+            for role, model_id in checked.items()
+        }
         stack = ExitStack()
         try:
             instance = spec.build(built, options)
             if mcp:
                 add_tools(instance, stack.enter_context(mcp_tools(mcp)))
+            attach_sandbox = self.sandbox(instance, stack)
         except agents.AgentsError as e:
             stack.close()
             raise UsageError(str(e)) from None
@@ -106,7 +144,46 @@ class Runtime:
             stack.close()
             raise
         cycle_spec = CycleSpec(agent=spec.name, options=options, models=checked, session_id=session_id, mcp=tuple(mcp))
-        return Cycle(instance, task, spec=cycle_spec, tracing=self.tracing, on_end=stack.close)
+        cycle = Cycle(
+            instance,
+            task,
+            spec=cycle_spec,
+            tracing=self.tracing,
+            on_end=stack.close,
+            timeout_s=self.settings.cycle_timeout,
+        )
+        attach_sandbox(cycle)
+        return cycle
+
+    def sandbox(self, agent: Any, stack: ExitStack) -> Callable[[Cycle], None]:
+        """Run the agent's model-written code in sandbox workers until `stack` closes (the cycle's end).
+
+        Returns `attach(cycle)`: a limit the sandbox hits stops that cycle with its reason, and a cycle
+        stopped with a reason (its wall clock) kills the workers.
+        """
+        cycles: list[Cycle] = []
+        settings = self.settings
+        limits = agents.SandboxLimits(
+            step_seconds=settings.step_timeout,
+            cycle_cpu_seconds=settings.cycle_timeout,
+            memory_mb=settings.sandbox_memory_mb,
+            network=settings.sandbox_network,
+        )
+
+        def on_limit(reason: str) -> None:
+            for cycle in cycles:
+                cycle.stop(reason)
+
+        sandbox = agents.Sandbox(
+            agent, limits=limits, workdir=settings.data_dir / "sandbox" / uuid.uuid4().hex, on_limit=on_limit
+        )
+        stack.callback(sandbox.close)
+
+        def attach(cycle: Cycle) -> None:
+            cycles.append(cycle)
+            cycle.on_stop(lambda: sandbox.kill(cycle.stop_reason))
+
+        return attach
 
     # -- reading cycles back, replay ------------------------------------------------------
     def client(self) -> Any:
@@ -116,7 +193,9 @@ class Runtime:
         """All spans of one trace from Phoenix (UsageError when the id is malformed or unknown)."""
         trace_id = (trace_id or "").strip().lower()
         if not TRACE_ID.match(trace_id):
-            raise UsageError(f"{trace_id!r} is not a trace id (32 hex digits); list cycles with `cogscope traces`")
+            raise UsageError(
+                f"{shorten(trace_id, 80)!r} is not a trace id (32 hex digits); list cycles with `cogscope traces`"
+            )
         frame = trace_spans(self.client(), project=self.settings.project, trace_id=trace_id)
         if frame.empty:
             raise UsageError(
@@ -134,23 +213,31 @@ class Runtime:
         live_model: str | None = None,
         api_base: str | None = None,
         session_id: str | None = None,
+        trust: bool = False,
     ) -> Replay:
-        """Rebuild a recorded cycle for replay or fork (UsageError on bad input)."""
-        frame = self.trace_frame(trace_id)
-        try:
-            recording = Recording.from_frame(frame, trace_id.strip().lower())
-        except ReplayError as e:
-            raise UsageError(str(e)) from None
+        """Rebuild a recorded cycle for replay or fork (UsageError on bad input).
+
+        A trace is data: its agent file/module and MCP commands are started only when registered or
+        allowed, or when `trust` says the operator confirmed them (UntrustedCode otherwise).
+        """
+        recording = self.recording(trace_id)
+        needs = untrusted_code(recording, self.policy)
+        if needs and not (trust and self.policy.runs_anything):
+            raise UntrustedCode(recording, needs, can_confirm=self.policy.runs_anything)
         live = None
         if live_model:
             live_model, base = check_model(live_model, api_base)
-            live = build_model(live_model, base, self.local)
+            live = build_model(
+                live_model, base, self.local, timeout=self.settings.llm_timeout, send_key=self.policy.sends_key(base)
+            )
         stack = ExitStack()
+        attach: list[Callable[[Cycle], None]] = []
 
         def build_agent(models: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
             agent = agents.get(recording.agent).build(models, options)
             if recording.mcp:
                 add_tools(agent, stack.enter_context(mcp_tools(recording.mcp)))
+            attach.append(self.sandbox(agent, stack))
             return agent
 
         try:
@@ -165,11 +252,22 @@ class Runtime:
                 live_model_id=live_model,
                 session_id=session_id,
                 on_end=stack.close,
+                timeout_s=self.settings.cycle_timeout,
             )
         except ReplayError as e:
             stack.close()
             raise UsageError(str(e)) from None
+        for hook in attach:
+            hook(replay.cycle)
         return replay
+
+    def recording(self, trace_id: str) -> Recording:
+        """What a trace says about its cycle (UsageError when it is not a cogscope cycle)."""
+        frame = self.trace_frame(trace_id)
+        try:
+            return Recording.from_frame(frame, trace_id.strip().lower(), signer=self.tracing.signer)
+        except ReplayError as e:
+            raise UsageError(str(e)) from None
 
     def close(self) -> None:
         """Flush spans and stop what this runtime started (never a reused Phoenix)."""
@@ -180,3 +278,19 @@ class Runtime:
         self.tracing.shutdown()
         self.local.stop()
         self.phoenix.stop()
+
+
+class UntrustedCode(UsageError):
+    """Replaying this trace would start code the operator has not registered or allowed; `needs` says what."""
+
+    def __init__(self, recording: Recording, needs: list[str], *, can_confirm: bool) -> None:
+        self.recording = recording
+        self.needs = needs
+        origin = "recorded by this installation" if recording.recorded_here else "NOT recorded by this installation"
+        what = "; ".join(shorten(n, 300) for n in needs)
+        fix = (
+            "check them, then confirm (CLI: --trust-recorded-code)"
+            if can_confirm
+            else "only the operator can allow it (install the agent as an entry point, or --allow-mcp)"
+        )
+        super().__init__(f"this trace ({origin}) would {what}; cogscope runs recorded code only when trusted: {fix}")

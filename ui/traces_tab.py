@@ -22,7 +22,7 @@ from telemetry.steps import StepView, steps_from_frame
 from .errors import UsageError
 from .inputs import TIME_WINDOWS
 from .models import SUGGESTED_MODELS
-from .render import STATUS_LABELS, step_messages, step_title, truncate
+from .render import STATUS_LABELS, redacted, step_messages, step_title, truncate
 from .runtime import Runtime, UntrustedCode
 
 TAB_ID = "traces"
@@ -78,7 +78,7 @@ def _fence(text: str, language: str = "") -> str:
 
 
 def step_markdown(view: StepView, whole: bool) -> str:
-    cut = (lambda t: str(t)) if whole else (lambda t: truncate(t, LIMIT))
+    cut = (lambda t: redacted(t)) if whole else (lambda t: truncate(t, LIMIT))
     parts = [f"### {html.escape(step_title(view))}"]
     if view.error:
         parts += ["**Error**", _fence(cut(view.error))]
@@ -102,7 +102,7 @@ def step_markdown(view: StepView, whole: bool) -> str:
 def messages_markdown(view: StepView, whole: bool) -> str:
     if not view.input_messages:
         return "_No input messages recorded for this step._"
-    cut = (lambda t: str(t)) if whole else (lambda t: truncate(t, LIMIT))
+    cut = (lambda t: redacted(t)) if whole else (lambda t: truncate(t, LIMIT))
     return "\n\n".join(f"**{m['role']}**\n\n{_fence(cut(m['content']))}" for m in view.input_messages)
 
 
@@ -115,7 +115,7 @@ def open_cycle(runtime: Runtime, trace_id: str) -> tuple[str, list[StepView], li
     try:
         rec = Recording.from_frame(frame, trace_id, signer=runtime.tracing.signer)
     except ReplayError as e:
-        return f"**Trace `{trace_id}`** · read-only: {e} · {link}", steps, step_titles(steps)
+        return f"**Trace `{trace_id}`** · read-only: {redacted(e)} · {link}", steps, step_titles(steps)
     replay_note = ""
     roots = frame[frame["parent_id"].isna()]
     if not roots.empty and isinstance(roots.iloc[0].get("attributes.cogscope.replay_of"), str):
@@ -128,8 +128,9 @@ def open_cycle(runtime: Runtime, trace_id: str) -> tuple[str, list[StepView], li
     )
     mcp = f" · MCP `{'; '.join(rec.mcp)}`" if rec.mcp else ""
     summary = (
-        f"**{STATUS_LABELS.get(str(rec.status), rec.status)}** · agent `{rec.agent}`{mcp} · {len(steps)} steps · "
-        f"models {', '.join(f'{r}={m}' for r, m in rec.models.items())}{replay_note} · {link}\n\n"
+        f"**{STATUS_LABELS.get(str(rec.status), rec.status)}** · agent `{redacted(rec.agent)}`{redacted(mcp)} · "
+        f"{len(steps)} steps · models {redacted(', '.join(f'{r}={m}' for r, m in rec.models.items()))}"
+        f"{replay_note} · {link}\n\n"
         f"Task: {html.escape(truncate(rec.task, 500))}\n\nFinal answer: {html.escape(truncate(rec.final_answer, 500))}"
         f"{origin}"
     )
@@ -213,7 +214,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         try:
             frame, cap, number, trace_ids = cycles_page(runtime, status_v, agent_v, window_v, text_v, page_v)
         except Exception as e:  # Phoenix unreachable, ...: say so, keep the app up
-            return gr.skip(), f"❌ {e}", page_v, gr.skip()
+            return gr.skip(), f"❌ {redacted(e)}", page_v, gr.skip()
         return frame, cap, number, trace_ids
 
     filters = [status, agent, window, text]
@@ -243,7 +244,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         try:
             text_summary, steps, titles = open_cycle(runtime, trace_id)
         except UsageError as e:
-            return f"❌ {e}", [], gr.update(choices=[], value=None), "", "", ""
+            return f"❌ {redacted(e)}", [], gr.update(choices=[], value=None), "", "", ""
         first = 0 if steps else None
         step_md, msgs, output = show_step(steps, first, whole_v)
         return (
@@ -307,7 +308,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
             yield confirm_markdown(e), messages_out, gr.update(visible=e.can_confirm, value=False)
             return
         except UsageError as e:
-            yield f"❌ {e}", messages_out, gr.skip()
+            yield f"❌ {redacted(e)}", messages_out, gr.skip()
             return
         label = "Replaying" if fork_at is None else f"Forking at step {fork_at}"
         yield f"⏳ {label} ...", messages_out, gr.update(visible=False, value=False)
@@ -347,7 +348,7 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
             "✅ **Reproduced the recording**: same code, tool calls, observations and errors at every step."
             if reproduced
             else f"⚠️ **Diverged at step {divergence.step}**: {divergence.what} differs.\n\n"
-            f"Recorded:\n{_fence(divergence.original)}\n\nReplay:\n{_fence(divergence.replay)}"
+            f"Recorded:\n{_fence(redacted(divergence.original))}\n\nReplay:\n{_fence(redacted(divergence.replay))}"
         )
     else:
         verdict = "✅ **Fork finished.**" if reproduced else "⚠️ **The fork did not reach a final answer.**"
@@ -372,7 +373,7 @@ def confirm_markdown(error: UntrustedCode) -> str:
     rec = error.recording
     origin = "recorded by this installation" if rec.recorded_here else f"**{NOT_HERE}** (it may be forged)"
     lines = [f"⚠️ **This replay would run code the trace names** — the trace was {origin}:", ""]
-    lines += [_fence(need) for need in error.needs]
+    lines += [_fence(redacted(need)) for need in error.needs]
     if error.can_confirm:
         lines += ["", "Check it. To run it, tick **Run the recorded code shown above** and click again."]
     else:
