@@ -286,6 +286,7 @@ class UntrustedCode(UsageError):
     def __init__(self, recording: Recording, needs: list[str], *, can_confirm: bool) -> None:
         self.recording = recording
         self.needs = needs
+        self.can_confirm = can_confirm
         origin = "recorded by this installation" if recording.recorded_here else "NOT recorded by this installation"
         what = "; ".join(shorten(n, 300) for n in needs)
         fix = (

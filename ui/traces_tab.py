@@ -53,7 +53,7 @@ def cycles_page(
     table = pd.DataFrame(
         {
             "time": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
-            "agent": shown["agent"]
+            "agent": shown["agent"].map(lambda a: a if len(a) <= 40 else "…" + a[-39:])
             + shown["replay_of"].map(lambda r: " ↻ replay" if isinstance(r, str) else "")
             + shown["recorded_here"].map(lambda here: "" if here else f" {NOT_HERE}"),
             "status": shown["status"],
@@ -204,10 +204,10 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
                 SUGGESTED_MODELS, value=None, allow_custom_value=True, label="Live model", elem_id="fork-model"
             )
             fork_live = gr.Button("Fork with live model", elem_id="fork-live-button")
+        replay_report = gr.Markdown("", elem_id="replay-report")
         trust = gr.Checkbox(
             False, visible=False, label="Run the recorded code shown above", elem_id="replay-trust", interactive=True
         )
-        replay_report = gr.Markdown("", elem_id="replay-report")
         replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
 
     def load(status_v: str, agent_v: str, window_v: str, text_v: str, page_v: float) -> tuple[Any, ...]:
@@ -375,7 +375,7 @@ def confirm_markdown(error: UntrustedCode) -> str:
     lines = [f"⚠️ **This replay would run code the trace names** — the trace was {origin}:", ""]
     lines += [_fence(redacted(need)) for need in error.needs]
     if error.can_confirm:
-        lines += ["", "Check it. To run it, tick **Run the recorded code shown above** and click again."]
+        lines += ["", "Check it. To run it, tick **Run the recorded code shown above** below and click again."]
     else:
         lines += ["", "Only the operator can allow it (an installed agent, or `--allow-mcp`)."]
     return "\n".join(lines)
