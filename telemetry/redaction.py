@@ -282,6 +282,17 @@ def clean_text(text: str) -> str:
     return text
 
 
+def clean_value(value: Any) -> Any:
+    """`clean_text` through dicts, lists and tuples (keys too): options, tool-call arguments."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_value(k): clean_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(clean_value(v) for v in value)
+    return value
+
+
 # -- the redactor ----------------------------------------------------------------------------------------
 class Redactor:
     """Blanks secrets in text: key formats, and the secret values of an environment (default `os.environ`).

@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import contextlib  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -101,6 +102,15 @@ class Completed:
     out: str
     err: str
 
+    def error_line(self) -> str:
+        """The one line a bad input gets: exit 2, `cogscope: error: ...` on stderr, no traceback."""
+        assert self.code == 2, self.out + self.err
+        assert "Traceback" not in self.err + self.out
+        lines = [line for line in self.err.splitlines() if line.strip()]
+        assert len(lines) == 1, self.err
+        assert lines[0].startswith("cogscope: error: ")
+        return lines[0]
+
     @property
     def trace_id(self) -> str:
         match = TRACE_LINE.search(self.out)
@@ -154,30 +164,40 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.fixture
-def app(env: dict[str, str], llm) -> Iterator[str]:  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def running_app(env: dict[str, str], llm, *args: str) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """`cogscope ui ARGS` started as a user starts it, on a free port; yields its loopback URL."""
     port = free_port()
     environ = dict(env, COGSCOPE_PORT=str(port), COGSCOPE_MODEL="openai/scripted", COGSCOPE_API_BASE=llm.api_base)
-    log = open(Path(env["COGSCOPE_DATA_DIR"]).parent / "ui.log", "w+")  # noqa: SIM115
-    proc = subprocess.Popen([*cogscope_command(), "ui"], env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    log_path = Path(env["COGSCOPE_DATA_DIR"]).parent / "ui.log"
+    log = open(log_path, "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [*cogscope_command(), "ui", *args], env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            assert proc.poll() is None, f"cogscope ui exited: {Path(log.name).read_text()}"
+            assert proc.poll() is None, f"cogscope ui exited: {log_path.read_text()}"
             try:
                 if httpx.get(url, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
         else:
-            pytest.fail(f"cogscope ui did not answer: {Path(log.name).read_text()}")
+            pytest.fail(f"cogscope ui did not answer: {log_path.read_text()}")
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
-    assert SECRET not in Path(log.name).read_text()
+    assert SECRET not in log_path.read_text()
+
+
+@pytest.fixture
+def app(env: dict[str, str], llm) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    with running_app(env, llm) as url:
+        yield url
 
 
 @pytest.fixture

@@ -90,12 +90,7 @@ def agent_file(tmp_path: Path) -> Path:
 
 
 def _one_line(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.code == 2, result.out + result.err
-    assert "Traceback" not in result.err + result.out
-    lines = [line for line in result.err.splitlines() if line.strip()]
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("cogscope: error: ")
-    return lines[0]
+    return str(result.error_line())
 
 
 def _run(cogscope, llm, agent: str, *options: str, task: str = "Act.", timeout: float = 180):  # type: ignore[no-untyped-def]

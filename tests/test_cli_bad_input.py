@@ -11,12 +11,7 @@ from telemetry import free_port
 
 
 def _one_clear_line(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.code == 2, result.out + result.err
-    assert "Traceback" not in result.err + result.out
-    lines = [line for line in result.err.splitlines() if line.strip()]
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("cogscope: error: ")
-    return lines[0]
+    return str(result.error_line())
 
 
 @pytest.mark.parametrize(

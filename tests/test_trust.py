@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -15,9 +13,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from telemetry import free_port
-
-from .conftest import ROOT, SECRET, cogscope_command
+from .conftest import SECRET, running_app
 from .scripted_llm import ScriptedLLM
 
 EVIL_AGENT = """
@@ -30,9 +26,7 @@ def make(models, **options):
 
 
 def _one_line(result) -> str:  # type: ignore[no-untyped-def]
-    lines = [line for line in result.err.splitlines() if line.strip()]
-    assert len(lines) == 1, result.err
-    return lines[0]
+    return str(result.error_line())
 
 
 # -- binding beyond loopback ----------------------------------------------------------------------
@@ -81,37 +75,12 @@ def test_bad_log_in_files_and_variables_say_what_to_fix(tmp_path, monkeypatch):
 @pytest.fixture
 def shared_app(env: dict[str, str], llm: ScriptedLLM, tmp_path: Path):  # type: ignore[no-untyped-def]
     """`cogscope ui` bound beyond loopback with a log-in, as an operator would share it."""
-    port = free_port()
     auth = tmp_path / "users.txt"
     auth.write_text("alice:correct-horse-battery\n")
     auth.chmod(0o600)
-    environ = dict(env, COGSCOPE_PORT=str(port), COGSCOPE_MODEL="openai/scripted", COGSCOPE_API_BASE=llm.api_base)
-    log = open(tmp_path / "ui.log", "w+")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [*cogscope_command(), "ui", "--host", "0.0.0.0", "--auth-file", str(auth)],
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "ui.log").read_text()
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            pytest.fail((tmp_path / "ui.log").read_text())
+    with running_app(env, llm, "--host", "0.0.0.0", "--auth-file", str(auth)) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-    assert "correct-horse-battery" not in (tmp_path / "ui.log").read_text()
+    assert "correct-horse-battery" not in (Path(env["COGSCOPE_DATA_DIR"]).parent / "ui.log").read_text()
 
 
 def test_with_a_log_in_every_route_needs_it_and_remote_users_run_only_what_the_operator_allows(

@@ -182,6 +182,12 @@ def _command(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _set_later(event: threading.Event) -> None:
+    """Set `event` from a signal handler: from another thread, since the main thread may be inside
+    `event.wait()` holding the event's lock, and setting it there would deadlock (SIGTERM then never stops us)."""
+    threading.Thread(target=event.set, name="signal-stop", daemon=True).start()
+
+
 # -- cogscope run / heartbeat ------------------------------------------------------------
 def _duration(step: Any) -> str:
     duration = getattr(getattr(step, "timing", None), "duration", None)
@@ -295,7 +301,7 @@ def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
     def on_interrupt(*_: Any) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
-        stop.set()
+        _set_later(stop)
         print("\nStopping after this cycle (Ctrl-C again to abort) ...", flush=True)
 
     runtime = _start_runtime(settings)
@@ -384,7 +390,7 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
             )
         # explicit handlers: a shell that starts cogscope in the background sets SIGINT to "ignore"
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, lambda *_: _set_later(stop))
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from smolagents import ChatMessage, LiteLLMModel
 from smolagents.models import ChatMessageStreamDelta, is_rate_limit_error
 
-from telemetry.redaction import clean_text, default_redactor
+from telemetry.redaction import clean_text, clean_value, default_redactor
 
 from .config import LOCAL_MODEL
 from .errors import ModelError
@@ -193,16 +193,6 @@ def _clean_tool_calls(tool_calls: Any, clean: Callable[[Any], Any]) -> Any:
     return out
 
 
-def _deep_clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, dict):
-        return {_deep_clean(k): _deep_clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_deep_clean(v) for v in value)
-    return value
-
-
 def redact_messages(messages: list[ChatMessage | dict]) -> list[ChatMessage | dict]:
     """Copies of chat messages with secrets blanked and lone surrogates escaped in their text and tool calls."""
     redactor = default_redactor()
@@ -229,7 +219,7 @@ def redact_messages(messages: list[ChatMessage | dict]) -> list[ChatMessage | di
 def clean_output(message: ChatMessage) -> ChatMessage:
     """The model's answer with lone surrogates escaped (its content is not redacted: it may be code to run)."""
     message.content = _clean_content(message.content, clean_text)
-    message.tool_calls = _clean_tool_calls(message.tool_calls, _deep_clean)
+    message.tool_calls = _clean_tool_calls(message.tool_calls, clean_value)
     return message
 
 

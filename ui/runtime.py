@@ -26,6 +26,7 @@ from telemetry import (
     trace_spans,
     trace_url,
 )
+from telemetry.redaction import clean_text, clean_value
 from telemetry.replay import Recording, Replay, ReplayError, prepare_replay
 from telemetry.signing import Signer
 
@@ -34,21 +35,6 @@ from .errors import UsageError
 from .local_llm import LocalModelServer
 from .models import build_model, check_model
 from .trust import OPERATOR, Policy, shorten, untrusted_code
-
-
-def clean_text(text: str) -> str:
-    """Text that is valid UTF-8 whatever was typed: a lone surrogate becomes its escape (\\ud800)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, dict):
-        return {clean_text(str(k)): _clean(v) for k, v in value.items()}
-    return value
 
 
 @dataclass
@@ -105,7 +91,7 @@ class Runtime:
         policy = self.policy
         policy.check_agent(agent or "")
         policy.check_mcp(mcp)
-        options = _clean(dict(options or {}))
+        options = clean_value(dict(options or {}))
         policy.check_options(options)
         try:
             spec = agents.get(agent or "")
