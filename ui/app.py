@@ -13,10 +13,20 @@ TITLE = "cogscope"
 
 
 def header_markdown(runtime: Runtime) -> str:
+    settings = runtime.settings
+    network = "network allowed" if settings.sandbox_network else "no network"
+    who = (
+        ""
+        if runtime.policy.operator
+        else " Shared app: registered agents and allowed MCP servers only."
+        if not runtime.policy.allow_commands
+        else " Shared app: anyone logged in may run agent files and commands."
+    )
     return (
         f"## cogscope — run cognitive agents, watch every step\n"
-        f"Traces go to Phoenix project **{runtime.settings.project}** at "
-        f"[{runtime.phoenix.url}]({runtime.phoenix.url})."
+        f"Traces go to Phoenix project **{settings.project}** at [{runtime.phoenix.url}]({runtime.phoenix.url}). "
+        f"Model-written code runs in a sandbox ({network}, {settings.sandbox_memory_mb:,} MB, "
+        f"{settings.step_timeout:g} s a code step, {settings.cycle_timeout:g} s a cycle).{who}"
     )
 
 
