@@ -39,3 +39,31 @@ def test_real_cycle_with_the_bundled_model_is_fully_traced(cogscope, read_trace)
     assert (llm["attributes.llm.token_count.prompt"].astype(int) > 0).all()
     for n in range(1, steps + 1):
         assert f"── Step {n} ──" in result.out
+
+
+def test_a_second_cycle_shares_the_busy_model_server_instead_of_killing_it(tmp_path):
+    """llama.cpp answers one request at a time: while it writes a reply it may not answer a probe."""
+    import threading
+
+    import httpx
+
+    from telemetry import free_port
+    from ui.local_llm import ALIAS, LocalModelServer
+
+    server = LocalModelServer(port=free_port(), log_path=tmp_path / "local-model.log")
+    try:
+        api_base = server.ensure(timeout=120)
+        pid = server.process.pid
+        replies: list[int] = []
+        body = {"model": ALIAS, "max_tokens": 200, "messages": [{"role": "user", "content": "Tell a long story."}]}
+        busy = threading.Thread(
+            target=lambda: replies.append(
+                httpx.post(f"{api_base}/chat/completions", json=body, timeout=300).status_code
+            )
+        )
+        busy.start()
+        assert server.ensure() == api_base  # a second cycle starts while the first one's reply is written
+        busy.join(timeout=300)
+        assert replies == [200] and server.process.pid == pid and server.process.poll() is None
+    finally:
+        server.stop()

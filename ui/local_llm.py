@@ -29,6 +29,7 @@ from .errors import ModelError
 
 ALIAS = "smollm2-135m"
 MODEL_ID = f"openai/{ALIAS}"  # what LiteLLM (and so every LLM span) calls it
+BUSY_PROBE_S = 10.0  # how long a server on the port may take to answer before it counts as not ours
 CONTEXT_TOKENS = 8192  # SmolLM2's context; llama.cpp's default of 2048 is shorter than a CodeAgent prompt
 
 
@@ -69,10 +70,12 @@ class LocalModelServer:
     def ensure(self, timeout: float = 60.0) -> str:
         """The server's API base, starting the server if nothing serves the model yet."""
         with self._lock:
-            if serves_local_model(self.api_base):
-                return self.api_base
             if self.process is not None and self.process.poll() is None:
-                self.process.kill()
+                # ours and alive: it was ready when started; llama.cpp answers one request at a time, so while it
+                # writes another cycle's reply it may not answer a probe, and that is no reason to replace it
+                return self.api_base
+            if serves_local_model(self.api_base) or serves_local_model(self.api_base, timeout=BUSY_PROBE_S):
+                return self.api_base  # another cogscope's server (perhaps busy with a reply)
             if port_in_use(self.host, self.port):
                 raise ModelError(
                     f"port {self.port} on {self.host} is taken by something that is not the bundled model server; "
