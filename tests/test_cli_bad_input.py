@@ -118,3 +118,15 @@ def test_unreachable_remote_phoenix(cogscope, llm):
 def test_bad_port_setting(cogscope):
     line = _one_clear_line(cogscope("run", "--agent", "heartbeat", "--task", "x", COGSCOPE_PORT="seventy"))
     assert "COGSCOPE_PORT='seventy' is not a port number" in line
+
+
+def test_bad_limit_settings(cogscope):
+    for name, value, message in (
+        ("COGSCOPE_STEP_TIMEOUT", "nan", "is not a number of seconds"),
+        ("COGSCOPE_CYCLE_TIMEOUT", "-5", "is not a number of seconds"),
+        ("COGSCOPE_LLM_TIMEOUT", "inf", "is not a number of seconds"),
+        ("COGSCOPE_SANDBOX_MEMORY_MB", "lots", "is not a size in MB"),
+        ("COGSCOPE_SANDBOX_NETWORK", "maybe", "is not a yes/no value"),
+    ):
+        line = _one_clear_line(cogscope("run", "--agent", "heartbeat", "--task", "x", **{name: value}))
+        assert f"{name}={value!r} {message}" in line
