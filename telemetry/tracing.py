@@ -1,4 +1,9 @@
-"""Tracing set-up: one TracerProvider (BatchSpanProcessor, OTLP/HTTP to Phoenix) and the smolagents instrumentor."""
+"""Tracing set-up: one TracerProvider and the smolagents instrumentor.
+
+Spans go through the span spool (telemetry.spool) when one is given, which is how cogscope runs: each span is on
+disk when it ends, and a sender moves it to Phoenix. Without a spool (benches, tests of redaction): a
+BatchSpanProcessor and OTLP/HTTP straight to Phoenix, or the exporter given.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from .redaction import RedactingExporter, default_redactor, redact_span
 from .roles import CallAnnotator
 from .signing import Signer
+from .spool import Sender, Spool, SpoolExporter
 
 DEFAULT_PROJECT = "cogscope"
 TRACER_NAME = "cogscope"
@@ -68,6 +74,12 @@ class Tracing:
     project_name: str
     endpoint: str
     signer: Signer | None = None  # signs root spans so this installation can tell its own cycles
+    spool: Spool | None = None  # where spans wait for Phoenix (None: straight to the exporter)
+    sender: Sender | None = None  # moves spooled spans into Phoenix
+
+    def pending(self, trace_id: str) -> int:
+        """Spans of this trace not yet stored in Phoenix (0 without a spool)."""
+        return self.spool.pending(trace_id) if self.spool is not None else 0
 
     def tracer(self) -> trace.Tracer:
         return self.provider.get_tracer(TRACER_NAME)
@@ -75,9 +87,20 @@ class Tracing:
     def flush(self, timeout_millis: int = 30000) -> bool:
         return self.provider.force_flush(timeout_millis)
 
+    def drain(self, timeout: float) -> int:
+        """Wait up to `timeout` s for the spool to deliver what is meant for this Phoenix; returns spans left."""
+        self.flush()
+        if self.sender is None:
+            return 0
+        return self.sender.drain(timeout, endpoint=self.endpoint).pending
+
     def shutdown(self) -> None:
         uninstrument()
         self.provider.shutdown()
+        if self.sender is not None:
+            self.sender.stop()
+        if self.spool is not None:
+            self.spool.close()
 
 
 def setup_tracing(
@@ -88,6 +111,8 @@ def setup_tracing(
     batch: bool = True,
     exporter: SpanExporter | None = None,
     signer: Signer | None = None,
+    spool: Spool | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Tracing:
     """Build the provider, instrument smolagents with it, and return both.
 
@@ -98,18 +123,34 @@ def setup_tracing(
         batch: BatchSpanProcessor (default) or SimpleSpanProcessor.
         exporter: replaces the OTLP exporter (tests of redaction use an in-memory one).
         signer: signs each cycle's root span (telemetry.signing).
+        spool: spans wait there until Phoenix has stored them; a sender thread is started for it.
+        headers: extra HTTP headers for the collector (the spool's sender).
     """
     provider = TracerProvider(resource=Resource({ResourceAttributes.PROJECT_NAME: project_name}))
     collector = CycleCollector()
     provider.add_span_processor(CallAnnotator())  # role and step on each LLM span, before it is exported
     provider.add_span_processor(collector)
-    inner = exporter if exporter is not None else OTLPSpanExporter(endpoint=endpoint)
-    processor_cls = BatchSpanProcessor if batch else SimpleSpanProcessor
-    provider.add_span_processor(processor_cls(RedactingExporter(inner)))
+    sender = None
+    if spool is not None and exporter is None:
+        # on disk when the span ends: a crash right after a cycle loses nothing
+        provider.add_span_processor(SimpleSpanProcessor(RedactingExporter(SpoolExporter(spool, endpoint))))
+        sender = Sender(spool, headers=headers).start()
+    else:
+        inner = exporter if exporter is not None else OTLPSpanExporter(endpoint=endpoint)
+        processor_cls = BatchSpanProcessor if batch else SimpleSpanProcessor
+        provider.add_span_processor(processor_cls(RedactingExporter(inner)))
     if set_global:
         trace.set_tracer_provider(provider)
     instrument(provider)
-    return Tracing(provider=provider, collector=collector, project_name=project_name, endpoint=endpoint, signer=signer)
+    return Tracing(
+        provider=provider,
+        collector=collector,
+        project_name=project_name,
+        endpoint=endpoint,
+        signer=signer,
+        spool=spool,
+        sender=sender,
+    )
 
 
 def instrument(provider: TracerProvider) -> None:

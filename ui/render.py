@@ -48,7 +48,15 @@ def step_messages(step: Any) -> Iterator[dict[str, Any]]:
         }
 
 
-def totals_markdown(result: CycleResult, trace_link: str) -> str:
+def trace_link_markdown(url: str | None, line: str) -> str:
+    """The link to a trace, or the honest line that says it is not in Phoenix yet (Runtime.trace_link)."""
+    if url is None:
+        return f"⏳ {line}; the link appears here once Phoenix has stored it"
+    extra = line[len(url) :]
+    return f"[Open this trace in Phoenix]({url}){extra}"
+
+
+def totals_markdown(result: CycleResult, link_markdown: str) -> str:
     t = result.totals
     lines = [
         f"**{STATUS_LABELS.get(result.status, result.status)}**",
@@ -56,7 +64,7 @@ def totals_markdown(result: CycleResult, trace_link: str) -> str:
         f"{t.steps} steps · {t.llm_calls} LLM calls · {t.total_tokens:,} tokens "
         f"({t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion) · {t.duration_s:.2f} s",
         "",
-        f"Trace `{result.trace_id}` · [Open this trace in Phoenix]({trace_link})",
+        f"Trace `{result.trace_id}` · {link_markdown}",
     ]
     if result.error:
         lines[1:1] = ["", f"Error: {result.error}"]

@@ -3,6 +3,7 @@ or run the heartbeat loop (N cycles at an interval, one session) and watch the m
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from .errors import UsageError
 from .heartbeat_loop import heartbeat_cycles
 from .inputs import parse_lines, parse_options
 from .models import SUGGESTED_MODELS
-from .render import redacted, step_messages, totals_markdown
+from .render import redacted, step_messages, totals_markdown, trace_link_markdown
 from .runtime import Runtime
 from .trust import OPERATOR, Policy
 
@@ -94,6 +95,29 @@ def memory_state(options: dict[str, Any]) -> str:
         return f"#### Memory state\n❌ {redacted(e)}"
 
 
+LINK_WAIT_S = 3.0  # how long a finished cycle waits for its spans to reach Phoenix before saying "pending"
+PENDING = re.compile(r"Trace `([0-9a-f]{32})` · ⏳ [^\n]*")
+
+
+def _link(runtime: Runtime, trace_id: str, wait: float = 0.0) -> str:
+    if not trace_id:
+        return "no trace"
+    return trace_link_markdown(*runtime.trace_link(trace_id, wait=wait))
+
+
+def _landed(text: str, runtime: Runtime) -> str:
+    """`text` with each "trace pending upload" brought up to date (a link once the trace has landed)."""
+    return PENDING.sub(lambda m: f"Trace `{m.group(1)}` · {_link(runtime, m.group(1))}", text)
+
+
+def refresh_links(totals: str, *, runtime: Runtime) -> Any:
+    """Every few seconds: turn each "trace pending upload" in the totals into its link once the trace has landed."""
+    if not totals or "⏳" not in totals:
+        return gr.skip()
+    fresh = _landed(totals, runtime)
+    return gr.skip() if fresh == totals else fresh
+
+
 def _stream(cycle: Cycle, messages: list[dict[str, Any]], label: str) -> Iterator[str]:
     steps = 0
     for step in cycle:
@@ -125,7 +149,8 @@ def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Run
     result = cycle.result
     assert result is not None
     status = "❌ Cycle failed" if result.failed else "✅ Cycle finished"
-    yield messages, status, totals_markdown(result, runtime.trace_url(result.trace_id)), memory_state(inputs["options"])
+    totals = totals_markdown(result, _link(runtime, result.trace_id, LINK_WAIT_S))
+    yield messages, status, totals, memory_state(inputs["options"])
 
 
 def run_loop(
@@ -162,12 +187,14 @@ def run_loop(
         while True:
             running.cycle = cycle
             messages.append({"role": "user", "content": redacted(f"Cycle {number}/{count}: {task}")})
+            summaries = [_landed(summary, runtime) for summary in summaries]
             yield messages, f"⏳ Heartbeat cycle {number}/{count} ...", "\n\n".join(summaries), gr.skip()
             for status in _stream(cycle, messages, f"Heartbeat cycle {number}/{count}"):
                 yield messages, status, "\n\n".join(summaries), gr.skip()
             result = cycle.result
             assert result is not None
-            summaries.append(f"**Cycle {number}**: " + totals_markdown(result, runtime.trace_url(result.trace_id)))
+            link = _link(runtime, result.trace_id, LINK_WAIT_S)
+            summaries.append(f"**Cycle {number}**: " + totals_markdown(result, link))
             yield messages, f"Cycle {number}/{count} done", "\n\n".join(summaries), memory_state(inputs["options"])
             try:
                 number, cycle = next(loop)
@@ -339,6 +366,12 @@ def build_run_tab(runtime: Runtime) -> None:
     task.submit(on_run, inputs=[*form_fields, task], outputs=outputs, api_name=False)
     loop.click(on_loop, inputs=[*form_fields, task, cycles, interval], outputs=outputs, api_name="heartbeat_loop")
     stop_button.click(stop, inputs=None, outputs=status, api_name="stop")
+
+    def on_tick(text: str) -> Any:
+        return refresh_links(text, runtime=runtime)
+
+    # a trace that was "pending upload" when its cycle ended gets its link here once it lands
+    gr.Timer(2.0).tick(on_tick, inputs=totals, outputs=totals, api_name=False, show_progress="hidden", queue=False)
 
     def on_agent_changed(agent: str) -> tuple[Any, ...]:
         return agent_changed(agent, runtime.policy)

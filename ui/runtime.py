@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -29,6 +31,7 @@ from telemetry import (
 from telemetry.redaction import clean_text, clean_value
 from telemetry.replay import Recording, Replay, ReplayError, prepare_replay
 from telemetry.signing import Signer
+from telemetry.spool import Spool, otlp_headers
 
 from .config import Settings
 from .errors import UsageError
@@ -57,18 +60,52 @@ class Runtime:
         if settings.phoenix_endpoint:
             phoenix = connect_phoenix(settings.phoenix_endpoint)
         else:
-            phoenix = ensure_phoenix(working_dir=settings.phoenix_dir, port=settings.phoenix_port)
+            phoenix = ensure_phoenix(
+                working_dir=settings.phoenix_dir, port=settings.phoenix_port, database_url=settings.database_url
+            )
+        try:
+            spool = Spool.in_dir(settings.data_dir, max_mb=settings.spool_mb)
+        except Exception:
+            phoenix.stop()
+            raise
         tracing = setup_tracing(
             endpoint=phoenix.collector_endpoint,
             project_name=settings.project,
             set_global=set_global,
             signer=Signer.from_dir(settings.data_dir),
+            spool=spool,
+            headers=otlp_headers(),
         )
         local = LocalModelServer(port=settings.llm_port, log_path=settings.data_dir / "local-model.log")
         return cls(settings=settings, phoenix=phoenix, tracing=tracing, local=local)
 
     def trace_url(self, trace_id: str) -> str:
         return trace_url(self.phoenix.url, trace_id)
+
+    def trace_link(self, trace_id: str, *, wait: float = 0.0) -> tuple[str | None, str]:
+        """(the link to the trace in Phoenix, or None while spans of it are still spooled; a line for people).
+
+        Waits up to `wait` s for the spool to deliver the trace. Never a link that would 404.
+        """
+        deadline = time.monotonic() + wait
+        pending = self.tracing.pending(trace_id)
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pending = self.tracing.pending(trace_id)
+        dropped = self.tracing.spool.dropped(trace_id) if self.tracing.spool is not None else 0
+        lost = f"; {dropped} span(s) dropped: the spool was full (COGSCOPE_SPOOL_MB)" if dropped else ""
+        if pending:
+            return None, f"trace pending upload ({pending} span{'s' if pending != 1 else ''}){lost}"
+        url = self.trace_url(trace_id)
+        return url, url + lost
+
+    def spool_note(self, left: int) -> str:
+        """What an ending command says about spans it could not deliver in time."""
+        where = self.tracing.spool.path if self.tracing.spool is not None else "the spool"
+        return (
+            f"{left} span{'s' if left != 1 else ''} stay spooled in {where} (Phoenix at {self.phoenix.url} has not "
+            "stored them yet); the next cogscope started on this data dir sends them"
+        )
 
     def prepare_cycle(
         self,
@@ -255,15 +292,19 @@ class Runtime:
         except ReplayError as e:
             raise UsageError(str(e)) from None
 
-    def close(self) -> None:
-        """Flush spans and stop what this runtime started (never a reused Phoenix)."""
+    def close(self, *, drain_timeout: float | None = None) -> int:
+        """Deliver spooled spans (up to the drain timeout), stop what this runtime started (never a reused Phoenix);
+        returns how many spans stay spooled for the next cogscope on this data dir."""
         if self.closed:
-            return
+            return 0
         self.closed = True
-        self.tracing.flush()
+        left = self.tracing.drain(self.settings.drain_timeout if drain_timeout is None else drain_timeout)
+        if left:
+            print(f"cogscope: {self.spool_note(left)}", file=sys.stderr, flush=True)
         self.tracing.shutdown()
         self.local.stop()
         self.phoenix.stop()
+        return left
 
 
 class UntrustedCode(UsageError):

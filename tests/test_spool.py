@@ -1,0 +1,284 @@
+"""No span lost: the spool with real faults (a killed Phoenix, a SIGKILLed cogscope, a burst Phoenix cannot keep up
+with, a full spool) and a real Phoenix that is killed and started again on the same folder and port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+from telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client
+from telemetry.spool import SPOOL_FILE, Spool
+from telemetry.tracing import setup_tracing
+
+from .conftest import ROOT, cogscope_command
+
+ANSWER = 'Thought: I know enough.\n<code>\nfinal_answer("Rest for ten minutes.")\n</code>'
+PENDING = re.compile(r"^Trace:\s+([0-9a-f]{32})\s+trace pending upload \((\d+) spans?\)", re.MULTILINE)
+TRACE = re.compile(r"^Trace:\s+([0-9a-f]{32})\s", re.MULTILINE)
+CALLS = re.compile(r"^Totals:\s+\d+ steps, (\d+) LLM calls", re.MULTILINE)
+
+
+class OwnPhoenix:
+    """A Phoenix this test may kill and start again on the same folder and port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.server: PhoenixServer | None = None
+
+    def start(self) -> OwnPhoenix:
+        self.server = ensure_phoenix(working_dir=self.folder, port=self.port)
+        assert self.server.started_here
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        """SIGKILL: Phoenix gets no chance to write what it has accepted but not stored."""
+        assert self.server is not None and self.server.process is not None
+        os.killpg(self.server.process.pid, signal.SIGKILL)
+        self.server.process.wait(timeout=10)
+        self.server.stop()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def spans(self, project: str) -> pd.DataFrame:
+        frame = phoenix_client(self.url).spans.get_spans_dataframe(project_identifier=project, limit=100_000)
+        return frame if frame is not None else pd.DataFrame()
+
+    def wait_for(self, project: str, count: int, timeout: float = 120) -> pd.DataFrame:
+        deadline = time.monotonic() + timeout
+        frame = pd.DataFrame()
+        while time.monotonic() < deadline:
+            try:
+                frame = self.spans(project)
+            except httpx.HTTPStatusError:  # 404 until the project exists
+                frame = pd.DataFrame()
+            if len(frame) >= count:
+                time.sleep(1.0)  # and nothing more (a duplicate would show as extra rows)
+                return self.spans(project)
+            time.sleep(0.5)
+        return frame
+
+
+@pytest.fixture
+def own_phoenix(tmp_path: Path) -> Iterator[OwnPhoenix]:
+    phoenix = OwnPhoenix(tmp_path / "own-phoenix").start()
+    yield phoenix
+    phoenix.stop()
+
+
+class Lines:
+    """The output of a running `cogscope`, line by line, as a user watches it."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, count: int = 1, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(re.findall(pattern, self.text, re.MULTILINE)) >= count:
+                return
+            assert self.proc.poll() is None or len(re.findall(pattern, self.text, re.MULTILINE)) >= count, self.text
+            time.sleep(0.1)
+        pytest.fail(f"no {pattern!r} x{count} in:\n{self.text}")
+
+
+def _start(env: dict[str, str], *args: str) -> Lines:
+    proc = subprocess.Popen(
+        [*cogscope_command(), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    return Lines(proc)
+
+
+def _spooled(env: dict[str, str]) -> int:
+    with sqlite3.connect(Path(env["COGSCOPE_DATA_DIR"]) / SPOOL_FILE) as db:
+        return int(db.execute("SELECT count(*) FROM spans").fetchone()[0])
+
+
+def test_heartbeat_through_a_60_s_phoenix_outage_loses_nothing_and_duplicates_nothing(
+    own_phoenix: OwnPhoenix, env, llm, project
+):
+    cycles = 20
+    for _ in range(cycles):
+        llm.enqueue(ANSWER, prompt_tokens=300, completion_tokens=20)
+    environ = dict(env, PHOENIX_COLLECTOR_ENDPOINT=own_phoenix.url, COGSCOPE_DRAIN_TIMEOUT="180")
+    beat = _start(
+        environ, "heartbeat", "--cycles", str(cycles), "--interval", "2",
+        "--model", "openai/scripted", "--api-base", llm.api_base,
+    )  # fmt: skip
+    beat.wait_for(r"^Trace:", count=3)
+    own_phoenix.kill()
+    down = time.monotonic()
+    beat.wait_for(r"^Trace:", count=5)  # cycles go on while Phoenix is down
+    time.sleep(max(0.0, 60 - (time.monotonic() - down)))
+    own_phoenix.start()  # same folder, same port
+    code = beat.proc.wait(timeout=400)
+    out = beat.text
+    assert code == 0, out
+
+    # honest links: the cycles that ended during the outage said "pending", never a link that would 404
+    pending = PENDING.findall(out)
+    assert len(pending) >= 2, out
+    for trace_id, _ in pending:
+        assert f"Trace:    {trace_id}  uploaded: {own_phoenix.url}/redirects/traces/{trace_id}" in out
+    assert "does not take spans" in out and "takes spans again" in out  # said once each, on stderr
+    assert "stay spooled" not in out
+
+    traces = TRACE.findall(out)
+    assert len(set(traces)) == cycles
+    calls = sum(int(c) for c in CALLS.findall(out))
+    assert calls == cycles == len(llm.requests)
+
+    frame = own_phoenix.wait_for(project, count=1)
+    per_trace = len(frame) // cycles
+    frame = own_phoenix.wait_for(project, count=per_trace * cycles)
+    assert frame["context.span_id"].is_unique  # nothing twice
+    assert set(frame["context.trace_id"]) == set(traces)  # every cycle
+    assert frame.groupby("context.trace_id").size().eq(per_trace).all(), frame.groupby("context.trace_id").size()
+    assert (frame["span_kind"] == "LLM").sum() == calls  # every LLM call, exactly once
+    assert (frame["parent_id"].isna()).sum() == cycles
+    assert _spooled(env) == 0
+
+
+def test_a_cycle_left_by_a_sigkilled_cogscope_is_sent_by_the_next_one(own_phoenix: OwnPhoenix, env, llm, project):
+    llm.enqueue(ANSWER, prompt_tokens=300, completion_tokens=20, delay_s=2.0)
+    environ = dict(env, PHOENIX_COLLECTOR_ENDPOINT=own_phoenix.url)
+    beat = _start(
+        environ, "heartbeat", "--cycles", "2", "--interval", "300",
+        "--model", "openai/scripted", "--api-base", llm.api_base,
+    )  # fmt: skip
+    beat.wait_for(r"^=== Cycle 1/2 ===")
+    own_phoenix.kill()  # the cycle ends while Phoenix is down
+    beat.wait_for(r"^Totals:")
+    trace_id, waiting = PENDING.findall(beat.text)[0]
+    beat.proc.kill()  # SIGKILL: no drain, no goodbye
+    beat.proc.wait(timeout=10)
+    assert _spooled(env) >= int(waiting) > 0
+
+    own_phoenix.start()
+    later = subprocess.run(
+        [*cogscope_command(), "traces"], env=environ, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert later.returncode == 0, later.stdout + later.stderr
+    frame = own_phoenix.wait_for(project, count=1)
+    mine = frame[frame["context.trace_id"] == trace_id]
+    assert (mine["parent_id"].isna()).sum() == 1  # the root span: it ended after Phoenix died
+    assert (mine["span_kind"] == "LLM").sum() == 1
+    assert _spooled(env) == 0
+
+
+def _cycle_spans(tracer, number: int) -> None:  # type: ignore[no-untyped-def]
+    """The shape of a small cycle: root AGENT, run AGENT, one step with one LLM call and one tool."""
+    with tracer.start_as_current_span("heartbeat.cycle", attributes={"openinference.span.kind": "AGENT"}):
+        with tracer.start_as_current_span("heartbeat.run", attributes={"openinference.span.kind": "AGENT"}):
+            with tracer.start_as_current_span("Step 1", attributes={"openinference.span.kind": "CHAIN"}):
+                with tracer.start_as_current_span(
+                    "LiteLLMModel.generate",
+                    attributes={
+                        "openinference.span.kind": "LLM",
+                        "llm.token_count.prompt": 1000 + number,
+                        "llm.token_count.completion": 10,
+                        "input.value": "x" * 2000,
+                    },
+                ):
+                    pass
+                with tracer.start_as_current_span("recall_memory", attributes={"openinference.span.kind": "TOOL"}):
+                    pass
+
+
+def test_a_burst_faster_than_phoenix_ingests_all_arrives(tmp_path: Path, monkeypatch, project):
+    monkeypatch.setenv("PHOENIX_MAX_SPANS_QUEUE_SIZE", "300")  # a small ingest queue: Phoenix answers 503 when full
+    phoenix = OwnPhoenix(tmp_path / "phoenix").start()
+    spool = Spool.in_dir(tmp_path / "data")
+    tracing = setup_tracing(endpoint=phoenix.url + "/v1/traces", project_name=project, spool=spool)
+    try:
+        started = time.monotonic()
+        for number in range(1000):
+            _cycle_spans(tracing.tracer(), number)
+        written_s = time.monotonic() - started
+        assert spool.counts().pending > 0
+        left = tracing.drain(600)
+        assert left == 0
+        assert tracing.sender is not None and tracing.sender.busy_answers > 0, "Phoenix never pushed back"
+        frame = phoenix.wait_for(project, count=5000, timeout=300)
+        assert len(frame) == 5000 and frame["context.span_id"].is_unique
+        assert frame["context.trace_id"].nunique() == 1000
+        assert written_s < 600
+    finally:
+        tracing.shutdown()
+        phoenix.stop()
+
+
+def test_a_span_sent_twice_shows_once(own_phoenix: OwnPhoenix, tmp_path: Path, project):
+    spool = Spool.in_dir(tmp_path / "data")
+    tracing = setup_tracing(endpoint=own_phoenix.url + "/v1/traces", project_name=project, spool=spool)
+    kept: list[ReadableSpan] = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            kept.append(span)
+
+    tracing.provider.add_span_processor(Keep())
+    try:
+        _cycle_spans(tracing.tracer(), 1)
+        assert tracing.drain(60) == 0
+        assert len(own_phoenix.wait_for(project, count=5)) == 5
+        spool.put(own_phoenix.url + "/v1/traces", kept)  # the same span ids again, as after a lost answer
+        assert spool.counts().pending == 5
+        assert tracing.drain(60) == 0  # sent and found stored
+        frame = own_phoenix.wait_for(project, count=6, timeout=5)
+        assert len(frame) == 5 and frame["context.span_id"].is_unique
+    finally:
+        tracing.shutdown()
+
+
+def test_a_full_spool_drops_new_spans_and_says_so(tmp_path: Path, caplog):
+    spool = Spool(tmp_path / SPOOL_FILE, max_bytes=256 * 1024)
+    dead = f"http://127.0.0.1:{free_port()}/v1/traces"  # nothing listens: nothing leaves the spool
+    tracing = setup_tracing(endpoint=dead, project_name="full", spool=spool)
+    try:
+        with caplog.at_level("WARNING", logger="cogscope.spool"):
+            for number in range(200):
+                _cycle_spans(tracing.tracer(), number)
+        counts = spool.counts()
+        assert counts.bytes <= 256 * 1024
+        assert 0 < counts.pending < 1000
+        assert spool.dropped_total() == 1000 - counts.pending
+        full = [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
+        assert len(full) == 1 and "COGSCOPE_SPOOL_MB" in full[0]  # said once, not once per span
+    finally:
+        tracing.shutdown()
