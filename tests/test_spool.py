@@ -22,7 +22,7 @@ from telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client
 from telemetry.spool import SPOOL_FILE, Spool
 from telemetry.tracing import setup_tracing
 
-from .conftest import ROOT, cogscope_command
+from .conftest import ROOT, cogscope_command, running_app, screenshot
 
 ANSWER = 'Thought: I know enough.\n<code>\nfinal_answer("Rest for ten minutes.")\n</code>'
 PENDING = re.compile(r"^Trace:\s+([0-9a-f]{32})\s+trace pending upload \((\d+) spans?\)", re.MULTILINE)
@@ -282,3 +282,26 @@ def test_a_full_spool_drops_new_spans_and_says_so(tmp_path: Path, caplog):
         assert len(full) == 1 and "COGSCOPE_SPOOL_MB" in full[0]  # said once, not once per span
     finally:
         tracing.shutdown()
+
+
+def test_the_run_tab_says_pending_while_phoenix_is_down_then_shows_the_link(own_phoenix: OwnPhoenix, env, llm, page):
+    llm.enqueue(ANSWER, prompt_tokens=300, completion_tokens=20)
+    with running_app(dict(env, PHOENIX_COLLECTOR_ENDPOINT=own_phoenix.url), llm) as app:
+        page.goto(app)
+        own_phoenix.kill()
+        page.get_by_label("Task").fill("Decide the next action.")
+        page.locator("#run-button").click()
+        totals = page.locator("#run-totals")
+        totals.get_by_text("trace pending upload").wait_for(timeout=60_000)
+        assert totals.get_by_role("link", name="Open this trace in Phoenix").count() == 0  # no link that would 404
+        trace_id = re.search(r"[0-9a-f]{32}", totals.inner_text()).group(0)
+        page.screenshot(path=screenshot("run-tab-pending.png"), full_page=True)
+
+        own_phoenix.start()
+        link = totals.get_by_role("link", name="Open this trace in Phoenix")
+        link.wait_for(timeout=90_000)  # the page updates by itself once the trace has landed
+        assert link.get_attribute("href").endswith(f"/redirects/traces/{trace_id}")
+        assert "pending" not in totals.inner_text()
+        page.goto(link.get_attribute("href"))
+        page.wait_for_url(re.compile(rf"/projects/.+/traces/{trace_id}"))
+        page.get_by_text("heartbeat.cycle").first.wait_for()
