@@ -33,13 +33,14 @@ CALLS = re.compile(r"^Totals:\s+\d+ steps, (\d+) LLM calls", re.MULTILINE)
 class OwnPhoenix:
     """A Phoenix this test may kill and start again on the same folder and port."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, database_url: str | None = None) -> None:
         self.folder = folder
+        self.database_url = database_url  # None: SQLite in `folder`
         self.port = free_port()
         self.server: PhoenixServer | None = None
 
     def start(self) -> OwnPhoenix:
-        self.server = ensure_phoenix(working_dir=self.folder, port=self.port)
+        self.server = ensure_phoenix(working_dir=self.folder, port=self.port, database_url=self.database_url)
         assert self.server.started_here
         return self
 
@@ -129,9 +130,15 @@ def _spooled(env: dict[str, str]) -> int:
         return int(db.execute("SELECT count(*) FROM spans").fetchone()[0])
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_heartbeat_through_a_60_s_phoenix_outage_loses_nothing_and_duplicates_nothing(
-    own_phoenix: OwnPhoenix, env, llm, project
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, env, llm, project
 ):
+    database_url = None
+    if backend == "postgresql":  # a Phoenix on the session's PostgreSQL, killed and started again on it
+        database_url = request.getfixturevalue("postgres").create_database(f"outage_{project.replace('-', '_')}")
+    own_phoenix = OwnPhoenix(tmp_path / "own-phoenix", database_url).start()
+    request.addfinalizer(own_phoenix.stop)
     cycles = 20
     for _ in range(cycles):
         llm.enqueue(ANSWER, prompt_tokens=300, completion_tokens=20)
