@@ -68,13 +68,17 @@ class McpServer:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
         self._thread = threading.Thread(target=self._main, name=f"mcp-{self.argv[0]}", daemon=True)
 
-    def start(self) -> McpServer:
+    def start(self, timeout: float = START_TIMEOUT_S) -> McpServer:
         self._thread.start()
-        if not self._ready.wait(START_TIMEOUT_S):
+        if not self._ready.wait(timeout):
             self.close()
-            raise McpError(f"MCP server {self.command!r} did not answer within {START_TIMEOUT_S:.0f} s")
+            raise McpError(
+                f"MCP server {self.command!r} did not answer within {timeout:g} s; check that the command is an "
+                "MCP server speaking stdio (it was stopped)"
+            )
         if self._error is not None:
             raise McpError(
                 f"MCP server {self.command!r} failed to start ({_first_line(self._error)}); "
@@ -85,7 +89,8 @@ class McpServer:
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._loop.run_until_complete(self._serve())
+            self._task = self._loop.create_task(self._serve())
+            self._loop.run_until_complete(self._task)
         except BaseException as e:  # noqa: BLE001 - reported to the caller of start()
             self._error = self._error or e
         finally:
@@ -118,9 +123,18 @@ class McpServer:
         return text
 
     def close(self) -> None:
-        if self._stop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10) if self._thread.is_alive() else None
+        """Stop the server: a running one is asked to end; one still starting (or hung in its handshake) is
+        cancelled, which makes the MCP client stop its process (stdin closed, then SIGTERM, then SIGKILL)."""
+        if self._thread.is_alive() and self._loop.is_running():
+            try:
+                if self._ready.is_set() and self._stop is not None:
+                    self._loop.call_soon_threadsafe(self._stop.set)
+                elif self._task is not None:
+                    self._loop.call_soon_threadsafe(self._task.cancel)
+            except RuntimeError:  # the loop closed in between
+                pass
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
 
 
 def _inputs(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:

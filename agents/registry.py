@@ -200,11 +200,22 @@ def _takes_any_option(factory: Factory) -> bool:
         return True
 
 
+def _is_step_budget(name: str) -> bool:
+    """`max_steps`, `member_max_steps`, ...: smolagents' step budgets, a whole number of steps, 1 or more."""
+    return name == "max_steps" or name.endswith("_max_steps")
+
+
 def check_options(spec: AgentSpec, options: Mapping[str, Any]) -> None:
     unknown = sorted(set(options) - set(spec.options))
     if unknown and not _takes_any_option(spec.factory):
         known = ", ".join(spec.options) or "none"
         raise AgentFactoryError(f"agent {spec.name!r} has no option {unknown[0]!r}; its options: {known}")
+    for name, value in options.items():
+        if _is_step_budget(name) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise AgentFactoryError(
+                f"option {name}={_one_line(repr(value), 80)} is not a step budget; give a whole number of steps, "
+                f"1 or more, e.g. {name}=3"
+            )
 
 
 def spec_for(name: str, factory: Any, summary: str | None = None) -> AgentSpec:

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -61,15 +61,41 @@ def _add_cycle_arguments(parser: argparse.ArgumentParser, *, task_required: bool
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported as every other bad input is: one line on stderr, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        from .trust import shorten
+
+        self.exit(EXIT_USAGE, f"cogscope: error: {shorten(message, 300)} (see `{self.prog} --help`)\n")
+
+
+def _arg_port(text: str) -> int:
+    if not text.strip().isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; use a number from 1 to 65535")
+    return int(text)
+
+
+def _arg_interval(text: str) -> float:
+    from .inputs import check_interval
+
+    try:
+        return check_interval(float(text))
+    except (ValueError, UsageError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds from 0 to 86400 (a day); give one like 5"
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cogscope",
         description="Run smolagents cognitive agents, watch every step, trace them into Phoenix.",
     )
     sub = parser.add_subparsers(dest="command")
     ui = sub.add_parser("ui", help="start the app (default): Phoenix, the local model and the browser UI")
     ui.add_argument("--host", help="interface to bind (default 127.0.0.1, or $COGSCOPE_HOST)")
-    ui.add_argument("--port", type=int, help="port of the app (default 7860, or $COGSCOPE_PORT)")
+    ui.add_argument("--port", type=_arg_port, help="port of the app (default 7860, or $COGSCOPE_PORT)")
     ui.add_argument(
         "--auth-file",
         metavar="FILE",
@@ -102,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     beat = sub.add_parser("heartbeat", help="run N cycles at an interval in one session")
     _add_cycle_arguments(beat, task_required=False)
     beat.add_argument(
-        "--interval", type=float, default=5.0, help="seconds from one cycle's start to the next (default 5)"
+        "--interval", type=_arg_interval, default=5.0, help="seconds from one cycle's start to the next (default 5)"
     )
     beat.add_argument("--cycles", type=int, default=3, help="how many cycles (default 3)")
     serve = sub.add_parser("mcp-serve", help="serve the cognitive tools over MCP (stdio)")
@@ -152,6 +178,7 @@ def _command(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        _preflight(args, settings)
         if args.command == "run":
             return run_command(args, settings)
         if args.command == "heartbeat":
@@ -180,6 +207,16 @@ def _command(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `cogscope show ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def _preflight(args: argparse.Namespace, settings: Settings) -> None:
+    """Before anything starts: the data dir can be written, and `ui`'s port is free (one line each, exit 2)."""
+    from .preflight import check_data_dir, check_port_free, needs_data_dir
+
+    if needs_data_dir(args.command, getattr(args, "memory", None)):
+        check_data_dir(settings.data_dir)
+    if args.command in (None, "ui"):
+        check_port_free(getattr(args, "host", None) or settings.host, getattr(args, "port", None) or settings.port)
 
 
 def _set_later(event: threading.Event) -> None:
@@ -253,6 +290,29 @@ def _start_runtime(settings: Settings) -> Any:
     return runtime
 
 
+LINK_WAIT_S = 3.0  # how long a finished cycle waits for its spans to reach Phoenix before saying "pending"
+
+
+def _report_landed(runtime: Any, pending: list[str]) -> None:
+    """Give the link of each trace that was "pending upload" and has landed since; keep the others."""
+    for trace_id in list(pending):
+        url, _ = runtime.trace_link(trace_id)
+        if url is not None:
+            pending.remove(trace_id)
+            print(f"Trace:    {trace_id}  uploaded: {url}", flush=True)
+
+
+def _close(runtime: Any, pending: list[str]) -> None:
+    """End the command: wait (bounded) for the spool, then give the links that landed."""
+    if not pending:
+        runtime.close()
+        return
+    print(f"Waiting up to {runtime.settings.drain_timeout:g} s for spooled spans to reach Phoenix ...", flush=True)
+    runtime.tracing.drain(runtime.settings.drain_timeout)
+    _report_landed(runtime, pending)
+    runtime.close(drain_timeout=0.0)
+
+
 def _print_cycle(runtime: Any, cycle: Any) -> Any:
     for step in cycle:
         print(format_step(step), flush=True)
@@ -260,7 +320,8 @@ def _print_cycle(runtime: Any, cycle: Any) -> Any:
     t = result.totals
     print()
     print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
-    print(f"Trace:    {result.trace_id}  {runtime.trace_url(result.trace_id)}")
+    url, link = runtime.trace_link(result.trace_id, wait=LINK_WAIT_S) if result.trace_id else (None, "no trace")
+    print(f"Trace:    {result.trace_id}  {link}")
     print(
         f"Totals:   {t.steps} steps, {t.llm_calls} LLM calls, {t.total_tokens:,} tokens "
         f"({t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion), {t.duration_s:.2f} s",
@@ -274,14 +335,17 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("the task is empty; give one with --task")
     inputs = _cycle_inputs(args, settings)  # bad input fails before Phoenix starts
     runtime = _start_runtime(settings)
+    pending: list[str] = []  # traces said to be "pending upload"
     try:
         cycle = runtime.prepare_cycle(task=args.task, session_id=args.session, **inputs)
         models = ", ".join(f"{role}={m}" if role != "default" else m for role, m in inputs["models"].items())
         print(f"Running {args.agent} with {models}: {args.task.strip()}", flush=True)
         result = _print_cycle(runtime, cycle)
+        if result.trace_id and runtime.tracing.pending(result.trace_id):
+            pending.append(result.trace_id)
         return EXIT_FAILED if result.failed else EXIT_OK
     finally:
-        runtime.close()
+        _close(runtime, pending)
 
 
 def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -307,20 +371,24 @@ def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
     runtime = _start_runtime(settings)
     previous = signal.signal(signal.SIGINT, on_interrupt)
     failed = 0
+    pending: list[str] = []  # traces said to be "pending upload"
     try:
         print(f"Heartbeat: {args.cycles} cycles every {args.interval:g} s, session {session}", flush=True)
         for number, cycle in heartbeat_cycles(
             runtime, cycles=args.cycles, interval=args.interval, stop=stop, task=task, session_id=session, **inputs
         ):
+            _report_landed(runtime, pending)
             print(f"\n=== Cycle {number}/{args.cycles} ===", flush=True)
             result = _print_cycle(runtime, cycle)
+            if result.trace_id and runtime.tracing.pending(result.trace_id):
+                pending.append(result.trace_id)
             failed += result.failed
             store = agents.open_store(inputs["options"].get("memory"))
             print(agents.state_markdown(store), flush=True)
         return EXIT_FAILED if failed else EXIT_OK
     finally:
         signal.signal(signal.SIGINT, previous)
-        runtime.close()
+        _close(runtime, pending)
 
 
 def seed_command(args: argparse.Namespace) -> int:

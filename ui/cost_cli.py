@@ -62,7 +62,7 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
         prices = load_prices(args.prices)
     except PricesError as e:
         raise UsageError(str(e)) from None
-    mapping = parse_models(args.what_if)
+    mapping = parse_models(args.what_if, "--what-if")
     if "default" in mapping:
         mapping["*"] = mapping.pop("default")
     for model in mapping.values():

@@ -9,6 +9,7 @@ from typing import Any
 
 from telemetry import Cycle
 
+from .inputs import check_interval
 from .runtime import Runtime
 
 
@@ -18,8 +19,10 @@ def heartbeat_cycles(
     """Yield (number, cycle) for each cycle to run; the caller runs it (and streams its steps).
 
     `interval` counts from one cycle's start to the next; a cycle longer than the interval is
-    followed at once. Setting `stop` ends the loop after the cycle that is running.
+    followed at once. Setting `stop` ends the loop after the cycle that is running. An interval that is not
+    a number of seconds from 0 to a day (nan, inf, negative) is a UsageError before the first cycle.
     """
+    interval = check_interval(interval, "the interval")
     for number in range(1, cycles + 1):
         if stop.is_set():
             return

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from .errors import UsageError
+from .trust import shorten
 
 TIME_WINDOWS = {
     "last hour": timedelta(hours=1),
@@ -22,23 +23,28 @@ ROLE = re.compile(r"^[A-Za-z_][\w\-]*$")
 KEY = re.compile(r"^[A-Za-z_]\w*$")
 
 
-def parse_models(values: Iterable[str]) -> dict[str, str]:
-    """`ID` -> {"default": ID}; `ROLE=ID` -> {ROLE: ID} (repeatable; model ids never contain '=')."""
+def parse_models(values: Iterable[str], flag: str = "--model") -> dict[str, str]:
+    """`ID` -> {"default": ID}; `ROLE=ID` -> {ROLE: ID} (repeatable; model ids never contain '=').
+
+    An empty value is refused (it would otherwise fall back to the default model without a word)."""
     models: dict[str, str] = {}
     for raw in values:
         value = (raw or "").strip()
         if not value:
-            continue
+            raise UsageError(
+                f"{flag} {raw!r} names no model; give a LiteLLM id like openai/gpt-4o-mini, or `local` "
+                "(leave the flag out to use the default model)"
+            )
         role, sep, model_id = value.partition("=")
         if not sep:
             role, model_id = "default", value
         role, model_id = role.strip(), model_id.strip()
         if not ROLE.match(role):
             raise UsageError(
-                f"--model {value!r}: {role!r} is not a role name; write ROLE=MODEL_ID, e.g. reasoning=openai/gpt-4o"
+                f"{flag} {value!r}: {role!r} is not a role name; write ROLE=MODEL_ID, e.g. reasoning=openai/gpt-4o"
             )
         if not model_id:
-            raise UsageError(f"--model {value!r} names no model; write ROLE=MODEL_ID")
+            raise UsageError(f"{flag} {value!r} names no model; write ROLE=MODEL_ID")
         if role in models:
             raise UsageError(f"the model of role {role!r} is given twice; give each role once")
         models[role] = model_id
@@ -76,21 +82,37 @@ def parse_lines(text: str | None) -> list[str]:
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION_S = 36500 * 86400.0  # 100 years: further back than any trace, and dates stay in range
+MAX_INTERVAL_S = 86400.0  # a heartbeat loop's interval: at most a day between two cycles
 
 
 def parse_duration(text: str, flag: str) -> float:
     """'5s', '15m', '24h', '7d', '2w' (a bare number is seconds) -> seconds; UsageError otherwise."""
     match = DURATION.match(text or "")
     if not match or float(match.group(1)) <= 0:
-        raise UsageError(f"{flag} {text!r} is not a duration; write it like 5s, 15m, 24h or 7d")
-    return float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"]
+        raise UsageError(f"{flag} {shorten(text, 80)!r} is not a duration; write it like 5s, 15m, 24h or 7d")
+    seconds = float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"]
+    if not seconds <= MAX_DURATION_S:  # also inf (a number too long for a float)
+        raise UsageError(f"{flag} {shorten(text, 80)!r} is too long; give at most 36500d (100 years)")
+    return seconds
+
+
+def check_interval(seconds: float, flag: str = "--interval") -> float:
+    """The seconds between two heartbeat cycles: a number from 0 to a day (not nan, not inf)."""
+    if not 0 <= seconds <= MAX_INTERVAL_S:  # False for nan
+        raise UsageError(
+            f"{flag} {seconds:g} is not a number of seconds from 0 to {MAX_INTERVAL_S:g} (a day); give one like 5"
+        )
+    return float(seconds)
 
 
 def parse_money(text: str, flag: str) -> float:
     try:
         value = float(str(text).strip().lstrip("$").replace(",", ""))
     except ValueError:
-        raise UsageError(f"{flag} {text!r} is not an amount in USD; write it like 250 or 1500.50") from None
-    if value < 0 or value != value:
-        raise UsageError(f"{flag} {text!r} must be 0 or more (USD per month)")
+        value = float("inf")
+    if value == float("inf"):
+        raise UsageError(f"{flag} {shorten(text, 80)!r} is not an amount in USD; write it like 250 or 1500.50")
+    if not value >= 0:  # also nan
+        raise UsageError(f"{flag} {shorten(text, 80)!r} must be 0 or more (USD per month)")
     return value

@@ -101,7 +101,13 @@ def check_api_base(api_base: str | None, timeout: float = 3.0) -> str | None:
     if not api_base or not api_base.strip():
         return None
     api_base = api_base.strip().rstrip("/")
-    parts = urlsplit(api_base)
+    try:
+        parts = urlsplit(api_base)
+    except ValueError as e:  # e.g. "Invalid IPv6 URL" for http://[::1/v1
+        raise ModelError(
+            f"API base {api_base!r} is not a valid URL ({e}); write it like http://127.0.0.1:8000/v1 "
+            "(an IPv6 address goes in brackets: http://[::1]:8000/v1)"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ModelError(f"API base {api_base!r} is not an http(s) URL; write it like http://127.0.0.1:8000/v1")
     try:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from telemetry.costs import format_cost
 from telemetry.cycles import CycleFilter, list_cycles
@@ -30,6 +33,15 @@ def _runtime(settings: Settings) -> Any:
     return Runtime.start(settings)
 
 
+def _json_value(value: Any) -> Any:
+    """A cell for JSON: missing or unknown (NaN, None, NaT, inf: e.g. the cost of a model with no price) -> null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return None
+    return value
+
+
 def traces_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit < 1:
         raise UsageError(f"--limit {args.limit} must be at least 1")
@@ -46,7 +58,7 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
         runtime.close()
     if args.format == "json":
         records = cycles.assign(start_time=cycles["start_time"].astype(str)).to_dict("records")
-        print(json.dumps(records, indent=2, default=str))
+        print(json.dumps([{k: _json_value(v) for k, v in r.items()} for r in records], indent=2, default=str))
         return EXIT_OK
     if cycles.empty:
         print("No cycles match." if (args.failed or args.agent or args.text) else "No cycles yet.")
@@ -137,7 +149,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
         reproduced, divergence = replay.report()
         print()
         print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
-        print(f"Trace:    {result.trace_id}  {runtime.trace_url(result.trace_id)}")
+        print(f"Trace:    {result.trace_id}  {runtime.trace_link(result.trace_id, wait=3.0)[1]}")
         print(f"Model:    {replay.model.replayed} outputs replayed, {result.totals.llm_calls} LLM calls")
         if args.fork_at:
             print(side_by_side(replay.recording, replay))
