@@ -140,6 +140,7 @@ class Spool:
         self._last_full_warning = 0.0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.touch(mode=0o600)  # prompts and outputs: for this user's eyes only, as the trace key
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; WAL keeps the file sound

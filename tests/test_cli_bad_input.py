@@ -127,6 +127,9 @@ def test_bad_limit_settings(cogscope):
         ("COGSCOPE_LLM_TIMEOUT", "inf", "is not a number of seconds"),
         ("COGSCOPE_SANDBOX_MEMORY_MB", "lots", "is not a size in MB"),
         ("COGSCOPE_SANDBOX_NETWORK", "maybe", "is not a yes/no value"),
+        ("COGSCOPE_SPOOL_MB", "0", "is not a size in MB"),
+        ("COGSCOPE_DRAIN_TIMEOUT", "forever", "is not a number of seconds"),
+        ("COGSCOPE_PROJECT", "team/agents", "cannot name a Phoenix project"),
     ):
         line = _one_clear_line(cogscope("run", "--agent", "heartbeat", "--task", "x", **{name: value}))
         assert f"{name}={value!r} {message}" in line

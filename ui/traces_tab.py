@@ -342,7 +342,8 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
     result = replay.cycle.result
     reproduced, divergence = replay.report()
     rec = replay.recording
-    link = f"[replay trace]({runtime.trace_url(result.trace_id)})"
+    url, line = runtime.trace_link(result.trace_id, wait=3.0)
+    link = f"[replay trace]({url})" if url else f"replay trace: ⏳ {line}"
     if replay.fork_at is None:
         verdict = (
             "✅ **Reproduced the recording**: same code, tool calls, observations and errors at every step."
