@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up cogscope on a fresh Debian machine; idempotent: a second run reuses the install.
 #   scripts/bootstrap.sh          Python venv in .venv with cogscope and its dependencies
-#   scripts/bootstrap.sh --test   also Debian's chromium and an emoji font for the browser tests
+#   scripts/bootstrap.sh --test   also Debian's chromium and an emoji font for the browser tests, and Debian's
+#                                 postgresql (its server binaries: the tests start a throwaway cluster of their own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LITELLM_LOCAL_MODEL_COST_MAP=True
@@ -40,9 +41,10 @@ if [ "$want_test" = 1 ]; then
   missing=""
   [ -x /usr/bin/chromium ] || missing="$missing chromium"
   fc-list 2>/dev/null | grep -qi "Noto Color Emoji" || missing="$missing fonts-noto-color-emoji"
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing="$missing postgresql"
   if [ -n "$missing" ]; then
     echo "Installing Debian packages:$missing"
     as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq $missing >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   fi
 fi

@@ -6,18 +6,27 @@ listens on `host` only, for HTTP and for OTLP over gRPC: Phoenix binds gRPC to e
 to `host` first. It is tied to cogscope by a lifeline (telemetry.children): when cogscope ends, however
 it ends (even SIGKILL), Phoenix shuts itself down, unless cogscope detached it (`detach()`: the
 `cogscope run` commands leave it running so the trace link they print keeps working).
+
+Storage: SQLite in its working dir, or the PostgreSQL database given as `database_url` (COGSCOPE_DATABASE_URL;
+several Phoenix servers may share one). cogscope connects to that database once before starting Phoenix, so that
+a wrong URL, password or database ends in one line that says what to fix (Phoenix itself would spend 30 s and
+then report a failed migration). The password is never shown: `shown_database_url` blanks it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -26,6 +35,16 @@ from .errors import PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable
 
 TRACES_PATH = "/v1/traces"
 GRPC_HOST_ENV = "COGSCOPE_PHOENIX_GRPC_HOST"
+DATABASE_URL_ENV = "COGSCOPE_DATABASE_URL"
+# how a good URL looks, in words the output redaction leaves alone (it blanks any `scheme://user:X@`)
+DATABASE_URL_FORM = "postgresql://USER@HOST:5432/DATABASE (USER:PASSWORD@ when the server wants a password)"
+BLANK = "[REDACTED]"
+# Phoenix's own storage variables: the Phoenix cogscope starts stores where cogscope says (database_url), not
+# where a stray PHOENIX_SQL_DATABASE_URL or PHOENIX_POSTGRES_* in the environment would send it
+_PHOENIX_STORAGE_ENV = ("PHOENIX_SQL_DATABASE_URL", "PHOENIX_SQL_DATABASE_READ_REPLICA_URL")
+_PHOENIX_STORAGE_PREFIX = "PHOENIX_POSTGRES_"
+_SCHEMES = {"postgresql": "postgresql", "postgres": "postgresql", "postgresql+asyncpg": "postgresql"}
+_SECRET_QUERY_KEYS = {"password", "pass", "passwd", "pwd", "sslpassword"}
 
 # Run in the Phoenix process before Phoenix: its gRPC server binds `[::]:PORT`; make that `HOST:PORT`.
 _BIND_GRPC = f"""
@@ -67,12 +86,177 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def shown_database_url(url: str) -> str:
+    """The URL with its password blanked (in the user:PASSWORD@ part and in a ?password= parameter)."""
+    try:
+        parts = urlsplit(url.strip())
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":" + BLANK
+            netloc = f"{userinfo}@{hostport}"
+        query = urlencode(
+            [(k, BLANK if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in parse_qsl(parts.query, True)],
+            safe="[]/:",
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "(an unreadable URL)"
+
+
+def _password_forms(url: str) -> list[str]:
+    """The password of a database URL as it may appear in a text (raw and percent-decoded), longest first."""
+    try:
+        parts = urlsplit(url.strip())
+        found = [parts.password or ""] + [v for k, v in parse_qsl(parts.query, True) if k.lower() in _SECRET_QUERY_KEYS]
+    except ValueError:
+        return []
+    forms = {f for p in found if p for f in (p, unquote(p), quote(unquote(p), safe=""))}
+    return sorted(forms, key=len, reverse=True)
+
+
+def _without_password(text: str, url: str | None) -> str:
+    for form in _password_forms(url or ""):
+        text = text.replace(form, BLANK)
+    return text
+
+
+def check_database_url(url: str) -> str:
+    """The PostgreSQL URL Phoenix is given (`postgres://` spelt `postgresql://`), or ValueError with one line
+    that says what to fix and never the password."""
+    raw = url.strip()
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in _SCHEMES:
+        what = f"starts with {scheme + ':'!r}" if sep and scheme.isidentifier() else "is not a URL"
+        raise ValueError(
+            f"{DATABASE_URL_ENV} {what}; Phoenix stores in PostgreSQL only: use {DATABASE_URL_FORM}, "
+            "or unset it to keep Phoenix's SQLite in the data dir"
+        )
+    normal = f"{_SCHEMES[scheme.lower()]}://{rest}"
+    shown = shown_database_url(normal)
+    try:
+        parts = urlsplit(normal)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError(f"{DATABASE_URL_ENV}={shown} has a bad host or port; use {DATABASE_URL_FORM}") from None
+    if not parts.path.strip("/"):
+        raise ValueError(f"{DATABASE_URL_ENV}={shown} names no database; add it after the port: {DATABASE_URL_FORM}")
+    return normal
+
+
+_T = TypeVar("_T")
+
+
+def _run_async(make: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a coroutine to its end from sync code, in a thread of its own (the caller may be inside an event loop)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(make())  # type: ignore[arg-type]
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+
+    thread = threading.Thread(target=target, name="cogscope-db-check", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def check_database(url: str, timeout: float = 10.0) -> None:
+    """Connect to the PostgreSQL database once, as Phoenix will; PhoenixStartFailed with one line that says what to
+    fix when it cannot (unreachable server, wrong user or password, no such database, no right to create tables)."""
+    try:
+        import asyncpg
+    except ImportError:
+        raise PhoenixStartFailed(
+            "PostgreSQL support is not installed: pip install 'arize-phoenix[pg]' (scripts/bootstrap.sh does)"
+        ) from None
+    try:
+        url = check_database_url(url)
+    except ValueError as e:
+        raise PhoenixStartFailed(str(e)) from None
+    parts = urlsplit(url)
+    shown = shown_database_url(url)
+    where = f"{parts.hostname or 'the local socket'}{f':{parts.port}' if parts.port else ''}"
+    database = unquote(parts.path.strip("/"))
+
+    async def probe() -> tuple[bool, bool]:
+        connection = await asyncpg.connect(url, timeout=timeout)
+        try:
+            migrated = await connection.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+            may_create = await connection.fetchval("SELECT has_schema_privilege(current_schema(), 'CREATE')")
+            return bool(migrated), bool(may_create)
+        finally:
+            await connection.close(timeout=timeout)
+
+    fix = f"fix {DATABASE_URL_ENV} ({shown})"
+    try:
+        migrated, may_create = _run_async(probe)
+    except asyncpg.InvalidPasswordError:
+        raise PhoenixStartFailed(
+            f"PostgreSQL at {where} refused the password of user {parts.username!r}; {fix}"
+        ) from None
+    except asyncpg.InvalidCatalogNameError:
+        raise PhoenixStartFailed(
+            f"PostgreSQL at {where} has no database {database!r}: create it (createdb {database}) or {fix}"
+        ) from None
+    except asyncpg.InvalidAuthorizationSpecificationError as e:
+        raise PhoenixStartFailed(
+            f"PostgreSQL at {where} refused the connection ({_without_password(str(e), url)}); {fix}"
+        ) from None
+    except asyncpg.PostgresError as e:
+        raise PhoenixStartFailed(f"PostgreSQL at {where}: {_without_password(str(e), url)}; {fix}") from None
+    except (TimeoutError, asyncio.TimeoutError):
+        raise PhoenixStartFailed(f"PostgreSQL at {where} did not answer within {timeout:.0f} s; {fix}") from None
+    except socket.gaierror:
+        raise PhoenixStartFailed(f"the database host {parts.hostname!r} is unknown; {fix}") from None
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else _without_password(str(e), url)
+        raise PhoenixStartFailed(f"cannot reach PostgreSQL at {where} ({reason}); start it or {fix}") from None
+    except (ValueError, asyncpg.InterfaceError) as e:
+        raise PhoenixStartFailed(
+            f"{DATABASE_URL_ENV}={shown} is not usable ({_without_password(str(e), url)})"
+        ) from None
+    if not migrated and not may_create:
+        raise PhoenixStartFailed(
+            f"user {parts.username!r} may not create tables in database {database!r} at {where} (PostgreSQL 15 and "
+            "later no longer let every user create in schema public): make the user the database's owner "
+            f"(ALTER DATABASE {database} OWNER TO {parts.username}) or GRANT CREATE ON SCHEMA public TO "
+            f"{parts.username}"
+        )
+
+
+def phoenix_storage(url: str, timeout: float = 5.0) -> str | None:
+    """Where the Phoenix at `url` stores: "sqlite", "postgresql", or None when it does not say."""
+    try:
+        response = httpx.post(
+            f"{url.rstrip('/')}/graphql", json={"query": "{ dbTableStats { tableName } }"}, timeout=timeout
+        )
+        tables = [row["tableName"] for row in response.json()["data"]["dbTableStats"]]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+    if tables == ["SQLite"]:
+        return "sqlite"
+    return "postgresql" if tables else None
+
+
 def base_url_of(endpoint: str) -> str:
     """`http://host:6006/v1/traces` (a collector endpoint) or `http://host:6006` -> `http://host:6006`."""
     endpoint = endpoint.strip().rstrip("/")
     if endpoint.endswith(TRACES_PATH):
         endpoint = endpoint[: -len(TRACES_PATH)]
-    parts = urlsplit(endpoint)
+    try:
+        parts = urlsplit(endpoint)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError as e:
+        raise PhoenixUnreachable(
+            f"Phoenix endpoint {endpoint[:200]!r} is not a valid URL ({e}); set PHOENIX_COLLECTOR_ENDPOINT like "
+            "http://127.0.0.1:6006"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise PhoenixUnreachable(
             f"Phoenix endpoint {endpoint!r} is not an http(s) URL; set PHOENIX_COLLECTOR_ENDPOINT like "
@@ -176,17 +360,31 @@ def ensure_phoenix(
     port: int = 6006,
     grpc_port: int | None = None,
     timeout: float = 120.0,
+    database_url: str | None = None,
 ) -> PhoenixServer:
-    """Reuse the Phoenix answering at host:port, or start `phoenix serve` there with its SQLite in `working_dir`."""
+    """Reuse the Phoenix answering at host:port, or start `phoenix serve` there: its SQLite in `working_dir`, or,
+    with `database_url` (postgresql://...), in that PostgreSQL database (checked first: PhoenixStartFailed)."""
     url = f"http://{host}:{port}"
+    if database_url is not None:
+        try:
+            database_url = check_database_url(database_url)
+        except ValueError as e:
+            raise PhoenixStartFailed(str(e)) from None
     version = phoenix_version(url)
     if version is not None:
+        if database_url is not None and phoenix_storage(url) == "sqlite":
+            raise PhoenixPortTaken(
+                f"the Phoenix at {url} stores in SQLite, not in {DATABASE_URL_ENV}'s database; stop it (an earlier "
+                "`cogscope run` may have left it running) or set COGSCOPE_PHOENIX_PORT to a free port"
+            )
         return PhoenixServer(url=url, version=version)
     if port_in_use(host, port):
         raise PhoenixPortTaken(
             f"port {port} on {host} is taken by something that is not Phoenix; stop it, or set "
             "COGSCOPE_PHOENIX_PORT to a free port"
         )
+    if database_url is not None:
+        check_database(database_url)
     working_dir.mkdir(parents=True, exist_ok=True)
     log_path = working_dir / "phoenix.log"
     env = {
@@ -198,7 +396,10 @@ def ensure_phoenix(
         "PHOENIX_TELEMETRY_ENABLED": "false",
         GRPC_HOST_ENV: host,
     }
-    env.pop("PHOENIX_SQL_DATABASE_URL", None)  # the embedded Phoenix always keeps its SQLite in working_dir
+    for name in [*_PHOENIX_STORAGE_ENV, *(n for n in env if n.startswith(_PHOENIX_STORAGE_PREFIX))]:
+        env.pop(name, None)  # the embedded Phoenix stores where cogscope says: SQLite in working_dir, or database_url
+    if database_url is not None:
+        env["PHOENIX_SQL_DATABASE_URL"] = database_url
     lifeline = Lifeline()
     try:
         with log_path.open("ab") as log:
@@ -220,7 +421,8 @@ def ensure_phoenix(
         if process.poll() is not None:
             lifeline.close()
             raise PhoenixStartFailed(
-                f"phoenix serve exited with code {process.returncode} (log: {log_path}): {_tail(log_path)}"
+                f"phoenix serve exited with code {process.returncode} (log: {log_path}): "
+                + _without_password(_tail(log_path), database_url)
             )
         version = phoenix_version(url, timeout=1.0)
         if version is not None:
@@ -229,5 +431,6 @@ def ensure_phoenix(
         time.sleep(0.3)
     server.stop()
     raise PhoenixStartFailed(
-        f"phoenix serve did not answer at {url} within {timeout:.0f} s; see {log_path}: {_tail(log_path)}"
+        f"phoenix serve did not answer at {url} within {timeout:.0f} s; see {log_path}: "
+        + _without_password(_tail(log_path), database_url)
     )

@@ -1,4 +1,9 @@
-"""Fixtures: a real Phoenix (once per session), the scripted LLM server, and the `cogscope` command."""
+"""Fixtures: a real Phoenix (once per session and backend), the scripted LLM server, and the `cogscope` command.
+
+Phoenix stores in SQLite. A test or module marked `both_backends` (`pytestmark = pytest.mark.both_backends`) runs twice:
+`[sqlite]` and `[postgresql]`, the second against a Phoenix that stores in a throwaway PostgreSQL cluster on
+loopback (tests/postgres.py), started once per session when first needed. `-k "not postgresql"` skips those runs.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import pytest  # noqa: E402
 
 from telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
 
+from .postgres import PostgresMissing, TempPostgres  # noqa: E402
 from .scripted_llm import ScriptedLLM  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,13 +47,53 @@ SECRET = "sk-test-SECRET-4f1c9e2b7a-never-in-a-span"
 TRACE_LINE = re.compile(r"^Trace:\s+([0-9a-f]{32})\s", re.MULTILINE)
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_backends` that use Phoenix run once per backend."""
+    if metafunc.definition.get_closest_marker("both_backends") and "phoenix" in metafunc.fixturenames:
+        metafunc.parametrize("phoenix", BACKENDS, indirect=True)
+
+
 @pytest.fixture(scope="session")
-def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
+def postgres() -> Iterator[TempPostgres]:
+    """A PostgreSQL cluster of the session's own on 127.0.0.1 (initdb in a temporary folder); stopped and removed
+    at the end of the session."""
+    try:
+        cluster = TempPostgres().start()
+    except PostgresMissing as e:
+        pytest.fail(str(e))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def phoenix_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
     """A real `phoenix serve` on free loopback ports with its SQLite in a temporary folder."""
     server = ensure_phoenix(working_dir=tmp_path_factory.mktemp("phoenix"), port=free_port())
     assert server.started_here
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def phoenix_postgresql(tmp_path_factory: pytest.TempPathFactory, postgres: TempPostgres) -> Iterator[PhoenixServer]:
+    """A real `phoenix serve` on free loopback ports that stores in a database of the session's PostgreSQL."""
+    database_url = postgres.create_database("phoenix")
+    server = ensure_phoenix(
+        working_dir=tmp_path_factory.mktemp("phoenix-pg"), port=free_port(), database_url=database_url
+    )
+    assert server.started_here
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def phoenix(request: pytest.FixtureRequest) -> PhoenixServer:
+    """The session's Phoenix on SQLite; for tests marked `both_backends`, also the one on PostgreSQL (param)."""
+    backend = getattr(request, "param", "sqlite")
+    return request.getfixturevalue(f"phoenix_{backend}")
 
 
 @pytest.fixture(scope="session")

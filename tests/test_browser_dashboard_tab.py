@@ -6,7 +6,11 @@ import csv
 import io
 import re
 
+import pytest
+
 from .conftest import screenshot
+
+pytestmark = pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
 
 STEP = 'Thought: look.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>'
 DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'

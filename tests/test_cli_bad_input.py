@@ -115,6 +115,13 @@ def test_unreachable_remote_phoenix(cogscope, llm):
     assert "no Phoenix answers at" in line
 
 
+def test_a_phoenix_endpoint_that_is_not_a_url_is_one_line(cogscope):
+    line = _one_clear_line(
+        cogscope("run", "--agent", "heartbeat", "--task", "x", PHOENIX_COLLECTOR_ENDPOINT="http://[::1:6006")
+    )
+    assert "Phoenix endpoint 'http://[::1:6006' is not a valid URL" in line
+
+
 def test_bad_port_setting(cogscope):
     line = _one_clear_line(cogscope("run", "--agent", "heartbeat", "--task", "x", COGSCOPE_PORT="seventy"))
     assert "COGSCOPE_PORT='seventy' is not a port number" in line

@@ -18,6 +18,7 @@ def _attr(row: pd.Series, key: str):  # type: ignore[no-untyped-def]
     return row.get(f"attributes.{key}")
 
 
+@pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
 def test_run_prints_steps_and_totals_and_phoenix_has_the_trace(cogscope, llm, read_trace):
     llm.enqueue(RECALL, prompt_tokens=1000, completion_tokens=100)
     llm.enqueue(ANSWER, prompt_tokens=1200, completion_tokens=50)
@@ -88,6 +89,7 @@ def test_run_prints_steps_and_totals_and_phoenix_has_the_trace(cogscope, llm, re
     assert llm.headers[0].get("authorization") == f"Bearer {SECRET}"
 
 
+@pytest.mark.both_backends
 def test_failed_cycle_exits_1_and_is_recorded_as_max_steps(cogscope, llm, read_trace):
     for _ in range(5):
         llm.enqueue("Thought: again.\n<code>\nx = 1\n</code>", prompt_tokens=10, completion_tokens=5)

@@ -40,6 +40,7 @@ def _phoenix_trace_cost(phoenix_url: str, project_name: str, trace_id: str) -> f
     return float(data.json()["data"]["node"]["trace"]["costSummary"]["total"]["cost"])
 
 
+@pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
 def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, llm, read_trace, phoenix, project, tmp_path):
     trace_id = _record(cogscope, llm)
     read_trace(trace_id, min_spans=11)

@@ -21,6 +21,8 @@ from telemetry import phoenix_client
 from telemetry.figures import CycleFigures, Scope, breakdown, select
 from telemetry.prices import Prices
 
+pytestmark = pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
+
 SECOND = 10**9
 MODEL = "openai/gpt-4o-mini"
 

@@ -53,6 +53,7 @@ def _replay(cogscope, trace_id: str, *args: str):  # type: ignore[no-untyped-def
     return cogscope("replay", trace_id, *args)
 
 
+@pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
 def test_code_error_at_step_2_replays_exactly_then_a_fork_fixes_it(cogscope, recorder, read_trace, tmp_path):
     recorder.enqueue('Thought: recall.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>')
     recorder.enqueue("Thought: compute.\n<code>\nratio = 1 / 0\n</code>")

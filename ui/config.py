@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from telemetry.phoenix_server import check_database_url
 
 from .errors import UsageError
 
@@ -32,6 +34,35 @@ def _megabytes(environ: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or not 64 <= int(raw) <= 1_048_576:
         raise UsageError(f"{name}={raw!r} is not a size in MB; use a whole number from 64 to 1048576")
     return int(raw)
+
+
+def _spool_megabytes(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 1_048_576:
+        raise UsageError(f"{name}={raw!r} is not a size in MB; use a whole number from 1 to 1048576")
+    return int(raw)
+
+
+def _database_url(environ: Mapping[str, str], name: str) -> str | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return check_database_url(raw)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _project(environ: Mapping[str, str]) -> str:
+    raw = environ.get("COGSCOPE_PROJECT", "").strip() or "cogscope"
+    if len(raw) > 200 or any(c in raw for c in "/?#") or not raw.isprintable():
+        raise UsageError(
+            f"COGSCOPE_PROJECT={raw[:60]!r} cannot name a Phoenix project (no / ? # or control characters, "
+            "at most 200); use a name such as my-agents"
+        )
+    return raw
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
@@ -70,6 +101,12 @@ class Settings:
     sandbox_memory_mb: int = 1024  # address space of the sandbox worker that runs model-written code
     sandbox_network: bool = False  # may model-written code open network connections?
     allowed_mcp: tuple[str, ...] = ()  # COGSCOPE_ALLOW_MCP: MCP commands trusted for remote users and replays
+    # COGSCOPE_DATABASE_URL: the PostgreSQL the Phoenix cogscope starts stores in (else SQLite in phoenix_dir);
+    # it holds a password: kept out of repr, shown only through telemetry.phoenix_server.shown_database_url
+    database_url: str | None = field(default=None, repr=False)
+    # the span spool (telemetry.spool): spans wait on disk until Phoenix has stored them
+    spool_mb: int = 512  # the most the spool may hold; beyond it new spans are dropped, with a warning
+    drain_timeout: float = 10.0  # seconds an ending command waits for its spooled spans to reach Phoenix
 
     @property
     def phoenix_dir(self) -> Path:
@@ -85,7 +122,7 @@ class Settings:
             port=_port(env, "COGSCOPE_PORT", 7860),
             phoenix_port=_port(env, "COGSCOPE_PHOENIX_PORT", 6006),
             phoenix_endpoint=env.get("PHOENIX_COLLECTOR_ENDPOINT", "").strip() or None,
-            project=env.get("COGSCOPE_PROJECT", "").strip() or "cogscope",
+            project=_project(env),
             model=env.get("COGSCOPE_MODEL", "").strip() or LOCAL_MODEL,
             api_base=env.get("COGSCOPE_API_BASE", "").strip() or None,
             llm_port=_port(env, "COGSCOPE_LLM_PORT", 8765),
@@ -95,4 +132,7 @@ class Settings:
             sandbox_memory_mb=_megabytes(env, "COGSCOPE_SANDBOX_MEMORY_MB", 1024),
             sandbox_network=_flag(env, "COGSCOPE_SANDBOX_NETWORK"),
             allowed_mcp=tuple(line.strip() for line in env.get("COGSCOPE_ALLOW_MCP", "").splitlines() if line.strip()),
+            database_url=_database_url(env, "COGSCOPE_DATABASE_URL"),
+            spool_mb=_spool_megabytes(env, "COGSCOPE_SPOOL_MB", 512),
+            drain_timeout=_seconds(env, "COGSCOPE_DRAIN_TIMEOUT", 10.0),
         )
