@@ -27,21 +27,12 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _megabytes(environ: Mapping[str, str], name: str, default: int) -> int:
+def _megabytes(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 64) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 64 <= int(raw) <= 1_048_576:
-        raise UsageError(f"{name}={raw!r} is not a size in MB; use a whole number from 64 to 1048576")
-    return int(raw)
-
-
-def _spool_megabytes(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 1_048_576:
-        raise UsageError(f"{name}={raw!r} is not a size in MB; use a whole number from 1 to 1048576")
+    if not raw.isdigit() or not minimum <= int(raw) <= 1_048_576:
+        raise UsageError(f"{name}={raw!r} is not a size in MB; use a whole number from {minimum} to 1048576")
     return int(raw)
 
 
@@ -133,6 +124,6 @@ class Settings:
             sandbox_network=_flag(env, "COGSCOPE_SANDBOX_NETWORK"),
             allowed_mcp=tuple(line.strip() for line in env.get("COGSCOPE_ALLOW_MCP", "").splitlines() if line.strip()),
             database_url=_database_url(env, "COGSCOPE_DATABASE_URL"),
-            spool_mb=_spool_megabytes(env, "COGSCOPE_SPOOL_MB", 512),
+            spool_mb=_megabytes(env, "COGSCOPE_SPOOL_MB", 512, minimum=1),
             drain_timeout=_seconds(env, "COGSCOPE_DRAIN_TIMEOUT", 10.0),
         )
