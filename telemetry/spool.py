@@ -384,7 +384,7 @@ class Sender:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=HTTP_TIMEOUT_S * 2 + 5)
+            self._thread.join(timeout=5)  # a daemon: one stuck in a request must not hold up the exit
         self._http.close()
 
     def drain(self, timeout: float, *, endpoint: str | None = None) -> SpoolCounts:
