@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import os
 import signal
@@ -203,6 +204,7 @@ def _command(argv: Sequence[str] | None = None) -> int:
         print(f"cogscope: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        _STOPPING.set()
         return 130
     except BrokenPipeError:  # e.g. `cogscope show ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -217,6 +219,21 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> None:
         check_data_dir(settings.data_dir)
     if args.command in (None, "ui"):
         check_port_free(getattr(args, "host", None) or settings.host, getattr(args, "port", None) or settings.port)
+
+
+_STOPPING = threading.Event()  # set once a command has begun to stop (its KeyboardInterrupt arrived)
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C as KeyboardInterrupt, also when a shell started us in the background with SIGINT ignored.
+
+    Python swallows an exception raised while it runs a weakref callback ("Exception ignored in ..."), which is
+    where a signal lands now and then during imports; so if nothing has begun to stop 2 s later, interrupt again."""
+    if not _STOPPING.is_set():
+        timer = threading.Timer(2.0, lambda: None if _STOPPING.is_set() else _thread.interrupt_main())
+        timer.daemon = True
+        timer.start()
+    raise KeyboardInterrupt
 
 
 def _set_later(event: threading.Event) -> None:
@@ -334,6 +351,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     if not args.task.strip():
         raise UsageError("the task is empty; give one with --task")
     inputs = _cycle_inputs(args, settings)  # bad input fails before Phoenix starts
+    signal.signal(signal.SIGINT, _on_interrupt)
     runtime = _start_runtime(settings)
     pending: list[str] = []  # traces said to be "pending upload"
     try:
@@ -345,6 +363,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             pending.append(result.trace_id)
         return EXIT_FAILED if result.failed else EXIT_OK
     finally:
+        _STOPPING.set()
         _close(runtime, pending)
 
 
