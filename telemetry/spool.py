@@ -372,7 +372,6 @@ class Sender:
         self._down: set[str] = set()  # endpoints said to be down (said once, and again when back)
         self.busy_answers = 0  # 429/503 answers: Phoenix's back-pressure, honoured
         self._stop = threading.Event()
-        self._idle = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> Sender:
