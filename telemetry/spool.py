@@ -66,7 +66,6 @@ CREATE TABLE IF NOT EXISTS spans (
     project TEXT NOT NULL,
     trace_id TEXT NOT NULL,
     span_id TEXT NOT NULL,
-    writer TEXT NOT NULL,
     body BLOB NOT NULL,
     state INTEGER NOT NULL DEFAULT 0,
     due REAL NOT NULL,
@@ -135,7 +134,6 @@ class Spool:
     def __init__(self, path: Path, *, max_bytes: int = DEFAULT_MAX_MB * 1024 * 1024) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
-        self.writer = _owner_id()
         self._lock = threading.Lock()
         self._last_full_warning = 0.0
         try:
@@ -198,9 +196,8 @@ class Spool:
                     continue
                 room -= need
                 db.execute(
-                    "INSERT INTO spans (endpoint, project, trace_id, span_id, writer, body, due)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (endpoint, project, trace_id, span_id, self.writer, body, now),
+                    "INSERT INTO spans (endpoint, project, trace_id, span_id, body, due) VALUES (?, ?, ?, ?, ?, ?)",
+                    (endpoint, project, trace_id, span_id, body, now),
                 )
                 stored += 1
             for trace_id, count in full.items():
