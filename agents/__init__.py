@@ -11,9 +11,12 @@ from .errors import (
     MentalModelError,
     UnknownAgentError,
 )
+from .exit_guard import install as install_exit_guard
 from .heartbeat import DEFAULT_TASK, open_store
+from .mcp import add_tools, mcp_tools
+from .mcp import serve as serve_mcp
 from .memory import Memory, MemoryStore
-from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, describe, get, names
+from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, check_options, describe, get, names
 from .sandbox import Sandbox, SandboxError, SandboxLimit, SandboxLimits
 from .state import state_markdown
 from .tools import RecallMemoryTool, cognitive_tools
@@ -41,11 +44,16 @@ __all__ = [
     "SandboxLimit",
     "SandboxLimits",
     "UnknownAgentError",
+    "add_tools",
+    "check_options",
     "cognitive_tools",
     "describe",
     "get",
+    "install_exit_guard",
     "max_steps_for",
+    "mcp_tools",
     "names",
     "open_store",
+    "serve_mcp",
     "state_markdown",
 ]

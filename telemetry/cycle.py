@@ -8,7 +8,6 @@ Gradio generator, the CLI) receives each step as soon as it is finished.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -20,33 +19,30 @@ from typing import Any
 
 import pandas as pd
 from openinference.instrumentation import using_session
-from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
 from opentelemetry.trace import Status, StatusCode
 from smolagents import ActionStep, FinalAnswerStep, MultiStepAgent, PlanningStep
 from smolagents.utils import AgentMaxStepsError
 
-from .frames import CycleTotals, cycle_totals, spans_to_frame
+from .attributes import (
+    ATTR_SIGNATURE,
+    ATTR_STATUS,
+    ATTR_TOOL_S,
+    ERROR,
+    MAX_STEPS,
+    OK,
+    STEP_ERRORS,
+    cycle_span_name,
+    output_attributes,
+    root_attributes,
+)
+from .frames import spans_to_frame
+from .prices import Prices
 from .redaction import redact_value
-from .roles import ATTR_TOOL_S, tool_seconds
-from .signing import ATTR_SIGNATURE
+from .roles import tool_seconds
+from .tables import CycleTotals, trace_tables
 from .tracing import Tracing
 
 Step = ActionStep | PlanningStep | FinalAnswerStep
-
-ATTR_AGENT = "cogscope.agent"
-ATTR_OPTIONS = "cogscope.agent.options"
-ATTR_MODEL = "cogscope.model"
-ATTR_CYCLE_ID = "cogscope.cycle.id"
-ATTR_STATUS = "cogscope.cycle.status"
-ATTR_REPLAY_OF = "cogscope.replay_of"
-ATTR_MCP = "cogscope.mcp"
-ATTR_SESSION = SpanAttributes.SESSION_ID
-
-# what a listing of cycles reads from each root span, besides its ids and times
-ROOT_ATTRIBUTES = (ATTR_AGENT, ATTR_MODEL, ATTR_STATUS, ATTR_REPLAY_OF, ATTR_SESSION)
-
-OK, STEP_ERRORS, MAX_STEPS, ERROR = "ok", "step_errors", "max_steps", "error"
-FAILED = (STEP_ERRORS, MAX_STEPS, ERROR)
 
 
 @dataclass(frozen=True)
@@ -61,22 +57,19 @@ class CycleSpec:
     mcp: tuple[str, ...] = ()  # MCP server commands whose tools were added to the agent
 
     def attributes(self, cycle_id: str, task: str) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            SpanAttributes.OPENINFERENCE_SPAN_KIND: OpenInferenceSpanKindValues.AGENT.value,
-            SpanAttributes.INPUT_VALUE: task,
-            SpanAttributes.INPUT_MIME_TYPE: "text/plain",
-            ATTR_AGENT: self.agent,
-            ATTR_OPTIONS: json.dumps(dict(self.options), sort_keys=True, default=str),
-            ATTR_MODEL: json.dumps(dict(self.models), sort_keys=True),
-            ATTR_CYCLE_ID: cycle_id,
-        }
-        if self.session_id:
-            attributes[ATTR_SESSION] = self.session_id
-        if self.replay_of:
-            attributes[ATTR_REPLAY_OF] = self.replay_of
-        if self.mcp:
-            attributes[ATTR_MCP] = json.dumps(list(self.mcp))
-        return attributes
+        """The root span's attributes (`attributes.root_attributes`)."""
+        return dict(
+            root_attributes(
+                agent=self.agent,
+                options=self.options,
+                models=self.models,
+                cycle_id=cycle_id,
+                task=task,
+                session_id=self.session_id,
+                replay_of=self.replay_of,
+                mcp=self.mcp,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -147,8 +140,10 @@ class Cycle:
         on_end: Callable[[], None] | None = None,
         run_kwargs: Mapping[str, Any] | None = None,
         timeout_s: float | None = None,
+        prices: Prices | None = None,
     ) -> None:
         self.agent = agent
+        self.prices = prices or Prices()  # what the result's cost is priced with
         self.timeout_s = timeout_s  # the cycle's wall clock: past it, stop() with a reason that names it
         self._run_kwargs = dict(run_kwargs or {})  # e.g. the recorded max_steps, for a replay
         self._on_end = on_end  # runs in the worker thread when the cycle ends (e.g. stops MCP servers)
@@ -235,7 +230,7 @@ class Cycle:
     # -- worker thread --------------------------------------------------------------
     def _run(self) -> None:
         tracer = self.tracing.tracer()
-        span_name = f"{self.spec.agent.rsplit(':', 1)[-1].rsplit('/', 1)[-1]}.cycle"
+        span_name = cycle_span_name(self.spec.agent)
         raised: BaseException | None = None
         final_answer: Any = None
         emitted: set[int] = set()
@@ -278,9 +273,7 @@ class Cycle:
                 status = classify(list(self.agent.memory.steps), raised)
                 span.set_attribute(ATTR_STATUS, status)
                 span.set_attribute(ATTR_TOOL_S, tool_seconds(self.tracing.collector.spans_of(trace_id_int)))
-                if final_answer is not None:
-                    span.set_attribute(SpanAttributes.OUTPUT_VALUE, str(final_answer))
-                    span.set_attribute(SpanAttributes.OUTPUT_MIME_TYPE, "text/plain")
+                span.set_attributes(dict(output_attributes(final_answer)))
                 if status in (ERROR, MAX_STEPS):
                     message = _error_line(raised, self.stop_reason) if raised else "Reached max steps."
                     span.set_status(Status(StatusCode.ERROR, message))
@@ -322,7 +315,7 @@ class Cycle:
         self.tracing.flush()
         spans = self.tracing.collector.take(trace_id_int) if trace_id_int else []
         frame = spans_to_frame(spans)
-        totals = cycle_totals(frame)
+        totals = trace_tables(frame, self.prices).totals
         if not spans:
             totals = CycleTotals(0, 0, 0, 0, time.time() - start)
         status = classify(list(self.agent.memory.steps), raised)

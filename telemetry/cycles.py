@@ -1,32 +1,155 @@
-"""Cycles read back from Phoenix: one row per cycle (trace), with its status, steps, LLM calls, tokens and cost.
+"""Cycles read back from Phoenix: the spans behind the cycles and calls tables (`telemetry.tables`), and the
+Traces list.
 
-Only the columns needed are fetched (Phoenix's SpanQuery.select), never whole spans:
-root spans for what a cycle is, LLM spans for calls/tokens/cost, CHAIN spans for steps.
+Only the columns needed are fetched (Phoenix's SpanQuery.select), never whole spans: root spans for what a
+cycle is, LLM spans for its calls, CHAIN spans for its steps.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from .costs import llm_costs
-from .cycle import ERROR, FAILED, OK, ROOT_ATTRIBUTES
-from .phoenix_spans import query_spans
-from .signing import ATTR_SIGNATURE, SIGNED, Signer
+from .attributes import (
+    ATTR_ROLE,
+    ATTR_SIGNATURE,
+    ATTR_STEP,
+    ATTR_TOOL_S,
+    COMPLETION_TOKENS,
+    FAILED,
+    INPUT,
+    MODEL_NAME,
+    PROMPT_TOKENS,
+    ROOT_ATTRIBUTES,
+    SIGNED,
+)
+from .phoenix_spans import TRACE_ID, query_spans, span_query
+from .prices import Prices
+from .signing import Signer
+from .tables import CYCLE_COLUMNS, calls_table, column, cycles_table, isin, roots_table, step_counts
 
-COLUMNS = [
-    "trace_id", "start_time", "agent", "models", "status", "steps", "llm_calls", "prompt_tokens",
-    "completion_tokens", "tokens", "duration_s", "cost_usd", "task", "session_id", "replay_of", "cogscope",
-    "recorded_here",
-]  # fmt: skip
+BY_TRACE_ID = 500  # up to this many cycles, their calls are looked up by trace id rather than by time
 TRUST_ATTRIBUTES = tuple(a for a in (*SIGNED, ATTR_SIGNATURE) if a not in ROOT_ATTRIBUTES)
+LIST_COLUMNS = [*CYCLE_COLUMNS, "recorded_here"]
 
 
+def _ids(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.rename(columns={"context.trace_id": "trace_id", "context.span_id": "span_id"})
+
+
+def fetch_roots(
+    client: Any, project: str, since: datetime | None, until: datetime | None, *, trust: bool = False
+) -> pd.DataFrame:
+    """The root spans started in [since, until): the columns `tables.roots_table` reads (and, with `trust`, the
+    signed attributes and signature)."""
+    wanted = ["trace_id", "start_time", "end_time", "status_code", INPUT, *ROOT_ATTRIBUTES, ATTR_TOOL_S]
+    if trust:
+        wanted += TRUST_ATTRIBUTES
+    roots = query_spans(client, span_query().where("parent_id is None").select(*wanted), project, since, until)
+    return _ids(roots)
+
+
+def _span(cycles: pd.DataFrame) -> tuple[datetime, datetime]:
+    first = cycles["start_time"].min().to_pydatetime()
+    last = cycles["end_time"].max().to_pydatetime() + timedelta(microseconds=1)  # Phoenix's end is exclusive
+    return first, last
+
+
+def fetch_calls(client: Any, project: str, cycles: pd.DataFrame) -> pd.DataFrame:
+    """The calls table of `cycles` (roots_table rows): their LLM spans, located by role and step.
+
+    A few cycles' calls are looked up by trace id (0.06 s at 1M spans), many by the time range they span (0.36 s).
+    Traces recorded before calls carried their role cost one more query, for their span tree."""
+    if cycles.empty:
+        return calls_table(pd.DataFrame())
+    first, last = _span(cycles)
+    where = "span_kind == 'LLM'"
+    ids = [t for t in cycles["trace_id"].tolist() if TRACE_ID.match(str(t))]
+    if len(ids) == len(cycles) <= BY_TRACE_ID:
+        where, first, last = f"{where} and trace_id in {json.dumps(ids)}", None, None
+    llm = query_spans(
+        client,
+        span_query()
+        .where(where)
+        .select(
+            "trace_id",
+            "span_id",
+            "parent_id",
+            "start_time",
+            "end_time",
+            MODEL_NAME,
+            PROMPT_TOKENS,
+            COMPLETION_TOKENS,
+            ATTR_ROLE,
+            ATTR_STEP,
+        ),  # fmt: skip
+        project,
+        first,
+        last,
+    )
+    llm = _ids(llm)
+    if not llm.empty:
+        llm = llm[isin(llm["trace_id"], cycles["trace_id"])]
+    structure = None
+    if not llm.empty and column(llm, ATTR_ROLE).isna().any():
+        structure = _ids(
+            query_spans(
+                client,
+                span_query()
+                .where("(span_kind == 'CHAIN' or span_kind == 'AGENT')" + where.removeprefix("span_kind == 'LLM'"))
+                .select("trace_id", "span_id", "parent_id", "name", "span_kind"),
+                project,
+                first,
+                last,
+            )
+        )
+    return calls_table(llm, structure)
+
+
+def fetch_step_counts(client: Any, project: str, cycles: pd.DataFrame) -> pd.Series:
+    """trace_id -> number of steps, for `cycles` (roots_table rows)."""
+    if cycles.empty:
+        return pd.Series(dtype="int64")
+    first, last = _span(cycles)
+    where = "span_kind == 'CHAIN'"
+    ids = [t for t in cycles["trace_id"].tolist() if TRACE_ID.match(str(t))]
+    if len(ids) == len(cycles) <= BY_TRACE_ID:
+        where, first, last = f"{where} and trace_id in {json.dumps(ids)}", None, None
+    chains = _ids(query_spans(client, span_query().where(where).select("trace_id", "name"), project, first, last))
+    if chains.empty:
+        return pd.Series(dtype="int64")
+    return step_counts(chains[isin(chains["trace_id"], cycles["trace_id"])])
+
+
+def fetch_tool_time(client: Any, project: str, cycles: pd.DataFrame) -> pd.Series:
+    """trace_id -> seconds in TOOL spans, for cycles recorded before roots carried their time in tools."""
+    untimed = cycles[cycles["tool_s"].isna()]
+    if untimed.empty:
+        return pd.Series(dtype=float)
+    first, last = _span(untimed)
+    tools = _ids(
+        query_spans(
+            client,
+            span_query().where("span_kind == 'TOOL'").select("trace_id", "start_time", "end_time"),
+            project,
+            first,
+            last,
+        )
+    )
+    if tools.empty:
+        return pd.Series(dtype=float)
+    tools = tools[isin(tools["trace_id"], untimed["trace_id"])]
+    seconds = pd.to_datetime(tools["end_time"], utc=True) - pd.to_datetime(tools["start_time"], utc=True)
+    return seconds.dt.total_seconds().groupby(tools["trace_id"].to_numpy()).sum()
+
+
+# -- the Traces list ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CycleFilter:
     failed_only: bool = False
@@ -37,97 +160,18 @@ class CycleFilter:
     until: datetime | None = None
 
 
-def _models_text(raw: Any) -> str:
-    try:
-        models = json.loads(raw) if isinstance(raw, str) else {}
-    except ValueError:
-        return str(raw)
-    return ", ".join(m if role == "default" else f"{role}={m}" for role, m in models.items())
-
-
 def _recorded_here(roots: pd.DataFrame, signer: Signer | None) -> list[bool]:
     if signer is None:
         return [False] * len(roots)
-    columns = [*SIGNED, ATTR_SIGNATURE]
+    names = [*SIGNED, ATTR_SIGNATURE]
+    values = zip(*(column(roots, c).tolist() for c in names), strict=True)
     return [
-        signer.verify(str(trace_id), dict(zip(columns, values, strict=True)))
-        for trace_id, *values in roots[["trace_id", *columns]].itertuples(index=False)
+        signer.verify(str(trace_id), dict(zip(names, row, strict=True)))
+        for trace_id, row in zip(roots["trace_id"].tolist(), values, strict=True)
     ]
 
 
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-
-
-def list_cycles(
-    client: Any,
-    *,
-    project: str,
-    filter: CycleFilter | None = None,
-    limit: int | None = None,
-    signer: Signer | None = None,
-) -> pd.DataFrame:
-    """Recent cycles, newest first, one row each (columns: COLUMNS).
-
-    `recorded_here` is True for a cycle whose root span carries this installation's signature
-    (`signer`); a forged or foreign trace is False.
-    """
-    from phoenix.client.types.spans import SpanQuery
-
-    f = filter or CycleFilter()
-    roots = query_spans(
-        client,
-        SpanQuery()
-        .where("parent_id is None")
-        .select(
-            "trace_id",
-            "start_time",
-            "end_time",
-            "status_code",
-            "input.value",
-            *ROOT_ATTRIBUTES,
-            *TRUST_ATTRIBUTES,
-        ),  # fmt: skip
-        project,
-        f.since,
-        f.until,
-    )
-    if roots.empty:
-        return _empty()
-    roots = roots.rename(columns={"context.trace_id": "trace_id"})
-    for column in (
-        "cogscope.agent",
-        "cogscope.model",
-        "cogscope.cycle.status",
-        "cogscope.replay_of",
-        "session.id",
-        "input.value",
-        *TRUST_ATTRIBUTES,
-    ):
-        if column not in roots:
-            roots[column] = None
-    cycles = pd.DataFrame(
-        {
-            "trace_id": roots["trace_id"],
-            "start_time": pd.to_datetime(roots["start_time"], utc=True),
-            "agent": roots["cogscope.agent"],
-            "models": roots["cogscope.model"].map(_models_text),
-            "status": roots["cogscope.cycle.status"],
-            "duration_s": (
-                pd.to_datetime(roots["end_time"], utc=True) - pd.to_datetime(roots["start_time"], utc=True)
-            ).dt.total_seconds(),
-            "task": roots["input.value"].fillna("").astype(str),
-            "session_id": roots["session.id"],
-            "replay_of": roots["cogscope.replay_of"],
-            "cogscope": roots["cogscope.agent"].notna(),
-            "recorded_here": _recorded_here(roots, signer),
-        }
-    )
-    # traces another app sent into the same project: status from the span status alone
-    foreign = cycles["status"].isna()
-    cycles.loc[foreign, "status"] = roots.loc[foreign, "status_code"].map(lambda s: ERROR if s == "ERROR" else OK)
-    cycles.loc[foreign, "agent"] = cycles.loc[foreign, "agent"].fillna("(not cogscope)")
-
+def filter_cycles(cycles: pd.DataFrame, f: CycleFilter) -> pd.DataFrame:
     if f.failed_only:
         cycles = cycles[cycles["status"].isin(FAILED)]
     if f.status:
@@ -136,53 +180,59 @@ def list_cycles(
         cycles = cycles[cycles["agent"] == f.agent]
     if f.text:
         cycles = cycles[cycles["task"].str.contains(f.text, case=False, regex=False)]
-    cycles = cycles.sort_values("start_time", ascending=False)
-    if limit is not None:
-        cycles = cycles.head(limit)
-    if cycles.empty:
-        return _empty()
+    return cycles
 
-    since = cycles["start_time"].min().to_pydatetime()
-    wanted = set(cycles["trace_id"])
-    llm = query_spans(
-        client,
-        SpanQuery()
-        .where("span_kind == 'LLM'")
-        .select("trace_id", "llm.model_name", "llm.token_count.prompt", "llm.token_count.completion"),
-        project,
-        since,
-        f.until,
-    )
-    steps = query_spans(
-        client, SpanQuery().where("span_kind == 'CHAIN'").select("trace_id", "name"), project, since, f.until
-    )
-    cycles = cycles.set_index("trace_id")
-    if not llm.empty:
-        llm = llm.rename(columns={"context.trace_id": "trace_id"})
-        llm = llm[llm["trace_id"].isin(wanted)]
-        for column in ("llm.model_name", "llm.token_count.prompt", "llm.token_count.completion"):
-            if column not in llm:
-                llm[column] = None
-        llm["cost"] = llm_costs(llm, "llm.model_name", "llm.token_count.prompt", "llm.token_count.completion")
-        llm["prompt"] = pd.to_numeric(llm["llm.token_count.prompt"], errors="coerce").fillna(0)
-        llm["completion"] = pd.to_numeric(llm["llm.token_count.completion"], errors="coerce").fillna(0)
-        per = llm.groupby("trace_id").agg(
-            llm_calls=("prompt", "size"),
-            prompt_tokens=("prompt", "sum"),
-            completion_tokens=("completion", "sum"),
-            cost_usd=("cost", lambda c: c.sum(min_count=1) if not c.isna().any() else math.nan),
-        )
-        cycles = cycles.join(per)
-    if not steps.empty:
-        steps = steps.rename(columns={"context.trace_id": "trace_id"})
-        steps = steps[steps["trace_id"].isin(wanted) & steps["name"].astype(str).str.fullmatch(r"Step \d+")]
-        cycles = cycles.join(steps.groupby("trace_id").size().rename("steps"))
-    for column in ("llm_calls", "prompt_tokens", "completion_tokens", "steps"):
-        if column not in cycles:
-            cycles[column] = 0
-        cycles[column] = cycles[column].fillna(0).astype(int)
-    if "cost_usd" not in cycles:
-        cycles["cost_usd"] = 0.0
-    cycles.loc[cycles["llm_calls"] == 0, "cost_usd"] = 0.0
-    cycles["tokens"] = cycles["prompt_tokens"] + cycles["completion_tokens"]
-    return cycles.reset_index()[COLUMNS]
+
+def list_cycles(
+    client: Any,
+    *,
+    project: str,
+    prices: Prices,
+    filter: CycleFilter | None = None,
+    limit: int | None = None,
+    signer: Signer | None = None,
+) -> pd.DataFrame:
+    """Recent cycles, newest first: rows of the cycles table (LIST_COLUMNS).
+
+    The roots are filtered and cut to `limit` first; only the kept cycles' calls and steps are fetched.
+    `recorded_here` is True for a cycle whose root span carries this installation's signature (`signer`);
+    a forged or foreign trace is False."""
+    f = filter or CycleFilter()
+    roots = fetch_roots(client, project, f.since, f.until, trust=True)
+    if roots.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in LIST_COLUMNS})
+    described = roots_table(roots).assign(recorded_here=_recorded_here(roots, signer))
+    described = filter_cycles(described, f).sort_values("start_time", ascending=False)
+    if limit is not None:
+        described = described.head(limit)
+    if described.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in LIST_COLUMNS})
+    calls = fetch_calls(client, project, described)
+    steps = fetch_step_counts(client, project, described)
+    tool_s = fetch_tool_time(client, project, described)
+    table = cycles_table(described, calls, prices, steps=steps, tool_s=tool_s)
+    here = dict(zip(described["trace_id"].tolist(), described["recorded_here"].tolist(), strict=True))
+    table["recorded_here"] = table["trace_id"].map(here).astype(bool)
+    return table.sort_values("start_time", ascending=False).reset_index(drop=True)[LIST_COLUMNS]
+
+
+def cycle_records(table: pd.DataFrame, columns: Sequence[str] = LIST_COLUMNS) -> list[dict[str, Any]]:
+    """Rows of the cycles table as JSON-ready records: times as ISO text, unknown (NaN, None) as None."""
+    out = []
+    for record in table[[c for c in columns if c in table]].to_dict("records"):
+        out.append({k: _plain(v) for k, v in record.items()})
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    return value

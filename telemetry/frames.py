@@ -1,14 +1,12 @@
-"""Spans as pandas frames in the column layout of Phoenix's `get_spans_dataframe()`, and cycle totals.
+"""In-process spans as a pandas frame in the column layout of Phoenix's `get_spans_dataframe()`.
 
-The same functions run on spans collected in-process and on spans read back
-from Phoenix, so a figure never depends on where the spans came from. Tokens
-are summed over LLM spans only: the AGENT spans repeat the totals.
+The tables (`telemetry.tables`) are built from this frame for a cycle that just ran and from Phoenix's own frame
+for a cycle read back, so a figure never depends on where the spans came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
@@ -58,43 +56,3 @@ def spans_to_frame(spans: Iterable[ReadableSpan]) -> pd.DataFrame:
         row.update({f"attributes.{encodable(k)}": encodable(v) for k, v in attributes.items()})
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-@dataclass(frozen=True)
-class CycleTotals:
-    steps: int
-    llm_calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    duration_s: float
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "total_tokens": self.total_tokens}
-
-
-def _int_sum(frame: pd.DataFrame, column: str) -> int:
-    if column not in frame:
-        return 0
-    return int(pd.to_numeric(frame[column], errors="coerce").fillna(0).sum())
-
-
-def cycle_totals(spans: pd.DataFrame) -> CycleTotals:
-    """Totals of one cycle (one trace) from its spans frame."""
-    if spans.empty:
-        return CycleTotals(0, 0, 0, 0, 0.0)
-    llm = spans[spans[KIND] == "LLM"]
-    steps = spans[(spans[KIND] == "CHAIN") & spans["name"].astype(str).str.match(r"Step \d+$")]
-    roots = spans[spans["parent_id"].isna()]
-    timed = roots if not roots.empty else spans
-    duration = (timed["end_time"].max() - timed["start_time"].min()).total_seconds()
-    return CycleTotals(
-        steps=len(steps),
-        llm_calls=len(llm),
-        prompt_tokens=_int_sum(llm, PROMPT),
-        completion_tokens=_int_sum(llm, COMPLETION),
-        duration_s=float(duration),
-    )

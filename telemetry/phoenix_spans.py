@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 import time
+import types
 from datetime import datetime
 from typing import Any
 
@@ -15,10 +18,35 @@ from .errors import PhoenixUnreachable
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def phoenix_client(url: str) -> Any:
-    from phoenix.client import Client
+def _client_package() -> Any:
+    """`phoenix.client`, imported without the Phoenix server.
 
-    return Client(base_url=url)
+    Phoenix's client lives in the `phoenix` package of the server distribution, whose `__init__` imports the
+    whole server: 17 s of CPU here, paid by every `cogscope traces`, `show` and `cost`. When nothing has imported
+    `phoenix` yet, a bare package module stands in for it, so only the client and what it needs are imported
+    (2 s). The server itself always runs in its own process (`phoenix serve`)."""
+    if "phoenix" not in sys.modules:
+        spec = importlib.util.find_spec("phoenix")
+        if spec is not None and spec.submodule_search_locations:
+            package = types.ModuleType("phoenix")
+            package.__path__ = list(spec.submodule_search_locations)
+            package.__spec__ = spec
+            sys.modules["phoenix"] = package
+    import phoenix.client
+
+    return phoenix.client
+
+
+def phoenix_client(url: str) -> Any:
+    return _client_package().Client(base_url=url)
+
+
+def span_query() -> Any:
+    """A new Phoenix SpanQuery (the client's query builder)."""
+    _client_package()
+    from phoenix.client.types.spans import SpanQuery
+
+    return SpanQuery()
 
 
 def trace_url(phoenix_url: str, trace_id: str) -> str:
@@ -58,13 +86,11 @@ def flatten_attribute_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def trace_spans(client: Any, *, project: str, trace_id: str, timeout: int = 30) -> pd.DataFrame:
     """All spans of one trace, one row per span, in the column layout of `spans_to_frame`."""
-    from phoenix.client.types.spans import SpanQuery
-
     if not TRACE_ID.match(trace_id):
         raise ValueError(f"{trace_id!r} is not a trace id (32 hex digits)")
     try:
         frame = client.spans.get_spans_dataframe(
-            query=SpanQuery().where(f"trace_id == '{trace_id}'"),
+            query=span_query().where(f"trace_id == '{trace_id}'"),
             project_identifier=project,
             limit=100_000,
             timeout=timeout,

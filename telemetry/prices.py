@@ -10,7 +10,8 @@ The prices file is TOML, model id -> input/output USD per million tokens:
     input = 0
     output = 0
 
-The bundled local model costs 0. A model with no known price is `nan` ("unknown"), never 0.
+Models the caller names free (the bundled local model) cost 0. A model with no known price is `nan`
+("unknown"), never 0. `usd` is how every view writes an amount.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from pathlib import Path
 from .errors import TelemetryError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-FREE_MODELS = frozenset({"openai/smollm2-135m"})  # the bundled local model (ui/local_llm.py)
 
 
 class PricesError(TelemetryError):
@@ -67,32 +66,29 @@ class Prices:
 
     overrides: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     source: str | None = None
+    free: frozenset[str] = frozenset()  # models that cost nothing (a local model)
 
     def per_million(self, model: str) -> tuple[float, float]:
         if model in self.overrides:
             return self.overrides[model]
-        if model in FREE_MODELS:
+        if model in self.free:
             return 0.0, 0.0
         return _litellm_price(model) or (math.nan, math.nan)
 
     def known(self, model: str) -> bool:
         return not math.isnan(self.per_million(model)[0])
 
-    def cost(self, model: str, prompt_tokens: float, completion_tokens: float) -> float:
-        p_in, p_out = self.per_million(model)
-        return (prompt_tokens * p_in + completion_tokens * p_out) / 1e6
-
     def unknown_hint(self, model: str) -> str:
-        where = self.source or "a prices file (--prices FILE)"
+        where = self.source or "a prices file (COGSCOPE_PRICES=FILE, or --prices FILE)"
         return (
             f'no price for {model!r}; add it to {where}: ["{model}"] input = ... output = ... (USD per million tokens)'
         )
 
 
-def load_prices(path: str | Path | None) -> Prices:
+def load_prices(path: str | Path | None, *, free: frozenset[str] = frozenset()) -> Prices:
     """The prices file at `path` (None: LiteLLM's map only); PricesError with one clear line when it is wrong."""
     if path is None:
-        return Prices()
+        return Prices(free=free)
     path = Path(path).expanduser()
     try:
         data = tomllib.loads(path.read_text())
@@ -117,4 +113,20 @@ def load_prices(path: str | Path | None) -> Prices:
                 f'prices file {path}: ["{model}"] has a negative price; prices are USD per million tokens, >= 0'
             )
         overrides[model] = (p_in, p_out)
-    return Prices(overrides=overrides, source=str(path))
+    return Prices(overrides=overrides, source=str(path), free=free)
+
+
+def usd(value: float | None) -> str:
+    """An amount as people read it: `$1,234.56`, `$0.0123`, `$0.000150` (three significant digits below a cent),
+    `$0`, and `unknown` for a missing or unknown amount (a model with no price)."""
+    if value is None or not math.isfinite(value):
+        return "unknown"
+    sign, amount = ("-" if value < 0 else ""), abs(value)
+    if amount == 0:
+        return "$0"
+    if amount >= 1:
+        return f"{sign}${amount:,.2f}"
+    if amount >= 0.01:
+        return f"{sign}${amount:.4f}"
+    decimals = min(12, 2 - math.floor(math.log10(amount)))
+    return f"{sign}${amount:.{decimals}f}"

@@ -27,10 +27,23 @@ from openinference.semconv.trace import SpanAttributes
 from smolagents import ChatMessage, Model, MultiStepAgent, Tool
 from smolagents.monitoring import TokenUsage
 
-from .cycle import ATTR_AGENT, ATTR_MCP, ATTR_MODEL, ATTR_OPTIONS, ATTR_SESSION, Cycle, CycleSpec
+from .attributes import (
+    ATTR_AGENT,
+    ATTR_MCP,
+    ATTR_MODEL,
+    ATTR_OPTIONS,
+    ATTR_SESSION,
+    ATTR_SIGNATURE,
+    ATTR_STATUS,
+    SIGNED,
+    replayed_attributes,
+)
+from .cycle import Cycle, CycleSpec
 from .errors import TelemetryError
-from .signing import ATTR_SIGNATURE, SIGNED, Signer
-from .steps import REPLAYED, StepView, model_outputs, steps_from_frame, tool_outputs
+from .prices import Prices
+from .signing import Signer
+from .steps import StepView, model_outputs, steps_from_frame, tool_outputs
+from .tables import CycleTotals, trace_tables
 from .tracing import Tracing
 
 BuildAgent = Callable[[Mapping[str, Model], Mapping[str, Any]], MultiStepAgent]
@@ -63,9 +76,12 @@ class Recording:
     final_answer: str | None
     max_steps: int | None  # the step budget the agent ran with (the energy-derived one, for the heartbeat)
     recorded_here: bool = False  # signed by this installation (telemetry.signing): not forged, not foreign
+    totals: CycleTotals | None = None  # the recorded cycle's row of the cycles table
 
     @classmethod
-    def from_frame(cls, spans: pd.DataFrame, trace_id: str, signer: Signer | None = None) -> Recording:
+    def from_frame(
+        cls, spans: pd.DataFrame, trace_id: str, signer: Signer | None = None, prices: Prices | None = None
+    ) -> Recording:
         if spans.empty:
             raise ReplayError(f"no trace {trace_id} in this Phoenix project; list cycles with `cogscope traces`")
         roots = spans[spans["parent_id"].isna()]
@@ -86,7 +102,9 @@ class Recording:
             raise ReplayError(
                 f"trace {trace_id} has malformed cogscope attributes ({e}); it cannot be replayed"
             ) from None
+        tables = trace_tables(spans, prices or Prices())
         return cls(
+            totals=tables.totals,
             trace_id=trace_id,
             agent=str(agent),
             options=dict(options),
@@ -94,10 +112,10 @@ class Recording:
             task=str(_attr(root, SpanAttributes.INPUT_VALUE) or ""),
             session_id=_attr(root, ATTR_SESSION),
             mcp=mcp,
-            steps=steps_from_frame(spans),
+            steps=tables.steps,
             outputs=model_outputs(spans),
             tools=tool_outputs(spans),
-            status=_attr(root, "cogscope.cycle.status"),
+            status=_attr(root, ATTR_STATUS),
             final_answer=_attr(root, SpanAttributes.OUTPUT_VALUE),
             max_steps=_recorded_max_steps(spans, root["context.span_id"]),
             recorded_here=signer is not None
@@ -163,15 +181,7 @@ class ReplayModel(Model):  # type: ignore[misc]
         message = ChatMessage.from_dict(data, token_usage=TokenUsage(input_tokens=0, output_tokens=0))
         with self._lock:
             self.replayed += 1
-        attributes: dict[str, Any] = {
-            SpanAttributes.OPENINFERENCE_SPAN_KIND: "CHAIN",
-            REPLAYED: True,
-            "cogscope.replay.call": call,
-            SpanAttributes.OUTPUT_VALUE: json.dumps(data),
-            SpanAttributes.OUTPUT_MIME_TYPE: "application/json",
-        }
-        if forked:
-            attributes["cogscope.replay.forked"] = True
+        attributes = dict(replayed_attributes(call, json.dumps(data), forked=forked))
         for i, m in enumerate(messages):
             role = m.role.value if hasattr(m.role, "value") else str(getattr(m, "role", ""))
             content = (
@@ -312,6 +322,7 @@ def prepare_replay(
     session_id: str | None = None,
     on_end: Callable[[], None] | None = None,
     timeout_s: float | None = None,
+    prices: Prices | None = None,
 ) -> Replay:
     """Rebuild the recorded agent around a ReplayModel; returns the Replay whose cycle the caller runs."""
     if fork_at is not None:
@@ -343,6 +354,13 @@ def prepare_replay(
     )
     run_kwargs = {"max_steps": recording.max_steps} if recording.max_steps else {}
     cycle = Cycle(
-        agent, recording.task, spec=spec, tracing=tracing, on_end=on_end, run_kwargs=run_kwargs, timeout_s=timeout_s
+        agent,
+        recording.task,
+        spec=spec,
+        tracing=tracing,
+        on_end=on_end,
+        run_kwargs=run_kwargs,
+        timeout_s=timeout_s,
+        prices=prices,
     )
     return Replay(recording, cycle, model, fork_at, live_model_id, stub)

@@ -5,42 +5,24 @@ agent's run sits under a step of its manager. The role of a call is its nearest 
 the nearest `Step n` below that. Finding them afterwards means fetching the whole CHAIN/AGENT structure of every
 cycle from Phoenix; `CallAnnotator` instead records them while the spans are live (`cogscope.role`,
 `cogscope.step` on each LLM span), so the dashboard reads them with the call's own columns. The same rule,
-`role_of`/`step_of`, still locates calls in traces recorded without these attributes.
+`attributes.role_of`/`step_of`, still locates calls in traces recorded without these attributes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-ATTR_ROLE = "cogscope.role"
-ATTR_STEP = "cogscope.step"
-ATTR_TOOL_S = "cogscope.cycle.tool_s"  # on the root: seconds spent in TOOL spans during the cycle
-KIND = "openinference.span.kind"
-NO_ROLE = "agent"  # a call outside any `<role>.run` span
-STEP_NAME = re.compile(r"^Step (\d+)$")
-
-
-def role_of(kind: object, name: object) -> str | None:
-    """`heartbeat.run` (an AGENT span) -> 'heartbeat'; anything else -> None."""
-    name = str(name)
-    return name[: -len(".run")] if kind == "AGENT" and name.endswith(".run") else None
-
-
-def step_of(kind: object, name: object) -> int | None:
-    """`Step 3` (a CHAIN span) -> 3; anything else -> None."""
-    match = STEP_NAME.match(str(name)) if kind == "CHAIN" else None
-    return int(match.group(1)) if match else None
+from .attributes import ATTR_ROLE, ATTR_STEP, KIND, LLM_KIND, NO_ROLE, TOOL_KIND, role_of, step_of
 
 
 def tool_seconds(spans: Iterable[ReadableSpan]) -> float:
     """Seconds in TOOL spans among `spans` (finished ones)."""
     total = 0
     for span in spans:
-        if (span.attributes or {}).get(KIND) == "TOOL" and span.start_time and span.end_time:
+        if (span.attributes or {}).get(KIND) == TOOL_KIND and span.start_time and span.end_time:
             total += span.end_time - span.start_time
     return total / 1e9
 
@@ -60,7 +42,7 @@ class CallAnnotator(SpanProcessor):
         elif (own_step := step_of(kind, span.name)) is not None:
             step = own_step
         self._where[span.context.span_id] = (role, step)
-        if kind == "LLM":
+        if kind == LLM_KIND:
             span.set_attribute(ATTR_ROLE, role or NO_ROLE)
             if step is not None:
                 span.set_attribute(ATTR_STEP, step)

@@ -21,11 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-ATTR_SIGNATURE = "cogscope.signature"
-KEY_FILE = "trace.key"
+from .attributes import ATTR_SIGNATURE, SIGNED
 
-# the root attributes a replay rebuilds the agent from: the signature covers exactly these
-SIGNED = ("cogscope.agent", "cogscope.agent.options", "cogscope.model", "cogscope.mcp", "cogscope.cycle.id")
+KEY_FILE = "trace.key"
 
 
 def _message(trace_id: str, attributes: Mapping[str, Any]) -> bytes:

@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-REPLAYED = "cogscope.replayed_output"  # marks the span a replay writes in place of an LLM call
-STEP_NAME = re.compile(r"^Step (\d+)$")
+from .attributes import REPLAYED, STEP_NAME
+
 CODE_BLOCK = re.compile(r"<code>\s*(.*?)\s*(?:</code>|$)|```(?:python|py)?\s*\n(.*?)\n?```", re.DOTALL)
 
 

@@ -43,12 +43,17 @@ def test_public_surfaces_are_pinned():
         "SandboxLimit",
         "SandboxLimits",
         "UnknownAgentError",
+        "add_tools",
+        "check_options",
         "cognitive_tools",
         "describe",
         "get",
+        "install_exit_guard",
         "max_steps_for",
+        "mcp_tools",
         "names",
         "open_store",
+        "serve_mcp",
         "state_markdown",
     ]
     assert "Cycle" in telemetry.__all__ and "setup_tracing" in telemetry.__all__
@@ -72,3 +77,51 @@ def _imports(package: str) -> set[str]:
 def test_dependencies_point_one_way():
     assert not _imports("telemetry") & {"agents", "ui", "gradio"}
     assert not _imports("agents") & {"telemetry", "ui", "gradio"}
+
+
+def _ui_uses() -> list[tuple[str, str, str]]:
+    """(ui file, package, what it takes) for every import of `agents` or `telemetry` in ui, and every attribute
+    read through a plain `import agents` (agents.get, ...)."""
+    uses = []
+    for path in sorted((ROOT / "ui").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                uses += [(path.name, a.name, "") for a in node.names if a.name.split(".")[0] in ("agents", "telemetry")]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module.split(".")[0] in ("agents", "telemetry"):
+                    uses += [(path.name, node.module, a.name) for a in node.names]
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("agents", "telemetry")
+            ):
+                uses.append((path.name, node.value.id, node.attr))
+    return uses
+
+
+def test_ui_imports_only_what_telemetry_and_agents_export():
+    uses = _ui_uses()
+    assert uses, "the guard found no imports at all: it is looking in the wrong place"
+    exported = {"agents": set(agents.__all__), "telemetry": set(telemetry.__all__)}
+    for file, module, name in uses:
+        assert module in ("agents", "telemetry"), f"ui/{file} imports {module} past its package's __init__"
+        assert not name or name in exported[module], f"ui/{file} uses {module}.{name}, which {module} does not export"
+
+
+def test_ui_modules_do_not_import_each_other_in_a_circle():
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "ui").glob("*.py"):
+        graph[path.stem] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                graph[path.stem] |= {node.module} if node.module else {a.name for a in node.names}
+    assert graph["traces_cli"], "the guard read no relative imports"
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph.get(start, ()):
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    circles = sorted(m for m in graph if m != "__init__" and reaches(m, m, set()))
+    assert not circles, f"ui modules in an import circle: {circles}"

@@ -15,10 +15,8 @@ from typing import Any, NoReturn
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from smolagents import ActionStep, FinalAnswerStep, PlanningStep  # noqa: E402
-
 import agents  # noqa: E402
-from agents.registry import check_options  # noqa: E402
+from agents import check_options  # noqa: E402
 from telemetry import TelemetryError  # noqa: E402
 
 from .config import Settings  # noqa: E402
@@ -59,6 +57,15 @@ def _add_cycle_arguments(parser: argparse.ArgumentParser, *, task_required: bool
         default=[],
         metavar="COMMAND",
         help="add the tools of a stdio MCP server, e.g. --mcp 'cogscope mcp-serve'; repeatable",
+    )
+
+
+def _add_prices_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="TOML prices file (model -> input/output USD per million tokens) for this command; "
+        "default $COGSCOPE_PRICES, over LiteLLM's price map",
     )
 
 
@@ -159,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run the agent file/module and MCP commands this trace names even though they are not registered "
         "or allowed (what would run is printed when this is needed)",
     )
+    for command in (ui, run, beat, traces, show, replay):
+        _add_prices_argument(command)
     cost = sub.add_parser("cost", help="what one cycle costs and the monthly projection; --budget gates a rollout")
     from .cost_cli import add_arguments
 
@@ -169,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from telemetry.redaction import redacted_stdio
+    from telemetry import redacted_stdio
 
     with redacted_stdio():  # secrets are blanked in everything the command prints (telemetry.redaction)
         return _command(argv)
@@ -179,15 +188,15 @@ def _command(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        if getattr(args, "prices", None) is not None:
+            settings = settings.with_prices(args.prices)
         _preflight(args, settings)
         if args.command == "run":
             return run_command(args, settings)
         if args.command == "heartbeat":
             return heartbeat_command(args, settings)
         if args.command == "mcp-serve":
-            from agents.mcp import serve
-
-            serve(args.memory)
+            agents.serve_mcp(args.memory)
             return EXIT_OK
         if args.command == "seed-memory":
             return seed_command(args)
@@ -243,42 +252,6 @@ def _set_later(event: threading.Event) -> None:
 
 
 # -- cogscope run / heartbeat ------------------------------------------------------------
-def _duration(step: Any) -> str:
-    duration = getattr(getattr(step, "timing", None), "duration", None)
-    return f"{duration:.2f} s" if duration else "-"
-
-
-def _tokens(step: Any) -> str:
-    usage = getattr(step, "token_usage", None)
-    return f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens" if usage else "no token count"
-
-
-def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in str(text).strip().splitlines())
-
-
-def format_step(step: Any) -> str:
-    """One step as terminal text: header with duration and tokens, then thought, code, observations, error."""
-    if isinstance(step, FinalAnswerStep):
-        return f"Final answer: {step.output}"
-    if isinstance(step, PlanningStep):
-        return f"── Plan ── {_duration(step)} · {_tokens(step)}\n{_indent(step.plan)}"
-    if not isinstance(step, ActionStep):
-        return str(step)
-    lines = [f"── Step {step.step_number} ── {_duration(step)} · {_tokens(step)}"]
-    if step.model_output:
-        lines += ["  model output:", _indent(str(step.model_output))]
-    if step.code_action:
-        lines += ["  code:", _indent(step.code_action)]
-    elif step.tool_calls:
-        lines += ["  tool calls:"] + [f"    {c.name}({c.arguments})" for c in step.tool_calls]
-    if step.observations:
-        lines += ["  observations:", _indent(step.observations)]
-    if step.error is not None:
-        lines += [f"  error: {step.error}"]
-    return "\n".join(lines)
-
-
 def _cycle_inputs(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     """Everything `Runtime.prepare_cycle` needs, checked before Phoenix or a model server starts."""
     from .models import check_model
@@ -331,19 +304,16 @@ def _close(runtime: Any, pending: list[str]) -> None:
 
 
 def _print_cycle(runtime: Any, cycle: Any) -> Any:
+    from .render import live_step_text, totals_text
+
     for step in cycle:
-        print(format_step(step), flush=True)
+        print(live_step_text(step), flush=True)
     result = cycle.result
-    t = result.totals
     print()
     print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
     url, link = runtime.trace_link(result.trace_id, wait=LINK_WAIT_S) if result.trace_id else (None, "no trace")
     print(f"Trace:    {result.trace_id}  {link}")
-    print(
-        f"Totals:   {t.steps} steps, {t.llm_calls} LLM calls, {t.total_tokens:,} tokens "
-        f"({t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion), {t.duration_s:.2f} s",
-        flush=True,
-    )
+    print(f"Totals:   {totals_text(result.totals, sep=', ')}", flush=True)
     return result
 
 

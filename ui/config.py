@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from telemetry.phoenix_server import check_database_url
+from telemetry import Prices, PricesError, check_database_url, load_prices
 
 from .errors import UsageError
+from .local_llm import MODEL_ID as LOCAL_MODEL_ID
 
 LOCAL_MODEL = "local"
 
@@ -56,6 +57,14 @@ def _project(environ: Mapping[str, str]) -> str:
     return raw
 
 
+def load_prices_file(path: str | None, where: str = "COGSCOPE_PRICES") -> Prices:
+    """The prices every view uses: LiteLLM's price map, the prices file at `path` over it, the bundled model free."""
+    try:
+        return load_prices(path.strip() or None if path else None, free=frozenset({LOCAL_MODEL_ID}))
+    except PricesError as e:
+        raise UsageError(f"{where}: {e}") from None
+
+
 def _flag(environ: Mapping[str, str], name: str) -> bool:
     raw = environ.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -98,6 +107,12 @@ class Settings:
     # the span spool (telemetry.spool): spans wait on disk until Phoenix has stored them
     spool_mb: int = 512  # the most the spool may hold; beyond it new spans are dropped, with a warning
     drain_timeout: float = 10.0  # seconds an ending command waits for its spooled spans to reach Phoenix
+    # COGSCOPE_PRICES: the prices file (TOML) every view reads, over LiteLLM's price map; --prices overrides it
+    prices: Prices = field(default_factory=lambda: load_prices_file(None))
+
+    def with_prices(self, path: str) -> Settings:
+        """These settings with the prices file at `path` (a command's --prices)."""
+        return replace(self, prices=load_prices_file(path, "--prices"))
 
     @property
     def phoenix_dir(self) -> Path:
@@ -126,4 +141,5 @@ class Settings:
             database_url=_database_url(env, "COGSCOPE_DATABASE_URL"),
             spool_mb=_megabytes(env, "COGSCOPE_SPOOL_MB", 512, minimum=1),
             drain_timeout=_seconds(env, "COGSCOPE_DRAIN_TIMEOUT", 10.0),
+            prices=load_prices_file(env.get("COGSCOPE_PRICES")),
         )

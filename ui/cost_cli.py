@@ -9,8 +9,18 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from telemetry.figures import CycleFigures, Scope, breakdown, measured_interval, per_cycle, select, summary, what_if
-from telemetry.prices import PricesError, load_prices
+from telemetry import (
+    CycleFigures,
+    Scope,
+    breakdown,
+    cycle_records,
+    measured_interval,
+    per_cycle,
+    select,
+    summary,
+    usd,
+    what_if,
+)
 
 from .config import Settings
 from .errors import UsageError
@@ -34,14 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ROLE=MODEL",
         help="re-price a role's recorded tokens with another model (MODEL alone: every role)",
     )
-    parser.add_argument("--prices", help="TOML prices file (model -> input/output USD per million tokens)")
+    parser.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="TOML prices file (model -> input/output USD per million tokens) for this command; "
+        "default $COGSCOPE_PRICES, over LiteLLM's price map",
+    )
     parser.add_argument("--budget", help="USD per month; exit 1 when the projection exceeds it")
     parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
 
 
 def _clean(value: Any) -> Any:
     """NaN (an unknown price) -> null, so the JSON is valid and says 'unknown' plainly."""
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
@@ -50,18 +65,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _money(value: float) -> str:
-    return "unknown" if value is None or math.isnan(value) else f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
-
-
 def cost_command(args: argparse.Namespace, settings: Settings) -> int:
     since_s = parse_duration(args.since, "--since")
     interval = parse_duration(args.interval, "--interval") if args.interval else None
     budget = parse_money(args.budget, "--budget") if args.budget is not None else None
-    try:
-        prices = load_prices(args.prices)
-    except PricesError as e:
-        raise UsageError(str(e)) from None
+    prices = settings.prices  # COGSCOPE_PRICES, or this command's --prices
     mapping = parse_models(args.what_if, "--what-if")
     if "default" in mapping:
         mapping["*"] = mapping.pop("default")
@@ -96,7 +104,7 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "csv":
         table.to_csv(sys.stdout, index=False)
     elif args.format == "json":
-        out: dict[str, Any] = {k: v for k, v in figs.items() if k != "projection"}
+        out: dict[str, Any] = {"window": args.since, **{k: v for k, v in figs.items() if k != "projection"}}
         out["projection"] = {
             "interval_s": interval, "cycles_per_day": projection.cycles_per_day,
             "cycles_per_month": projection.cycles_per_month, "daily_usd": projection.daily,
@@ -108,53 +116,58 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
         out["what_if"] = scenario
         out["budget_usd_per_month"] = budget
         out["over_budget"] = over
-        print(json.dumps(_clean(out), indent=2, default=str))
+        out["prices_file"] = prices.source
+        out["cycles"] = cycle_records(table.sort_values("start_time", ascending=False))
+        print(json.dumps(_clean(out), indent=2, default=str, allow_nan=False))
     else:
-        c = figs["cost_per_cycle"]
-        print(f"{figs['cycles']} cycles in the last {args.since}" + (f", agent {args.agent}" if args.agent else ""))
+        per = figs["per_cycle"]
+        c = per["cost_usd"]
         print(
-            f"LLM calls per cycle     mean {figs['llm_calls']['mean']:.2f}  p95 {figs['llm_calls']['p95']:.0f}  "
-            f"max {figs['llm_calls']['max']:.0f}"
+            f"{figs['cycle_count']} cycles in the last {args.since}" + (f", agent {args.agent}" if args.agent else "")
         )
         print(
-            f"prompt tokens / cycle   mean {figs['prompt_tokens']['mean']:,.0f}  "
-            f"p95 {figs['prompt_tokens']['p95']:,.0f}"
+            f"LLM calls per cycle     mean {per['llm_calls']['mean']:.2f}  p95 {per['llm_calls']['p95']:.0f}  "
+            f"max {per['llm_calls']['max']:.0f}"
         )
         print(
-            f"completion tokens       mean {figs['completion_tokens']['mean']:,.0f}  "
-            f"p95 {figs['completion_tokens']['p95']:,.0f}"
+            f"prompt tokens / cycle   mean {per['prompt_tokens']['mean']:,.0f}  p95 {per['prompt_tokens']['p95']:,.0f}"
         )
         print(
-            f"cycle duration          p50 {figs['cycle_duration_s']['p50']:.2f} s  "
-            f"p95 {figs['cycle_duration_s']['p95']:.2f} s  max {figs['cycle_duration_s']['max']:.2f} s"
+            f"completion tokens       mean {per['completion_tokens']['mean']:,.0f}  "
+            f"p95 {per['completion_tokens']['p95']:,.0f}"
         )
         print(
-            f"LLM latency             p50 {figs['llm_latency_s']['p50']:.2f} s  "
-            f"p95 {figs['llm_latency_s']['p95']:.2f} s"
+            f"cycle duration          p50 {per['duration_s']['p50']:.2f} s  "
+            f"p95 {per['duration_s']['p95']:.2f} s  max {per['duration_s']['max']:.2f} s"
         )
-        print(f"time in model / tools   {figs['time_in_model_s']:.1f} s / {figs['time_in_tools_s']:.1f} s")
+        print(f"LLM latency             p50 {figs['latency_s']['p50']:.2f} s  p95 {figs['latency_s']['p95']:.2f} s")
+        print(f"time in model / tools   {figs['model_s']:.1f} s / {figs['tool_s']:.1f} s")
         print(f"error rate / max steps  {figs['error_rate']:.1%} / {figs['max_steps_rate']:.1%}")
-        print(f"cost per cycle          mean {_money(c['mean'])}  p95 {_money(c['p95'])}")
+        print(f"cost per cycle          mean {usd(c['mean'])}  p95 {usd(c['p95'])}")
         for hint in figs["unknown_prices"].values():
             print(f"  unknown price: {hint}")
         print(f"projection              {projection.formula()}")
-        print(f"per day / per month     {_money(projection.daily)} / {_money(projection.monthly)}")
+        print(f"per day / per month     {usd(projection.daily)} / {usd(projection.monthly)}")
         print("by role:")
         for row in roles.itertuples():
             share = "" if math.isnan(row.share) else f" ({row.share:.0%})"
-            print(f"  {row.role:<16}{row.llm_calls:>6} calls  {_money(row.cost_usd)}{share}")
+            print(f"  {row.role:<16}{row.llm_calls:>6} calls  {usd(row.cost_usd)}{share}")
         print("by model:")
         for row in models.itertuples():
             share = "" if math.isnan(row.share) else f" ({row.share:.0%})"
-            print(f"  {row.model:<32}{row.llm_calls:>6} calls  {_money(row.cost_usd)}{share}")
+            print(f"  {row.model:<32}{row.llm_calls:>6} calls  {usd(row.cost_usd)}{share}")
         if scenario:
             print(
-                f"what-if {scenario['models']}: {_money(scenario['old_monthly'])}/month -> "
-                f"{_money(scenario['new_monthly'])}/month ({scenario['difference']:+,.2f}); {scenario['note']}"
+                f"what-if {scenario['models']}: {usd(scenario['old_monthly'])}/month -> "
+                f"{usd(scenario['new_monthly'])}/month ({'+' if scenario['difference'] >= 0 else ''}"
+                f"{usd(scenario['difference'])}); {scenario['note']}"
             )
         if budget is not None:
             verdict = "OVER" if over else "within"
-            print(f"budget                  {_money(budget)}/month: projection is {verdict} budget")
+            print(f"budget                  {usd(budget)}/month: projection is {verdict} budget")
     if budget is not None and math.isnan(projection.monthly):
-        raise UsageError("the projection is unknown (a model has no price); add it with --prices before gating")
+        raise UsageError(
+            "the projection is unknown (a model has no price); "
+            "add it to a prices file (COGSCOPE_PRICES or --prices) before gating"
+        )
     return EXIT_OVER_BUDGET if over else EXIT_OK

@@ -18,21 +18,24 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 import agents
-from telemetry.figures import (
+from telemetry import (
+    STATUSES,
     CycleFigures,
+    Prices,
     Scope,
     breakdown,
     measured_interval,
     per_cycle,
+    price_map_models,
     select,
     summary,
+    usd,
     what_if,
 )
-from telemetry.prices import PricesError, load_prices, price_map_models
 
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_models
-from .render import redacted
+from .render import redacted, usd_cells
 from .runtime import Runtime
 
 WINDOWS = TIME_WINDOWS
@@ -76,12 +79,14 @@ def _seconds(value: float) -> str:
     return f"{value:.2f} s" if value < 10 else f"{value:,.1f} s"
 
 
-def _money(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "unknown"
-    if value == 0:
-        return "$0.00"
-    return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
+def prices_note(prices: Prices) -> str:
+    """Which prices the figures use."""
+    source = f"the prices file `{prices.source}`, then " if prices.source else ""
+    return (
+        f"Prices: {source}LiteLLM's price map; the bundled local model is free. "
+        "Set the file with `COGSCOPE_PRICES=FILE` (or `cogscope ui --prices FILE`): "
+        "the Traces list, `cogscope traces`, `show` and `cost` read the same one."
+    )
 
 
 EVERY_ROLE = "every role"
@@ -125,14 +130,10 @@ def dashboard(
     session: str,
     status: str,
     interval: float | None,
-    prices_path: str,
     what_if_text: str,
 ) -> tuple[Any, ...]:
     """(numbers markdown, 4 plot frames, table, its trace ids, csv path, role choices, message) for the filters."""
-    try:
-        prices = load_prices((prices_path or "").strip() or None)
-    except PricesError as e:
-        raise UsageError(str(e)) from None
+    prices = runtime.settings.prices
     mapping = parse_models(parse_lines(what_if_text))
     if "default" in mapping:
         mapping["*"] = mapping.pop("default")
@@ -162,11 +163,12 @@ def dashboard(
     table = per_cycle(figures, cycles, calls, prices)
     figs = summary(table, calls, interval_s=interval_s, prices=prices)
     p = figs["projection"]
-    c = figs["cost_per_cycle"]
+    per = figs["per_cycle"]
+    c = per["cost_usd"]
     lines = [
-        f"### {figs['cycles']:,} cycle{'' if figs['cycles'] == 1 else 's'} · "
-        f"cost per cycle **{_money(c['mean'])}** (p95 {_money(c['p95'])}) · "
-        f"**{_money(p.monthly)}/month** at one cycle every {interval_s:g} s",
+        f"### {figs['cycle_count']:,} cycle{'' if figs['cycle_count'] == 1 else 's'} · "
+        f"cost per cycle **{usd(c['mean'])}** (p95 {usd(c['p95'])}) · "
+        f"**{usd(p.monthly)}/month** at one cycle every {interval_s:g} s",
         "",
         f"`{p.formula()}`",
         "",
@@ -177,16 +179,16 @@ def dashboard(
         ("LLM calls", "llm_calls", "{:,.2f}"),
         ("prompt tokens", "prompt_tokens", "{:,.0f}"),
         ("completion tokens", "completion_tokens", "{:,.0f}"),
-        ("cycle duration (s)", "cycle_duration_s", "{:,.2f}"),
-        ("LLM call latency (s)", "llm_latency_s", "{:,.2f}"),
+        ("cycle duration (s)", "duration_s", "{:,.2f}"),
+        ("LLM call latency (s)", "latency_s", "{:,.2f}"),
     ):
-        s = figs[key]
+        s = figs[key] if key == "latency_s" else per[key]
         lines.append(
             f"| {label} | "
             + " | ".join(fmt.format(s[k]) if not math.isnan(s[k]) else "–" for k in ("mean", "p50", "p95", "max"))
             + " |"
         )
-    model_s, tool_s = figs["time_in_model_s"], figs["time_in_tools_s"]
+    model_s, tool_s = figs["model_s"], figs["tool_s"]
     both = model_s + tool_s
     lines += [
         "",
@@ -196,7 +198,7 @@ def dashboard(
         + (f" ({tool_s / both:.0%})" if both else "")
         + " · "
         f"error rate {figs['error_rate']:.1%} · max-steps rate {figs['max_steps_rate']:.1%} · "
-        f"per day {_money(p.daily)}" + (f" · measured interval {measured:.1f} s" if measured else ""),
+        f"per day {usd(p.daily)}" + (f" · measured interval {measured:.1f} s" if measured else ""),
     ]
     for hint in figs["unknown_prices"].values():
         lines.append(f"\n⚠️ Unknown price: {hint}")
@@ -205,18 +207,16 @@ def dashboard(
             w = what_if(table, calls, prices, mapping, interval_s)
             chosen = ", ".join(f"{EVERY_ROLE if r == '*' else r} on {m}" for r, m in w["models"].items())
             lines.append(
-                f"\n**What-if** ({chosen}): {_money(w['old_monthly'])}/month → "
-                f"{_money(w['new_monthly'])}/month ({'+' if w['difference'] >= 0 else '−'}"
-                f"{_money(abs(w['difference']))}/month) — {w['note']}"
+                f"\n**What-if** ({chosen}): {usd(w['old_monthly'])}/month → "
+                f"{usd(w['new_monthly'])}/month ({'+' if w['difference'] >= 0 else '−'}"
+                f"{usd(abs(w['difference']))}/month) — {w['note']}"
             )
         except ValueError as e:
             lines.append(f"\n❌ What-if: {e}")
     roles = breakdown(calls, prices, "role")
     for by, frame in (("role", roles), ("model", breakdown(calls, prices, "model"))):
         shares = ", ".join(
-            f"{getattr(r, by)} {_money(r.cost_usd)} ({r.share:.0%})"
-            for r in frame.itertuples()
-            if not math.isnan(r.share)
+            f"{getattr(r, by)} {usd(r.cost_usd)} ({r.share:.0%})" for r in frame.itertuples() if not math.isnan(r.share)
         )
         if shares:
             lines.append(f"\nCost by {by} (window total): {shares}")
@@ -240,7 +240,7 @@ def dashboard(
             "LLM calls": shown["llm_calls"],
             "tokens": shown["tokens"],
             "duration": [f"{s:.1f} s" for s in shown["duration_s"].tolist()],
-            "cost": [_money(c) for c in shown["cost_usd"].tolist()],
+            "cost": usd_cells(shown["cost_usd"]),
             "trace": shown["trace_id"],
             "Phoenix": [f"[open]({runtime.trace_url(t)})" for t in shown["trace_id"].tolist()],
         }
@@ -277,7 +277,7 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], N
         window = gr.Dropdown(list(WINDOWS), value="last 24 hours", label="Window", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", allow_custom_value=True, label="Agent", scale=1)
         session = gr.Textbox(label="Session", placeholder="e.g. heartbeat-1a2b3c4d", scale=1)
-        status = gr.Dropdown(["all", "ok", "step_errors", "max_steps", "error"], value="all", label="Status", scale=1)
+        status = gr.Dropdown(["all", *STATUSES], value="all", label="Status", scale=1)
         interval = gr.Number(
             value=5,
             minimum=0,
@@ -288,7 +288,7 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], N
         )
         refresh = gr.Button("Refresh", variant="primary", elem_id="dash-refresh", scale=1)
     with gr.Accordion("Prices and what-if", open=False, elem_id="dash-what-if"):
-        prices = gr.Textbox(label="Prices file (TOML, optional)", placeholder="~/cogscope-prices.toml")
+        gr.Markdown(prices_note(runtime.settings.prices), elem_id="dash-prices")
         with gr.Row():
             role_pick = gr.Dropdown(
                 [EVERY_ROLE], value=EVERY_ROLE, allow_custom_value=True, label="Role", elem_id="dash-role", scale=1
@@ -332,7 +332,7 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], N
         except (UsageError, agents.AgentsError, Exception) as e:  # noqa: B014 - any failure: say it, stay up
             return (gr.skip(),) * 9 + (f"❌ {redacted(e)}",)
 
-    inputs = [window, agent, session, status, interval, prices, what_if_box]
+    inputs = [window, agent, session, status, interval, what_if_box]
     outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, trace_ids, download, role_pick, message]
     refresh.click(on_refresh, inputs=inputs, outputs=outputs, api_name="dashboard")
     if open_in_traces is not None:

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from telemetry.children import spawn_tied
-from telemetry.phoenix_server import port_in_use
+from telemetry import port_in_use, spawn_tied
 
 from .errors import ModelError
 

@@ -1,20 +1,38 @@
-"""Steps and results as things a person reads: chat messages (smolagents' own helpers) and totals.
+"""Steps, cycles and amounts as things a person reads: the one place that renders them.
 
-Everything these functions return has secrets blanked (telemetry.redaction): the page and `cogscope show`
-print only what went through here or through `redacted`.
+- a live step (a smolagents step object) -> chat messages (`step_messages`, smolagents' own helper) for the Run tab;
+- any step -> a StepView (`view_of` for a live step; a recorded one comes from `telemetry.steps`), whose parts
+  (`step_parts`) are written as terminal text (`step_text`: `cogscope run`, `show`, `replay`) or as markdown
+  (`step_markdown`: the Traces tab);
+- a cycle's totals (`totals_text`) and status (`STATUS_LABELS`), and amounts (`telemetry.usd`).
+
+Everything these functions return has secrets blanked (telemetry.redaction): the page and the CLI print only
+what went through here or through `redacted`.
 """
 
 from __future__ import annotations
 
+import html
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from smolagents import ActionStep, FinalAnswerStep, PlanningStep
 from smolagents.gradio_ui import pull_messages_from_step
 
-from telemetry import CycleResult
-from telemetry.redaction import redact, redact_value
-from telemetry.steps import StepView
+from telemetry import (
+    ERROR,
+    MAX_STEPS,
+    OK,
+    STEP_ERRORS,
+    CycleResult,
+    CycleTotals,
+    StepView,
+    ToolCall,
+    redact,
+    redact_value,
+    usd,
+)
 
 
 def redacted(text: Any) -> str:
@@ -23,11 +41,29 @@ def redacted(text: Any) -> str:
 
 
 STATUS_LABELS = {
-    "ok": "✅ ok: final answer",
-    "step_errors": "⚠️ step_errors: final answer, but some steps failed",
-    "max_steps": "⛔ max_steps: the step budget ran out before a final answer",
-    "error": "❌ error: the run stopped with an error",
+    OK: "✅ ok: final answer",
+    STEP_ERRORS: "⚠️ step_errors: final answer, but some steps failed",
+    MAX_STEPS: "⛔ max_steps: the step budget ran out before a final answer",
+    ERROR: "❌ error: the run stopped with an error",
 }
+
+
+def usd_cells(values: Any) -> list[str]:
+    """A column of amounts as table cells (`usd`)."""
+    return [usd(v) for v in list(values)]
+
+
+def totals_text(t: CycleTotals, sep: str = " · ") -> str:
+    """A cycle's numbers, the same in every view: steps, calls, tokens, cost, duration."""
+    return sep.join(
+        (
+            f"{t.steps} steps",
+            f"{t.llm_calls} LLM calls",
+            f"{t.total_tokens:,} tokens ({t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion)",
+            f"cost {usd(t.cost_usd)}",
+            f"{t.duration_s:.2f} s",
+        )
+    )
 
 
 def step_messages(step: Any) -> Iterator[dict[str, Any]]:
@@ -57,12 +93,10 @@ def trace_link_markdown(url: str | None, line: str) -> str:
 
 
 def totals_markdown(result: CycleResult, link_markdown: str) -> str:
-    t = result.totals
     lines = [
         f"**{STATUS_LABELS.get(result.status, result.status)}**",
         "",
-        f"{t.steps} steps · {t.llm_calls} LLM calls · {t.total_tokens:,} tokens "
-        f"({t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion) · {t.duration_s:.2f} s",
+        totals_text(result.totals),
         "",
         f"Trace `{result.trace_id}` · {link_markdown}",
     ]
@@ -87,24 +121,106 @@ def step_title(view: StepView) -> str:
     return redact(f"{mark} Step {view.number} ({where}) · {view.duration_s:.2f} s · {tokens}")
 
 
-def step_text(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
-    """One step as plain text; `full` adds the exact input messages and lifts the truncation."""
-    cut = redacted if full else (lambda t: truncate(t, limit))
-    lines = [("  " * view.depth) + step_title(view)]
-    if full:
+def step_parts(view: StepView, cut: Callable[[Any], str]) -> list[tuple[str, str, str]]:
+    """What a step shows, in order, as (label, text, language): the error, the model's output, the code that
+    ran, each tool call and its result, the observations. `cut` redacts (and shortens) each text."""
+    parts = []
+    if view.error:
+        parts.append(("error", cut(view.error), ""))
+    if view.model_output is not None:
+        parts.append(("model output", cut(view.model_output), ""))
+    if view.code:
+        parts.append(("code", cut(view.code), "python"))
+    for call in view.tool_calls:
+        result = f"error: {cut(call.error)}" if call.error else cut(call.output)
+        parts.append((f"tool {call.name}", cut(json.dumps(call.arguments, default=str)), "json"))
+        parts.append((f"-> {call.name}", result, ""))
+    if view.observations:
+        parts.append(("observations", cut(view.observations), ""))
+    return parts
+
+
+def _cutter(full: bool, limit: int) -> Callable[[Any], str]:
+    return redacted if full else (lambda t: truncate(t, limit))
+
+
+def step_text(
+    view: StepView, *, full: bool = False, messages: bool | None = None, limit: int = 2000, title: str | None = None
+) -> str:
+    """One step as terminal text; `full` lifts the truncation and adds the exact input messages (unless
+    `messages` is False)."""
+    cut = _cutter(full, limit)
+    lines = [("  " * view.depth) + (title or step_title(view))]
+    if full if messages is None else messages:
         lines.append("  input messages:")
         for m in view.input_messages:
             lines.append(f"    [{m['role']}]")
             lines += ["      " + line for line in cut(m["content"]).splitlines()]
-    if view.model_output is not None:
-        lines += ["  model output:"] + ["    " + line for line in cut(view.model_output).splitlines()]
-    if view.code:
-        lines += ["  code:"] + ["    " + line for line in cut(view.code).splitlines()]
-    for call in view.tool_calls:
-        result = f"error: {call.error}" if call.error else cut(call.output)
-        lines.append(f"  tool {call.name}({json.dumps(call.arguments, default=str)}) -> {result}")
-    if view.observations:
-        lines += ["  observations:"] + ["    " + line for line in cut(view.observations).splitlines()]
-    if view.error:
-        lines.append(f"  error: {cut(view.error)}")
+    for label, text, _ in step_parts(view, cut):
+        lines += [f"  {label}:"] + ["    " + line for line in text.splitlines()]
     return redact("\n".join(lines))
+
+
+def fence(text: str, language: str = "") -> str:
+    longest = max((len(run) for run in text.split("\n") if set(run) == {"`"}), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def step_markdown(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
+    """One step as markdown (the Traces tab): its title, then each part in a fenced block."""
+    parts = [f"### {html.escape(step_title(view))}"]
+    for label, text, language in step_parts(view, _cutter(full, limit)):
+        parts += [f"**{html.escape(label[0].upper() + label[1:])}**", fence(text, language)]
+    return "\n\n".join(parts)
+
+
+def messages_markdown(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
+    """The exact messages the model was given for this step, as markdown."""
+    if not view.input_messages:
+        return "_No input messages recorded for this step._"
+    cut = _cutter(full, limit)
+    return "\n\n".join(f"**{html.escape(m['role'])}**\n\n{fence(cut(m['content']))}" for m in view.input_messages)
+
+
+# -- live steps (`cogscope run`, `heartbeat`, `replay`) -----------------------------------------------------
+def view_of(step: ActionStep) -> StepView:
+    """A live smolagents step as a StepView, so that it prints as a recorded one does."""
+    usage = step.token_usage
+    duration = step.timing.duration if step.timing is not None else None
+    calls = [] if step.code_action else [ToolCall(c.name, c.arguments, None, None) for c in step.tool_calls or []]
+    return StepView(
+        number=step.step_number,
+        agent="",
+        local_number=step.step_number,
+        depth=0,
+        span_id="",
+        status="error" if step.error is not None else "ok",
+        duration_s=float(duration or 0.0),
+        model_output=None if step.model_output is None else str(step.model_output),
+        code=step.code_action,
+        tool_calls=calls,
+        observations=step.observations,
+        error=None if step.error is None else str(step.error),
+        prompt_tokens=usage.input_tokens if usage else 0,
+        completion_tokens=usage.output_tokens if usage else 0,
+    )
+
+
+def _live_header(label: str, step: Any) -> str:
+    duration = getattr(getattr(step, "timing", None), "duration", None)
+    usage = getattr(step, "token_usage", None)
+    tokens = f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens" if usage else "no token count"
+    return f"── {label} ── {f'{duration:.2f} s' if duration else '-'} · {tokens}"
+
+
+def live_step_text(step: Any) -> str:
+    """One live step as terminal text: a header with duration and tokens, then its parts (`step_parts`)."""
+    if isinstance(step, FinalAnswerStep):
+        return redacted(f"Final answer: {step.output}")
+    if isinstance(step, PlanningStep):
+        plan = "\n".join("    " + line for line in str(step.plan).strip().splitlines())
+        return redacted(f"{_live_header('Plan', step)}\n{plan}")
+    if not isinstance(step, ActionStep):
+        return redacted(step)
+    return step_text(view_of(step), full=True, messages=False, title=_live_header(f"Step {step.step_number}", step))

@@ -13,25 +13,29 @@ from typing import Any
 import pandas as pd
 
 import agents
-from agents import exit_guard
-from agents.mcp import add_tools, mcp_tools
+from agents import add_tools, mcp_tools
 from telemetry import (
     TRACE_ID,
     Cycle,
     CycleSpec,
     PhoenixServer,
+    Recording,
+    Replay,
+    ReplayError,
+    Signer,
+    Spool,
     Tracing,
+    clean_text,
+    clean_value,
     connect_phoenix,
     ensure_phoenix,
+    otlp_headers,
     phoenix_client,
+    prepare_replay,
     setup_tracing,
     trace_spans,
     trace_url,
 )
-from telemetry.redaction import clean_text, clean_value
-from telemetry.replay import Recording, Replay, ReplayError, prepare_replay
-from telemetry.signing import Signer
-from telemetry.spool import Spool, otlp_headers
 
 from .config import Settings
 from .errors import UsageError
@@ -56,7 +60,7 @@ class Runtime:
         The provider is not made OpenTelemetry's global one: FastAPI (under Gradio) traces every HTTP
         request through the global provider, which would fill the Phoenix project with request spans.
         """
-        exit_guard.install()  # os._exit from a tool or agent file raises instead of ending cogscope
+        agents.install_exit_guard()  # os._exit from a tool or agent file raises instead of ending cogscope
         if settings.phoenix_endpoint:
             phoenix = connect_phoenix(settings.phoenix_endpoint)
         else:
@@ -174,6 +178,7 @@ class Runtime:
             tracing=self.tracing,
             on_end=stack.close,
             timeout_s=self.settings.cycle_timeout,
+            prices=self.settings.prices,
         )
         attach_sandbox(cycle)
         return cycle
@@ -276,6 +281,7 @@ class Runtime:
                 session_id=session_id,
                 on_end=stack.close,
                 timeout_s=self.settings.cycle_timeout,
+                prices=self.settings.prices,
             )
         except ReplayError as e:
             stack.close()
@@ -288,7 +294,9 @@ class Runtime:
         """What a trace says about its cycle (UsageError when it is not a cogscope cycle)."""
         frame = self.trace_frame(trace_id)
         try:
-            return Recording.from_frame(frame, trace_id.strip().lower(), signer=self.tracing.signer)
+            return Recording.from_frame(
+                frame, trace_id.strip().lower(), signer=self.tracing.signer, prices=self.settings.prices
+            )
         except ReplayError as e:
             raise UsageError(str(e)) from None
 

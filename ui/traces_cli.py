@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from telemetry.costs import format_cost
-from telemetry.cycles import CycleFilter, list_cycles
-from telemetry.replay import Recording, ReplayError
-from telemetry.steps import steps_from_frame
+from telemetry import CycleFilter, Recording, ReplayError, cycle_records, list_cycles, trace_tables, usd
 
 from .config import Settings
 from .errors import UsageError
-from .render import step_text
+from .render import live_step_text, step_text, totals_text
 
 EXIT_OK, EXIT_DIVERGED = 0, 1
 NOT_HERE = "(not recorded here)"
@@ -33,15 +27,6 @@ def _runtime(settings: Settings) -> Any:
     return Runtime.start(settings)
 
 
-def _json_value(value: Any) -> Any:
-    """A cell for JSON: missing or unknown (NaN, None, NaT, inf: e.g. the cost of a model with no price) -> null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if pd.api.types.is_scalar(value) and pd.isna(value):
-        return None
-    return value
-
-
 def traces_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit < 1:
         raise UsageError(f"--limit {args.limit} must be at least 1")
@@ -50,6 +35,7 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
         cycles = list_cycles(
             runtime.client(),
             project=settings.project,
+            prices=settings.prices,
             filter=CycleFilter(failed_only=args.failed, agent=args.agent, text=args.text),
             limit=args.limit,
             signer=runtime.tracing.signer,
@@ -57,8 +43,7 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         runtime.close()
     if args.format == "json":
-        records = cycles.assign(start_time=cycles["start_time"].astype(str)).to_dict("records")
-        print(json.dumps([{k: _json_value(v) for k, v in r.items()} for r in records], indent=2, default=str))
+        print(json.dumps(cycle_records(cycles), indent=2, allow_nan=False))
         return EXIT_OK
     if cycles.empty:
         print("No cycles match." if (args.failed or args.agent or args.text) else "No cycles yet.")
@@ -69,7 +54,7 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
         + cycles["replay_of"].map(lambda r: " (replay)" if isinstance(r, str) else "")
         + cycles["recorded_here"].map(lambda here: "" if here else f" {NOT_HERE}"),
         duration=cycles["duration_s"].map(lambda s: f"{s:.1f}s"),
-        cost=cycles["cost_usd"].map(format_cost),
+        cost=cycles["cost_usd"].map(usd),
         task=cycles["task"].str.slice(0, 40),
     )[["trace_id", "time", "agent", "status", "steps", "llm_calls", "tokens", "duration", "cost", "task"]]
     print(table.to_string(index=False))
@@ -83,16 +68,19 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
         url = runtime.trace_url(args.trace_id.strip().lower())
     finally:
         runtime.close()
-    steps = steps_from_frame(frame)
+    tables = trace_tables(frame, settings.prices)
+    steps = tables.steps
     try:
         recording: Recording | None = Recording.from_frame(
-            frame, args.trace_id.strip().lower(), signer=runtime.tracing.signer
+            frame, args.trace_id.strip().lower(), signer=runtime.tracing.signer, prices=settings.prices
         )
     except ReplayError as e:
         recording = None
         print(f"Read-only: {e}")
+    if tables.cycle is not None:
+        print(f"Cycle {tables.cycle['trace_id']}: {tables.cycle['agent']}, status {tables.cycle['status']}")
+        print(f"Totals: {totals_text(tables.totals, sep=', ')}")
     if recording is not None:
-        print(f"Cycle {recording.trace_id}: {recording.agent}, status {recording.status}, {len(steps)} steps")
         if not recording.recorded_here:
             print(FOREIGN_NOTE)
         if recording.mcp:
@@ -112,8 +100,6 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def replay_command(args: argparse.Namespace, settings: Settings) -> int:
-    from .cli import format_step
-
     if (args.output_file or args.model) and args.fork_at is None:
         raise UsageError("--output-file and --model go with --fork-at K")
     if args.fork_at is not None and not (args.output_file or args.model):
@@ -144,7 +130,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
             f"{len(replay.recording.steps)} recorded steps, tools {'stubbed' if args.stub_tools else 'run for real'})"
         )
         for step in replay.cycle:
-            print(format_step(step), flush=True)
+            print(live_step_text(step), flush=True)
         result = replay.cycle.result
         reproduced, divergence = replay.report()
         print()
@@ -166,13 +152,15 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def side_by_side(recording: Recording, replay: Any) -> str:
     result = replay.cycle.result
-    rec_tokens = sum(s.prompt_tokens + s.completion_tokens for s in recording.steps)
+    rec, fork = recording.totals, result.totals
     rows = [
         ("", "original", "fork"),
-        ("steps", str(len(recording.steps)), str(result.totals.steps)),
+        ("steps", str(len(recording.steps)), str(fork.steps)),
         ("status", str(recording.status), result.status),
         ("final answer", str(recording.final_answer)[:60], str(result.final_answer)[:60]),
-        ("tokens", f"{rec_tokens:,}", f"{result.totals.total_tokens:,}"),
+        ("LLM calls", str(rec.llm_calls) if rec else "?", str(fork.llm_calls)),
+        ("tokens", f"{rec.total_tokens:,}" if rec else "?", f"{fork.total_tokens:,}"),
+        ("cost", usd(rec.cost_usd) if rec else "?", usd(fork.cost_usd)),
     ]
     width = max(len(r[1]) for r in rows) + 2
     return "\n".join(f"  {a:<14}{b:<{width}}{c}" for a, b, c in rows)

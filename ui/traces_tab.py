@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,21 +13,29 @@ import gradio as gr
 import pandas as pd
 
 import agents
-from telemetry.costs import format_cost
-from telemetry.cycles import CycleFilter, list_cycles
-from telemetry.replay import Recording, ReplayError
-from telemetry.steps import StepView, steps_from_frame
+from telemetry import STATUSES, CycleFilter, Recording, ReplayError, StepView, list_cycles, trace_tables, usd
 
 from .errors import UsageError
 from .inputs import TIME_WINDOWS
 from .models import SUGGESTED_MODELS
-from .render import STATUS_LABELS, redacted, step_messages, step_title, truncate
+from .render import (
+    STATUS_LABELS,
+    fence,
+    messages_markdown,
+    redacted,
+    step_markdown,
+    step_messages,
+    step_title,
+    totals_text,
+    truncate,
+    usd_cells,
+)
 from .runtime import Runtime, UntrustedCode
 
 TAB_ID = "traces"
 PAGE_SIZE = 25
 WINDOWS = TIME_WINDOWS
-STATUSES = ["all", "failed", "ok", "step_errors", "max_steps", "error"]
+STATUS_CHOICES = ["all", "failed", *STATUSES]
 TABLE_COLUMNS = ["time", "agent", "status", "steps", "LLM calls", "tokens", "duration", "cost", "task", "trace"]
 LIMIT = 2000  # of a value shown in a step, unless "show long values whole"
 NOT_HERE = "⚠ not recorded here"
@@ -46,7 +53,13 @@ def cycles_page(
         text=(text or "").strip() or None,
         since=datetime.now(UTC) - delta if delta else None,
     )
-    cycles = list_cycles(runtime.client(), project=runtime.settings.project, filter=f, signer=runtime.tracing.signer)
+    cycles = list_cycles(
+        runtime.client(),
+        project=runtime.settings.project,
+        prices=runtime.settings.prices,
+        filter=f,
+        signer=runtime.tracing.signer,
+    )
     pages = max(1, math.ceil(len(cycles) / PAGE_SIZE))
     page_number = min(max(1, int(page or 1)), pages)
     shown = cycles.iloc[(page_number - 1) * PAGE_SIZE : page_number * PAGE_SIZE]
@@ -61,7 +74,7 @@ def cycles_page(
             "LLM calls": shown["llm_calls"],
             "tokens": shown["tokens"],
             "duration": shown["duration_s"].map(lambda s: f"{s:.1f} s"),
-            "cost": shown["cost_usd"].map(format_cost),
+            "cost": usd_cells(shown["cost_usd"]),
             "task": shown["task"].map(lambda t: truncate(t, 80)),
             "trace": [f"[{t[:12]}…]({runtime.trace_url(t)})" for t in shown["trace_id"]],
         },
@@ -71,51 +84,27 @@ def cycles_page(
     return table, caption, page_number, shown["trace_id"].tolist()
 
 
-def _fence(text: str, language: str = "") -> str:
-    longest = max((len(run) for run in text.split("\n") if set(run) == {"`"}), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{language}\n{text}\n{fence}"
-
-
-def step_markdown(view: StepView, whole: bool) -> str:
-    cut = (lambda t: redacted(t)) if whole else (lambda t: truncate(t, LIMIT))
-    parts = [f"### {html.escape(step_title(view))}"]
-    if view.error:
-        parts += ["**Error**", _fence(cut(view.error))]
-    if view.model_output is not None:
-        parts += ["**Model output**", _fence(cut(view.model_output))]
-    if view.code:
-        parts += ["**Code that ran**", _fence(cut(view.code), "python")]
-    for call in view.tool_calls:
-        result = f"error: {call.error}" if call.error else cut(call.output)
-        parts += [
-            f"**Tool call** `{call.name}`",
-            _fence(json.dumps(call.arguments, indent=1, default=str), "json"),
-            "→",
-            _fence(result),
-        ]
-    if view.observations:
-        parts += ["**Observations**", _fence(cut(view.observations))]
-    return "\n\n".join(parts)
-
-
-def messages_markdown(view: StepView, whole: bool) -> str:
-    if not view.input_messages:
-        return "_No input messages recorded for this step._"
-    cut = (lambda t: redacted(t)) if whole else (lambda t: truncate(t, LIMIT))
-    return "\n\n".join(f"**{m['role']}**\n\n{_fence(cut(m['content']))}" for m in view.input_messages)
-
-
 def open_cycle(runtime: Runtime, trace_id: str) -> tuple[str, list[StepView], list[str]]:
     """(summary markdown, steps, step titles) of one trace; UsageError for a bad id."""
     frame = runtime.trace_frame(trace_id)
     trace_id = trace_id.strip().lower()
-    steps = steps_from_frame(frame)
+    tables = trace_tables(frame, runtime.settings.prices)
+    steps = tables.steps
     link = f"[Open in Phoenix]({runtime.trace_url(trace_id)})"
+    totals = f"`{totals_text(tables.totals)}`"
     try:
-        rec = Recording.from_frame(frame, trace_id, signer=runtime.tracing.signer)
+        rec = Recording.from_frame(frame, trace_id, signer=runtime.tracing.signer, prices=runtime.settings.prices)
     except ReplayError as e:
-        return f"**Trace `{trace_id}`** · read-only: {redacted(e)} · {link}", steps, step_titles(steps)
+        status = (
+            f"**{STATUS_LABELS.get(str(tables.cycle['status']), tables.cycle['status'])}** · "
+            if tables.cycle is not None
+            else ""
+        )
+        return (
+            f"{status}**Trace `{trace_id}`** · {totals} · read-only: {redacted(e)} · {link}",
+            steps,
+            step_titles(steps),
+        )
     replay_note = ""
     roots = frame[frame["parent_id"].isna()]
     if not roots.empty and isinstance(roots.iloc[0].get("attributes.cogscope.replay_of"), str):
@@ -129,7 +118,7 @@ def open_cycle(runtime: Runtime, trace_id: str) -> tuple[str, list[StepView], li
     mcp = f" · MCP `{'; '.join(rec.mcp)}`" if rec.mcp else ""
     summary = (
         f"**{STATUS_LABELS.get(str(rec.status), rec.status)}** · agent `{redacted(rec.agent)}`{redacted(mcp)} · "
-        f"{len(steps)} steps · models {redacted(', '.join(f'{r}={m}' for r, m in rec.models.items()))}"
+        f"{totals} · models {redacted(', '.join(f'{r}={m}' for r, m in rec.models.items()))}"
         f"{replay_note} · {link}\n\n"
         f"Task: {html.escape(truncate(rec.task, 500))}\n\nFinal answer: {html.escape(truncate(rec.final_answer, 500))}"
         f"{origin}"
@@ -152,7 +141,7 @@ class TracesTab:
 
 def build_traces_tab(runtime: Runtime) -> TracesTab:
     with gr.Row():
-        status = gr.Dropdown(STATUSES, value="all", label="Status", elem_id="traces-status", scale=1)
+        status = gr.Dropdown(STATUS_CHOICES, value="all", label="Status", elem_id="traces-status", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", label="Agent", allow_custom_value=True, scale=1)
         window = gr.Dropdown(list(WINDOWS), value="last 7 days", label="Time window", scale=1)
         text = gr.Textbox(label="Text in task", scale=2, elem_id="traces-text")
@@ -238,7 +227,11 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         if not steps or index is None:
             return "", "", ""
         view = steps[index]
-        return step_markdown(view, whole_v), messages_markdown(view, whole_v), view.model_output or ""
+        return (
+            step_markdown(view, full=whole_v, limit=LIMIT),
+            messages_markdown(view, full=whole_v, limit=LIMIT),
+            view.model_output or "",
+        )
 
     def open_trace(trace_id: str, whole_v: bool) -> tuple[Any, ...]:
         try:
@@ -349,13 +342,13 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
             "✅ **Reproduced the recording**: same code, tool calls, observations and errors at every step."
             if reproduced
             else f"⚠️ **Diverged at step {divergence.step}**: {divergence.what} differs.\n\n"
-            f"Recorded:\n{_fence(redacted(divergence.original))}\n\nReplay:\n{_fence(redacted(divergence.replay))}"
+            f"Recorded:\n{fence(redacted(divergence.original))}\n\nReplay:\n{fence(redacted(divergence.replay))}"
         )
     else:
         verdict = "✅ **Fork finished.**" if reproduced else "⚠️ **The fork did not reach a final answer.**"
         if divergence is not None:
             verdict += f"\n\nBefore the fork point it diverged at step {divergence.step}: {divergence.what} differs."
-    rec_tokens = sum(s.prompt_tokens + s.completion_tokens for s in rec.steps)
+    before, after = rec.totals, result.totals
     table = (
         "| | original | " + ("replay" if replay.fork_at is None else f"fork at step {replay.fork_at}") + " |\n"
         "| --- | --- | --- |\n"
@@ -363,8 +356,9 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
         f"| steps | {len(rec.steps)} | {result.totals.steps} |\n"
         f"| final answer | {html.escape(truncate(rec.final_answer, 120))} | "
         f"{html.escape(truncate(result.final_answer, 120))} |\n"
-        f"| tokens | {rec_tokens:,} | {result.totals.total_tokens:,} |\n"
-        f"| LLM calls | {sum(1 for s in rec.steps if s.prompt_tokens)} | {result.totals.llm_calls} |\n"
+        f"| LLM calls | {before.llm_calls if before else '?'} | {after.llm_calls} |\n"
+        f"| tokens | {f'{before.total_tokens:,}' if before else '?'} | {after.total_tokens:,} |\n"
+        f"| cost | {usd(before.cost_usd) if before else '?'} | {usd(after.cost_usd)} |\n"
     )
     return f"{verdict}\n\n{table}\n{replay.model.replayed} recorded outputs replayed · {link}"
 
@@ -374,7 +368,7 @@ def confirm_markdown(error: UntrustedCode) -> str:
     rec = error.recording
     origin = "recorded by this installation" if rec.recorded_here else f"**{NOT_HERE}** (it may be forged)"
     lines = [f"⚠️ **This replay would run code the trace names** — the trace was {origin}:", ""]
-    lines += [_fence(redacted(need)) for need in error.needs]
+    lines += [fence(redacted(need)) for need in error.needs]
     if error.can_confirm:
         lines += ["", "Check it. To run it, tick **Run the recorded code shown above** below and click again."]
     else:
