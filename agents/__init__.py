@@ -12,10 +12,10 @@ from .errors import (
     UnknownAgentError,
 )
 from .heartbeat import DEFAULT_TASK, open_store
-from .memory import Memory, MemoryStore
-from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, describe, get, names
+from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, get, names
 from .sandbox import Sandbox, SandboxError, SandboxLimit, SandboxLimits
 from .state import state_markdown
+from .store import Memory, MemoryStore
 from .tools import RecallMemoryTool, cognitive_tools
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "SandboxLimits",
     "UnknownAgentError",
     "cognitive_tools",
-    "describe",
     "get",
     "max_steps_for",
     "names",

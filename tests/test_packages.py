@@ -44,7 +44,6 @@ def test_public_surfaces_are_pinned():
         "SandboxLimits",
         "UnknownAgentError",
         "cognitive_tools",
-        "describe",
         "get",
         "max_steps_for",
         "names",
