@@ -15,10 +15,10 @@ from .exit_guard import install as install_exit_guard
 from .heartbeat import DEFAULT_TASK, open_store
 from .mcp import add_tools, mcp_tools
 from .mcp import serve as serve_mcp
-from .memory import Memory, MemoryStore
-from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, check_options, describe, get, names
+from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, check_options, get, names
 from .sandbox import Sandbox, SandboxError, SandboxLimit, SandboxLimits
 from .state import state_markdown
+from .store import Memory, MemoryStore
 from .tools import RecallMemoryTool, cognitive_tools
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "add_tools",
     "check_options",
     "cognitive_tools",
-    "describe",
     "get",
     "install_exit_guard",
     "max_steps_for",

@@ -23,7 +23,7 @@ how `max_steps_for` turns the energy left into a step budget. Energy regenerates
 from __future__ import annotations
 
 from .errors import EnergyRefused
-from .memory import Energy, MemoryStore
+from .store import Energy, MemoryStore
 
 ENERGY_COSTS: dict[str, float] = {
     "recall_memory": 1.0,

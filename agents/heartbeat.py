@@ -20,7 +20,7 @@ from smolagents.monitoring import LogLevel
 
 from .energy import STEP_COST, EnergyLedger, max_steps_for
 from .errors import EnergyExhausted, EnergyRefused
-from .memory import MemoryStore
+from .store import MemoryStore
 from .tools import cognitive_tools
 
 DEFAULT_MAX_STEPS = 8

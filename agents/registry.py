@@ -257,13 +257,6 @@ def names() -> list[str]:
     return [*_builtin(), *sorted(set(_entry_points()) - set(_builtin()))]
 
 
-def describe() -> dict[str, str]:
-    out = {name: spec.summary for name, spec in _builtin().items()}
-    for name in _entry_points():
-        out.setdefault(name, f"entry point in {ENTRY_POINT_GROUP}")
-    return out
-
-
 def _load_file(path_text: str, attribute: str) -> Any:
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():

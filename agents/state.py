@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .memory import MemoryStore
+from .store import MemoryStore
 
 
 def state_markdown(store: MemoryStore, *, actions: int = 5) -> str:

@@ -15,7 +15,8 @@ from smolagents import ChatMessage, MessageRole, Model, Tool
 
 from .energy import ENERGY_COSTS, EnergyLedger
 from .errors import MentalModelError
-from .memory import MEMORY_KINDS, MemoryStore, Revision
+from .mental_models import Revision
+from .store import MEMORY_KINDS, MemoryStore
 
 NO_CYCLE = "manual"
 """The cycle id logged for energy changes made by a tool that has no ledger."""

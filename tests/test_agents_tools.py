@@ -1,17 +1,13 @@
-"""The cognitive tools, the energy ledger and the memory store's schema 2, on real SQLite."""
+"""The cognitive tools and the energy ledger, on real SQLite."""
 
 from __future__ import annotations
-
-import os
-import sqlite3
-import threading
 
 import pytest
 from smolagents import ChatMessage, MessageRole, Model, Tool
 
 from agents.energy import ENERGY_COSTS, STEP_COST, EnergyLedger, max_steps_for
-from agents.errors import EnergyRefused, MemoryStoreError, MentalModelError
-from agents.memory import EXAMPLE_MEMORIES, Energy, MemoryStore, revise_basin
+from agents.errors import EnergyRefused, MentalModelError
+from agents.store import Energy, MemoryStore
 from agents.tools import (
     GetBasinsTool,
     RecallMemoryTool,
@@ -22,24 +18,6 @@ from agents.tools import (
     cognitive_tools,
     lexical_error,
 )
-
-V1_SCHEMA = """
-CREATE TABLE memories (
-    id INTEGER PRIMARY KEY,
-    text TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'episodic',
-    tags TEXT NOT NULL DEFAULT '',
-    salience REAL NOT NULL DEFAULT 0.5 CHECK (salience BETWEEN 0 AND 1),
-    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);
-CREATE VIRTUAL TABLE memories_fts USING fts5(text, tags, content='memories', content_rowid='id');
-CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
-    INSERT INTO memories_fts(rowid, text, tags) VALUES (new.id, new.text, new.tags);
-END;
-INSERT INTO memories(text, kind, tags) VALUES ('The user walks the dog at seven', 'episodic', 'routine');
-INSERT INTO memories(text, kind, tags) VALUES ('Naps after lunch restore energy', 'semantic', 'energy');
-PRAGMA user_version = 1;
-"""
 
 
 class FixedJudge(Model):
@@ -281,17 +259,6 @@ def test_semantic_error_asks_the_judge_and_falls_back_when_it_answers_no_number(
     assert out_of_range(prediction="walk park", observation="walk rain").startswith("0.667 (lexical measure:")
 
 
-def test_revise_basin_formula():
-    strength, threshold, confidences = revise_basin(0.8, 0.4, [0.85, 0.7], 0.5)
-    assert strength == pytest.approx(0.8 - 0.5 * 0.5 * 0.8)  # 0.6
-    assert threshold == pytest.approx(0.45)
-    assert confidences == pytest.approx([0.425, 0.35])
-    assert revise_basin(0.5, 0.95, [0.3], 1.0) == (0.25, 1.0, [0.0])  # threshold capped at 1
-    assert revise_basin(0.5, 0.5, [0.9], 0.0) == (0.5, 0.5, [0.9])  # no error, no change
-    with pytest.raises(ValueError):
-        revise_basin(0.5, 0.5, [], 1.5)
-
-
 def test_revise_model_restructures_and_persists(tmp_path):
     path = tmp_path / "m.sqlite"
     store = MemoryStore(path)
@@ -352,93 +319,3 @@ def test_revise_model_refuses_unknown_names_and_bad_errors_changing_nothing(stor
     assert store.resolutions() == [] and store.predictions("user_routine") == []
     with pytest.raises(MentalModelError):
         store.add_basin("user_routine", "morning_focus", 0.5, 0.5)
-
-
-# -- the store: seed, migration, failure, threads -----------------------------------------
-def test_seed_example_fills_everything_once(store):
-    assert store.count() == len(EXAMPLE_MEMORIES) == 20
-    assert {m.kind for m in store.recent(20)} == {"episodic", "semantic", "procedural"}
-    assert all(m.tags for m in store.recent(20))
-    assert len(store.goals()) == 4
-    assert store.energy() == Energy(100.0, 100.0, 10.0)
-    assert store.models() == ["user_routine"]
-    basins = store.basins("user_routine")
-    assert [b.name for b in basins] == ["morning_focus", "evening_fatigue", "social_recharge"]
-    per_basin = [sum(p.basin_id == b.id for p in store.predictors("user_routine")) for b in basins]
-    assert all(1 <= n <= 2 for n in per_basin)
-    assert store.seed_example() == 0 and store.count() == 20 and len(store.goals()) == 4
-
-
-def test_a_version_1_store_is_migrated_keeping_its_memories(tmp_path):
-    path = tmp_path / "old.sqlite"
-    db = sqlite3.connect(path)
-    db.executescript(V1_SCHEMA)
-    db.close()
-
-    store = MemoryStore(path)
-
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
-    assert store.count() == 2 and store.recall("dog")[0].text == "The user walks the dog at seven"
-    assert store.energy() == Energy(100.0, 100.0, 10.0)
-    assert store.goals() == [] and store.models() == []
-    assert store.add_goal("Walk the dog") == 1 and store.add_basin("m", "b", 0.5, 0.5) == 1
-    assert store.seed_example() == 0  # it already holds memories
-
-
-def test_a_store_from_a_newer_cogscope_is_a_clear_error(tmp_path):
-    path = tmp_path / "new.sqlite"
-    sqlite3.connect(path).execute("PRAGMA user_version = 99").connection.close()
-    with pytest.raises(MemoryStoreError, match="schema version 99, newer .* upgrade cogscope"):
-        MemoryStore(path)
-
-
-def test_a_corrupt_store_is_a_clear_error_and_left_untouched(tmp_path):
-    path = tmp_path / "m.sqlite"
-    junk = b"SQLite format 3\x00" + b"\xff" * 4000
-    path.write_bytes(junk)
-    with pytest.raises(MemoryStoreError, match="cannot open the memory store .* left untouched"):
-        MemoryStore(path)
-    assert path.read_bytes() == junk
-
-
-def test_a_store_that_cannot_be_written_is_a_clear_error_at_the_first_write(tmp_path):
-    store = MemoryStore(tmp_path / "m.sqlite")
-    # Root ignores file permissions, so make the connection read-only the way SQLite reports a read-only file.
-    store._db.execute("PRAGMA query_only = ON")
-    with pytest.raises(MemoryStoreError, match="cannot write the memory store .*readonly.*make the file .* writable"):
-        store.remember("lost")
-    with pytest.raises(MemoryStoreError, match="cannot write the memory store"):
-        store.spend("observe", 0.5, "c")
-    store._db.execute("PRAGMA query_only = OFF")
-    assert store.remember("kept") == 1 and store.count() == 1  # nothing half-written before
-
-
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write read-only files")
-def test_a_read_only_file_is_a_clear_error(tmp_path):
-    path = tmp_path / "m.sqlite"
-    MemoryStore(path).close()
-    path.chmod(0o444)
-    store = MemoryStore(path)
-    with pytest.raises(MemoryStoreError, match="cannot write the memory store"):
-        store.remember("lost")
-
-
-def test_the_store_is_safe_from_several_threads(tmp_path):
-    store = MemoryStore(tmp_path / "m.sqlite")
-    refusals: list[str] = []
-
-    def work(n: int) -> None:
-        ledger = EnergyLedger(store, f"thread-{n}")
-        for i in range(25):
-            store.remember(f"thread {n} note {i}")
-            if refused := ledger.charge("remember"):  # 100 charges of 2 from 100 energy: 50 are refused
-                refusals.append(refused)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert store.count() == 100
-    assert store.energy().current == 0.0
-    assert len(refusals) == 50 and len(store.recent_actions(1000)) == 50

@@ -46,7 +46,6 @@ def test_public_surfaces_are_pinned():
         "add_tools",
         "check_options",
         "cognitive_tools",
-        "describe",
         "get",
         "install_exit_guard",
         "max_steps_for",

@@ -1,8 +1,8 @@
 """The memory store: one SQLite file holding what a cognitive agent knows about itself.
 
 Memories (with full-text search), goals, the energy budget and the log of actions paid
-from it, and mental models: basins of expected behaviour, each with predictors, plus the
-predictions made from them and how they were resolved.
+from it, and the mental models of `mental_models` (basins, predictors, predictions and
+their resolutions), whose rules and revision maths live there.
 
 Created and migrated on first use. One connection per store, guarded by a lock, so
 several agents (and the Gradio worker threads) in one process can share it; every write
@@ -18,11 +18,23 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import EnergyRefused, MemoryStoreError, MentalModelError
+from .mental_models import (
+    EXAMPLE_BASINS,
+    EXAMPLE_MODEL,
+    Basin,
+    Prediction,
+    Predictor,
+    Resolution,
+    Revision,
+    plan_revision,
+    revision_request,
+    unknown_model_message,
+)
 
 SCHEMA_VERSION = 2
 
@@ -106,7 +118,6 @@ _MIGRATIONS = {
 
 MEMORY_KINDS = ("episodic", "semantic", "procedural", "reflection")
 GOAL_STATUSES = ("active", "done", "dropped")
-NEW_BASIN_THRESHOLD = 0.5
 
 EXAMPLE_MEMORIES: list[tuple[str, str, str, float]] = [
     ("The user prefers short morning check-ins over long evening reviews.", "semantic", "user,routine", 0.8),
@@ -136,29 +147,6 @@ EXAMPLE_GOALS: list[tuple[str, int]] = [
     ("Protect two hours of deep work every morning", 4),
     ("Read twenty minutes every evening", 3),
     ("See a friend at least once a week", 2),
-]
-
-EXAMPLE_MODEL = "user_routine"
-EXAMPLE_BASINS: list[tuple[str, float, float, list[tuple[str, float]]]] = [
-    (
-        "morning_focus",
-        0.8,
-        0.4,
-        [
-            ("The user starts deep work before 9 on weekdays.", 0.85),
-            ("Check-ins sent before 10 are answered within minutes.", 0.7),
-        ],
-    ),
-    ("evening_fatigue", 0.6, 0.5, [("After 21:00 the user declines long reviews.", 0.75)]),
-    (
-        "social_recharge",
-        0.5,
-        0.6,
-        [
-            ("After meeting friends the user reports more energy the next morning.", 0.65),
-            ("A week without social plans lowers the user's motivation by Friday.", 0.5),
-        ],
-    ),
 ]
 
 
@@ -199,75 +187,6 @@ class Action:
     cost: float
     energy_after: float
     created: str
-
-
-@dataclass(frozen=True)
-class Basin:
-    id: int
-    model: str
-    name: str
-    strength: float
-    threshold: float
-
-
-@dataclass(frozen=True)
-class Predictor:
-    id: int
-    basin_id: int
-    text: str
-    confidence: float
-
-
-@dataclass(frozen=True)
-class Prediction:
-    id: int
-    model: str
-    text: str
-    created: str
-
-
-@dataclass(frozen=True)
-class Resolution:
-    id: int
-    prediction_id: int | None
-    observation: str
-    error: float
-    basins_changed: dict[str, Any] = field(hash=False)
-    created: str = ""
-
-
-@dataclass(frozen=True)
-class Revision:
-    """What `MemoryStore.revise_model` changed: `changes` is the JSON stored in the resolution."""
-
-    model: str
-    error: float
-    prediction_id: int
-    resolution_id: int
-    changes: dict[str, Any] = field(hash=False)
-
-
-def revise_basin(
-    strength: float, threshold: float, confidences: Sequence[float], error: float
-) -> tuple[float, float, list[float]]:
-    """The new (strength, threshold, predictor confidences) of a basin whose prediction failed with `error`.
-
-    With `error` e in 0..1 (0: the prediction held, 1: it was completely wrong):
-
-        strength'   = strength * (1 - 0.5 * e)       i.e. strength - 0.5 * e * strength
-        threshold'  = min(1, threshold + 0.1 * e)
-        confidence' = confidence * (1 - e)           for each predictor of the basin
-
-    e.g. strength 0.8, threshold 0.4, confidence 0.85 with e = 0.5 -> 0.6, 0.45, 0.425.
-    A basin added because of the surprise starts at strength e and threshold NEW_BASIN_THRESHOLD (0.5).
-    """
-    if not 0.0 <= error <= 1.0:
-        raise ValueError(f"error must be between 0 and 1, got {error}")
-    return (
-        strength * (1.0 - 0.5 * error),
-        min(1.0, threshold + 0.1 * error),
-        [c * (1.0 - error) for c in confidences],
-    )
 
 
 def _fts_query(text: str) -> str:
@@ -651,8 +570,7 @@ class MemoryStore:
         return [Resolution(i, p, o, e, json.loads(b), c) for i, p, o, e, b, c in rows]
 
     def unknown_model_message(self, model: str) -> str:
-        known = ", ".join(self.models()) or "none"
-        return f"No mental model named {model!r}. Known models: {known}."
+        return unknown_model_message(model, self.models())
 
     def revise_model(
         self,
@@ -666,76 +584,48 @@ class MemoryStore:
     ) -> Revision:
         """Restructure `model` after a prediction failed with `error` (0..1), in one transaction.
 
-        Each failed basin and its predictors change as `revise_basin` documents; `new_basin`, when
-        given, is added with strength `error` and threshold NEW_BASIN_THRESHOLD. A prediction and
-        its resolution are recorded; the resolution's `basins_changed` holds old -> new values.
-        Raises MentalModelError, changing nothing, for an unknown model or basin, an existing
-        `new_basin`, nothing to revise, or `error` outside 0..1.
+        What changes is `mental_models.plan_revision`'s: each failed basin and its predictors change
+        as `revise_basin` documents; `new_basin`, when given, is added with strength `error` and
+        threshold NEW_BASIN_THRESHOLD. A prediction and its resolution are recorded; the resolution's
+        `basins_changed` holds old -> new values. Raises MentalModelError, changing nothing, for an
+        unknown model or basin, an existing `new_basin`, nothing to revise, or `error` outside 0..1.
         """
-        error = float(error)
-        if not 0.0 <= error <= 1.0:
-            raise MentalModelError(f"error must be between 0 and 1, got {error:g}. Nothing changed.")
-        failed = list(dict.fromkeys(name.strip() for name in failed_basins if name and name.strip()))
-        new_basin = new_basin.strip() if new_basin and new_basin.strip() else None
-        if not failed and not new_basin:
-            raise MentalModelError("nothing to revise: name at least one failed basin or a new basin")
+        error, failed, new_basin = revision_request(error, failed_basins, new_basin)
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT id, name, strength, threshold FROM basins WHERE model = ? ORDER BY id", (model,)
-            ).fetchall()
-            if not rows:
+            basins = [
+                Basin(*row)
+                for row in db.execute(
+                    "SELECT id, model, name, strength, threshold FROM basins WHERE model = ? ORDER BY id", (model,)
+                )
+            ]
+            if not basins:
                 raise MentalModelError(self.unknown_model_message(model) + " Nothing changed.")
-            by_name = {name: (basin_id, strength, threshold) for basin_id, name, strength, threshold in rows}
-            unknown = [name for name in failed if name not in by_name]
-            if unknown:
-                raise MentalModelError(
-                    f"Model {model!r} has no basin named {', '.join(map(repr, unknown))}. "
-                    f"Its basins: {', '.join(by_name)}. Nothing changed."
+            predictors = [
+                Predictor(*row)
+                for row in db.execute(
+                    """SELECT p.id, p.basin_id, p.text, p.confidence FROM predictors p
+                       JOIN basins b ON b.id = p.basin_id WHERE b.model = ? ORDER BY b.id, p.id""",
+                    (model,),
                 )
-            if new_basin in by_name:
-                raise MentalModelError(
-                    f"Model {model!r} already has a basin named {new_basin!r}; pick another name. Nothing changed."
-                )
-            changes: dict[str, Any] = {}
-            for name in failed:
-                basin_id, strength, threshold = by_name[name]
-                predictors = db.execute(
-                    "SELECT id, text, confidence FROM predictors WHERE basin_id = ? ORDER BY id", (basin_id,)
-                ).fetchall()
-                new_strength, new_threshold, confidences = revise_basin(
-                    strength, threshold, [c for _, _, c in predictors], error
-                )
-                db.execute(
-                    "UPDATE basins SET strength = ?, threshold = ? WHERE id = ?",
-                    (new_strength, new_threshold, basin_id),
-                )
-                db.executemany(
-                    "UPDATE predictors SET confidence = ? WHERE id = ?",
-                    [(c, pid) for (pid, _, _), c in zip(predictors, confidences, strict=True)],
-                )
-                changes[name] = {
-                    "strength": [strength, new_strength],
-                    "threshold": [threshold, new_threshold],
-                    "predictors": [
-                        {"id": pid, "text": text, "confidence": [old, new]}
-                        for (pid, text, old), new in zip(predictors, confidences, strict=True)
-                    ],
-                }
-            if new_basin:
+            ]
+            plan = plan_revision(model, basins, predictors, error, failed, new_basin)
+            db.executemany(
+                "UPDATE basins SET strength = ?, threshold = ? WHERE id = ?",
+                [(b.strength, b.threshold, b.id) for b in plan.basins],
+            )
+            db.executemany(
+                "UPDATE predictors SET confidence = ? WHERE id = ?", [(p.confidence, p.id) for p in plan.predictors]
+            )
+            if plan.new_basin:
+                added = plan.new_basin
                 db.execute(
                     "INSERT INTO basins(model, name, strength, threshold) VALUES (?, ?, ?, ?)",
-                    (model, new_basin, error, NEW_BASIN_THRESHOLD),
+                    (added.model, added.name, added.strength, added.threshold),
                 )
-                changes[new_basin] = {
-                    "added": True,
-                    "strength": [None, error],
-                    "threshold": [None, NEW_BASIN_THRESHOLD],
-                    "predictors": [],
-                }
             prediction_id = self._add_prediction(
                 db, model, prediction or f"basins {', '.join(failed) or '(none)'} of {model} would hold"
             )
             resolution_id = self._add_resolution(
-                db, prediction_id, observation or f"prediction error {error:.3f}", error, changes
+                db, prediction_id, observation or f"prediction error {error:.3f}", error, plan.changes
             )
-            return Revision(model, error, prediction_id, resolution_id, changes)
+            return Revision(model, error, prediction_id, resolution_id, plan.changes)
