@@ -46,8 +46,8 @@ def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm
     assert "$326.59/month at one cycle every 5 s" in text  # 0.00063 x 518,400
     assert "17,280 cycles/day" in text and "518,400 cycles/month" in text
     assert re.search(r"LLM calls\s+3\.00\s+3\.00\s+3\.00\s+3\.00", text), text
-    assert "Cost by role (window total): heartbeat $0.001260 (100%)" in text
-    assert "Cost by model (window total): openai/gpt-4o-mini $0.001260 (100%)" in text
+    assert "Cost by role (window total): heartbeat $0.00126 (100%)" in text
+    assert "Cost by model (window total): openai/gpt-4o-mini $0.00126 (100%)" in text
     assert page.locator("#dash-table").inner_text().count("heartbeat") == 2
     page.wait_for_timeout(500)
     page.screenshot(path=screenshot("dashboard-tab.png"), full_page=True)

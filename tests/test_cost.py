@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from telemetry import free_port
-from telemetry.figures import project
+from telemetry import project
 
 STEP = 'Thought: look.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>'
 DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'
@@ -45,10 +45,13 @@ def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, llm, read_tra
     trace_id = _record(cogscope, llm)
     read_trace(trace_id, min_spans=11)
     result, figures = _cost(cogscope, "--interval", "5s")
-    assert figures["cycles"] == 1
-    assert figures["llm_calls"]["mean"] == 3
-    assert figures["prompt_tokens"]["mean"] == 3000 and figures["completion_tokens"]["mean"] == 300
-    assert figures["cost_per_cycle"]["mean"] == pytest.approx(PER_CYCLE)
+    assert figures["cycle_count"] == 1 and [c["trace_id"] for c in figures["cycles"]] == [trace_id]
+    assert figures["per_cycle"]["llm_calls"]["mean"] == 3
+    assert (
+        figures["per_cycle"]["prompt_tokens"]["mean"] == 3000
+        and figures["per_cycle"]["completion_tokens"]["mean"] == 300
+    )
+    assert figures["per_cycle"]["cost_usd"]["mean"] == pytest.approx(PER_CYCLE)
     assert figures["projection"]["cycles_per_month"] == 518_400
     assert figures["projection"]["monthly_usd"] == pytest.approx(PER_CYCLE * 518_400)
     assert _phoenix_trace_cost(phoenix.url, project, trace_id) == pytest.approx(PER_CYCLE, rel=1e-6)
@@ -65,7 +68,7 @@ def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, llm, read_tra
     # a prices file overrides LiteLLM's map
     prices = toml_file(tmp_path, '["openai/gpt-4o-mini"]\ninput = 1.0\noutput = 2.0\n')
     _, priced = _cost(cogscope, "--prices", prices)
-    assert priced["cost_per_cycle"]["mean"] == pytest.approx(3 * (1000 * 1.0 + 100 * 2.0) / 1e6)
+    assert priced["per_cycle"]["cost_usd"]["mean"] == pytest.approx(3 * (1000 * 1.0 + 100 * 2.0) / 1e6)
 
     # what-if: the same tokens on gpt-4o ($2.50 / $10 per million)
     _, scenario = _cost(cogscope, "--interval", "5s", "--what-if", "openai/gpt-4o")
@@ -86,7 +89,7 @@ def toml_file(tmp_path, text: str) -> str:  # type: ignore[no-untyped-def]
 def test_unknown_price_stays_unknown(cogscope, llm, read_trace):
     read_trace(_record(cogscope, llm, model="openai/scripted"), min_spans=11)
     _, figures = _cost(cogscope)
-    assert figures["cost_per_cycle"]["mean"] is None
+    assert figures["per_cycle"]["cost_usd"]["mean"] is None
     assert "no price for 'openai/scripted'; add it to a prices file" in figures["unknown_prices"]["openai/scripted"]
     table = cogscope("cost", "--since", "1h")
     assert "mean unknown" in table.out and "unknown price: no price for 'openai/scripted'" in table.out

@@ -16,10 +16,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import set_span_in_context
 
+from telemetry import CycleFigures, Prices, Scope, breakdown, phoenix_client, select
+from telemetry import cycles as cycles_module
 from telemetry import figures as figures_module
-from telemetry import phoenix_client
-from telemetry.figures import CycleFigures, Scope, breakdown, select
-from telemetry.prices import Prices
 
 pytestmark = pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
 
@@ -125,7 +124,7 @@ def test_refresh_fetches_the_window_then_only_what_is_missing(phoenix, project, 
     # calls fetched by time range a chunk of cycles at a time (a first load of many cycles) come out the same
     # as calls looked up by trace id (a refresh's few)
     monkeypatch.setattr(figures_module, "CALLS_CHUNK", 1)
-    monkeypatch.setattr(figures_module, "BY_TRACE_ID", 0)
+    monkeypatch.setattr(cycles_module, "BY_TRACE_ID", 0)
     chunked = CycleFigures(client, project)
     assert chunked.refresh(None) == 2
     key = ["trace_id", "span_id", "role", "step", "prompt_tokens"]
