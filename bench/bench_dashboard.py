@@ -261,10 +261,9 @@ from telemetry.prices import Prices
 client = b.CountingClient(phoenix_client(sys.argv[2]))
 prices = Prices()
 prices.per_million(b.MODEL)
-from phoenix.client.types.spans import SpanQuery
-from telemetry.phoenix_spans import query_spans
+from telemetry.phoenix_spans import query_spans, span_query
 # warm-up: lazy imports, the first connection
-query_spans(client, SpanQuery().where("name == 'nothing'").select("trace_id"), b.PROJECT)
+query_spans(client, span_query().where("name == 'nothing'").select("trace_id"), b.PROJECT)
 client.take()
 import gc; gc.collect()
 before = b.proc_status("VmRSS")
@@ -273,8 +272,9 @@ client.spans.track_memory = True  # VmHWM is reset before each query: the overal
 figures, out, t = b.first_load(client, prices)
 peak = max([b.proc_status("VmHWM")] + [p for _, _, p in client.spans.memory])
 figs = out["figs"]
-print(json.dumps({**t, "before": before, "peak": peak, "cycles": figs["cycles"],
-                  "mean_cost": figs["cost_per_cycle"]["mean"], "mean_calls": figs["llm_calls"]["mean"],
+print(json.dumps({**t, "before": before, "peak": peak, "cycles": figs["cycle_count"],
+                  "mean_cost": figs["per_cycle"]["cost_usd"]["mean"],
+                  "mean_calls": figs["per_cycle"]["llm_calls"]["mean"],
                   "fetched": client.take(), "memory": client.spans.memory,
                   "after": b.proc_status("VmRSS")}))
 """
@@ -301,9 +301,10 @@ def fetched_s(calls: list[tuple[str, int, float]]) -> float:
 
 
 def check(figs: dict[str, Any], cycles: int, expected_cost: float) -> list[str]:
-    got_cost, got_calls = figs["cost_per_cycle"]["mean"], figs["llm_calls"]["mean"]
+    got_cost, got_calls = figs["per_cycle"]["cost_usd"]["mean"], figs["per_cycle"]["llm_calls"]["mean"]
     return [
-        f"cycles counted: {figs['cycles']:,} (expected {cycles:,}): {'ok' if figs['cycles'] == cycles else 'WRONG'}",
+        f"cycles counted: {figs['cycle_count']:,} (expected {cycles:,}): "
+        f"{'ok' if figs['cycle_count'] == cycles else 'WRONG'}",
         f"mean cost per cycle USD: {got_cost:.8f} (expected {expected_cost:.8f}): "
         f"{'ok' if abs(got_cost - expected_cost) < 1e-12 else 'WRONG'}",
         f"mean LLM calls per cycle: {got_calls:.4f} (expected {STEPS}): "

@@ -30,8 +30,7 @@ if str(ROOT) not in sys.path:
 
 from synthetic import COMPLETION, PROMPT, STEPS, Loader, proc_status, reset_peak_rss, spans_per_cycle  # noqa: E402
 
-from telemetry import ensure_phoenix, free_port, phoenix_client  # noqa: E402
-from telemetry.cycles import CycleFilter, list_cycles  # noqa: E402
+from telemetry import CycleFilter, Prices, ensure_phoenix, free_port, list_cycles, phoenix_client  # noqa: E402  # noqa: E402
 
 PROJECT = "bench-traces"
 TOOL_STEPS = (1, 2, 3)
@@ -76,11 +75,11 @@ client = phoenix_client(sys.argv[2])
 kwargs = json.loads(sys.argv[4])
 if kwargs.pop("failed_only", False):
     kwargs["filter"] = CycleFilter(failed_only=True)
-list_cycles(client, project=sys.argv[3], limit=1)  # warm-up: lazy imports, first connection
+list_cycles(client, prices=Prices(), project=sys.argv[3], limit=1)  # warm-up: lazy imports, first connection
 before = status("VmRSS")
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
-rows = len(list_cycles(client, project=sys.argv[3], **kwargs))
+rows = len(list_cycles(client, prices=Prices(), project=sys.argv[3], **kwargs))
 print(json.dumps({"rows": rows, "before": before, "peak": status("VmHWM")}))
 """
 
@@ -171,10 +170,10 @@ def main() -> int:
 
         t = time.perf_counter()
         deadline = time.monotonic() + args.timeout
-        listed = list_cycles(client, project=PROJECT, limit=None)
+        listed = list_cycles(client, prices=Prices(), project=PROJECT, limit=None)
         while time.monotonic() < deadline and (len(listed) < n or int(listed["llm_calls"].sum()) < STEPS * n):
             time.sleep(2)
-            listed = list_cycles(client, project=PROJECT, limit=None)
+            listed = list_cycles(client, prices=Prices(), project=PROJECT, limit=None)
         ingest_s = time.perf_counter() - t
         print(
             f"Phoenix lists {len(listed)}/{n} cycles, {int(listed['llm_calls'].sum())} LLM calls "
@@ -184,13 +183,21 @@ def main() -> int:
             print(f"WARNING: Phoenix did not ingest all {n} cycles within {args.timeout:.0f} s")
 
         print("\nmeasuring:")
-        a = measure("(a) all cycles", lambda: list_cycles(client, project=PROJECT, limit=None), args.repeats)
+        a = measure(
+            "(a) all cycles", lambda: list_cycles(client, prices=Prices(), project=PROJECT, limit=None), args.repeats
+        )
         b = measure(
             "(b) failed only",
-            lambda: list_cycles(client, project=PROJECT, filter=CycleFilter(failed_only=True), limit=None),
+            lambda: list_cycles(
+                client, prices=Prices(), project=PROJECT, filter=CycleFilter(failed_only=True), limit=None
+            ),
             args.repeats,
         )
-        c = measure("(c) first page of 50", lambda: list_cycles(client, project=PROJECT, limit=50), args.repeats)
+        c = measure(
+            "(c) first page of 50",
+            lambda: list_cycles(client, prices=Prices(), project=PROJECT, limit=50),
+            args.repeats,
+        )
 
         print("\nfresh-process RSS (one call each, after imports and a 1-row warm-up call):")
         fresh = {}
@@ -206,9 +213,9 @@ def main() -> int:
 
         price = litellm.model_cost["gpt-4o-mini"]
         expected_cost = STEPS * (PROMPT * price["input_cost_per_token"] + COMPLETION * price["output_cost_per_token"])
-        everything = list_cycles(client, project=PROJECT, limit=None)
-        failed = list_cycles(client, project=PROJECT, filter=CycleFilter(failed_only=True), limit=None)
-        page = list_cycles(client, project=PROJECT, limit=50)
+        everything = list_cycles(client, prices=Prices(), project=PROJECT, limit=None)
+        failed = list_cycles(client, prices=Prices(), project=PROJECT, filter=CycleFilter(failed_only=True), limit=None)
+        page = list_cycles(client, prices=Prices(), project=PROJECT, limit=50)
         llm_calls = int(everything["llm_calls"].sum())
         tokens = sorted(set(int(x) for x in everything["tokens"]))
         steps = sorted(set(int(x) for x in everything["steps"]))

@@ -20,7 +20,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from telemetry import setup_tracing
-from telemetry.roles import ATTR_TOOL_S, tool_seconds
+from telemetry.attributes import ATTR_TOOL_S
+from telemetry.roles import tool_seconds
 from telemetry.tracing import uninstrument
 
 MODEL = "openai/gpt-4o-mini"
