@@ -11,6 +11,18 @@ reply carries the `usage` numbers the test gave it.
 
 When the script runs out the server answers HTTP 500 with a message that says so,
 so a test that makes more calls than it planned fails loudly.
+
+A reply can be held: the request waits until the test releases it, so the test can look at
+the page (or the terminal) while that model call is in flight, then let the step go on.
+
+    llm.enqueue(RECALL, held=True)
+    ... start the run ...
+    llm.wait_for_requests(1)   # the call has arrived and is held
+    ... check what is shown while the model is "writing" ...
+    llm.release()               # the held replies are released in script order
+
+A held reply nobody releases is answered with HTTP 500 after `HOLD_TIMEOUT_S`, so a test that
+forgets to release fails loudly instead of hanging. `reset()` releases whatever is still held.
 """
 
 from __future__ import annotations
@@ -23,6 +35,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+HOLD_TIMEOUT_S = 90.0  # a held reply never released is answered with an error (before the 120 s LLM timeout)
+
 
 @dataclass
 class Reply:
@@ -30,6 +44,7 @@ class Reply:
     prompt_tokens: int = 100
     completion_tokens: int = 10
     delay_s: float = 0.0
+    gate: threading.Event | None = None  # set: a held reply, sent once the test releases it
 
 
 class ScriptedLLM:
@@ -38,6 +53,8 @@ class ScriptedLLM:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._gates: deque[threading.Event] = deque()  # held replies not yet released, in script order
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -62,13 +79,41 @@ class ScriptedLLM:
 
     # -- script --------------------------------------------------------------------
     def enqueue(
-        self, content: str, prompt_tokens: int = 100, completion_tokens: int = 10, delay_s: float = 0.0
+        self,
+        content: str,
+        prompt_tokens: int = 100,
+        completion_tokens: int = 10,
+        delay_s: float = 0.0,
+        *,
+        held: bool = False,
     ) -> None:
+        """Script the next reply; `held=True`: its request waits until `release()` lets it go."""
+        gate = threading.Event() if held else None
         with self._lock:
-            self._replies.append(Reply(content, prompt_tokens, completion_tokens, delay_s))
+            self._replies.append(Reply(content, prompt_tokens, completion_tokens, delay_s, gate))
+            if gate is not None:
+                self._gates.append(gate)
+
+    def release(self, count: int = 1) -> None:
+        """Let the next `count` held replies go (in script order), whether their requests arrived yet or not."""
+        with self._lock:
+            if count > len(self._gates):
+                raise AssertionError(f"scripted LLM: {count} held replies to release, {len(self._gates)} left")
+            for _ in range(count):
+                self._gates.popleft().set()
+
+    def wait_for_requests(self, count: int, timeout: float = 60.0) -> None:
+        """Return once `count` requests have arrived (held ones included); fail the test after `timeout`."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.requests) >= count, timeout=timeout):
+                raise AssertionError(
+                    f"scripted LLM: {len(self.requests)} requests after {timeout:.0f} s, waited for {count}"
+                )
 
     def reset(self) -> None:
         with self._lock:
+            while self._gates:  # nothing stays blocked into the next test
+                self._gates.popleft().set()
             self._replies.clear()
             self.requests.clear()
             self.headers.clear()
@@ -81,6 +126,7 @@ class ScriptedLLM:
         with self._lock:
             self.requests.append(body)
             self.headers.append(headers)
+            self._arrived.notify_all()
             return self._replies.popleft() if self._replies else None
 
     # -- HTTP ----------------------------------------------------------------------
@@ -116,6 +162,17 @@ class ScriptedLLM:
                     self._send(
                         500,
                         {"error": {"message": "scripted LLM: the script ran out of replies", "type": "server_error"}},
+                    )
+                    return
+                if reply.gate is not None and not reply.gate.wait(HOLD_TIMEOUT_S):
+                    self._send(
+                        500,
+                        {
+                            "error": {
+                                "message": f"scripted LLM: a held reply was not released within {HOLD_TIMEOUT_S:.0f} s",
+                                "type": "server_error",
+                            }
+                        },
                     )
                     return
                 if reply.delay_s:

@@ -11,18 +11,24 @@ ANSWER = 'Thought: decided.\n<code>\nfinal_answer("Take a short walk, then revie
 
 
 def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm):
-    llm.enqueue(RECALL, prompt_tokens=1000, completion_tokens=100, delay_s=2.0)
-    llm.enqueue(ANSWER, prompt_tokens=1100, completion_tokens=40, delay_s=2.5)
+    # both replies are held: each model call waits until the test lets it go
+    llm.enqueue(RECALL, prompt_tokens=1000, completion_tokens=100, held=True)
+    llm.enqueue(ANSWER, prompt_tokens=1100, completion_tokens=40, held=True)
     page.goto(app)
     page.get_by_label("Task").fill("Recall what you know about my energy and decide the next action.")
     page.locator("#run-button").click()
 
     chat = page.locator("#run-chat")
+    llm.wait_for_requests(1)  # the model is "writing" the first step: no step on the page yet
+    assert chat.get_by_text("Step 1", exact=True).count() == 0
+    llm.release()
     chat.get_by_text("Step 1", exact=True).first.wait_for()
+    llm.wait_for_requests(2)
     # the first step is on the page while the model is still writing the second
+    assert "Long reasoning chains drain energy" in chat.inner_text()  # the tool's observation, live
     assert chat.get_by_text("Step 2", exact=True).count() == 0
     assert "Final answer" not in chat.inner_text()
-    assert "Long reasoning chains drain energy" in chat.inner_text()  # the tool's observation, live
+    llm.release()
     chat.get_by_text("Step 2", exact=True).first.wait_for()
     chat.get_by_text("Final answer:").wait_for()
     assert "Final answer:Take a short walk, then review the course outline." in chat.inner_text().replace("\n", "")
@@ -67,18 +73,21 @@ def test_bad_input_shows_an_error_and_the_app_keeps_working(app, page, llm):
 
 
 def test_stop_ends_the_cycle_after_the_current_step(app, page, llm):
-    llm.enqueue(RECALL, delay_s=1.5)
+    llm.enqueue(RECALL)
     for _ in range(4):
-        llm.enqueue("Thought: again.\n<code>\nx = 1\n</code>", delay_s=1.5)
+        llm.enqueue("Thought: again.\n<code>\nx = 1\n</code>", held=True)
     page.goto(app)
     page.get_by_label("Task").fill("Think forever")
     page.locator("#run-button").click()
     page.locator("#run-chat").get_by_text("Step 1", exact=True).first.wait_for()
+    llm.wait_for_requests(2)  # step 2's model call is held: Stop comes in the middle of a step
     page.locator("#stop-button").click()
+    page.locator("#run-status").get_by_text("Stopping after the current step").wait_for()
+    llm.release()  # step 2 ends; no step 3 begins
     page.locator("#run-status").get_by_text("Cycle failed").wait_for()
     totals = page.locator("#run-totals").inner_text()
     assert "error: the run stopped with an error" in totals and "Agent interrupted." in totals
-    assert len(llm.requests) <= 3  # it stopped long before the five scripted steps
+    assert len(llm.requests) == 2  # steps 1 and 2, none of the three scripted after them
 
 
 def test_one_model_picker_per_role_and_the_heartbeat_loop(app, page, llm, phoenix, project):
