@@ -79,7 +79,11 @@ def input_messages(row: pd.Series) -> list[dict[str, str]]:
         for message in list(nested):
             message = message.get("message", message) if isinstance(message, dict) else {}
             role = message.get("message.role") or message.get("role") or ""
-            content = message.get("message.content") or _text_of_contents(message.get("message.contents"))
+            content = (
+                message.get("message.content")
+                or message.get("content")
+                or _text_of_contents(message.get("message.contents") or message.get("contents"))
+            )
             out.append({"role": str(role), "content": str(content or "")})
         return out
     index = 0

@@ -110,10 +110,6 @@ def test_input_messages_phoenix_layout():
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="input_messages unwraps {'message': {...}} and reads its 'role', but not its plain 'content' key",
-)
 def test_input_messages_nested_once_more_keep_their_content():
     row = _row(**{"llm.input_messages": [{"message": {"role": "assistant", "content": "nested once more"}}]})
     assert input_messages(row) == [{"role": "assistant", "content": "nested once more"}]

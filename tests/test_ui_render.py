@@ -219,7 +219,14 @@ def test_secrets_are_blanked_in_step_text_and_title(monkeypatch):
 # -- totals and the trace link ---------------------------------------------------------------------
 
 TRACE = "0123456789abcdef0123456789abcdef"
-TOTALS = CycleTotals(steps=2, llm_calls=2, prompt_tokens=2100, completion_tokens=140, duration_s=3.456)
+TOTALS = CycleTotals(
+    steps=2,
+    llm_calls=2,
+    prompt_tokens=2100,
+    completion_tokens=140,
+    duration_s=3.456,
+    cost_usd=2100 * 0.15e-6 + 140 * 0.6e-6,
+)
 
 
 def result(status: str, error: str | None = None) -> CycleResult:
@@ -230,7 +237,7 @@ def test_totals_markdown():
     assert totals_markdown(result("ok"), "[link](http://x)") == (
         "**✅ ok: final answer**\n"
         "\n"
-        "2 steps · 2 LLM calls · 2,240 tokens (2,100 prompt + 140 completion) · 3.46 s\n"
+        "2 steps · 2 LLM calls · 2,240 tokens (2,100 prompt + 140 completion) · cost $0.000399 · 3.46 s\n"
         "\n"
         f"Trace `{TRACE}` · [link](http://x)"
     )

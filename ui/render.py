@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from smolagents import ActionStep, FinalAnswerStep, PlanningStep
@@ -121,22 +122,31 @@ def step_title(view: StepView) -> str:
     return redact(f"{mark} Step {view.number} ({where}) · {view.duration_s:.2f} s · {tokens}")
 
 
-def step_parts(view: StepView, cut: Callable[[Any], str]) -> list[tuple[str, str, str]]:
-    """What a step shows, in order, as (label, text, language): the error, the model's output, the code that
-    ran, each tool call and its result, the observations. `cut` redacts (and shortens) each text."""
+@dataclass(frozen=True)
+class Part:
+    """One thing a step shows: `label` and its `text`; a tool call also has its `arguments` (JSON text)."""
+
+    label: str
+    text: str
+    language: str = ""
+    arguments: str | None = None
+
+
+def step_parts(view: StepView, cut: Callable[[Any], str]) -> list[Part]:
+    """What a step shows, in the order it happened: the model's output, the code that ran, each tool call and its
+    result, the observations, the error. `cut` redacts (and shortens) each text."""
     parts = []
-    if view.error:
-        parts.append(("error", cut(view.error), ""))
     if view.model_output is not None:
-        parts.append(("model output", cut(view.model_output), ""))
+        parts.append(Part("model output", cut(view.model_output)))
     if view.code:
-        parts.append(("code", cut(view.code), "python"))
+        parts.append(Part("code", cut(view.code), "python"))
     for call in view.tool_calls:
         result = f"error: {cut(call.error)}" if call.error else cut(call.output)
-        parts.append((f"tool {call.name}", cut(json.dumps(call.arguments, default=str)), "json"))
-        parts.append((f"-> {call.name}", result, ""))
+        parts.append(Part(f"tool {call.name}", result, arguments=cut(json.dumps(call.arguments, default=str))))
     if view.observations:
-        parts.append(("observations", cut(view.observations), ""))
+        parts.append(Part("observations", cut(view.observations)))
+    if view.error:
+        parts.append(Part("error", cut(view.error)))
     return parts
 
 
@@ -156,8 +166,13 @@ def step_text(
         for m in view.input_messages:
             lines.append(f"    [{m['role']}]")
             lines += ["      " + line for line in cut(m["content"]).splitlines()]
-    for label, text, _ in step_parts(view, cut):
-        lines += [f"  {label}:"] + ["    " + line for line in text.splitlines()]
+    for part in step_parts(view, cut):
+        if part.arguments is not None:
+            lines.append(f"  {part.label}({part.arguments}) -> {part.text}")
+        elif part.label == "error":
+            lines.append(f"  error: {part.text}")
+        else:
+            lines += [f"  {part.label}:"] + ["    " + line for line in part.text.splitlines()]
     return redact("\n".join(lines))
 
 
@@ -170,8 +185,12 @@ def fence(text: str, language: str = "") -> str:
 def step_markdown(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
     """One step as markdown (the Traces tab): its title, then each part in a fenced block."""
     parts = [f"### {html.escape(step_title(view))}"]
-    for label, text, language in step_parts(view, _cutter(full, limit)):
-        parts += [f"**{html.escape(label[0].upper() + label[1:])}**", fence(text, language)]
+    for part in step_parts(view, _cutter(full, limit)):
+        if part.arguments is not None:
+            name = part.label.removeprefix("tool ")
+            parts += [f"**Tool call** `{html.escape(name)}`", fence(part.arguments, "json"), "→", fence(part.text)]
+        else:
+            parts += [f"**{part.label[0].upper() + part.label[1:]}**", fence(part.text, part.language)]
     return "\n\n".join(parts)
 
 
