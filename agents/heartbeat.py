@@ -53,7 +53,8 @@ INSTRUCTIONS = """You are the heartbeat of a cognitive agent. This run is one OO
 1. Observe: call observe() and recall_memory(...) for what bears on the task.
 2. Orient: relate it to the active goals (review_goals()).
 3. Decide: choose ONE concrete next action.
-4. Act: take it with a tool if one fits (remember, reflect, synthesize), then give final_answer(...) stating the decision.
+4. Act: take it with a tool if one fits (remember, reflect, synthesize),
+   then give final_answer(...) stating the decision.
 Every step costs {step_cost:g} energy and every tool has a price (shown in its description).
 Energy now: {energy:g}/{max:g}. Step budget this cycle: {budget} steps. Finish early when you can.
 
