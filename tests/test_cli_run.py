@@ -14,9 +14,6 @@ RECALL = (
     "Thought: I should recall what memory holds about energy.\n"
     '<code>\nprint(recall_memory(query="energy", limit=2))\n</code>'
 )
-    'Thought: I should recall what memory holds about energy.\n<code>\nprint(recall_memory(query="energy", limit=2))\n'
-    "</code>"
-)
 ANSWER = 'Thought: I know enough to decide.\n<code>\nfinal_answer("Rest for ten minutes, then review goals.")\n</code>'
 
 
