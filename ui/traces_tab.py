@@ -91,7 +91,7 @@ def open_cycle(runtime: Runtime, trace_id: str) -> tuple[str, list[StepView], li
     tables = trace_tables(frame, runtime.settings.prices)
     steps = tables.steps
     link = f"[Open in Phoenix]({runtime.trace_url(trace_id)})"
-    totals = f"`{totals_text(tables.totals)}`"
+    totals = redacted(totals_text(tables.totals))
     try:
         rec = Recording.from_frame(frame, trace_id, signer=runtime.tracing.signer, prices=runtime.settings.prices)
     except ReplayError as e:
