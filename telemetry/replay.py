@@ -35,6 +35,7 @@ from .attributes import (
     ATTR_SESSION,
     ATTR_SIGNATURE,
     ATTR_STATUS,
+    ERROR,
     SIGNED,
     replayed_attributes,
 )
@@ -302,7 +303,7 @@ class Replay:
         self.steps = steps_from_frame(result.spans)
         if self.fork_at is not None:
             divergence = compare(self.recording.steps, self.steps, until=self.fork_at)
-            return divergence is None and result.final_answer is not None and result.status != "error", divergence
+            return divergence is None and result.final_answer is not None and result.status != ERROR, divergence
         divergence = compare(self.recording.steps, self.steps)
         if divergence is None and result.status != self.recording.status and self.recording.status is not None:
             divergence = Divergence(len(self.steps), "the cycle status", str(self.recording.status), result.status)
