@@ -16,6 +16,7 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -139,10 +140,37 @@ def _stop_when_unused(lock: Any, read: Callable[[], dict[str, Any] | None], stat
     stop()
 
 
+@pytest.hookimpl(trylast=True)  # after the session's fixtures have ended
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The shared servers this worker owns, in the order their fixtures ended (Phoenix before its PostgreSQL)."""
+    """A worker: stop the shared servers it owns, in the order their fixtures ended (Phoenix before its PostgreSQL).
+    The xdist controller, once every worker has ended: stop whatever a worker that was killed could not."""
     while _OWNED:
         _OWNED.pop(0)()
+    if WORKER is None and session.config.pluginmanager.has_plugin("dsession"):
+        _sweep(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+
+
+def _sweep(root: Path) -> None:
+    for state_path in sorted(root.glob("shared-phoenix-*.json")) + sorted(root.glob("shared-postgres.json")):
+        try:
+            info = json.loads(state_path.read_text())["info"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if "url" in info:  # a Phoenix: its own process group (start_new_session)
+            pid = int(info["pid"])
+            for sig, wait in ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, sig)
+                deadline = time.monotonic() + wait
+                while _alive(pid) and time.monotonic() < deadline:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
+                    time.sleep(0.2)
+        else:
+            cluster = TempPostgres.attach(info)
+            cluster._attached, cluster._running = False, True
+            cluster.stop()
+        state_path.unlink(missing_ok=True)
 
 
 # Tests that mostly wait (a 60 s Phoenix outage, a 1,000-cycle burst, the bundled model, their own Phoenix) or run
