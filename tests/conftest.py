@@ -13,15 +13,18 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import contextlib  # noqa: E402
+import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
@@ -31,6 +34,7 @@ from telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client, 
 from .postgres import PostgresMissing, TempPostgres  # noqa: E402
 from .scripted_llm import ScriptedLLM  # noqa: E402
 
+_T = TypeVar("_T")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -56,37 +60,201 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("phoenix", BACKENDS, indirect=True)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[TempPostgres]:
-    """A PostgreSQL cluster of the session's own on 127.0.0.1 (initdb in a temporary folder); stopped and removed
-    at the end of the session."""
+# -- servers shared by the xdist workers of one run --------------------------------------------------
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under `pytest -n N`; None in a plain run
+
+
+def _alive(pid: int) -> bool:
     try:
-        cluster = TempPostgres().start()
-    except PostgresMissing as e:
-        pytest.fail(str(e))
-    yield cluster
-    cluster.stop()
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _shared(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    start: Callable[[], tuple[_T, dict[str, Any]]],
+    attach: Callable[[dict[str, Any]], _T],
+    stop: Callable[[_T], None],
+) -> Iterator[_T]:
+    """One server for the whole run, however many xdist workers it has (pytest-xdist's FileLock recipe).
+
+    The first worker that needs it starts it and owns it (its lifeline: the server dies with its owner, however the
+    run ends); the others attach to it from what the owner wrote under the run's temporary folder. At the end of its
+    session the owner waits until every worker that attached has let go (or died), then stops the server. Without
+    xdist this is an ordinary session fixture."""
+    if WORKER is None:
+        server, _ = start()
+        yield server
+        stop(server)
+        return
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent
+    state_path = root / f"shared-{name}.json"
+    lock = FileLock(str(root / f"shared-{name}.lock"))
+    me = os.getpid()
+
+    def read() -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(state_path.read_text()))
+        except (OSError, ValueError):
+            return None
+
+    with lock:
+        state = read()
+        if state is not None and _alive(state["owner"]):
+            state["users"].append(me)
+            state_path.write_text(json.dumps(state))
+            owner, server = False, attach(state["info"])
+        else:
+            server, info = start()
+            state_path.write_text(json.dumps({"owner": me, "users": [me], "info": info}))
+            owner = True
+    try:
+        yield server
+    finally:
+        with lock:
+            state = read() or {"users": []}
+            state["users"] = [pid for pid in state["users"] if pid != me]
+            state_path.write_text(json.dumps(state))
+        if owner:  # stopped once every session fixture of this worker has let go (no worker waits on another's)
+            _OWNED.append(lambda: _stop_when_unused(lock, read, state_path, lambda: stop(server)))
+
+
+_OWNED: list[Callable[[], None]] = []
+
+
+def _stop_when_unused(lock: Any, read: Callable[[], dict[str, Any] | None], state_path: Path, stop: Callable[[], None]) -> None:
+    while True:
+        with lock:
+            state = read() or {"users": []}
+            if not [pid for pid in state["users"] if _alive(pid)]:
+                state_path.unlink(missing_ok=True)  # a worker that comes later starts a server of its own
+                break
+        time.sleep(0.5)
+    stop()
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures have ended
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker: stop the shared servers it owns, in the order their fixtures ended (Phoenix before its PostgreSQL).
+    The xdist controller, once every worker has ended: stop whatever a worker that was killed could not."""
+    while _OWNED:
+        _OWNED.pop(0)()
+    if WORKER is None and session.config.pluginmanager.has_plugin("dsession"):
+        _sweep(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+
+
+def _sweep(root: Path) -> None:
+    for state_path in sorted(root.glob("shared-phoenix-*.json")) + sorted(root.glob("shared-postgres.json")):
+        try:
+            info = json.loads(state_path.read_text())["info"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if "url" in info:  # a Phoenix: its own process group (start_new_session)
+            pid = int(info["pid"])
+            for sig, wait in ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, sig)
+                deadline = time.monotonic() + wait
+                while _alive(pid) and time.monotonic() < deadline:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
+                    time.sleep(0.2)
+        else:
+            cluster = TempPostgres.attach(info)
+            cluster._attached, cluster._running = False, True
+            cluster.stop()
+        state_path.unlink(missing_ok=True)
+
+
+# Tests that mostly wait (a 60 s Phoenix outage, a 1,000-cycle burst, the bundled model, their own Phoenix) or run
+# many `cogscope` commands in a row: handed to the xdist workers first, so that they overlap with everything else
+# instead of ending the run alone. Everything else keeps its order.
+SLOW_FIRST = (
+    "tests/test_spool.py::test_heartbeat_through_a_60_s_phoenix_outage",
+    "tests/test_spool.py::test_a_burst_faster_than_phoenix_ingests_all_arrives",
+    "tests/test_local_model.py::test_real_cycle_with_the_bundled_model_is_fully_traced",
+    "tests/test_trust.py::test_a_forged_trace_is_marked_and_replay_runs_nothing_it_names",
+    "tests/test_cost.py::test_cycle_cost_matches_hand_computation_and_phoenix",
+    "tests/test_replay.py::",
+    "tests/test_bounds.py::test_sigkill_of_cogscope_ui_takes_its_phoenix_and_model_server",
+    "tests/test_bounds.py::test_cogscope_run_leaves_the_phoenix_it_started_running",
+    "tests/test_browser_traces_tab.py::",
+    "tests/test_browser_dashboard_tab.py::",
+    "tests/test_cost.py::",
+    "tests/test_spool.py::",
+    "tests/test_postgresql_storage.py::test_cogscope_starts_its_own_phoenix_on_postgresql",
+    "tests/test_agents_cycles.py::test_bad_factories_are_one_clear_line",
+    "tests/test_cli_bad_input.py::test_mcp_server_that_never_answers",
+)
+
+
+def _slow_rank(item: pytest.Item) -> int:
+    return next((i for i, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(prefix)), len(SLOW_FIRST))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if WORKER is not None:  # every worker sorts the same way (xdist checks that they collected the same list)
+        items.sort(key=_slow_rank)  # stable: the rest keeps its order
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TempPostgres]:
+    """A PostgreSQL cluster of the run's own on 127.0.0.1 (initdb in a temporary folder); stopped and removed
+    at the end of the run."""
+
+    def start() -> tuple[TempPostgres, dict[str, Any]]:
+        try:
+            cluster = TempPostgres().start()
+        except PostgresMissing as e:
+            pytest.fail(str(e))
+        return cluster, cluster.attachment()
+
+    yield from _shared(tmp_path_factory, "postgres", start, TempPostgres.attach, TempPostgres.stop)
+
+
+def _phoenix_info(server: PhoenixServer) -> dict[str, Any]:
+    return {"url": server.url, "version": server.version, "pid": server.pid, "log_path": str(server.log_path)}
+
+
+def _attach_phoenix(info: dict[str, Any]) -> PhoenixServer:
+    """The Phoenix another worker started: same URL, pid and log; `stop()` leaves it to its owner."""
+    server = PhoenixServer(url=info["url"], version=info["version"], log_path=Path(info["log_path"]))
+    server.pid = info["pid"]
+    return server
 
 
 @pytest.fixture(scope="session")
 def phoenix_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
     """A real `phoenix serve` on free loopback ports with its SQLite in a temporary folder."""
-    server = ensure_phoenix(working_dir=tmp_path_factory.mktemp("phoenix"), port=free_port())
-    assert server.started_here
-    yield server
-    server.stop()
+
+    def start() -> tuple[PhoenixServer, dict[str, Any]]:
+        server = ensure_phoenix(working_dir=tmp_path_factory.mktemp("phoenix"), port=free_port())
+        assert server.started_here
+        return server, _phoenix_info(server)
+
+    yield from _shared(tmp_path_factory, "phoenix-sqlite", start, _attach_phoenix, PhoenixServer.stop)
 
 
 @pytest.fixture(scope="session")
 def phoenix_postgresql(tmp_path_factory: pytest.TempPathFactory, postgres: TempPostgres) -> Iterator[PhoenixServer]:
-    """A real `phoenix serve` on free loopback ports that stores in a database of the session's PostgreSQL."""
-    database_url = postgres.create_database("phoenix")
-    server = ensure_phoenix(
-        working_dir=tmp_path_factory.mktemp("phoenix-pg"), port=free_port(), database_url=database_url
-    )
-    assert server.started_here
-    yield server
-    server.stop()
+    """A real `phoenix serve` on free loopback ports that stores in a database of the run's PostgreSQL."""
+
+    def start() -> tuple[PhoenixServer, dict[str, Any]]:
+        database_url = postgres.create_database("phoenix")
+        server = ensure_phoenix(
+            working_dir=tmp_path_factory.mktemp("phoenix-pg"), port=free_port(), database_url=database_url
+        )
+        assert server.started_here
+        return server, _phoenix_info(server)
+
+    yield from _shared(tmp_path_factory, "phoenix-postgresql", start, _attach_phoenix, PhoenixServer.stop)
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,7 @@ class TempPostgres:
         self.root: Path | None = None
         self._owner: dict[str, object] = {}  # subprocess kwargs that run a command as the cluster's owner
         self._running = False
+        self._attached = False  # another process's cluster (attach): never stopped from here
 
     # -- where things are -----------------------------------------------------------------------
     @property
@@ -206,7 +207,7 @@ class TempPostgres:
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove its folder; safe to call twice."""
-        if self.root is None:
+        if self.root is None or self._attached:
             return
         if self._running:
             self._running = False
@@ -216,6 +217,22 @@ class TempPostgres:
                 self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
+
+    def attachment(self) -> dict[str, object]:
+        """What another process needs to use this running cluster (`TempPostgres.attach`); it never stops it."""
+        assert self.root is not None, "start() first"
+        return {"root": str(self.root), "port": self.port, "password": self.password, "owner": self._owner}
+
+    @classmethod
+    def attach(cls, attachment: Mapping[str, object]) -> TempPostgres:
+        """The cluster another process started and will stop: URLs and psql work; `stop()` leaves it running."""
+        cluster = cls()
+        cluster.password = str(attachment["password"])
+        cluster.port = int(attachment["port"])  # type: ignore[call-overload]
+        cluster._owner = dict(attachment["owner"])  # type: ignore[call-overload]
+        cluster.root = Path(str(attachment["root"]))
+        cluster._attached = True
+        return cluster
 
     def log_tail(self, lines: int = 20) -> str:
         try:
