@@ -182,6 +182,7 @@ SLOW_FIRST = (
     "tests/test_local_model.py::test_real_cycle_with_the_bundled_model_is_fully_traced",
     "tests/test_trust.py::test_a_forged_trace_is_marked_and_replay_runs_nothing_it_names",
     "tests/test_cost.py::test_cycle_cost_matches_hand_computation_and_phoenix",
+    "tests/test_one_record.py::",
     "tests/test_replay.py::",
     "tests/test_bounds.py::test_sigkill_of_cogscope_ui_takes_its_phoenix_and_model_server",
     "tests/test_bounds.py::test_cogscope_run_leaves_the_phoenix_it_started_running",
