@@ -31,7 +31,7 @@ import pytest  # noqa: E402
 
 from telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
 
-from .postgres import PostgresMissing, TempPostgres  # noqa: E402
+from .postgres import PostgresMissing, TempPostgres, _alive  # noqa: E402
 from .scripted_llm import ScriptedLLM  # noqa: E402
 
 _T = TypeVar("_T")
@@ -62,16 +62,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 # -- servers shared by the xdist workers of one run --------------------------------------------------
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under `pytest -n N`; None in a plain run
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _shared(
@@ -129,7 +119,9 @@ def _shared(
 _OWNED: list[Callable[[], None]] = []
 
 
-def _stop_when_unused(lock: Any, read: Callable[[], dict[str, Any] | None], state_path: Path, stop: Callable[[], None]) -> None:
+def _stop_when_unused(
+    lock: Any, read: Callable[[], dict[str, Any] | None], state_path: Path, stop: Callable[[], None]
+) -> None:
     while True:
         with lock:
             state = read() or {"users": []}
