@@ -63,7 +63,7 @@ sys.path.insert(0, sys.argv[1])
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm  # noqa: F401  (loaded in the app anyway; list_cycles imports it for prices)
 from telemetry import phoenix_client
-from telemetry.cycles import CycleFilter, list_cycles
+from telemetry import CycleFilter, Prices, list_cycles
 
 def status(key):
     with open("/proc/self/status") as f:
