@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 from synthetic import COMPLETION, PROMPT, STEPS, Loader, proc_status, reset_peak_rss, spans_per_cycle  # noqa: E402
 
-from telemetry import CycleFilter, Prices, ensure_phoenix, free_port, list_cycles, phoenix_client  # noqa: E402  # noqa: E402
+from telemetry import CycleFilter, Prices, ensure_phoenix, free_port, list_cycles, phoenix_client  # noqa: E402
 
 PROJECT = "bench-traces"
 TOOL_STEPS = (1, 2, 3)
