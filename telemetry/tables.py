@@ -2,8 +2,9 @@
 
 - calls: one row per LLM call (LLM span), CALL_COLUMNS: its model, role (the managed agent that made it), step,
   tokens, latency and cost.
-- steps: one row per step (CHAIN `Step n` span) of a cycle, STEP_COLUMNS, from `telemetry.steps.steps_from_frame`
-  (which also gives each step's content for the step-through).
+- steps: one record per step (CHAIN `Step n` span) of a cycle: the StepViews of `telemetry.steps.steps_from_frame`,
+  numbered across managed agents, with each step's role, status, tokens and content for the step-through; for many
+  cycles, only their count per cycle (`step_counts`).
 - cycles: one row per trace, CYCLE_COLUMNS: what the root span says (agent, models, status, task, session) and
   the sums of its calls.
 
@@ -58,8 +59,6 @@ from .steps import StepView, steps_from_frame
 
 CALL_COLUMNS = ["trace_id", "span_id", "start_time", "latency_s", "model", "role", "step", "prompt_tokens",
                 "completion_tokens"]  # fmt: skip
-STEP_COLUMNS = ["trace_id", "step", "role", "local_step", "depth", "status", "duration_s", "prompt_tokens",
-                "completion_tokens", "error"]  # fmt: skip
 CYCLE_COLUMNS = ["trace_id", "start_time", "end_time", "agent", "models", "status", "steps", "llm_calls",
                  "prompt_tokens", "completion_tokens", "tokens", "duration_s", "model_s", "tool_s", "cost_usd",
                  "task", "session_id", "replay_of", "cogscope"]  # fmt: skip
@@ -187,29 +186,6 @@ def sum_calls(calls: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 # -- steps --------------------------------------------------------------------------------------------------
-def steps_table(spans: pd.DataFrame) -> tuple[pd.DataFrame, list[StepView]]:
-    """The steps of the cycles in a whole-span frame: the table, and each step's content (its StepView)."""
-    rows, views = [], []
-    for trace_id, trace in spans.groupby("context.trace_id", sort=False) if not spans.empty else []:
-        for view in steps_from_frame(trace):
-            views.append(view)
-            rows.append(
-                (
-                    trace_id,
-                    view.number,
-                    view.agent,
-                    view.local_number,
-                    view.depth,
-                    view.status,
-                    view.duration_s,
-                    view.prompt_tokens,
-                    view.completion_tokens,
-                    view.error,
-                )  # fmt: skip
-            )
-    return pd.DataFrame(rows, columns=STEP_COLUMNS), views
-
-
 def step_counts(chains: pd.DataFrame) -> pd.Series:
     """trace_id -> number of steps, from CHAIN spans (columns trace_id, name)."""
     if chains.empty:
@@ -346,7 +322,7 @@ def trace_tables(spans: pd.DataFrame, prices: Prices) -> TraceTables:
     llm = flat[flat["span_kind"] == LLM_KIND]
     structure = flat[flat["span_kind"].isin((AGENT_KIND, CHAIN_KIND))]
     calls = priced(calls_table(llm, structure), prices)
-    _, views = steps_table(spans)
+    views = steps_from_frame(spans)
     roots = flat[flat["parent_id"].isna()]
     if roots.empty:
         return TraceTables(None, views, calls)
