@@ -265,10 +265,12 @@ def llm_server() -> Iterator[ScriptedLLM]:
 
 
 @pytest.fixture
-def llm(llm_server: ScriptedLLM) -> Iterator[ScriptedLLM]:
-    llm_server.reset()
-    yield llm_server
-    llm_server.reset()
+def llm() -> Iterator[ScriptedLLM]:
+    """A scripted LLM of the test's own: a process another test left behind cannot take its replies."""
+    server = ScriptedLLM().start()
+    yield server
+    server.reset()
+    server.stop()
 
 
 @pytest.fixture

@@ -113,8 +113,9 @@ def test_one_model_picker_per_role_and_the_heartbeat_loop(app, page, llm, phoeni
     page.get_by_label("Cycles").fill("2")
     page.get_by_label("Interval (s)").fill("0")
     page.locator("#loop-button").click()
-    page.locator("#run-status").get_by_text("Loop finished: 2 cycle(s)").wait_for(timeout=60_000)
+    page.locator("#run-status").get_by_text("Loop ").wait_for(timeout=120_000)
     totals = page.locator("#run-totals").inner_text()
+    assert "Loop finished: 2 cycle(s)" in page.locator("#run-status").inner_text(), totals
     assert "Cycle 1" in totals and "Cycle 2" in totals
     state = page.locator("#run-state").inner_text()
     # regenerated to 100 each cycle, then 2 (step) + 2 (remember) spent in the last one
