@@ -38,6 +38,7 @@ ATTR_MODEL = "cogscope.model"  # JSON: role -> model id
 ATTR_CYCLE_ID = "cogscope.cycle.id"
 ATTR_STATUS = "cogscope.cycle.status"  # one of STATUSES
 ATTR_TOOL_S = "cogscope.cycle.tool_s"  # seconds spent in TOOL spans during the cycle
+ATTR_STEPS = "cogscope.cycle.steps"  # how many `Step n` spans the cycle has (managed agents' included)
 ATTR_REPLAY_OF = "cogscope.replay_of"  # on a replay or fork: the trace id it replays
 ATTR_MCP = "cogscope.mcp"  # JSON list of the MCP server commands whose tools the agent had
 ATTR_SIGNATURE = "cogscope.signature"  # HMAC of SIGNED (telemetry.signing)

@@ -26,6 +26,7 @@ from smolagents.utils import AgentMaxStepsError
 from .attributes import (
     ATTR_SIGNATURE,
     ATTR_STATUS,
+    ATTR_STEPS,
     ATTR_TOOL_S,
     ERROR,
     MAX_STEPS,
@@ -38,7 +39,7 @@ from .attributes import (
 from .frames import spans_to_frame
 from .prices import Prices
 from .redaction import redact_value
-from .roles import tool_seconds
+from .roles import step_count, tool_seconds
 from .tables import CycleTotals, trace_tables
 from .tracing import Tracing
 
@@ -272,7 +273,9 @@ class Cycle:
                     raised = CycleStopped(self.stop_reason)
                 status = classify(list(self.agent.memory.steps), raised)
                 span.set_attribute(ATTR_STATUS, status)
-                span.set_attribute(ATTR_TOOL_S, tool_seconds(self.tracing.collector.spans_of(trace_id_int)))
+                finished = list(self.tracing.collector.spans_of(trace_id_int))
+                span.set_attribute(ATTR_TOOL_S, tool_seconds(finished))
+                span.set_attribute(ATTR_STEPS, step_count(finished))
                 span.set_attributes(dict(output_attributes(final_answer)))
                 if status in (ERROR, MAX_STEPS):
                     message = _error_line(raised, self.stop_reason) if raised else "Reached max steps."

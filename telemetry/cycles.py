@@ -20,6 +20,7 @@ from .attributes import (
     ATTR_ROLE,
     ATTR_SIGNATURE,
     ATTR_STEP,
+    ATTR_STEPS,
     ATTR_TOOL_S,
     COMPLETION_TOKENS,
     FAILED,
@@ -48,7 +49,7 @@ def fetch_roots(
 ) -> pd.DataFrame:
     """The root spans started in [since, until): the columns `tables.roots_table` reads (and, with `trust`, the
     signed attributes and signature)."""
-    wanted = ["trace_id", "start_time", "end_time", "status_code", INPUT, *ROOT_ATTRIBUTES, ATTR_TOOL_S]
+    wanted = ["trace_id", "start_time", "end_time", "status_code", INPUT, *ROOT_ATTRIBUTES, ATTR_TOOL_S, ATTR_STEPS]
     if trust:
         wanted += TRUST_ATTRIBUTES
     roots = query_spans(client, span_query().where("parent_id is None").select(*wanted), project, since, until)
@@ -113,9 +114,12 @@ def fetch_calls(client: Any, project: str, cycles: pd.DataFrame) -> pd.DataFrame
 
 
 def fetch_step_counts(client: Any, project: str, cycles: pd.DataFrame) -> pd.Series:
-    """trace_id -> number of steps, for `cycles` (roots_table rows)."""
+    """trace_id -> number of steps, for `cycles` (roots_table rows): from the root's own count where it has
+    one, else from the cycle's CHAIN spans (traces recorded before roots carried it, other apps' traces)."""
+    counted = cycles.set_index("trace_id")["steps"].dropna().astype("int64")
+    cycles = cycles[cycles["steps"].isna()]
     if cycles.empty:
-        return pd.Series(dtype="int64")
+        return counted
     first, last = _span(cycles)
     where = "span_kind == 'CHAIN'"
     ids = [t for t in cycles["trace_id"].tolist() if TRACE_ID.match(str(t))]
@@ -123,8 +127,8 @@ def fetch_step_counts(client: Any, project: str, cycles: pd.DataFrame) -> pd.Ser
         where, first, last = f"{where} and trace_id in {json.dumps(ids)}", None, None
     chains = _ids(query_spans(client, span_query().where(where).select("trace_id", "name"), project, first, last))
     if chains.empty:
-        return pd.Series(dtype="int64")
-    return step_counts(chains[isin(chains["trace_id"], cycles["trace_id"])])
+        return counted
+    return pd.concat([counted, step_counts(chains[isin(chains["trace_id"], cycles["trace_id"])])])
 
 
 def fetch_tool_time(client: Any, project: str, cycles: pd.DataFrame) -> pd.Series:

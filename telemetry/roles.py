@@ -18,6 +18,11 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from .attributes import ATTR_ROLE, ATTR_STEP, KIND, LLM_KIND, NO_ROLE, TOOL_KIND, role_of, step_of
 
 
+def step_count(spans: Iterable[ReadableSpan]) -> int:
+    """How many `Step n` CHAIN spans are among `spans` (the rule of `tables.step_counts`)."""
+    return sum(step_of((s.attributes or {}).get(KIND), s.name) is not None for s in spans)
+
+
 def tool_seconds(spans: Iterable[ReadableSpan]) -> float:
     """Seconds in TOOL spans among `spans` (finished ones)."""
     total = 0

@@ -40,6 +40,7 @@ from .attributes import (
     ATTR_SESSION,
     ATTR_STATUS,
     ATTR_STEP,
+    ATTR_STEPS,
     ATTR_TOOL_S,
     CHAIN_KIND,
     COMPLETION_TOKENS,
@@ -210,12 +211,13 @@ def models_text(raw: Any) -> str:
 
 def roots_table(roots: pd.DataFrame) -> pd.DataFrame:
     """Root spans (selected layout) -> what each cycle is: trace_id, times, agent, models, status, task,
-    session, replay_of, cogscope (recorded by cogscope) and tool_s (its seconds in tools, when recorded).
+    session, replay_of, cogscope (recorded by cogscope), tool_s (its seconds in tools) and steps (its number
+    of steps), the last two when the root recorded them.
 
     A trace another app sent has no `cogscope.cycle.status`: its status is its root span's."""
     if roots.empty:
         return pd.DataFrame(columns=["trace_id", "start_time", "end_time", "agent", "models", "status", "task",
-                                     "session_id", "replay_of", "cogscope", "tool_s"])  # fmt: skip
+                                     "session_id", "replay_of", "cogscope", "tool_s", "steps"])  # fmt: skip
     agent = column(roots, ATTR_AGENT)
     status = column(roots, ATTR_STATUS).astype(object)
     foreign = status.isna()
@@ -233,6 +235,7 @@ def roots_table(roots: pd.DataFrame) -> pd.DataFrame:
             "replay_of": column(roots, ATTR_REPLAY_OF).to_numpy(),
             "cogscope": agent.notna().to_numpy(),
             "tool_s": pd.to_numeric(column(roots, ATTR_TOOL_S), errors="coerce").to_numpy(),
+            "steps": pd.to_numeric(column(roots, ATTR_STEPS), errors="coerce").to_numpy(),
         }
     ).assign(
         start_time=lambda f: pd.to_datetime(f["start_time"], utc=True),

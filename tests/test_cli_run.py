@@ -86,6 +86,7 @@ def test_run_prints_steps_and_totals_and_phoenix_has_the_trace(cogscope, llm, re
     assert recall["parent_id"] == steps.iloc[0]["context.span_id"]
     in_tools = sum((t["end_time"] - t["start_time"]).total_seconds() for _, t in tools.iterrows())
     assert float(_attr(root, "cogscope.cycle.tool_s")) == pytest.approx(in_tools, abs=1e-5)
+    assert int(_attr(root, "cogscope.cycle.steps")) == 2  # so the Traces list need not count CHAIN spans
 
     assert all(_attr(row, "session.id") == "sess-42" for _, row in spans.iterrows())
     assert SECRET not in spans.to_json(date_format="iso")  # the API key reached the LLM server, never a span

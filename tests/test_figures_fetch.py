@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import set_span_in_context
 
-from telemetry import CycleFigures, Prices, Scope, breakdown, phoenix_client, select
+from telemetry import CycleFigures, Prices, Scope, breakdown, list_cycles, phoenix_client, select
 from telemetry import cycles as cycles_module
 from telemetry import figures as figures_module
 
@@ -117,6 +117,9 @@ def test_refresh_fetches_the_window_then_only_what_is_missing(phoenix, project, 
     assert located["role"].tolist() == ["consciousness", "perception", "consciousness"]
     assert located["step"].tolist() == [1, 1, 2]
     assert figures.tool_time[recent] == pytest.approx(2.0)
+    # the Traces list counts their steps from the CHAIN spans (3: the manager's two, perception's one)
+    listed = list_cycles(client, project=project, prices=Prices()).set_index("trace_id")
+    assert listed.loc[recent, "steps"] == 3 and listed.loc[recent, "tool_s"] == pytest.approx(2.0)
     roles = breakdown(calls, Prices(), "role").set_index("role")
     assert roles.loc["perception", "prompt_tokens"] == 2 * 500
     assert roles.loc["consciousness", "prompt_tokens"] == 2 * (2000 + 2500)
