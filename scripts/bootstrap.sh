@@ -23,6 +23,10 @@ if [ -z "$python" ]; then
   echo "cogscope needs Python 3.11 or newer: apt-get install python3 python3-venv" >&2; exit 2
 fi
 
+if [ -x .venv/bin/python ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  echo "A half-made .venv (no pip; was its creation interrupted?): making it again" >&2
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv || { echo "creating .venv failed: apt-get install python3-venv" >&2; exit 2; }
 fi
