@@ -132,12 +132,18 @@ def _recorded_max_steps(spans: pd.DataFrame, root_id: str) -> int | None:
     return None if value is None or value != value else int(value)
 
 
+def call_of_step(steps: list[StepView], number: int) -> int:
+    """The model call (1-based, in call order) that step `number` made: the steps before it that made a call
+    with a recorded output, plus one. Steps and calls part ways when a step's call failed without an output."""
+    return 1 + sum(1 for view in steps[: number - 1] if view.model_output_message is not None)
+
+
 class ReplayExhausted(RuntimeError):
     pass
 
 
 class ReplayModel(Model):  # type: ignore[misc]
-    """Returns recorded model outputs in call order; from `fork_at` on, an edited output or a live model.
+    """Returns recorded model outputs in call order; from call `fork_at` on, an edited output or a live model.
 
     Each call writes a span (kind CHAIN, `cogscope.replayed_output=true`) holding the output it
     returned, so the replay can be stepped through, and replayed in turn, like any cycle.
@@ -277,10 +283,14 @@ def compare(original: list[StepView], replay: list[StepView], *, until: int | No
                 return Divergence(a.number, what, _short(x), _short(y))
     if until is None and len(original) != len(replay):
         step = min(len(original), len(replay)) + 1
-        return Divergence(step, "the number of steps", f"{len(original)} steps", f"{len(replay)} steps")
+        return Divergence(step, "the number of steps", _steps(len(original)), _steps(len(replay)))
     if until is not None and len(replay) < until - 1:
-        return Divergence(len(replay) + 1, "the number of steps", f"{len(original)} steps", f"{len(replay)} steps")
+        return Divergence(len(replay) + 1, "the number of steps", _steps(len(original)), _steps(len(replay)))
     return None
+
+
+def _steps(n: int) -> str:
+    return "1 step" if n == 1 else f"{n} steps"
 
 
 @dataclass
@@ -335,7 +345,13 @@ def prepare_replay(
             )
         if (substitute is None) == (live_model is None):
             raise ReplayError("a fork needs either an edited output for that step or a live model, not both")
-    model = ReplayModel(recording.outputs, tracing=tracing, fork_at=fork_at, substitute=substitute, live=live_model)
+    model = ReplayModel(
+        recording.outputs,
+        tracing=tracing,
+        fork_at=None if fork_at is None else call_of_step(recording.steps, fork_at),
+        substitute=substitute,
+        live=live_model,
+    )
     try:
         agent = build_agent({role: model for role in recording.models}, recording.options)
     except Exception as e:

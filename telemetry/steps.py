@@ -50,6 +50,7 @@ class StepView:
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    replayed: bool = False  # the model output was a recorded one, given back by a replay (no LLM call)
 
 
 def _get(row: pd.Series, key: str) -> Any:
@@ -216,6 +217,7 @@ def steps_from_frame(spans: pd.DataFrame) -> list[StepView]:
                 view.model_output = _content_text(view.model_output_message)
                 view.prompt_tokens = int(_get(child, "llm.token_count.prompt") or 0)
                 view.completion_tokens = int(_get(child, "llm.token_count.completion") or 0)
+                view.replayed = kind != "LLM"
             elif kind == "TOOL":
                 failed = child["status_code"] == "ERROR"
                 view.tool_calls.append(

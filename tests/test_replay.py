@@ -148,7 +148,7 @@ def test_max_steps_replays_and_a_live_fork_finishes(cogscope, recorder, read_tra
     )
     fork = _replay(cogscope, trace_id, "--fork-at", "2", "--model", "openai/scripted", "--api-base", llm.api_base)
     assert fork.code == 0, fork.out + fork.err
-    assert "1 outputs replayed, 1 LLM calls" in fork.out
+    assert "1 output replayed, 1 LLM call" in fork.out
     assert "done live" in fork.out and len(llm.requests) == 1
 
 

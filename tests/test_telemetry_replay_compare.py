@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from telemetry.replay import Divergence, compare
+from telemetry.replay import Divergence, call_of_step, compare
 from telemetry.steps import StepView, ToolCall
 
 
@@ -116,7 +116,7 @@ def test_a_fork_compares_only_the_steps_before_it():
 
 
 def test_a_fork_whose_replay_stopped_before_the_fork_point():
-    assert compare(recording(), recording()[:1], until=3) == Divergence(2, "the number of steps", "3 steps", "1 steps")
+    assert compare(recording(), recording()[:1], until=3) == Divergence(2, "the number of steps", "3 steps", "1 step")
 
 
 def test_long_values_are_cut_in_the_report():
@@ -124,3 +124,22 @@ def test_long_values_are_cut_in_the_report():
     replay[0] = replace(replay[0], observations="y" * 400)
     divergence = compare(recording(), replay)
     assert divergence.replay == "y" * 300 + "... (400 chars)"
+
+
+def test_a_fork_at_a_step_forks_that_steps_model_call():
+    """`--fork-at N` names a step; the replay model counts calls. They part ways after a step whose call failed
+    without an output (a model error): that step made no recorded call."""
+    said = {"role": "assistant", "content": "Thought: go."}
+    steps = [
+        step(1, "x = 1", model_output_message=said),
+        step(2, "", model_output_message=None, error="Error in generating model output: 502"),
+        step(3, "x = 3", model_output_message=said),
+        step(4, "x = 4", model_output_message=said),
+    ]
+    assert [call_of_step(steps, n) for n in (1, 2, 3, 4)] == [1, 2, 2, 3]
+    # every step with its own call: steps and calls are the same numbers
+    assert [call_of_step([replace(s, model_output_message=said) for s in recording()], n) for n in (1, 2, 3)] == [
+        1,
+        2,
+        3,
+    ]

@@ -16,7 +16,15 @@ from telemetry import CycleResult, CycleTotals
 from telemetry.redaction import REDACTED
 from telemetry.steps import StepView
 from telemetry.steps import ToolCall as RecordedToolCall
-from ui.render import step_messages, step_text, step_title, totals_markdown, trace_link_markdown, truncate
+from ui.render import (
+    step_messages,
+    step_text,
+    step_title,
+    totals_markdown,
+    totals_text,
+    trace_link_markdown,
+    truncate,
+)
 
 CODE = 'print(observe(place="kitchen"))'
 SECRET = "topsecret-value-123"
@@ -140,7 +148,10 @@ def test_step_title():
     assert step_title(managed) == "❌ Step 3 (perception step 2) · 0.25 s · 1,200+34 tokens"
     recovered = view(error="Error executing tool 'observe'")  # an OK span with a recovered error is still marked
     assert step_title(recovered).startswith("❌ Step 1 ")
-    assert step_title(view(prompt_tokens=0, completion_tokens=0)) == "✅ Step 1 (step 1) · 1.50 s · replayed"
+    # a model that reports no usage shows its zeros; only a replay's stand-in call says "replayed"
+    assert step_title(view(prompt_tokens=0, completion_tokens=0)) == "✅ Step 1 (step 1) · 1.50 s · 0+0 tokens"
+    replayed = view(prompt_tokens=0, completion_tokens=0, replayed=True)
+    assert step_title(replayed) == "✅ Step 1 (step 1) · 1.50 s · replayed"
 
 
 def test_step_text():
@@ -289,3 +300,9 @@ def test_totals_markdown_blanks_secrets(monkeypatch):
 )
 def test_trace_link_markdown(url, line, markdown):
     assert trace_link_markdown(url, line) == markdown
+
+
+def test_totals_text_counts_in_words():
+    one = CycleTotals(steps=1, llm_calls=1, prompt_tokens=10, completion_tokens=2, duration_s=0.5, cost_usd=0.0)
+    assert totals_text(one) == "1 step · 1 LLM call · 12 tokens (10 prompt + 2 completion) · cost $0 · 0.50 s"
+    assert totals_text(TOTALS).startswith("2 steps · 2 LLM calls · ")

@@ -54,12 +54,17 @@ def usd_cells(values: Any) -> list[str]:
     return [usd(v) for v in list(values)]
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 step`, `2 steps`, `0 LLM calls`."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def totals_text(t: CycleTotals, sep: str = " · ") -> str:
     """A cycle's numbers, the same in every view: steps, calls, tokens, cost, duration."""
     return sep.join(
         (
-            f"{t.steps} steps",
-            f"{t.llm_calls} LLM calls",
+            counted(t.steps, "step"),
+            counted(t.llm_calls, "LLM call"),
             f"{t.total_tokens:,} tokens ({t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion)",
             f"cost {usd(t.cost_usd)}",
             f"{t.duration_s:.2f} s",
@@ -118,7 +123,7 @@ def truncate(text: str | None, limit: int) -> str:
 def step_title(view: StepView) -> str:
     where = f"{view.agent} step {view.local_number}" if view.depth else f"step {view.local_number}"
     mark = "❌" if view.status == "error" or view.error else "✅"
-    tokens = f"{view.prompt_tokens:,}+{view.completion_tokens:,} tokens" if view.prompt_tokens else "replayed"
+    tokens = "replayed" if view.replayed else f"{view.prompt_tokens:,}+{view.completion_tokens:,} tokens"
     return redact(f"{mark} Step {view.number} ({where}) · {view.duration_s:.2f} s · {tokens}")
 
 

@@ -11,7 +11,7 @@ from telemetry import CycleFilter, Recording, ReplayError, cycle_records, list_c
 
 from .config import Settings
 from .errors import UsageError
-from .render import live_step_text, step_text, totals_text
+from .render import counted, live_step_text, step_text, totals_text
 
 EXIT_OK, EXIT_DIVERGED = 0, 1
 NOT_HERE = "(not recorded here)"
@@ -136,7 +136,8 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
         print()
         print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
         print(f"Trace:    {result.trace_id}  {runtime.trace_link(result.trace_id, wait=3.0)[1]}")
-        print(f"Model:    {replay.model.replayed} outputs replayed, {result.totals.llm_calls} LLM calls")
+        replayed, calls = counted(replay.model.replayed, "output"), counted(result.totals.llm_calls, "LLM call")
+        print(f"Model:    {replayed} replayed, {calls}")
         if args.fork_at:
             print(side_by_side(replay.recording, replay))
         if divergence is not None:

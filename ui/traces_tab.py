@@ -20,6 +20,7 @@ from .inputs import TIME_WINDOWS
 from .models import SUGGESTED_MODELS
 from .render import (
     STATUS_LABELS,
+    counted,
     fence,
     messages_markdown,
     redacted,
@@ -360,7 +361,7 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
         f"| tokens | {f'{before.total_tokens:,}' if before else '?'} | {after.total_tokens:,} |\n"
         f"| cost | {usd(before.cost_usd) if before else '?'} | {usd(after.cost_usd)} |\n"
     )
-    return f"{verdict}\n\n{table}\n{replay.model.replayed} recorded outputs replayed · {link}"
+    return f"{verdict}\n\n{table}\n{counted(replay.model.replayed, 'recorded output')} replayed · {link}"
 
 
 def confirm_markdown(error: UntrustedCode) -> str:
