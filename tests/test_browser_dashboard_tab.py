@@ -49,6 +49,11 @@ def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm
     assert "Cost by role (window total): heartbeat $0.00126 (100%)" in text
     assert "Cost by model (window total): openai/gpt-4o-mini $0.00126 (100%)" in text
     assert page.locator("#dash-table").inner_text().count("heartbeat") == 2
+    # the four plots draw their marks; the time axis reads as a 24-hour UTC clock, to the second for a short span
+    for plot, mark in (("cost", "line"), ("step", "rect"), ("latency", "rect"), ("role", "rect")):
+        page.locator(f"#dash-{plot}-plot svg.marks g.mark-{mark} path").first.wait_for(state="attached", timeout=30_000)
+    ticks = page.locator("#dash-cost-plot svg text").all_text_contents()
+    assert any(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in ticks), ticks
     page.wait_for_timeout(500)
     page.screenshot(path=screenshot("dashboard-tab.png"), full_page=True)
 

@@ -39,7 +39,7 @@ from .render import redacted, usd_cells
 from .runtime import Runtime
 
 WINDOWS = TIME_WINDOWS
-TABLE_COLUMNS = ["time", "agent", "status", "LLM calls", "tokens", "duration", "cost", "trace", "Phoenix"]
+TABLE_COLUMNS = ["time (UTC)", "agent", "status", "LLM calls", "tokens", "duration", "cost", "trace", "Phoenix"]
 PHOENIX_COLUMN = TABLE_COLUMNS.index("Phoenix")  # a click on this cell follows the link, not the row
 TABLE_ROWS = 500  # newest cycles shown in the table
 PLOT_POINTS = 400  # the cost-over-time plot shows at most this many points (means over equal time bins)
@@ -123,6 +123,23 @@ def cost_over_time(table: pd.DataFrame) -> pd.DataFrame:
     return binned.rename("cost (USD)").reset_index()
 
 
+def time_axis_format(times: pd.Series) -> str:
+    """A d3 time format for an axis over `times`: seconds for a few minutes, days for weeks. (Vega-Lite's own
+    choice prints ':54' for seconds and a 12-hour clock, which reads as the wrong time.)"""
+    span = (times.max() - times.min()) if len(times) else pd.Timedelta(0)
+    if span < pd.Timedelta(minutes=10):
+        return "%H:%M:%S"
+    if span < pd.Timedelta(days=2):
+        return "%H:%M"
+    return "%b %d %H:%M" if span < pd.Timedelta(days=14) else "%b %d"
+
+
+def _headroom(values: pd.Series) -> list[float | None]:
+    """A y range from 0 to a little over the largest value, so the top bar or line is not cut by the frame."""
+    top = pd.to_numeric(values, errors="coerce").max() if len(values) else math.nan
+    return [0, float(top) * 1.15] if top == top and top > 0 else [0, None]
+
+
 def dashboard(
     runtime: Runtime,
     window: str,
@@ -132,7 +149,7 @@ def dashboard(
     interval: float | None,
     what_if_text: str,
 ) -> tuple[Any, ...]:
-    """(numbers markdown, 4 plot frames, table, its trace ids, csv path, role choices, message) for the filters."""
+    """(numbers markdown, 4 plots, table, its trace ids, csv path, role choices, message) for the filters."""
     prices = runtime.settings.prices
     mapping = parse_models(parse_lines(what_if_text))
     if "default" in mapping:
@@ -222,6 +239,12 @@ def dashboard(
             lines.append(f"\nCost by {by} (window total): {shares}")
 
     over_time = cost_over_time(table)
+    # UTC digits whatever the browser's time zone (Vega-Lite reads a time without a zone as local): the same
+    # clock as the table below
+    over_time["time"] = over_time["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+    cost_plot = gr.LinePlot(
+        value=over_time, x_axis_format=time_axis_format(over_time["time"]), y_lim=_headroom(over_time["cost (USD)"])
+    )
     per_step = (calls.assign(tokens=calls["prompt_tokens"] + calls["completion_tokens"])
                 .dropna(subset=["step"]).groupby("step", as_index=False)["tokens"].mean()
                 .rename(columns={"tokens": "mean tokens"}))  # fmt: skip
@@ -234,7 +257,7 @@ def dashboard(
     shown = newest.head(TABLE_ROWS)  # a browser table of 100,000 rows helps nobody; the CSV has them all
     grid = pd.DataFrame(
         {
-            "time": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "time (UTC)": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
             "agent": shown["agent"],
             "status": shown["status"],
             "LLM calls": shown["llm_calls"],
@@ -254,14 +277,14 @@ def dashboard(
         else ""
     )
     latency_plot = gr.BarPlot(
-        value=latency, sort=latency["latency (s)"].tolist(), y_lim=[0, None]
+        value=latency, sort=latency["latency (s)"].tolist(), y_lim=_headroom(latency["LLM calls"])
     )  # bins in order, not A-Z
     return (
         "\n".join(lines),
-        over_time,
-        per_step,
+        cost_plot,
+        gr.BarPlot(value=per_step, y_lim=_headroom(per_step["mean tokens"])),
         latency_plot,
-        by_role,
+        gr.BarPlot(value=by_role, y_lim=_headroom(by_role["cost (USD)"])),
         grid,
         shown["trace_id"].tolist(),
         str(csv),
@@ -311,11 +334,18 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], N
     message = gr.Markdown("", elem_id="dash-message")
     numbers = gr.Markdown("Press Refresh to read the cycles from Phoenix.", elem_id="dash-numbers")
     with gr.Row():
-        cost_plot = gr.LinePlot(x="time", y="cost (USD)", title="Cost per cycle over time", height=260, y_lim=[0, None])
-        step_plot = gr.BarPlot(x="step", y="mean tokens", title="Tokens per step (mean)", height=260, y_lim=[0, None])
+        cost_plot = gr.LinePlot(
+            x="time", y="cost (USD)", x_title="time (UTC)", title="Cost per cycle over time", height=260,
+            elem_id="dash-cost-plot",
+        )  # fmt: skip
+        step_plot = gr.BarPlot(
+            x="step", y="mean tokens", title="Tokens per step (mean)", height=260, elem_id="dash-step-plot"
+        )
     with gr.Row():
-        latency_plot = gr.BarPlot(x="latency (s)", y="LLM calls", title="LLM call latency", height=260, y_lim=[0, None])
-        role_plot = gr.BarPlot(x="role", y="cost (USD)", title="Cost by role", height=260, y_lim=[0, None])
+        latency_plot = gr.BarPlot(
+            x="latency (s)", y="LLM calls", title="LLM call latency", height=260, elem_id="dash-latency-plot"
+        )
+        role_plot = gr.BarPlot(x="role", y="cost (USD)", title="Cost by role", height=260, elem_id="dash-role-plot")
     table = gr.Dataframe(
         headers=TABLE_COLUMNS,
         datatype=["str"] * 8 + ["markdown"],
