@@ -135,7 +135,8 @@ def summary(table: pd.DataFrame, calls: pd.DataFrame, *, interval_s: float, pric
     n = len(table)
     empty = pd.Series(dtype=float)
     statuses = table["status"].value_counts() if n else pd.Series(dtype=int)
-    unknown = sorted({m for m in calls["model"].unique() if not prices.known(m)}) if len(calls) else []
+    used = calls[(calls["prompt_tokens"] + calls["completion_tokens"]) > 0] if len(calls) else calls
+    unknown = sorted({m for m in used["model"].unique() if not prices.known(m)}) if len(used) else []
     per_cycle = {
         name: _stats(table[name]) if n else _stats(empty)
         for name in ("llm_calls", "prompt_tokens", "completion_tokens", "tokens", "duration_s", "cost_usd")

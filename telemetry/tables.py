@@ -158,7 +158,9 @@ def price(calls: pd.DataFrame, prices: Prices, models_by_role: Mapping[str, str]
         p_in[i], p_out[i] = prices.per_million(model)
     tokens_in = calls["prompt_tokens"].to_numpy(dtype=float)
     tokens_out = calls["completion_tokens"].to_numpy(dtype=float)
-    return pd.Series((tokens_in * p_in[inverse] + tokens_out * p_out[inverse]) / 1e6, index=calls.index)
+    cost = (tokens_in * p_in[inverse] + tokens_out * p_out[inverse]) / 1e6
+    # a call that used no tokens (it failed before the model answered, and so has no model name) cost nothing
+    return pd.Series(np.where(tokens_in + tokens_out == 0, 0.0, cost), index=calls.index)
 
 
 def priced(calls: pd.DataFrame, prices: Prices) -> pd.DataFrame:

@@ -37,8 +37,11 @@ def test_real_cycle_with_the_bundled_model_is_fully_traced(cogscope, read_trace)
     assert len(spans[spans["name"].str.fullmatch(r"Step \d+")]) == steps
     llm = spans[spans["span_kind"] == "LLM"]
     assert len(llm) == llm_calls
-    assert set(llm["attributes.llm.model_name"]) == {"openai/smollm2-135m"}
-    assert (llm["attributes.llm.token_count.prompt"].astype(int) > 0).all()
+    # a call that timed out on a busy machine has no answer, so no model name or tokens: check the answered ones
+    answered = llm[llm["status_code"] == "OK"]
+    assert len(answered) >= 1, result.out
+    assert set(answered["attributes.llm.model_name"]) == {"openai/smollm2-135m"}
+    assert (answered["attributes.llm.token_count.prompt"].astype(int) > 0).all()
     for n in range(1, steps + 1):
         assert f"── Step {n} ──" in result.out
 
