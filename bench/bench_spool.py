@@ -89,7 +89,7 @@ def fleet(work: Path, processes: int, cycles: int, llm: ScriptedLLM) -> None:
             ran_s = time.monotonic() - started
             codes = [p.returncode for p in procs]
             traces = {t for out in outs for t in re.findall(r"^Trace:\s+([0-9a-f]{32})\s", out, re.MULTILINE)}
-            calls = sum(int(c) for out in outs for c in re.findall(r"(\d+) LLM calls", out))
+            calls = sum(int(c) for out in outs for c in re.findall(r"(\d+) LLM calls?\b", out))
             left = [sum(1 for _ in sqlite3.connect(work / f"machine-{n}" / SPOOL_FILE).execute("SELECT 1 FROM spans"))
                     for n in range(processes)]  # fmt: skip
             stored = pg.scalar("phoenix", "SELECT count(*) FROM spans")  # drained: Phoenix has them all stored

@@ -27,7 +27,7 @@ from .conftest import ROOT, cogscope_command, running_app, screenshot
 ANSWER = 'Thought: I know enough.\n<code>\nfinal_answer("Rest for ten minutes.")\n</code>'
 PENDING = re.compile(r"^Trace:\s+([0-9a-f]{32})\s+trace pending upload \((\d+) spans?\)", re.MULTILINE)
 TRACE = re.compile(r"^Trace:\s+([0-9a-f]{32})\s", re.MULTILINE)
-CALLS = re.compile(r"^Totals:\s+\d+ steps, (\d+) LLM calls", re.MULTILINE)
+CALLS = re.compile(r"^Totals:\s+\d+ steps?, (\d+) LLM calls?", re.MULTILINE)
 
 
 class OwnPhoenix:
