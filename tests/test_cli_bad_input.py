@@ -267,16 +267,12 @@ def test_an_agent_file_or_factory_that_exits_is_one_line(cogscope, llm, tmp_path
 
 def test_mcp_server_that_never_answers_fails_within_its_30_s_and_is_stopped(cogscope, llm):
     import subprocess
-    import time
 
     command = "sleep 317.5"  # never speaks MCP; its odd length tells it from any other sleep
-    started = time.monotonic()
+    # before the fix the command ended only after the sleep itself (317.5 s), since the never-stopped server held
+    # its stderr open: the 200 s limit on the command tells the two apart, with room for a loaded machine
     line = _one_clear_line(cogscope(*_run_args(llm), "--mcp", command, timeout=200))
-    elapsed = time.monotonic() - started
     assert f"MCP server {command!r} did not answer within 30 s" in line
-    # start-up before the MCP server starts is a few seconds (more on a loaded machine); before the fix the
-    # command ended after the sleep itself, since the never-stopped server held its stderr open
-    assert elapsed < 75, elapsed
     assert subprocess.run(["pgrep", "-f", command], capture_output=True).returncode == 1, "the MCP server survived"
     assert llm.requests == []
 

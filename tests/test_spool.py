@@ -60,7 +60,9 @@ class OwnPhoenix:
             self.server.stop()
 
     def spans(self, project: str) -> pd.DataFrame:
-        frame = phoenix_client(self.url).spans.get_spans_dataframe(project_identifier=project, limit=100_000)
+        frame = phoenix_client(self.url).spans.get_spans_dataframe(
+            project_identifier=project, limit=100_000, timeout=120
+        )
         return frame if frame is not None else pd.DataFrame()
 
     def wait_for(self, project: str, count: int, timeout: float = 120) -> pd.DataFrame:
@@ -71,10 +73,12 @@ class OwnPhoenix:
                 frame = self.spans(project)
             except httpx.HTTPStatusError:  # 404 until the project exists
                 frame = pd.DataFrame()
+            except httpx.TimeoutException:  # a Phoenix busy ingesting thousands of spans: ask again
+                continue
             if len(frame) >= count:
                 time.sleep(1.0)  # and nothing more (a duplicate would show as extra rows)
                 return self.spans(project)
-            time.sleep(0.5)
+            time.sleep(2.0)  # each look reads every span so far: not too often, Phoenix is busy ingesting
         return frame
 
 
