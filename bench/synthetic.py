@@ -4,7 +4,8 @@ One cycle: root AGENT "heartbeat.cycle" (cogscope.agent, cogscope.model, cogscop
 AGENT "heartbeat.run" > STEPS x (CHAIN "Step n" > LLM "LiteLLMModel.generate", PROMPT + COMPLETION tokens of
 openai/gpt-4o-mini), plus a TOOL "recall_memory" under the steps in `tool_steps`. The spans go through
 cogscope's own tracer set-up (telemetry.setup_tracing), so, as in a real cycle, each LLM span gets
-`cogscope.role`/`cogscope.step` from telemetry.roles.CallAnnotator and the root `cogscope.cycle.tool_s`.
+`cogscope.role`/`cogscope.step` from telemetry.roles.CallAnnotator and the root `cogscope.cycle.tool_s` and
+`cogscope.cycle.steps`.
 About 15% of cycles fail (step_errors, max_steps, error).
 """
 
@@ -20,8 +21,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from telemetry import setup_tracing
-from telemetry.attributes import ATTR_TOOL_S
-from telemetry.roles import tool_seconds
+from telemetry.attributes import ATTR_STEPS, ATTR_TOOL_S
+from telemetry.roles import step_count, tool_seconds
 from telemetry.tracing import uninstrument
 
 MODEL = "openai/gpt-4o-mini"
@@ -177,7 +178,9 @@ class Loader:
                 step.set_status(Status(StatusCode.ERROR, "ZeroDivisionError: division by zero"))
             step.end(end_time=t)
         run.end(end_time=t)
-        root.set_attribute(ATTR_TOOL_S, tool_seconds(self.tracing.collector.take(trace_id)))
+        finished = list(self.tracing.collector.take(trace_id))
+        root.set_attribute(ATTR_TOOL_S, tool_seconds(finished))  # as telemetry.cycle.Cycle writes them
+        root.set_attribute(ATTR_STEPS, step_count(finished))
         if status in ("max_steps", "error"):
             root.set_status(Status(StatusCode.ERROR, "Reached max steps." if status == "max_steps" else "boom"))
         else:
