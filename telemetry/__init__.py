@@ -30,7 +30,7 @@ from .phoenix_server import (
     port_in_use,
 )
 from .phoenix_spans import TRACE_ID, phoenix_client, trace_spans, trace_url, wait_for_trace
-from .prices import Prices, PricesError, load_prices, price_map_models, usd
+from .prices import Prices, PricesError, counted, load_prices, price_map_models, usd
 from .projection import Projection, measured_interval, project, what_if
 from .redaction import clean_text, clean_value, default_redactor, redact, redact_value, redacted_stdio
 from .replay import Recording, Replay, ReplayError, prepare_replay
@@ -104,6 +104,7 @@ __all__ = [
     "trace_spans",
     "trace_tables",
     "trace_url",
+    "counted",
     "usd",
     "wait_for_trace",
     "what_if",

@@ -116,6 +116,11 @@ def load_prices(path: str | Path | None, *, free: frozenset[str] = frozenset()) 
     return Prices(overrides=overrides, source=str(path), free=free)
 
 
+def counted(n: int, noun: str) -> str:
+    """A count as people read it: `1 step`, `2 steps`, `0 LLM calls`, `1,200 cycles`."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def usd(value: float | None) -> str:
     """An amount as people read it: `$1,234.56`, `$0.0123`, `$0.000150` (three significant digits below a cent),
     `$0`, and `unknown` for a missing or unknown amount (a model with no price)."""

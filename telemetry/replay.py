@@ -41,7 +41,7 @@ from .attributes import (
 )
 from .cycle import Cycle, CycleSpec
 from .errors import TelemetryError
-from .prices import Prices
+from .prices import Prices, counted
 from .signing import Signer
 from .steps import StepView, model_outputs, steps_from_frame, tool_outputs
 from .tables import CycleTotals, trace_tables
@@ -281,16 +281,12 @@ def compare(original: list[StepView], replay: list[StepView], *, until: int | No
         for what, x, y in checks:
             if x != y:
                 return Divergence(a.number, what, _short(x), _short(y))
+    counts = counted(len(original), "step"), counted(len(replay), "step")
     if until is None and len(original) != len(replay):
-        step = min(len(original), len(replay)) + 1
-        return Divergence(step, "the number of steps", _steps(len(original)), _steps(len(replay)))
+        return Divergence(min(len(original), len(replay)) + 1, "the number of steps", *counts)
     if until is not None and len(replay) < until - 1:
-        return Divergence(len(replay) + 1, "the number of steps", _steps(len(original)), _steps(len(replay)))
+        return Divergence(len(replay) + 1, "the number of steps", *counts)
     return None
-
-
-def _steps(n: int) -> str:
-    return "1 step" if n == 1 else f"{n} steps"
 
 
 @dataclass

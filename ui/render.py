@@ -30,6 +30,7 @@ from telemetry import (
     CycleTotals,
     StepView,
     ToolCall,
+    counted,
     redact,
     redact_value,
     usd,
@@ -52,11 +53,6 @@ STATUS_LABELS = {
 def usd_cells(values: Any) -> list[str]:
     """A column of amounts as table cells (`usd`)."""
     return [usd(v) for v in list(values)]
-
-
-def counted(n: int, noun: str) -> str:
-    """`1 step`, `2 steps`, `0 LLM calls`."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def totals_text(t: CycleTotals, sep: str = " · ") -> str:

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from telemetry import CycleFilter, Recording, ReplayError, cycle_records, list_cycles, trace_tables, usd
+from telemetry import CycleFilter, Recording, ReplayError, counted, cycle_records, list_cycles, trace_tables, usd
 
 from .config import Settings
 from .errors import UsageError
-from .render import counted, live_step_text, step_text, totals_text
+from .render import live_step_text, step_text, totals_text
 
 EXIT_OK, EXIT_DIVERGED = 0, 1
 NOT_HERE = "(not recorded here)"

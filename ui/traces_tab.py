@@ -13,14 +13,13 @@ import gradio as gr
 import pandas as pd
 
 import agents
-from telemetry import STATUSES, CycleFilter, Recording, ReplayError, StepView, list_cycles, trace_tables, usd
+from telemetry import STATUSES, CycleFilter, Recording, ReplayError, StepView, counted, list_cycles, trace_tables, usd
 
 from .errors import UsageError
 from .inputs import TIME_WINDOWS
 from .models import SUGGESTED_MODELS
 from .render import (
     STATUS_LABELS,
-    counted,
     fence,
     messages_markdown,
     redacted,
