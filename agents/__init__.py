@@ -1,25 +1,82 @@
 """cogscope's cognitive agents, their tools and memory store, and the agent registry."""
 
-from .energy import ENERGY_COSTS, STEP_COST, EnergyLedger, max_steps_for
-from .errors import (
-    AgentFactoryError,
-    AgentsError,
-    EnergyExhausted,
-    EnergyRefused,
-    McpError,
-    MemoryStoreError,
-    MentalModelError,
-    UnknownAgentError,
-)
-from .exit_guard import install as install_exit_guard
-from .heartbeat import DEFAULT_TASK, open_store
-from .mcp import add_tools, mcp_tools
-from .mcp import serve as serve_mcp
-from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, check_options, get, names
-from .sandbox import Sandbox, SandboxError, SandboxLimit, SandboxLimits
-from .state import state_markdown
-from .store import Memory, MemoryStore
-from .tools import RecallMemoryTool, cognitive_tools
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and readers see; at run time each name loads on first use (below)
+    from .energy import ENERGY_COSTS, STEP_COST, EnergyLedger, max_steps_for
+    from .errors import (
+        AgentFactoryError,
+        AgentsError,
+        EnergyExhausted,
+        EnergyRefused,
+        McpError,
+        MemoryStoreError,
+        MentalModelError,
+        UnknownAgentError,
+    )
+    from .exit_guard import install as install_exit_guard
+    from .heartbeat import DEFAULT_TASK, open_store
+    from .mcp import add_tools, mcp_tools
+    from .mcp import serve as serve_mcp
+    from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, check_options, get, names
+    from .sandbox import Sandbox, SandboxError, SandboxLimit, SandboxLimits
+    from .state import state_markdown
+    from .store import Memory, MemoryStore
+    from .tools import RecallMemoryTool, cognitive_tools
+
+_EXPORTS: dict[str, tuple[str, str]] = {  # name -> (the submodule that defines it, its name there)
+    "ENERGY_COSTS": ("energy", "ENERGY_COSTS"),
+    "STEP_COST": ("energy", "STEP_COST"),
+    "EnergyLedger": ("energy", "EnergyLedger"),
+    "max_steps_for": ("energy", "max_steps_for"),
+    "AgentFactoryError": ("errors", "AgentFactoryError"),
+    "AgentsError": ("errors", "AgentsError"),
+    "EnergyExhausted": ("errors", "EnergyExhausted"),
+    "EnergyRefused": ("errors", "EnergyRefused"),
+    "McpError": ("errors", "McpError"),
+    "MemoryStoreError": ("errors", "MemoryStoreError"),
+    "MentalModelError": ("errors", "MentalModelError"),
+    "UnknownAgentError": ("errors", "UnknownAgentError"),
+    "install_exit_guard": ("exit_guard", "install"),
+    "DEFAULT_TASK": ("heartbeat", "DEFAULT_TASK"),
+    "open_store": ("heartbeat", "open_store"),
+    "add_tools": ("mcp", "add_tools"),
+    "mcp_tools": ("mcp", "mcp_tools"),
+    "serve_mcp": ("mcp", "serve"),
+    "ENTRY_POINT_GROUP": ("registry", "ENTRY_POINT_GROUP"),
+    "AgentSpec": ("registry", "AgentSpec"),
+    "Factory": ("registry", "Factory"),
+    "check_options": ("registry", "check_options"),
+    "get": ("registry", "get"),
+    "names": ("registry", "names"),
+    "Sandbox": ("sandbox", "Sandbox"),
+    "SandboxError": ("sandbox", "SandboxError"),
+    "SandboxLimit": ("sandbox", "SandboxLimit"),
+    "SandboxLimits": ("sandbox", "SandboxLimits"),
+    "state_markdown": ("state", "state_markdown"),
+    "Memory": ("store", "Memory"),
+    "MemoryStore": ("store", "MemoryStore"),
+    "RecallMemoryTool": ("tools", "RecallMemoryTool"),
+    "cognitive_tools": ("tools", "cognitive_tools"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load an export's submodule on first use (PEP 562): `cogscope traces` and `cost` never build an agent, and
+    smolagents is start-up time of every command that imports it."""
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{where[0]}", __name__), where[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "DEFAULT_TASK",

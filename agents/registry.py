@@ -35,14 +35,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from smolagents import Model, MultiStepAgent
+from typing import TYPE_CHECKING, Any
 
 from . import exit_guard
 from .errors import AgentFactoryError, AgentsError, UnknownAgentError
 
-Factory = Callable[..., MultiStepAgent]
+if TYPE_CHECKING:
+    from smolagents import Model, MultiStepAgent
+
+Factory = Callable[..., "MultiStepAgent"]
 ENTRY_POINT_GROUP = "cogscope.agents"
 
 
@@ -64,6 +65,8 @@ class AgentSpec:
             exit_hint="a factory must not exit: raise an exception that says what is wrong",
         ):
             agent = self.factory(dict(models), **options)
+        from smolagents import MultiStepAgent
+
         if not isinstance(agent, MultiStepAgent):
             raise AgentFactoryError(
                 f"agent factory {self.name!r} returned {type(agent).__name__}, not a smolagents agent; "
@@ -238,6 +241,9 @@ def spec_for(name: str, factory: Any, summary: str | None = None) -> AgentSpec:
     )
 
 
+BUILTIN = ("heartbeat", "consciousness", "revision")  # the registry's own agents, in picker order
+
+
 def _builtin() -> dict[str, AgentSpec]:
     from . import consciousness, heartbeat, revision
 
@@ -254,7 +260,7 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 
 def names() -> list[str]:
     """Registry names and installed entry points, for pickers."""
-    return [*_builtin(), *sorted(set(_entry_points()) - set(_builtin()))]
+    return [*BUILTIN, *sorted(set(_entry_points()) - set(BUILTIN))]
 
 
 def _load_file(path_text: str, attribute: str) -> Any:

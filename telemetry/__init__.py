@@ -14,31 +14,122 @@ Where things are:
 - `cycle`: running one cycle under its root span; `tracing`, `spool`, `redaction`, `signing`: getting spans out
 """
 
-from .attributes import ERROR, FAILED, MAX_STEPS, OK, STATUSES, STEP_ERRORS
-from .children import spawn_tied
-from .cycle import Cycle, CycleResult, CycleSpec
-from .cycles import CycleFilter, cycle_records, list_cycles
-from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
-from .figures import CycleFigures, Scope, breakdown, per_cycle, select, summary
-from .frames import spans_to_frame
-from .phoenix_server import (
-    PhoenixServer,
-    check_database_url,
-    connect_phoenix,
-    ensure_phoenix,
-    free_port,
-    port_in_use,
-)
-from .phoenix_spans import TRACE_ID, phoenix_client, trace_spans, trace_url, wait_for_trace
-from .prices import Prices, PricesError, counted, load_prices, price_map_models, usd
-from .projection import Projection, measured_interval, project, what_if
-from .redaction import clean_text, clean_value, default_redactor, redact, redact_value, redacted_stdio
-from .replay import Recording, Replay, ReplayError, prepare_replay
-from .signing import Signer
-from .spool import Spool, otlp_headers
-from .steps import StepView, ToolCall
-from .tables import CycleTotals, TraceTables, trace_tables
-from .tracing import DEFAULT_PROJECT, Tracing, setup_tracing
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and readers see; at run time each name loads on first use (below)
+    from .attributes import ERROR, FAILED, MAX_STEPS, OK, STATUSES, STEP_ERRORS
+    from .children import spawn_tied
+    from .cycle import Cycle, CycleResult, CycleSpec
+    from .cycles import CycleFilter, cycle_records, list_cycles
+    from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
+    from .figures import CycleFigures, Scope, breakdown, per_cycle, select, summary
+    from .frames import spans_to_frame
+    from .phoenix_server import (
+        PhoenixServer,
+        check_database_url,
+        connect_phoenix,
+        ensure_phoenix,
+        free_port,
+        port_in_use,
+    )
+    from .phoenix_spans import TRACE_ID, phoenix_client, trace_spans, trace_url, wait_for_trace
+    from .prices import Prices, PricesError, counted, load_prices, price_map_models, usd
+    from .projection import Projection, measured_interval, project, what_if
+    from .redaction import clean_text, clean_value, default_redactor, redact, redact_value, redacted_stdio
+    from .replay import Recording, Replay, ReplayError, prepare_replay
+    from .signing import Signer
+    from .spool import Spool, otlp_headers
+    from .steps import StepView, ToolCall
+    from .tables import CycleTotals, TraceTables, trace_tables
+    from .tracing import DEFAULT_PROJECT, Tracing, setup_tracing
+
+_EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
+    "ERROR": "attributes",
+    "FAILED": "attributes",
+    "MAX_STEPS": "attributes",
+    "OK": "attributes",
+    "STATUSES": "attributes",
+    "STEP_ERRORS": "attributes",
+    "spawn_tied": "children",
+    "Cycle": "cycle",
+    "CycleResult": "cycle",
+    "CycleSpec": "cycle",
+    "CycleFilter": "cycles",
+    "cycle_records": "cycles",
+    "list_cycles": "cycles",
+    "PhoenixError": "errors",
+    "PhoenixPortTaken": "errors",
+    "PhoenixStartFailed": "errors",
+    "PhoenixUnreachable": "errors",
+    "TelemetryError": "errors",
+    "CycleFigures": "figures",
+    "Scope": "figures",
+    "breakdown": "figures",
+    "per_cycle": "figures",
+    "select": "figures",
+    "summary": "figures",
+    "spans_to_frame": "frames",
+    "PhoenixServer": "phoenix_server",
+    "check_database_url": "phoenix_server",
+    "connect_phoenix": "phoenix_server",
+    "ensure_phoenix": "phoenix_server",
+    "free_port": "phoenix_server",
+    "port_in_use": "phoenix_server",
+    "TRACE_ID": "phoenix_spans",
+    "phoenix_client": "phoenix_spans",
+    "trace_spans": "phoenix_spans",
+    "trace_url": "phoenix_spans",
+    "wait_for_trace": "phoenix_spans",
+    "Prices": "prices",
+    "PricesError": "prices",
+    "counted": "prices",
+    "load_prices": "prices",
+    "price_map_models": "prices",
+    "usd": "prices",
+    "Projection": "projection",
+    "measured_interval": "projection",
+    "project": "projection",
+    "what_if": "projection",
+    "clean_text": "redaction",
+    "clean_value": "redaction",
+    "default_redactor": "redaction",
+    "redact": "redaction",
+    "redact_value": "redaction",
+    "redacted_stdio": "redaction",
+    "Recording": "replay",
+    "Replay": "replay",
+    "ReplayError": "replay",
+    "prepare_replay": "replay",
+    "Signer": "signing",
+    "Spool": "spool",
+    "otlp_headers": "spool",
+    "StepView": "steps",
+    "ToolCall": "steps",
+    "CycleTotals": "tables",
+    "TraceTables": "tables",
+    "trace_tables": "tables",
+    "DEFAULT_PROJECT": "tracing",
+    "Tracing": "tracing",
+    "setup_tracing": "tracing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load an export's submodule on first use (PEP 562): `cogscope traces` needs the tables, not smolagents,
+    OpenInference or the OTLP exporter, and every import is start-up time of every command."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "DEFAULT_PROJECT",

@@ -16,12 +16,17 @@ Models the caller names free (the bundled local model) cost 0. A model with no k
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import math
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import TelemetryError
 
@@ -32,14 +37,59 @@ class PricesError(TelemetryError):
     pass
 
 
-def _litellm_price(model: str) -> tuple[float, float] | None:
-    import litellm
+@functools.cache
+def _offline_price_map() -> dict[str, Any]:
+    """LiteLLM's offline price map, as `litellm.model_cost` holds it under LITELLM_LOCAL_MODEL_COST_MAP=True, read
+    from the JSON file LiteLLM ships without importing LiteLLM: `import litellm` costs ~6 s of CPU, and `cogscope
+    traces`, `show`, `cost` and `replay` need its prices, not its clients. Like LiteLLM's loader, it drops the
+    `fallback_generalizations` block and serves each alias (`alias_of`, `aliases`) as its model's entry;
+    tests/test_packages.py checks the result against `litellm.model_cost`."""
+    spec = importlib.util.find_spec("litellm")  # finds the package without running its __init__
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            data = json.loads((Path(folder) / "model_prices_and_context_window_backup.json").read_text())
+        except (OSError, ValueError):
+            continue
+        data.pop("fallback_generalizations", None)
+        entries = {key: entry for key, entry in data.items() if isinstance(entry, dict)}
+        pointers = {key: entry["alias_of"] for key, entry in entries.items() if isinstance(entry.get("alias_of"), str)}
+        aliases: dict[str, str] = {}
+        for key, entry in entries.items():
+            names = entry.pop("aliases", None)
+            if key in pointers or not isinstance(names, list):
+                continue
+            for alias in names:
+                if (alias not in entries or alias in pointers) and alias not in aliases:
+                    aliases[alias] = key
+        for alias, target in pointers.items():
+            entries.pop(alias)
+            if target in entries and target not in pointers and alias not in aliases:
+                aliases[alias] = target
+        entries.update({alias: entries[target] for alias, target in aliases.items()})
+        return entries
+    import litellm  # an install without the file: LiteLLM's own loader
 
+    return dict(litellm.model_cost)
+
+
+def _price_map() -> Mapping[str, Any]:
+    """`litellm.model_cost` once LiteLLM is loaded (it holds what `litellm.register_model` added) or when the user
+    asked LiteLLM for its online map; otherwise the same offline map read from its file."""
+    offline = os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "").strip().lower() == "true"
+    if "litellm" in sys.modules or not offline:
+        import litellm
+
+        return litellm.model_cost
+    return _offline_price_map()
+
+
+def _litellm_price(model: str) -> tuple[float, float] | None:
     candidates = [model]
     if "/" in model:
         candidates.append(model.split("/", 1)[1])
+    cost_map = _price_map()
     for candidate in candidates:
-        entry = litellm.model_cost.get(candidate)
+        entry = cost_map.get(candidate)
         if entry and entry.get("input_cost_per_token") is not None:
             return float(entry["input_cost_per_token"]) * 1e6, float(entry.get("output_cost_per_token") or 0.0) * 1e6
     return None
@@ -48,10 +98,8 @@ def _litellm_price(model: str) -> tuple[float, float] | None:
 def price_map_models() -> list[tuple[str, float, float]]:
     """Chat models of LiteLLM's price map as (model id with its provider, input, output USD per million), sorted:
     what a what-if can re-price with."""
-    import litellm
-
     out: dict[str, tuple[float, float]] = {}
-    for key, entry in litellm.model_cost.items():
+    for key, entry in _price_map().items():
         if not isinstance(entry, dict) or entry.get("mode") != "chat" or entry.get("input_cost_per_token") is None:
             continue
         provider = str(entry.get("litellm_provider") or "")

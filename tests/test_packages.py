@@ -124,3 +124,37 @@ def test_ui_modules_do_not_import_each_other_in_a_circle():
 
     circles = sorted(m for m in graph if m != "__init__" and reaches(m, m, set()))
     assert not circles, f"ui modules in an import circle: {circles}"
+
+
+def test_every_export_loads_and_reading_commands_load_no_llm_client():
+    """The packages load their exports on first use. `cogscope traces`, `show` and `cost` read Phoenix and price
+    with LiteLLM's map, so they need neither LiteLLM's clients nor smolagents: each of those costs seconds of
+    start-up on every command."""
+    for package in (agents, telemetry):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, f"{package.__name__}.{name}"
+    probe = (
+        "import sys, ui.cli, ui.traces_cli, ui.cost_cli, telemetry;"
+        "p = telemetry.load_prices(None); assert p.known('openai/gpt-4o-mini'), 'no price';"
+        "telemetry.price_map_models(); ui.cli._parser();"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'litellm', 'smolagents', 'gradio', 'phoenix'}))"
+    )
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_price_map_read_from_litellms_file_is_litellms_own():
+    import litellm
+
+    from telemetry.prices import _offline_price_map
+
+    assert _offline_price_map() == litellm.model_cost
+    assert telemetry.Prices().per_million("openai/gpt-4o-mini") == (
+        litellm.model_cost["gpt-4o-mini"]["input_cost_per_token"] * 1e6,
+        litellm.model_cost["gpt-4o-mini"]["output_cost_per_token"] * 1e6,
+    )

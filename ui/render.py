@@ -16,17 +16,13 @@ import html
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
-from smolagents import ActionStep, FinalAnswerStep, PlanningStep
-from smolagents.gradio_ui import pull_messages_from_step
+from typing import TYPE_CHECKING, Any
 
 from telemetry import (
     ERROR,
     MAX_STEPS,
     OK,
     STEP_ERRORS,
-    CycleResult,
     CycleTotals,
     StepView,
     ToolCall,
@@ -35,6 +31,11 @@ from telemetry import (
     redact_value,
     usd,
 )
+
+if TYPE_CHECKING:
+    from smolagents import ActionStep
+
+    from telemetry import CycleResult
 
 
 def redacted(text: Any) -> str:
@@ -75,6 +76,8 @@ def step_messages(step: Any) -> Iterator[dict[str, Any]]:
     Gradio renders as closed accordions; a debugger shows them open, so that
     status is dropped for titled messages.
     """
+    from smolagents.gradio_ui import pull_messages_from_step  # live steps only: reading a trace needs no smolagents
+
     for message in pull_messages_from_step(step):
         metadata = dict(message.metadata or {})
         if metadata.get("title"):
@@ -236,6 +239,8 @@ def _live_header(label: str, step: Any) -> str:
 
 def live_step_text(step: Any) -> str:
     """One live step as terminal text: a header with duration and tokens, then its parts (`step_parts`)."""
+    from smolagents import ActionStep, FinalAnswerStep, PlanningStep
+
     if isinstance(step, FinalAnswerStep):
         return redacted(f"Final answer: {step.output}")
     if isinstance(step, PlanningStep):

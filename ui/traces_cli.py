@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from telemetry import CycleFilter, Recording, ReplayError, counted, cycle_records, list_cycles, trace_tables, usd
+from telemetry import CycleFilter, counted, cycle_records, list_cycles, trace_tables, usd
 
 from .config import Settings
 from .errors import UsageError
 from .render import live_step_text, step_text, totals_text
+
+if TYPE_CHECKING:
+    from telemetry import Recording
 
 EXIT_OK, EXIT_DIVERGED = 0, 1
 NOT_HERE = "(not recorded here)"
@@ -62,6 +65,8 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def show_command(args: argparse.Namespace, settings: Settings) -> int:
+    from telemetry import Recording, ReplayError  # smolagents: only `show` and `replay` rebuild a recorded agent
+
     runtime = _runtime(settings)
     try:
         frame = runtime.trace_frame(args.trace_id)
