@@ -263,10 +263,10 @@ def _cycle_inputs(args: argparse.Namespace, settings: Settings) -> dict[str, Any
     unknown = sorted(set(models) - set(spec.roles))
     if unknown:
         raise UsageError(f"agent {spec.name!r} has no role {unknown[0]!r}; its roles: {', '.join(spec.roles)}")
-    for model_id in models.values():
-        check_model(model_id, api_base)
     options = parse_options(args.option)
     check_options(spec, options)
+    for model_id in models.values():  # last: LiteLLM, which knows the model ids, takes seconds to load
+        check_model(model_id, api_base)
     return {"agent": args.agent, "models": models, "api_base": api_base, "options": options, "mcp": list(args.mcp)}
 
 
@@ -431,6 +431,11 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
             app_kwargs={"middleware": [Middleware(RequireLogin)]},
             auth_message="cogscope: log in with the user and password the operator gave you",
         )
+        # explicit handlers, set before we say we are up: a Ctrl-C right after that line must not land as a
+        # KeyboardInterrupt that Python may swallow (inside a weakref callback); and a shell that starts cogscope
+        # in the background sets SIGINT to "ignore"
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda *_: _set_later(stop))
         print(f"Phoenix:  {runtime.phoenix.url}" + ("" if runtime.phoenix.started_here else " (reused)"))
         print(f"cogscope: http://{host}:{port}   (Ctrl-C stops what cogscope started)", flush=True)
         if not policy.operator:
@@ -443,9 +448,6 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
                 ),
                 flush=True,
             )
-        # explicit handlers: a shell that starts cogscope in the background sets SIGINT to "ignore"
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, lambda *_: _set_later(stop))
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
