@@ -349,6 +349,55 @@ def cogscope(env: dict[str, str]):  # type: ignore[no-untyped-def]
     return run
 
 
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    """os.environ as `env` for a while (the environment a `cogscope` command would get), then as it was."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def record(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """Record one cycle as `cogscope run` does (its Runtime: the same checks, agent, tracing, spool and signing key,
+    in the test's data dir and project), but in the test's own process; returns its trace id.
+
+    For tests about what comes after a cycle (traces, show, replay, cost, the tabs): a `cogscope run` command spends
+    ~10 CPU-s loading LiteLLM and smolagents before its first step, and the suite shares two cores. The command
+    itself is tested as a command (test_cli_run.py, test_agents_cycles.py and others)."""
+    from telemetry.tracing import uninstrument
+    from ui.config import Settings
+    from ui.runtime import Runtime
+
+    def run(
+        task: str,
+        *,
+        agent: str = "heartbeat",
+        model: str = "openai/scripted",
+        api_base: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> str:
+        with _environ(env):
+            runtime = Runtime.start(Settings.from_env())
+            try:
+                cycle = runtime.prepare_cycle(
+                    agent=agent, task=task, models={"default": model}, api_base=api_base, options=options
+                )
+                result = cycle.run()
+            finally:
+                runtime.close()
+                uninstrument()
+        assert result.trace_id, result
+        return str(result.trace_id)
+
+    return run
+
+
 @pytest.fixture
 def read_trace(phoenix: PhoenixServer, project: str):  # type: ignore[no-untyped-def]
     client = phoenix_client(phoenix.url)

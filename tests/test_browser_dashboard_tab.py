@@ -16,25 +16,14 @@ STEP = 'Thought: look.\n<code>\nprint(recall_memory(query="energy", limit=1))\n<
 DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'
 
 
-def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(cogscope, llm, read_trace, app, page):
+def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(record, llm, read_trace, app, page):
     trace_ids = []
     for _ in range(2):
         for reply in (STEP, STEP, DONE):
             llm.enqueue(reply, prompt_tokens=1000, completion_tokens=100)
-        result = cogscope(
-            "run",
-            "--agent",
-            "heartbeat",
-            "--task",
-            "Decide",
-            "--model",
-            "openai/gpt-4o-mini",
-            "--api-base",
-            llm.api_base,
-        )
-        assert result.code == 0, result.out + result.err
-        read_trace(result.trace_id, min_spans=11)
-        trace_ids.append(result.trace_id)
+        trace_id = record("Decide", model="openai/gpt-4o-mini", api_base=llm.api_base)
+        read_trace(trace_id, min_spans=11)
+        trace_ids.append(trace_id)
 
     page.goto(app)
     page.get_by_role("tab", name="Dashboard").click()

@@ -5,20 +5,16 @@ from __future__ import annotations
 from .conftest import screenshot
 
 
-def _record(cogscope, llm, *replies: str, task: str) -> str:  # type: ignore[no-untyped-def]
+def _record(record, llm, *replies: str, task: str) -> str:  # type: ignore[no-untyped-def]
     for reply in replies:
         llm.enqueue(reply, prompt_tokens=1000, completion_tokens=100)
-    result = cogscope(
-        "run", "--agent", "heartbeat", "--task", task, "--model", "openai/scripted", "--api-base", llm.api_base
-    )
-    assert result.code in (0, 1), result.out + result.err
-    return result.trace_id
+    return record(task, model="openai/scripted", api_base=llm.api_base)
 
 
-def test_find_a_failed_cycle_step_through_it_replay_and_fork(cogscope, llm, read_trace, app, page):
-    ok = _record(cogscope, llm, 'Thought: done.\n<code>\nfinal_answer("all good")\n</code>', task="An easy one")
+def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_trace, app, page):
+    ok = _record(record, llm, 'Thought: done.\n<code>\nfinal_answer("all good")\n</code>', task="An easy one")
     failed = _record(
-        cogscope,
+        record,
         llm,
         'Thought: recall.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>',
         "Thought: compute.\n<code>\nratio = 1 / 0\n</code>",

@@ -15,12 +15,10 @@ DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'
 PER_CYCLE = 3 * (1000 * 0.15 + 100 * 0.60) / 1e6  # gpt-4o-mini: $0.15 / $0.60 per million tokens
 
 
-def _record(cogscope, llm, model: str = "openai/gpt-4o-mini") -> str:  # type: ignore[no-untyped-def]
+def _record(record, llm, model: str = "openai/gpt-4o-mini") -> str:  # type: ignore[no-untyped-def]
     for reply in (STEP, STEP, DONE):
         llm.enqueue(reply, prompt_tokens=1000, completion_tokens=100)
-    result = cogscope("run", "--agent", "heartbeat", "--task", "Decide", "--model", model, "--api-base", llm.api_base)
-    assert result.code == 0, result.out + result.err
-    return result.trace_id
+    return record("Decide", model=model, api_base=llm.api_base)
 
 
 def _cost(cogscope, *args: str):  # type: ignore[no-untyped-def]
@@ -40,8 +38,8 @@ def _phoenix_trace_cost(phoenix_url: str, project_name: str, trace_id: str) -> f
 
 
 @pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
-def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, llm, read_trace, phoenix, project, tmp_path):
-    trace_id = _record(cogscope, llm)
+def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, record, llm, read_trace, phoenix, project, tmp_path):
+    trace_id = _record(record, llm)
     read_trace(trace_id, min_spans=11)
     result, figures = _cost(cogscope, "--interval", "5s")
     assert figures["cycle_count"] == 1 and [c["trace_id"] for c in figures["cycles"]] == [trace_id]
@@ -85,8 +83,8 @@ def toml_file(tmp_path, text: str) -> str:  # type: ignore[no-untyped-def]
     return str(path)
 
 
-def test_unknown_price_stays_unknown(cogscope, llm, read_trace):
-    read_trace(_record(cogscope, llm, model="openai/scripted"), min_spans=11)
+def test_unknown_price_stays_unknown(cogscope, record, llm, read_trace):
+    read_trace(_record(record, llm, model="openai/scripted"), min_spans=11)
     _, figures = _cost(cogscope)
     assert figures["per_cycle"]["cost_usd"]["mean"] is None
     assert "no price for 'openai/scripted'; add it to a prices file" in figures["unknown_prices"]["openai/scripted"]

@@ -43,10 +43,8 @@ def recorder():  # type: ignore[no-untyped-def]
         pass
 
 
-def _record(cogscope, recorder, *args: str) -> str:  # type: ignore[no-untyped-def]
-    result = cogscope("run", *args, "--model", "openai/scripted", "--api-base", recorder.api_base)
-    assert result.code in (0, 1), result.out + result.err
-    return result.trace_id
+def _record(record, recorder, task: str, **how) -> str:  # type: ignore[no-untyped-def]
+    return record(task, model="openai/scripted", api_base=recorder.api_base, **how)
 
 
 def _replay(cogscope, trace_id: str, *args: str):  # type: ignore[no-untyped-def]
@@ -54,11 +52,11 @@ def _replay(cogscope, trace_id: str, *args: str):  # type: ignore[no-untyped-def
 
 
 @pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
-def test_code_error_at_step_2_replays_exactly_then_a_fork_fixes_it(cogscope, recorder, read_trace, tmp_path):
+def test_code_error_at_step_2_replays_exactly_then_a_fork_fixes_it(cogscope, record, recorder, read_trace, tmp_path):
     recorder.enqueue('Thought: recall.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>')
     recorder.enqueue("Thought: compute.\n<code>\nratio = 1 / 0\n</code>")
     recorder.enqueue('Thought: give up.\n<code>\nfinal_answer("could not compute")\n</code>')
-    trace_id = _record(cogscope, recorder, "--agent", "heartbeat", "--task", "Compute the ratio")
+    trace_id = _record(record, recorder, "Compute the ratio")
     read_trace(trace_id, min_spans=10)
     recorder.stop()  # from here on, any LLM call would fail
 
@@ -95,12 +93,12 @@ def test_code_error_at_step_2_replays_exactly_then_a_fork_fixes_it(cogscope, rec
     assert fork.trace_id not in rows  # the fork ended well
 
 
-def test_a_raising_tool_replays_then_diverges_once_the_tool_is_fixed(cogscope, recorder, read_trace, tmp_path):
+def test_a_raising_tool_replays_then_diverges_once_the_tool_is_fixed(cogscope, record, recorder, read_trace, tmp_path):
     agent_file = tmp_path / "looker.py"
     agent_file.write_text(TOOL_AGENT.format(body=BROKEN))
     recorder.enqueue('Thought: look.\n<code>\nprint(lookup(key="mood"))\n</code>')
     recorder.enqueue('Thought: done.\n<code>\nfinal_answer("unknown mood")\n</code>')
-    trace_id = _record(cogscope, recorder, "--agent", f"{agent_file}:make", "--task", "What mood?")
+    trace_id = _record(record, recorder, "What mood?", agent=f"{agent_file}:make")
     read_trace(trace_id, min_spans=6)
     recorder.stop()
 
@@ -131,11 +129,11 @@ def test_a_raising_tool_replays_then_diverges_once_the_tool_is_fixed(cogscope, r
     assert gone.code == 2 and f"cannot replay: agent '{agent_file}:make' no longer loads" in gone.err
 
 
-def test_max_steps_replays_and_a_live_fork_finishes(cogscope, recorder, read_trace, llm):
+def test_max_steps_replays_and_a_live_fork_finishes(cogscope, record, recorder, read_trace, llm):
     for _ in range(3):
         recorder.enqueue("Thought: again.\n<code>\nx = 1\n</code>")
     recorder.enqueue("I ran out of steps.")
-    trace_id = _record(cogscope, recorder, "--agent", "heartbeat", "--task", "Loop", "--option", "max_steps=3")
+    trace_id = _record(record, recorder, "Loop", options={"max_steps": 3})
     read_trace(trace_id, min_spans=8)
     recorder.stop()
 
@@ -152,9 +150,9 @@ def test_max_steps_replays_and_a_live_fork_finishes(cogscope, recorder, read_tra
     assert "done live" in fork.out and len(llm.requests) == 1
 
 
-def test_bad_replay_inputs(cogscope, recorder, read_trace, phoenix, project):
+def test_bad_replay_inputs(cogscope, record, recorder, read_trace, phoenix, project):
     recorder.enqueue('Thought: done.\n<code>\nfinal_answer("ok")\n</code>')
-    trace_id = _record(cogscope, recorder, "--agent", "heartbeat", "--task", "x")
+    trace_id = _record(record, recorder, "x")
     read_trace(trace_id, min_spans=5)
 
     def error(*args: str, **env: str | None) -> str:
