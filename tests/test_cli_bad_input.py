@@ -231,11 +231,11 @@ def test_a_huge_trace_id_is_not_echoed_back(cogscope, command):
     assert len(line) < 300
 
 
-def test_traces_json_is_valid_json_with_null_for_an_unknown_cost(cogscope, llm, read_trace):
+def test_traces_json_is_valid_json_with_null_for_an_unknown_cost(cogscope, record, llm, read_trace):
     import json
 
     llm.enqueue("Thought: done.\n<code>\nfinal_answer('rested')\n</code>", prompt_tokens=120, completion_tokens=12)
-    trace_id = cogscope(*_run_args(llm)).trace_id  # openai/scripted has no price: its cost is unknown
+    trace_id = record("Rest?", api_base=llm.api_base)  # openai/scripted has no price: its cost is unknown
     read_trace(trace_id, min_spans=2)
     out = cogscope("traces", "--format", "json").out
 

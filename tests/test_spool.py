@@ -82,11 +82,22 @@ class OwnPhoenix:
         return frame
 
 
-@pytest.fixture
-def own_phoenix(tmp_path: Path) -> Iterator[OwnPhoenix]:
-    phoenix = OwnPhoenix(tmp_path / "own-phoenix").start()
+@pytest.fixture(scope="module")
+def _module_phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPhoenix]:
+    phoenix = OwnPhoenix(tmp_path_factory.mktemp("own-phoenix")).start()
     yield phoenix
     phoenix.stop()
+
+
+@pytest.fixture
+def own_phoenix(_module_phoenix: OwnPhoenix) -> OwnPhoenix:
+    """A Phoenix the test may kill and start again, shared by the tests of this module marked
+    xdist_group("own-phoenix") (one worker runs them in turn; each uses a project of its own): every start costs
+    ~20 CPU-s of Phoenix's imports. Started again when a test that killed it failed before starting it."""
+    server = _module_phoenix.server
+    if server is None or server.process is None or server.process.poll() is not None:
+        _module_phoenix.start()
+    return _module_phoenix
 
 
 class Lines:
@@ -185,6 +196,7 @@ def test_heartbeat_through_a_60_s_phoenix_outage_loses_nothing_and_duplicates_no
     assert _spooled(env) == 0
 
 
+@pytest.mark.xdist_group("own-phoenix")
 def test_a_cycle_left_by_a_sigkilled_cogscope_is_sent_by_the_next_one(own_phoenix: OwnPhoenix, env, llm, project):
     llm.enqueue(ANSWER, prompt_tokens=300, completion_tokens=20, delay_s=2.0)
     environ = dict(env, PHOENIX_COLLECTOR_ENDPOINT=own_phoenix.url)
@@ -254,6 +266,7 @@ def test_a_burst_faster_than_phoenix_ingests_all_arrives(tmp_path: Path, monkeyp
         phoenix.stop()
 
 
+@pytest.mark.xdist_group("own-phoenix")
 def test_a_span_sent_twice_shows_once(own_phoenix: OwnPhoenix, tmp_path: Path, project):
     spool = Spool.in_dir(tmp_path / "data")
     tracing = setup_tracing(endpoint=own_phoenix.url + "/v1/traces", project_name=project, spool=spool)
@@ -295,6 +308,7 @@ def test_a_full_spool_drops_new_spans_and_says_so(tmp_path: Path, caplog):
         tracing.shutdown()
 
 
+@pytest.mark.xdist_group("own-phoenix")
 def test_the_run_tab_says_pending_while_phoenix_is_down_then_shows_the_link(own_phoenix: OwnPhoenix, env, llm, page):
     llm.enqueue(ANSWER, prompt_tokens=300, completion_tokens=20)
     with running_app(dict(env, PHOENIX_COLLECTOR_ENDPOINT=own_phoenix.url), llm) as app:

@@ -152,7 +152,7 @@ def _forge(phoenix, project: str, attributes: dict[str, str]) -> str:  # type: i
 
 
 def test_a_forged_trace_is_marked_and_replay_runs_nothing_it_names(
-    cogscope, llm, phoenix, project, read_trace, tmp_path
+    cogscope, record, llm, phoenix, project, read_trace, tmp_path
 ):
     marker = tmp_path / "marker"
     agent_file = tmp_path / "evil.py"
@@ -167,10 +167,8 @@ def test_a_forged_trace_is_marked_and_replay_runs_nothing_it_names(
     )
     # a real cycle, recorded (and signed) here; a signature copied from it does not vouch for a forged trace
     llm.enqueue('Thought: done.\n<code>\nfinal_answer("ok")\n</code>')
-    real = cogscope("run", "--agent", "heartbeat", "--task", "Real", "--model", "openai/scripted", "--api-base",
-                    llm.api_base)  # fmt: skip
-    assert real.code == 0, real.out + real.err
-    real_root = read_trace(real.trace_id, min_spans=4)
+    real = record("Real", api_base=llm.api_base)
+    real_root = read_trace(real, min_spans=4)
     real_root = real_root[real_root["parent_id"].isna()].iloc[0]
     copied = _forge(
         phoenix,
@@ -183,7 +181,7 @@ def test_a_forged_trace_is_marked_and_replay_runs_nothing_it_names(
         read_trace(trace_id)
 
     listed = {r["trace_id"]: r for r in json.loads(cogscope("traces", "--format", "json").out)}
-    assert listed[real.trace_id]["recorded_here"] is True
+    assert listed[real]["recorded_here"] is True
     assert not any(listed[t]["recorded_here"] for t in (file_agent, mcp_agent, path_agent, copied))
     table = cogscope("traces").out
     assert table.count("(not recorded here)") == 4
