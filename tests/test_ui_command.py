@@ -36,7 +36,12 @@ def _start(environ: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
 
 def _interrupt(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # a failed test leaves no app behind
+        out, _ = proc.communicate(timeout=30)
+        raise AssertionError(f"cogscope ui still ran 60 s after Ctrl-C:\n{out}") from None
     return out
 
 
