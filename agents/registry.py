@@ -241,17 +241,12 @@ def spec_for(name: str, factory: Any, summary: str | None = None) -> AgentSpec:
     )
 
 
-BUILTIN = ("heartbeat", "consciousness", "revision")  # the registry's own agents, in picker order
+BUILTIN = ("heartbeat", "consciousness", "revision")  # the registry's own agents (modules of this package), in order
 
 
 def _builtin() -> dict[str, AgentSpec]:
-    from . import consciousness, heartbeat, revision
-
-    return {
-        "heartbeat": spec_for("heartbeat", heartbeat.build),
-        "consciousness": spec_for("consciousness", consciousness.build),
-        "revision": spec_for("revision", revision.build),
-    }
+    """The built-in agents, loaded: each name in BUILTIN is a module here with a `build` factory."""
+    return {name: spec_for(name, importlib.import_module(f".{name}", __package__).build) for name in BUILTIN}
 
 
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
