@@ -370,7 +370,6 @@ def record(env: dict[str, str]):  # type: ignore[no-untyped-def]
     For tests about what comes after a cycle (traces, show, replay, cost, the tabs): a `cogscope run` command spends
     ~10 CPU-s loading LiteLLM and smolagents before its first step, and the suite shares two cores. The command
     itself is tested as a command (test_cli_run.py, test_agents_cycles.py and others)."""
-    from telemetry.tracing import uninstrument
     from ui.config import Settings
     from ui.runtime import Runtime
 
@@ -390,8 +389,7 @@ def record(env: dict[str, str]):  # type: ignore[no-untyped-def]
                 )
                 result = cycle.run()
             finally:
-                runtime.close()
-                uninstrument()
+                runtime.close()  # delivers the spool and uninstruments smolagents, as the command does at its end
         assert result.trace_id, result
         return str(result.trace_id)
 
