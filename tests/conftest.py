@@ -463,6 +463,6 @@ def page() -> Iterator:  # type: ignore[type-arg]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(60_000)  # a first cycle on 2 busy cores
         yield page
         browser.close()

@@ -388,6 +388,16 @@ def seed_command(args: argparse.Namespace) -> int:
 
 
 # -- cogscope ui -----------------------------------------------------------------------
+def _preload() -> None:
+    from .models import preload
+
+    try:
+        preload()
+        agents.get(agents.names()[0])  # loads the built-ins (and smolagents' agent classes)
+    except Exception:  # a broken install shows itself, with its one line, on the first Run instead
+        pass
+
+
 def ui_command(args: argparse.Namespace, settings: Settings) -> int:
     from starlette.middleware import Middleware
 
@@ -431,6 +441,8 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
             app_kwargs={"middleware": [Middleware(RequireLogin)]},
             auth_message="cogscope: log in with the user and password the operator gave you",
         )
+        # the first Run would otherwise import LiteLLM and the built-in agents itself: do it while nobody waits
+        threading.Thread(target=_preload, name="cogscope-preload", daemon=True).start()
         # explicit handlers, set before we say we are up: a Ctrl-C right after that line must not land as a
         # KeyboardInterrupt that Python may swallow (inside a weakref callback); and a shell that starts cogscope
         # in the background sets SIGINT to "ignore"

@@ -76,6 +76,16 @@ def check_model_id(model_id: str) -> str:
     return model_id
 
 
+def preload() -> None:
+    """Load LiteLLM now, so that a long-running app's first Run does not pay for the import (~6 CPU-s).
+
+    The reading commands never need it; `cogscope ui` calls this in a background thread once it is up.
+    """
+    import litellm
+
+    litellm.suppress_debug_info = True
+
+
 def missing_keys(model_id: str) -> list[str]:
     import litellm
 
