@@ -13,6 +13,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import contextlib  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
@@ -21,7 +22,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
@@ -327,15 +328,41 @@ class Completed:
         return match.group(1)
 
 
+IN_PROCESS = frozenset({"run", "heartbeat", "traces", "show", "cost", "replay", "seed-memory"})
+
+
+def _in_process(args: Sequence[str], environ: dict[str, str]) -> Completed:
+    """`cogscope ARGS` through the command's own `main()` in this process: the same argparse, checks, runtime and
+    output, without the ~3-10 CPU-s a new Python spends importing LiteLLM, smolagents and pandas."""
+    from ui import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with _environ(environ), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as e:  # argparse's --help and usage errors
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return Completed(code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cogscope(env: dict[str, str]):  # type: ignore[no-untyped-def]
-    def run(*args: str, timeout: float = 240, **overrides: str | None) -> Completed:
+    """Run `cogscope ARGS` with the test's environment (overrides: VAR=value, VAR=None to unset).
+
+    The commands that end on their own (IN_PROCESS) run through `ui.cli.main` in the test's process; `process=True`,
+    and `ui`/`mcp-serve`, start the installed console script as a user does. Tests of what only a process shows
+    (exit guards, signals, fd-level output, command time limits, start-up) use a process; test_cli_run.py runs the
+    commands as processes."""
+
+    def run(*args: str, timeout: float = 240, process: bool = False, **overrides: str | None) -> Completed:
         environ = dict(env)
         for key, value in overrides.items():
             if value is None:
                 environ.pop(key, None)
             else:
                 environ[key] = value
+        if not process and args and args[0] in IN_PROCESS:
+            return _in_process(args, environ)
         proc = subprocess.run(
             [*cogscope_command(), *args],
             env=environ,

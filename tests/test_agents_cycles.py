@@ -419,11 +419,12 @@ def test_an_installed_entry_point_is_an_agent(cogscope, llm, tmp_path, env, read
         "--api-base",
         llm.api_base,
         PYTHONPATH=pythonpath,
+        process=True,  # a new Python finds the entry point on its PYTHONPATH
     )
     assert result.code == 0, result.out + result.err
     assert "Final answer: TEAM!" in result.out
     assert _root(read_trace(result.trace_id))["attributes.cogscope.agent"] == "shouter"
-    unknown = cogscope("run", "--agent", "shoutr", "--task", "x", PYTHONPATH=pythonpath)
+    unknown = cogscope("run", "--agent", "shoutr", "--task", "x", PYTHONPATH=pythonpath, process=True)
     assert "known agents: heartbeat, consciousness, revision, shouter" in unknown.err
 
 

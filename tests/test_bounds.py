@@ -97,7 +97,7 @@ def _run(cogscope, llm, agent: str, *options: str, task: str = "Act.", timeout: 
     extra = [item for option in options for item in ("--option", option)]
     return cogscope(
         "run", "--agent", agent, "--task", task, "--model", "openai/scripted", "--api-base", llm.api_base, *extra,
-        timeout=timeout,
+        timeout=timeout, process=True,  # exits: what the process does
     )  # fmt: skip
 
 

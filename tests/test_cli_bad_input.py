@@ -45,6 +45,7 @@ def test_missing_api_key_names_the_variable(cogscope):
             "--model",
             "anthropic/claude-3-5-haiku-latest",
             ANTHROPIC_API_KEY=None,
+            process=True,  # LiteLLM's check, as the command meets it
         )
     )
     assert "needs ANTHROPIC_API_KEY; export ANTHROPIC_API_KEY=..." in line
@@ -63,14 +64,20 @@ def test_unreachable_api_base(cogscope):
             "openai/scripted",
             "--api-base",
             f"http://127.0.0.1:{port}/v1",
+            process=True,
         )
     )
     assert f"cannot reach the API base http://127.0.0.1:{port}/v1" in line
     assert "start the server there or fix the API base" in line
 
 
+class _NotPhoenix(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # the command's stderr is what the test reads
+        pass
+
+
 def test_phoenix_port_taken_by_something_else(cogscope, llm, tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotPhoenix)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
@@ -271,7 +278,7 @@ def test_mcp_server_that_never_answers_fails_within_its_30_s_and_is_stopped(cogs
     command = "sleep 317.5"  # never speaks MCP; its odd length tells it from any other sleep
     # before the fix the command ended only after the sleep itself (317.5 s), since the never-stopped server held
     # its stderr open: the 200 s limit on the command tells the two apart, with room for a loaded machine
-    line = _one_clear_line(cogscope(*_run_args(llm), "--mcp", command, timeout=200))
+    line = _one_clear_line(cogscope(*_run_args(llm), "--mcp", command, timeout=200, process=True))
     assert f"MCP server {command!r} did not answer within 30 s" in line
     assert subprocess.run(["pgrep", "-f", command], capture_output=True).returncode == 1, "the MCP server survived"
     assert llm.requests == []

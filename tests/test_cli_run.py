@@ -38,6 +38,7 @@ def test_run_prints_steps_and_totals_and_phoenix_has_the_trace(cogscope, llm, re
         llm.api_base,
         "--session",
         "sess-42",
+        process=True,
     )
 
     assert result.code == 0, result.out + result.err

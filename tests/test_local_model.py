@@ -21,6 +21,7 @@ def test_real_cycle_with_the_bundled_model_is_fully_traced(cogscope, read_trace)
         "--option",
         "max_steps=2",  # each step of the tiny model on 2 cores is CPU-bound; two prove the path as well as eight
         timeout=900,
+        process=True,
         # the suite's other workers share the two cores with llama.cpp: a call that takes 60 s alone can pass the
         # default 120 s; this test proves the path, not the speed
         COGSCOPE_LLM_TIMEOUT="360",

@@ -386,7 +386,7 @@ def test_no_canary_leaves_a_real_cycle_through_the_cli(canaries, agent_file, cog
     llm.enqueue(FINISH)
     result = cogscope(
         "run", "--agent", agent_file, "--task", "Look at the environment.", "--model", "openai/scripted",
-        "--api-base", llm.api_base,
+        "--api-base", llm.api_base, process=True,  # everything the process writes, whoever writes it
     )  # fmt: skip
     assert result.code == 0, result.out + result.err
     assert "DB_PASSWD" in result.out and REDACTED in result.out  # the tool did print the environment
@@ -462,7 +462,7 @@ def test_a_hung_llm_ends_the_cycle_with_a_timeout_error(cogscope, llm) -> None: 
     llm.enqueue('Thought: done.\n<code>\nfinal_answer("late")\n</code>', held=True)
     result = cogscope(
         "run", "--agent", "heartbeat", "--task", "Decide.", "--model", "openai/scripted", "--api-base", llm.api_base,
-        COGSCOPE_LLM_TIMEOUT="2",
+        COGSCOPE_LLM_TIMEOUT="2", process=True,  # a hang must not hang the test
     )  # fmt: skip
     assert result.code == 1, result.out + result.err
     assert "Status:   error" in result.out
