@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .replay import Recording, Replay, ReplayError, prepare_replay
     from .signing import Signer
     from .spool import Spool, otlp_headers
-    from .steps import StepView, ToolCall
+    from .steps import StepView, ToolCall, model_messages, step_record
     from .tables import CycleTotals, TraceTables, trace_tables
     from .tracing import DEFAULT_PROJECT, Tracing, setup_tracing
 
@@ -105,6 +105,8 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "otlp_headers": "spool",
     "StepView": "steps",
     "ToolCall": "steps",
+    "model_messages": "steps",
+    "step_record": "steps",
     "CycleTotals": "tables",
     "TraceTables": "tables",
     "trace_tables": "tables",
@@ -177,6 +179,7 @@ __all__ = [
     "list_cycles",
     "load_prices",
     "measured_interval",
+    "model_messages",
     "otlp_headers",
     "per_cycle",
     "phoenix_client",
@@ -191,6 +194,7 @@ __all__ = [
     "setup_tracing",
     "spans_to_frame",
     "spawn_tied",
+    "step_record",
     "summary",
     "trace_spans",
     "trace_tables",

@@ -53,6 +53,13 @@ ROOT_ATTRIBUTES = (ATTR_AGENT, ATTR_MODEL, ATTR_STATUS, ATTR_REPLAY_OF, ATTR_SES
 ATTR_ROLE = "cogscope.role"
 ATTR_STEP = "cogscope.step"
 
+# -- on compact LLM spans (telemetry.compact): the prompt starts with an earlier call's first messages ---------
+INPUT_MESSAGES = SpanAttributes.LLM_INPUT_MESSAGES
+LLM_TOOLS = SpanAttributes.LLM_TOOLS
+ATTR_PREFIX_FROM = "cogscope.llm.prefix_from"  # span id (16 hex digits) of the earlier call of the same agent
+ATTR_PREFIX_LEN = "cogscope.llm.prefix_len"  # how many of that call's first messages come before this span's own
+ATTR_TOOLS_FROM = "cogscope.llm.tools_from"  # span id of the earlier call whose `llm.tools` this call was given
+
 # -- on a replay's stand-in span for an LLM call (telemetry.replay) ------------------------------------------
 REPLAYED = "cogscope.replayed_output"
 ATTR_REPLAY_CALL = "cogscope.replay.call"

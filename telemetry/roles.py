@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from .attributes import ATTR_ROLE, ATTR_STEP, KIND, LLM_KIND, NO_ROLE, TOOL_KIND, role_of, step_of
+from .attributes import ATTR_ROLE, ATTR_STEP, KIND, LLM_KIND, NO_ROLE, REPLAYED, TOOL_KIND, role_of, step_of
 
 
 def step_count(spans: Iterable[ReadableSpan]) -> int:
@@ -47,7 +47,7 @@ class CallAnnotator(SpanProcessor):
         elif (own_step := step_of(kind, span.name)) is not None:
             step = own_step
         self._where[span.context.span_id] = (role, step)
-        if kind == LLM_KIND:
+        if kind == LLM_KIND or (span.attributes or {}).get(REPLAYED):  # a model call, or a replay's stand-in
             span.set_attribute(ATTR_ROLE, role or NO_ROLE)
             if step is not None:
                 span.set_attribute(ATTR_STEP, step)

@@ -19,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from .attributes import REPLAYED, STEP_NAME
+from .attributes import ATTR_PREFIX_FROM, ATTR_PREFIX_LEN, REPLAYED, STEP_NAME
+from .compact import rebuild_prompts
 
 CODE_BLOCK = re.compile(r"<code>\s*(.*?)\s*(?:</code>|$)|```(?:python|py)?\s*\n(.*?)\n?```", re.DOTALL)
 
@@ -101,6 +102,18 @@ def input_messages(row: pd.Series) -> list[dict[str, str]]:
         out.append({"role": str(role), "content": str(content)})
         index += 1
     return out
+
+
+def whole_prompts(spans: pd.DataFrame) -> dict[str, list[dict[str, str]]]:
+    """span id -> the whole prompt of every model call (or replay stand-in) of one trace, compact or not."""
+    calls = []
+    for _, row in spans.iterrows():
+        if row["span_kind"] == "LLM" or _get(row, REPLAYED):
+            prefix_len = _get(row, ATTR_PREFIX_LEN)
+            calls.append(
+                (row["context.span_id"], input_messages(row), _get(row, ATTR_PREFIX_FROM), int(prefix_len or 0))
+            )
+    return rebuild_prompts(calls)
 
 
 def output_message(row: pd.Series) -> dict[str, Any] | None:
@@ -192,6 +205,7 @@ def steps_from_frame(spans: pd.DataFrame) -> list[StepView]:
             parent = ancestor["parent_id"]
         return name, max(depth, 0)
 
+    prompts = whole_prompts(spans)
     views: list[StepView] = []
     for _, row in spans.iterrows():
         match = STEP_NAME.match(str(row["name"]))
@@ -212,7 +226,7 @@ def steps_from_frame(spans: pd.DataFrame) -> list[StepView]:
         for child in children.get(row["context.span_id"], []):
             kind = child["span_kind"]
             if kind == "LLM" or _get(child, REPLAYED):
-                view.input_messages = input_messages(child)
+                view.input_messages = prompts.get(child["context.span_id"]) or input_messages(child)
                 view.model_output_message = output_message(child)
                 view.model_output = _content_text(view.model_output_message)
                 view.prompt_tokens = int(_get(child, "llm.token_count.prompt") or 0)
@@ -256,3 +270,46 @@ def tool_outputs(spans: pd.DataFrame) -> dict[str, list[tuple[str | None, str | 
             (None if failed else _get(row, "output.value"), (row.get("status_message") or "error") if failed else None)
         )
     return out
+
+
+def model_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A recorded prompt (smolagents' roles, as OpenInference records them) as the model API was given it.
+
+    smolagents' API models send `get_clean_message_list(..., role_conversions=tool_role_conversions)`: a
+    `tool-call` message goes as `assistant`, a `tool-response` as `user`, and consecutive messages of one role are
+    joined into one, their texts separated by a newline. Content is the text; images are not recorded."""
+    from smolagents.models import get_clean_message_list, tool_role_conversions
+
+    recorded = [
+        {"role": m["role"], "content": [{"type": "text", "text": m["content"]}]}
+        for m in messages
+        if m.get("role") in ROLES
+    ]
+    clean = get_clean_message_list(recorded, role_conversions=tool_role_conversions, flatten_messages_as_text=True)
+    return [{"role": str(getattr(m["role"], "value", m["role"])), "content": str(m["content"])} for m in clean]
+
+
+ROLES = ("system", "user", "assistant", "tool-call", "tool-response")  # smolagents' MessageRole values
+
+
+def step_record(view: StepView) -> dict[str, Any]:
+    """One step as `cogscope show --format json` prints it (README: "show --format json"); JSON-ready."""
+    return {
+        "step": view.number,
+        "agent": view.agent,
+        "agent_step": view.local_number,
+        "depth": view.depth,
+        "status": view.status,
+        "duration_s": round(view.duration_s, 6),
+        "input_messages": model_messages(view.input_messages),
+        "model_output": view.model_output,
+        "code": view.code,
+        "tool_calls": [
+            {"name": c.name, "arguments": c.arguments, "output": c.output, "error": c.error} for c in view.tool_calls
+        ],
+        "observations": view.observations,
+        "error": view.error,
+        "prompt_tokens": view.prompt_tokens,
+        "completion_tokens": view.completion_tokens,
+        "replayed": view.replayed,
+    }

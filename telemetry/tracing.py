@@ -15,9 +15,10 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
+from .compact import CompactingExporter, Compactor
 from .redaction import RedactingExporter, default_redactor, redact_span
 from .roles import CallAnnotator
 from .signing import Signer
@@ -25,6 +26,8 @@ from .spool import Sender, Spool, SpoolExporter
 
 DEFAULT_PROJECT = "cogscope"
 TRACER_NAME = "cogscope"
+
+MAX_SPAN_ATTRIBUTES = 100_000  # per span: a prompt of ~30,000 messages (OpenTelemetry's default is 128)
 
 
 class CycleCollector(SpanProcessor):
@@ -113,6 +116,7 @@ def setup_tracing(
     signer: Signer | None = None,
     spool: Spool | None = None,
     headers: dict[str, str] | None = None,
+    full_prompts: bool = False,
 ) -> Tracing:
     """Build the provider, instrument smolagents with it, and return both.
 
@@ -125,20 +129,29 @@ def setup_tracing(
         signer: signs each cycle's root span (telemetry.signing).
         spool: spans wait there until Phoenix has stored them; a sender thread is started for it.
         headers: extra HTTP headers for the collector (the spool's sender).
+        full_prompts: keep every LLM span's whole prompt (telemetry.compact; COGSCOPE_FULL_PROMPTS).
     """
-    provider = TracerProvider(resource=Resource({ResourceAttributes.PROJECT_NAME: project_name}))
+    provider = TracerProvider(
+        resource=Resource({ResourceAttributes.PROJECT_NAME: project_name}),
+        # OpenTelemetry keeps 128 attributes per span by default and drops the oldest beyond that: a prompt of more
+        # than ~40 messages (a 20-step cycle) lost its system prompt and task. Compaction keeps what is stored small.
+        span_limits=SpanLimits(max_span_attributes=MAX_SPAN_ATTRIBUTES),
+    )
     collector = CycleCollector()
+    compactor = Compactor(full_prompts=full_prompts)  # each LLM span keeps what is new in its prompt
     provider.add_span_processor(CallAnnotator())  # role and step on each LLM span, before it is exported
     provider.add_span_processor(collector)
     sender = None
     if spool is not None and exporter is None:
         # on disk when the span ends: a crash right after a cycle loses nothing
-        provider.add_span_processor(SimpleSpanProcessor(RedactingExporter(SpoolExporter(spool, endpoint))))
+        provider.add_span_processor(
+            SimpleSpanProcessor(CompactingExporter(RedactingExporter(SpoolExporter(spool, endpoint)), compactor))
+        )
         sender = Sender(spool, headers=headers).start()
     else:
         inner = exporter if exporter is not None else OTLPSpanExporter(endpoint=endpoint)
         processor_cls = BatchSpanProcessor if batch else SimpleSpanProcessor
-        provider.add_span_processor(processor_cls(RedactingExporter(inner)))
+        provider.add_span_processor(processor_cls(CompactingExporter(RedactingExporter(inner), compactor)))
     if set_global:
         trace.set_tracer_provider(provider)
     instrument(provider)

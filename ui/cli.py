@@ -150,6 +150,12 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="step through one cycle: what the model saw and wrote at each step")
     show.add_argument("trace_id")
     show.add_argument("--step", type=int, help="show this step in full (input messages included)")
+    show.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: the cycle and its steps, with each call's whole prompt (schema in the README)",
+    )
     replay = sub.add_parser("replay", help="replay a cycle with zero LLM calls, or fork it from a step")
     replay.add_argument("trace_id")
     replay.add_argument(

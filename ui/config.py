@@ -109,6 +109,8 @@ class Settings:
     drain_timeout: float = 10.0  # seconds an ending command waits for its spooled spans to reach Phoenix
     # COGSCOPE_PRICES: the prices file (TOML) every view reads, over LiteLLM's price map; --prices overrides it
     prices: Prices = field(default_factory=lambda: load_prices_file(None))
+    # COGSCOPE_FULL_PROMPTS=1: every LLM span keeps its whole prompt (Phoenix's playground); else only what is new
+    full_prompts: bool = False
 
     def with_prices(self, path: str) -> Settings:
         """These settings with the prices file at `path` (a command's --prices)."""
@@ -142,4 +144,5 @@ class Settings:
             spool_mb=_megabytes(env, "COGSCOPE_SPOOL_MB", 512, minimum=1),
             drain_timeout=_seconds(env, "COGSCOPE_DRAIN_TIMEOUT", 10.0),
             prices=load_prices_file(env.get("COGSCOPE_PRICES")),
+            full_prompts=_flag(env, "COGSCOPE_FULL_PROMPTS"),
         )

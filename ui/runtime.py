@@ -79,6 +79,7 @@ class Runtime:
             signer=Signer.from_dir(settings.data_dir),
             spool=spool,
             headers=otlp_headers(),
+            full_prompts=settings.full_prompts,
         )
         local = LocalModelServer(port=settings.llm_port, log_path=settings.data_dir / "local-model.log")
         return cls(settings=settings, phoenix=phoenix, tracing=tracing, local=local)

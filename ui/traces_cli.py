@@ -70,18 +70,27 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
     runtime = _runtime(settings)
     try:
         frame = runtime.trace_frame(args.trace_id)
-        url = runtime.trace_url(args.trace_id.strip().lower())
+        trace_id = args.trace_id.strip().lower()
+        url = runtime.trace_url(trace_id)
     finally:
         runtime.close()
     tables = trace_tables(frame, settings.prices)
     steps = tables.steps
+    read_only = None
     try:
         recording: Recording | None = Recording.from_frame(
-            frame, args.trace_id.strip().lower(), signer=runtime.tracing.signer, prices=settings.prices
+            frame, trace_id, signer=runtime.tracing.signer, prices=settings.prices
         )
     except ReplayError as e:
-        recording = None
-        print(f"Read-only: {e}")
+        recording, read_only = None, str(e)
+    if args.step is not None and not 1 <= args.step <= len(steps):
+        raise UsageError(f"--step {args.step} is outside this cycle's steps 1..{len(steps)}")
+    if getattr(args, "format", "text") == "json":
+        record = show_record(tables, recording, trace_id, url, read_only, step=args.step)
+        print(json.dumps(record, indent=2, allow_nan=False))
+        return EXIT_OK
+    if read_only is not None:
+        print(f"Read-only: {read_only}")
     if tables.cycle is not None:
         print(f"Cycle {tables.cycle['trace_id']}: {tables.cycle['agent']}, status {tables.cycle['status']}")
         print(f"Totals: {totals_text(tables.totals, sep=', ')}")
@@ -93,8 +102,6 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Task: {recording.task}")
     print(f"Phoenix: {url}")
     if args.step is not None:
-        if not 1 <= args.step <= len(steps):
-            raise UsageError(f"--step {args.step} is outside this cycle's steps 1..{len(steps)}")
         print(step_text(steps[args.step - 1], full=True))
         return EXIT_OK
     for view in steps:
@@ -102,6 +109,43 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
     if recording is not None and recording.final_answer:
         print(f"Final answer: {recording.final_answer}")
     return EXIT_OK
+
+
+SHOW_SCHEMA = 1  # `cogscope show --format json`: bumped when a field changes meaning or goes (README)
+
+
+def show_record(
+    tables: Any,
+    recording: Recording | None,
+    trace_id: str,
+    url: str,
+    read_only: str | None,
+    *,
+    step: int | None = None,
+) -> dict[str, Any]:
+    """The document `cogscope show TRACE --format json` prints; its fields are listed in the README."""
+    import pandas as pd
+
+    from telemetry import step_record
+
+    cycle = None
+    if tables.cycle is not None:
+        cycle = cycle_records(pd.DataFrame([tables.cycle]))[0]
+        cycle.update(
+            task=recording.task if recording is not None else cycle.get("task"),
+            final_answer=recording.final_answer if recording is not None else None,
+            recorded_here=recording.recorded_here if recording is not None else False,
+            replayable=recording is not None,
+            read_only_reason=read_only,
+        )
+    views = tables.steps if step is None else [tables.steps[step - 1]]
+    return {
+        "schema": SHOW_SCHEMA,
+        "trace_id": trace_id,
+        "phoenix_url": url,
+        "cycle": cycle,
+        "steps": [step_record(v) for v in views],
+    }
 
 
 def replay_command(args: argparse.Namespace, settings: Settings) -> int:

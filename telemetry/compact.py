@@ -1,0 +1,243 @@
+"""Compact traces: an LLM span records only what is new in its prompt; the whole prompt can always be rebuilt.
+
+smolagents gives the model the whole memory at every step (system prompt, task, then every earlier step), and
+OpenInference records all of it on every LLM span, twice (`llm.input_messages.*` and the JSON of `input.value`).
+A cycle's size then grows with the square of its steps. `Compactor` rewrites each finished span before export:
+
+- an LLM span keeps only the messages after the longest run of first messages it shares with the previous call of
+  the same agent (`cogscope.role`) in the same trace, renumbered from 0, and names that call and the run's length
+  (`cogscope.llm.prefix_from`, `cogscope.llm.prefix_len`). The first call of each agent keeps its whole prompt, so
+  the system prompt is stored once per agent and cycle; a second run of a managed agent shares its system prompt
+  with the first. Phoenix's span view shows each call's new messages and its output.
+- `llm.tools.*` is dropped when the previous call was given the same tools (`cogscope.llm.tools_from` names it).
+- `input.value` keeps the call's other arguments, not the messages again; `output.value` loses LiteLLM's `raw`
+  response (its text and tool calls are kept, which is what replay gives back).
+- an agent run that streamed its steps (how cogscope runs a cycle) has, as OpenInference's `output.value`, every
+  step it yielded, each with its whole prompt; it keeps its final answer.
+
+`rebuild_prompts` reverses the first rule for a trace read back, for the step-through, `show` and replay; spans
+without the attributes (recorded before, or by other apps) are whole already. `full_prompts=True` (the
+COGSCOPE_FULL_PROMPTS setting) leaves LLM spans as OpenInference wrote them, for Phoenix's playground.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from .attributes import (
+    AGENT_KIND,
+    ATTR_PREFIX_FROM,
+    ATTR_PREFIX_LEN,
+    ATTR_ROLE,
+    ATTR_TOOLS_FROM,
+    INPUT,
+    INPUT_MESSAGES,
+    KIND,
+    LLM_KIND,
+    LLM_TOOLS,
+    OUTPUT,
+    REPLAYED,
+)
+
+_MESSAGE_KEY = re.compile(rf"^{re.escape(INPUT_MESSAGES)}\.(\d+)\.(.+)$")
+_TOOL_KEY = re.compile(rf"^{re.escape(LLM_TOOLS)}\.\d+\.")
+_STEP_REPRS = ("ActionStep(", "PlanningStep(", "ChatMessageStreamDelta(")
+_FINAL = "FinalAnswerStep("
+MAX_OPEN_CALLS = 4096  # (trace, agent) pairs remembered; the oldest are forgotten (their trace ended long ago)
+
+Message = tuple[tuple[str, Any], ...]  # one input message: its (key suffix, value) pairs, in key order
+
+
+def span_id_hex(span_id: int) -> str:
+    return format(span_id, "016x")
+
+
+def split_messages(attributes: Mapping[str, Any]) -> tuple[list[Message], dict[str, Any]]:
+    """(the input messages in order, every other attribute) of one span's flattened attributes."""
+    by_index: dict[int, list[tuple[str, Any]]] = {}
+    rest: dict[str, Any] = {}
+    for key, value in attributes.items():
+        match = _MESSAGE_KEY.match(key)
+        if match:
+            by_index.setdefault(int(match.group(1)), []).append((match.group(2), value))
+        else:
+            rest[key] = value
+    return [tuple(sorted(by_index[i])) for i in sorted(by_index)], rest
+
+
+def _common_prefix(a: Sequence[Message], b: Sequence[Message]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _without_messages(input_value: Any) -> Any:
+    """`input.value` (the JSON of the call's arguments) without the messages, which the span holds already."""
+    if not isinstance(input_value, str) or '"messages"' not in input_value:
+        return input_value
+    try:
+        arguments = json.loads(input_value)
+    except ValueError:
+        return input_value
+    if not isinstance(arguments, dict) or "messages" not in arguments:
+        return input_value
+    arguments.pop("messages")
+    return json.dumps(arguments, ensure_ascii=False)
+
+
+def _without_raw(output_value: Any) -> Any:
+    if not isinstance(output_value, str) or '"raw"' not in output_value:
+        return output_value
+    try:
+        message = json.loads(output_value)
+    except ValueError:
+        return output_value
+    if not isinstance(message, dict) or "raw" not in message:
+        return output_value
+    message.pop("raw")
+    return json.dumps(message, ensure_ascii=False)
+
+
+def _final_answer_only(output_value: Any) -> Any:
+    """A streamed run's output (the repr of every step it yielded) cut to its final answer, or None."""
+    if not isinstance(output_value, str) or not any(r in output_value for r in _STEP_REPRS):
+        return output_value
+    at = output_value.rfind(_FINAL)
+    return output_value[at:] if at >= 0 else None
+
+
+def _copy(span: ReadableSpan, attributes: dict[str, Any]) -> ReadableSpan:
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class Compactor:
+    """Rewrites finished spans, in the order they end, as the module docstring says. Thread-safe."""
+
+    def __init__(self, *, full_prompts: bool = False) -> None:
+        self.full_prompts = full_prompts
+        # (trace id, agent) -> (span id, its whole prompt, its tools) of that agent's last call
+        self._last: OrderedDict[tuple[int, str], tuple[str, list[Message], tuple[tuple[str, Any], ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def compact(self, span: ReadableSpan) -> ReadableSpan:
+        attributes = dict(span.attributes or {})
+        kind = attributes.get(KIND)
+        if span.parent is None and span.context is not None:  # the trace's root ended: forget its calls
+            with self._lock:
+                for key in [k for k in self._last if k[0] == span.context.trace_id]:
+                    del self._last[key]
+        if kind == AGENT_KIND and OUTPUT in attributes:
+            output = _final_answer_only(attributes[OUTPUT])
+            if output is not attributes[OUTPUT]:
+                if output is None:
+                    del attributes[OUTPUT]
+                else:
+                    attributes[OUTPUT] = output
+                return _copy(span, attributes)
+            return span
+        if not (kind == LLM_KIND or attributes.get(REPLAYED)) or span.context is None:  # a call or its stand-in
+            return span
+        if OUTPUT in attributes:
+            attributes[OUTPUT] = _without_raw(attributes[OUTPUT])
+        if self.full_prompts:
+            return _copy(span, attributes)
+        messages, rest = split_messages(attributes)
+        tools = tuple(sorted((k, v) for k, v in rest.items() if _TOOL_KEY.match(k)))
+        key = (span.context.trace_id, str(attributes.get(ATTR_ROLE, "")))
+        own_id = span_id_hex(span.context.span_id)
+        with self._lock:
+            previous = self._last.pop(key, None)
+            self._last[key] = (own_id, messages, tools)
+            while len(self._last) > MAX_OPEN_CALLS:
+                self._last.popitem(last=False)
+        if INPUT in rest:
+            rest[INPUT] = _without_messages(rest[INPUT])
+        keep = 0
+        if previous is not None:
+            previous_id, previous_messages, previous_tools = previous
+            keep = _common_prefix(previous_messages, messages)
+            if keep:
+                rest[ATTR_PREFIX_FROM] = previous_id
+                rest[ATTR_PREFIX_LEN] = keep
+            if tools and tools == previous_tools:
+                for tool_key, _ in tools:
+                    del rest[tool_key]
+                rest[ATTR_TOOLS_FROM] = previous_id
+        for index, message in enumerate(messages[keep:]):
+            for suffix, value in message:
+                rest[f"{INPUT_MESSAGES}.{index}.{suffix}"] = value
+        return _copy(span, rest)
+
+
+class CompactingExporter(SpanExporter):
+    """Wraps an exporter; hands it compacted spans (module docstring). Spans must arrive in the order they ended."""
+
+    def __init__(self, inner: SpanExporter, compactor: Compactor | None = None) -> None:
+        self.inner = inner
+        self.compactor = compactor or Compactor()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([self.compactor.compact(s) for s in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def rebuild_prompts(calls: Sequence[tuple[str, list[dict[str, str]], str | None, int]]) -> dict[str, list[dict]]:
+    """Whole prompts of a trace's LLM calls from their compact records.
+
+    `calls`: (span id, the messages the span holds, prefix_from span id or None, prefix_len), in any order.
+    Returns span id -> its whole prompt. A reference to a span that is not there (a damaged or partly stored
+    trace) leaves that call with the messages it holds, after `prefix_len` placeholders that say so.
+    """
+    own = {
+        span_id: (list(messages), prefix_from, int(prefix_len or 0))
+        for span_id, messages, prefix_from, prefix_len in calls
+    }
+    whole: dict[str, list[dict]] = {}
+    for start in own:
+        chain: list[str] = []  # from `start` back along its references, to the first call already whole
+        current = start
+        while current not in whole:
+            chain.append(current)
+            _, prefix_from, prefix_len = own[current]
+            if not (prefix_from and prefix_len) or prefix_from not in own or prefix_from in chain:
+                break
+            current = prefix_from
+        for span_id in reversed(chain):  # earliest first: each one's reference is whole by now, or missing
+            messages, prefix_from, prefix_len = own[span_id]
+            if prefix_from and prefix_len:
+                head = list(whole.get(prefix_from, []))[:prefix_len]
+                if len(head) < prefix_len:
+                    missing = {"role": "missing", "content": f"(a message of call {prefix_from}, not in this trace)"}
+                    head += [missing] * (prefix_len - len(head))
+                messages = head + messages
+            whole[span_id] = messages
+    return whole
