@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,7 @@ class StepView:
     replayed: bool = False  # the model output was a recorded one, given back by a replay (no LLM call)
 
 
-def _get(row: pd.Series, key: str) -> Any:
+def _get(row: Mapping[str, Any], key: str) -> Any:
     value = row.get(f"attributes.{key}")
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -73,7 +74,7 @@ def _text_of_contents(contents: Any) -> str:
     return "\n".join(parts)
 
 
-def input_messages(row: pd.Series) -> list[dict[str, str]]:
+def input_messages(row: Mapping[str, Any]) -> list[dict[str, str]]:
     """The messages an LLM span was given, as [{role, content}], from either layout."""
     nested = _get(row, "llm.input_messages")
     out: list[dict[str, str]] = []
@@ -104,10 +105,10 @@ def input_messages(row: pd.Series) -> list[dict[str, str]]:
     return out
 
 
-def whole_prompts(spans: pd.DataFrame) -> dict[str, list[dict[str, str]]]:
+def whole_prompts(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, str]]]:
     """span id -> the whole prompt of every model call (or replay stand-in) of one trace, compact or not."""
     calls = []
-    for _, row in spans.iterrows():
+    for row in rows:
         if row["span_kind"] == "LLM" or _get(row, REPLAYED):
             prefix_len = _get(row, ATTR_PREFIX_LEN)
             calls.append(
@@ -116,7 +117,7 @@ def whole_prompts(spans: pd.DataFrame) -> dict[str, list[dict[str, str]]]:
     return rebuild_prompts(calls)
 
 
-def output_message(row: pd.Series) -> dict[str, Any] | None:
+def output_message(row: Mapping[str, Any]) -> dict[str, Any] | None:
     """The model's reply as recorded: {"role", "content", "tool_calls"?}."""
     raw = _get(row, "output.value")
     if raw is None:
@@ -147,7 +148,7 @@ def extract_code(model_output: str | None) -> str | None:
     return "\n\n".join(blocks) if blocks else None
 
 
-def _tool_arguments(row: pd.Series) -> Any:
+def _tool_arguments(row: Mapping[str, Any]) -> Any:
     raw = _get(row, "input.value")
     try:
         value = json.loads(raw) if isinstance(raw, str) else raw
@@ -161,14 +162,14 @@ def _tool_arguments(row: pd.Series) -> Any:
     return value
 
 
-def _events(row: pd.Series) -> list[dict[str, Any]]:
+def _events(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     events = row.get("events")
     if events is None or (isinstance(events, float) and math.isnan(events)):
         return []
     return [e for e in list(events) if isinstance(e, dict)]
 
 
-def _step_error(row: pd.Series) -> str | None:
+def _step_error(row: Mapping[str, Any]) -> str | None:
     if row.get("status_code") == "ERROR":
         message = row.get("status_message") or ""
         for event in _events(row):
@@ -188,13 +189,13 @@ def steps_from_frame(spans: pd.DataFrame) -> list[StepView]:
     """Every step of one cycle (Step CHAIN spans), in start order, with what happened in it."""
     if spans.empty:
         return []
-    spans = spans.sort_values("start_time")
-    by_id = {row["context.span_id"]: row for _, row in spans.iterrows()}
-    children: dict[str, list[pd.Series]] = {}
-    for _, row in spans.iterrows():
+    rows = spans.sort_values("start_time").to_dict("records")  # one conversion; iterrows converts each time
+    by_id = {row["context.span_id"]: row for row in rows}
+    children: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
         children.setdefault(row["parent_id"], []).append(row)
 
-    def agent_of(row: pd.Series) -> tuple[str, int]:
+    def agent_of(row: Mapping[str, Any]) -> tuple[str, int]:
         depth, name, parent = -1, "agent", row["parent_id"]
         while parent in by_id:
             ancestor = by_id[parent]
@@ -205,9 +206,9 @@ def steps_from_frame(spans: pd.DataFrame) -> list[StepView]:
             parent = ancestor["parent_id"]
         return name, max(depth, 0)
 
-    prompts = whole_prompts(spans)
+    prompts = whole_prompts(rows)
     views: list[StepView] = []
-    for _, row in spans.iterrows():
+    for row in rows:
         match = STEP_NAME.match(str(row["name"]))
         if row["span_kind"] != "CHAIN" or not match:
             continue
@@ -255,7 +256,7 @@ def model_outputs(spans: pd.DataFrame) -> list[dict[str, Any]]:
     if f"attributes.{REPLAYED}" in spans:
         kinds = kinds | spans[f"attributes.{REPLAYED}"].fillna(False).astype(bool)
     calls = spans[kinds].sort_values("start_time")
-    return [m for m in (output_message(row) for _, row in calls.iterrows()) if m is not None]
+    return [m for m in (output_message(row) for row in calls.to_dict("records")) if m is not None]
 
 
 def tool_outputs(spans: pd.DataFrame) -> dict[str, list[tuple[str | None, str | None]]]:
@@ -263,7 +264,7 @@ def tool_outputs(spans: pd.DataFrame) -> dict[str, list[tuple[str | None, str | 
     out: dict[str, list[tuple[str | None, str | None]]] = {}
     if spans.empty:
         return out
-    for _, row in spans[spans["span_kind"] == "TOOL"].sort_values("start_time").iterrows():
+    for row in spans[spans["span_kind"] == "TOOL"].sort_values("start_time").to_dict("records"):
         name = str(_get(row, "tool.name") or row["name"])
         failed = row["status_code"] == "ERROR"
         out.setdefault(name, []).append(

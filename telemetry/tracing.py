@@ -8,18 +8,18 @@ BatchSpanProcessor and OTLP/HTTP straight to Phoenix, or the exporter given.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from openinference.semconv.resource import ResourceAttributes
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 from .compact import CompactingExporter, Compactor
-from .redaction import RedactingExporter, default_redactor, redact_span
+from .redaction import RedactingExporter
 from .roles import CallAnnotator
 from .signing import Signer
 from .spool import Sender, Spool, SpoolExporter
@@ -30,11 +30,11 @@ TRACER_NAME = "cogscope"
 MAX_SPAN_ATTRIBUTES = 100_000  # per span: a prompt of ~30,000 messages (OpenTelemetry's default is 128)
 
 
-class CycleCollector(SpanProcessor):
-    """Keeps the finished spans of the traces it is asked to watch, until they are taken.
+class CycleCollector:
+    """Keeps the exported spans of the traces it is asked to watch, until they are taken.
 
-    This lets a cycle report its totals the moment it ends, from the very spans
-    that go to Phoenix, without waiting for Phoenix to ingest them.
+    This lets a cycle report its totals the moment it ends, from the very spans that go to Phoenix (compacted,
+    secrets blanked, text valid: `CollectingExporter` hands them over), without waiting for Phoenix to ingest them.
     """
 
     def __init__(self) -> None:
@@ -54,20 +54,31 @@ class CycleCollector(SpanProcessor):
         with self._lock:
             return self._spans.pop(trace_id, [])
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
-
-    def on_end(self, span: ReadableSpan) -> None:
-        trace_id = span.context.trace_id if span.context else None
+    def collect(self, spans: Sequence[ReadableSpan]) -> None:
         with self._lock:
-            if trace_id in self._spans:  # as exported: secrets blanked, text valid
-                self._spans[trace_id].append(redact_span(span, default_redactor()))
+            for span in spans:
+                trace_id = span.context.trace_id if span.context else None
+                if trace_id in self._spans:
+                    self._spans[trace_id].append(span)
+
+
+class CollectingExporter(SpanExporter):
+    """Hands each span to the collector, then to `inner`: the spans a cycle's totals are built from are the very
+    ones exported, redacted once."""
+
+    def __init__(self, inner: SpanExporter, collector: CycleCollector) -> None:
+        self.inner = inner
+        self.collector = collector
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.collector.collect(spans)
+        return self.inner.export(spans)
 
     def shutdown(self) -> None:
-        pass
+        self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+        return self.inner.force_flush(timeout_millis)
 
 
 @dataclass
@@ -140,18 +151,23 @@ def setup_tracing(
     collector = CycleCollector()
     compactor = Compactor(full_prompts=full_prompts)  # each LLM span keeps what is new in its prompt
     provider.add_span_processor(CallAnnotator())  # role and step on each LLM span, before it is exported
-    provider.add_span_processor(collector)
     sender = None
     if spool is not None and exporter is None:
         # on disk when the span ends: a crash right after a cycle loses nothing
         provider.add_span_processor(
-            SimpleSpanProcessor(CompactingExporter(RedactingExporter(SpoolExporter(spool, endpoint)), compactor))
+            SimpleSpanProcessor(
+                CompactingExporter(
+                    RedactingExporter(CollectingExporter(SpoolExporter(spool, endpoint), collector)), compactor
+                )
+            )
         )
         sender = Sender(spool, headers=headers).start()
     else:
         inner = exporter if exporter is not None else OTLPSpanExporter(endpoint=endpoint)
         processor_cls = BatchSpanProcessor if batch else SimpleSpanProcessor
-        provider.add_span_processor(processor_cls(CompactingExporter(RedactingExporter(inner), compactor)))
+        provider.add_span_processor(
+            processor_cls(CompactingExporter(RedactingExporter(CollectingExporter(inner, collector)), compactor))
+        )
     if set_global:
         trace.set_tracer_provider(provider)
     instrument(provider)
