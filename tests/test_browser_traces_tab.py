@@ -67,3 +67,8 @@ def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_t
     assert "ratio undefined: zero divisor" in report.inner_text()
     assert "fork at step 2" in report.inner_text()
     assert len(llm.requests) == requests_before
+
+    # a filter nothing matches says which filters to loosen (it used to show "❌ Can only use .dt accessor ...")
+    page.get_by_label("Text in task").fill("no task has these words")
+    page.locator("#traces-refresh").click()
+    page.locator("#traces-caption").get_by_text("No cycle matches these filters").wait_for()

@@ -60,6 +60,14 @@ def cycles_page(
         filter=f,
         signer=runtime.tracing.signer,
     )
+    if cycles.empty:  # (an empty frame's columns are not typed: no .dt to format times with)
+        caption = (
+            "No cycle matches these filters: choose status and agent `all`, clear the text, or widen the time window."
+            if status != "all" or f.agent or f.text
+            else f"No cycles in project `{runtime.settings.project}` ({window}): run one in the Run tab "
+            "(or `cogscope run`), then press Refresh; or widen the time window."
+        )
+        return pd.DataFrame(columns=TABLE_COLUMNS), caption, 1, []
     pages = max(1, math.ceil(len(cycles) / PAGE_SIZE))
     page_number = min(max(1, int(page or 1)), pages)
     shown = cycles.iloc[(page_number - 1) * PAGE_SIZE : page_number * PAGE_SIZE]
