@@ -46,6 +46,7 @@ from .attributes import (
     OUTPUT,
     REPLAYED,
 )
+from .redaction import replace_span
 
 _MESSAGE_KEY = re.compile(rf"^{re.escape(INPUT_MESSAGES)}\.(\d+)\.(.+)$")
 _TOOL_KEY = re.compile(rf"^{re.escape(LLM_TOOLS)}\.\d+\.")
@@ -117,23 +118,6 @@ def _final_answer_only(output_value: Any) -> Any:
     return output_value[at:] if at >= 0 else None
 
 
-def _copy(span: ReadableSpan, attributes: dict[str, Any]) -> ReadableSpan:
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=attributes,
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
-
-
 class Compactor:
     """Rewrites finished spans, in the order they end, as the module docstring says. Thread-safe."""
 
@@ -157,14 +141,14 @@ class Compactor:
                     del attributes[OUTPUT]
                 else:
                     attributes[OUTPUT] = output
-                return _copy(span, attributes)
+                return replace_span(span, attributes=attributes)
             return span
         if not (kind == LLM_KIND or attributes.get(REPLAYED)) or span.context is None:  # a call or its stand-in
             return span
         if OUTPUT in attributes:
             attributes[OUTPUT] = _without_raw(attributes[OUTPUT])
         if self.full_prompts:
-            return _copy(span, attributes)
+            return replace_span(span, attributes=attributes)
         messages, rest = split_messages(attributes)
         tools = tuple(sorted((k, v) for k, v in rest.items() if _TOOL_KEY.match(k)))
         key = (span.context.trace_id, str(attributes.get(ATTR_ROLE, "")))
@@ -190,7 +174,7 @@ class Compactor:
         for index, message in enumerate(messages[keep:]):
             for suffix, value in message:
                 rest[f"{INPUT_MESSAGES}.{index}.{suffix}"] = value
-        return _copy(span, rest)
+        return replace_span(span, attributes=rest)
 
 
 class CompactingExporter(SpanExporter):

@@ -404,20 +404,33 @@ def redact_span(span: ReadableSpan, redactor: Redactor | Sequence[str]) -> Reada
     status = span.status
     if status.description:
         status = Status(status.status_code, redactor.redact(status.description))
-    return ReadableSpan(
+    return replace_span(
+        span,
         name=redactor.redact(span.name),
+        attributes=_attributes(span.attributes, redactor),
+        events=[Event(redactor.redact(e.name), _attributes(e.attributes, redactor), e.timestamp) for e in span.events],
+        status=status,
+    )
+
+
+def replace_span(span: ReadableSpan, **changes: Any) -> ReadableSpan:
+    """A copy of a finished span with some of its fields changed (ReadableSpan has no `replace`)."""
+    fields: dict[str, Any] = dict(
+        name=span.name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=_attributes(span.attributes, redactor),
-        events=[Event(redactor.redact(e.name), _attributes(e.attributes, redactor), e.timestamp) for e in span.events],
+        attributes=span.attributes,
+        events=span.events,
         links=span.links,
         kind=span.kind,
-        status=status,
+        status=span.status,
         start_time=span.start_time,
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
+    fields.update(changes)
+    return ReadableSpan(**fields)
 
 
 class RedactingExporter(SpanExporter):
