@@ -58,7 +58,7 @@ INPUT_MESSAGES = SpanAttributes.LLM_INPUT_MESSAGES
 LLM_TOOLS = SpanAttributes.LLM_TOOLS
 ATTR_PREFIX_FROM = "cogscope.llm.prefix_from"  # span id (16 hex digits) of the earlier call of the same agent
 ATTR_PREFIX_LEN = "cogscope.llm.prefix_len"  # how many of that call's first messages come before this span's own
-ATTR_TOOLS_FROM = "cogscope.llm.tools_from"  # span id of the earlier call whose `llm.tools` this call was given
+ATTR_TOOLS_FROM = "cogscope.llm.tools_from"  # span id of the earlier call that stores the `llm.tools` this one had
 
 # -- on a replay's stand-in span for an LLM call (telemetry.replay) ------------------------------------------
 REPLAYED = "cogscope.replayed_output"

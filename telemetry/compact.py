@@ -123,8 +123,10 @@ class Compactor:
 
     def __init__(self, *, full_prompts: bool = False) -> None:
         self.full_prompts = full_prompts
-        # (trace id, agent) -> (span id, its whole prompt, its tools) of that agent's last call
-        self._last: OrderedDict[tuple[int, str], tuple[str, list[Message], tuple[tuple[str, Any], ...]]] = OrderedDict()
+        # (trace id, agent) -> that agent's last call: (span id, whole prompt, tools, id of the call storing the tools)
+        self._last: OrderedDict[tuple[int, str], tuple[str, list[Message], tuple[tuple[str, Any], ...], str]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     def compact(self, span: ReadableSpan) -> ReadableSpan:
@@ -155,22 +157,24 @@ class Compactor:
         own_id = span_id_hex(span.context.span_id)
         with self._lock:
             previous = self._last.pop(key, None)
-            self._last[key] = (own_id, messages, tools)
+            same_tools = previous is not None and bool(tools) and tools == previous[2]
+            tools_owner = previous[3] if previous is not None and same_tools else own_id  # the call that stores them
+            self._last[key] = (own_id, messages, tools, tools_owner)
             while len(self._last) > MAX_OPEN_CALLS:
                 self._last.popitem(last=False)
         if INPUT in rest:
             rest[INPUT] = _without_messages(rest[INPUT])
         keep = 0
         if previous is not None:
-            previous_id, previous_messages, previous_tools = previous
+            previous_id, previous_messages = previous[0], previous[1]
             keep = _common_prefix(previous_messages, messages)
             if keep:
                 rest[ATTR_PREFIX_FROM] = previous_id
                 rest[ATTR_PREFIX_LEN] = keep
-            if tools and tools == previous_tools:
+            if same_tools:
                 for tool_key, _ in tools:
                     del rest[tool_key]
-                rest[ATTR_TOOLS_FROM] = previous_id
+                rest[ATTR_TOOLS_FROM] = tools_owner
         for index, message in enumerate(messages[keep:]):
             for suffix, value in message:
                 rest[f"{INPUT_MESSAGES}.{index}.{suffix}"] = value

@@ -216,6 +216,8 @@ def test_tools_raw_responses_and_streamed_run_outputs_are_stored_once():
     assert first.attributes["llm.tools.0.tool.json_schema"] == '{"name": "observe"}'
     assert "llm.tools.0.tool.json_schema" not in second.attributes
     assert second.attributes["cogscope.llm.tools_from"] == format(1, "016x")
+    third = compactor.compact(_span(5, _call([SYSTEM, TASK, *STEP1], **tools)))
+    assert third.attributes["cogscope.llm.tools_from"] == format(1, "016x")  # the call that stores them
     assert json.loads(first.attributes["output.value"]) == {"role": "assistant", "content": "hi"}
     streamed = "ActionStep(step_number=1, model_input_messages=[...])FinalAnswerStep(output='walk')"
     run = compactor.compact(_span(3, {"openinference.span.kind": "AGENT", "output.value": streamed}))
