@@ -372,6 +372,8 @@ def test_signal_to_cogscope_run_leaves_no_model_server(env, agent_file, tmp_path
     proc = subprocess.Popen(
         [*cogscope_command(), "run", "--agent", f"{agent_file}:make_sleeping", "--task", "Act.", "--model", "local"],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        # as from a terminal: a suite started under `nohup` would hand its SIGHUP-ignored state down to cogscope
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )  # fmt: skip
     try:
         server = _wait_for_model_server(port, proc)
