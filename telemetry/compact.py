@@ -83,31 +83,19 @@ def _common_prefix(a: Sequence[Message], b: Sequence[Message]) -> int:
     return n
 
 
-def _without_messages(input_value: Any) -> Any:
-    """`input.value` (the JSON of the call's arguments) without the messages, which the span holds already."""
-    if not isinstance(input_value, str) or '"messages"' not in input_value:
-        return input_value
+def _json_without(value: Any, key: str) -> Any:
+    """A JSON object's text without `key` (the messages of `input.value`, LiteLLM's `raw` in `output.value`);
+    anything else unchanged."""
+    if not isinstance(value, str) or f'"{key}"' not in value:
+        return value
     try:
-        arguments = json.loads(input_value)
+        parsed = json.loads(value)
     except ValueError:
-        return input_value
-    if not isinstance(arguments, dict) or "messages" not in arguments:
-        return input_value
-    arguments.pop("messages")
-    return json.dumps(arguments, ensure_ascii=False)
-
-
-def _without_raw(output_value: Any) -> Any:
-    if not isinstance(output_value, str) or '"raw"' not in output_value:
-        return output_value
-    try:
-        message = json.loads(output_value)
-    except ValueError:
-        return output_value
-    if not isinstance(message, dict) or "raw" not in message:
-        return output_value
-    message.pop("raw")
-    return json.dumps(message, ensure_ascii=False)
+        return value
+    if not isinstance(parsed, dict) or key not in parsed:
+        return value
+    parsed.pop(key)
+    return json.dumps(parsed, ensure_ascii=False)
 
 
 def _final_answer_only(output_value: Any) -> Any:
@@ -148,7 +136,7 @@ class Compactor:
         if not (kind == LLM_KIND or attributes.get(REPLAYED)) or span.context is None:  # a call or its stand-in
             return span
         if OUTPUT in attributes:
-            attributes[OUTPUT] = _without_raw(attributes[OUTPUT])
+            attributes[OUTPUT] = _json_without(attributes[OUTPUT], "raw")
         if self.full_prompts:
             return replace_span(span, attributes=attributes)
         messages, rest = split_messages(attributes)
@@ -163,7 +151,7 @@ class Compactor:
             while len(self._last) > MAX_OPEN_CALLS:
                 self._last.popitem(last=False)
         if INPUT in rest:
-            rest[INPUT] = _without_messages(rest[INPUT])
+            rest[INPUT] = _json_without(rest[INPUT], "messages")  # the span holds them already
         keep = 0
         if previous is not None:
             previous_id, previous_messages = previous[0], previous[1]
