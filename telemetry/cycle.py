@@ -40,7 +40,7 @@ from .frames import spans_to_frame
 from .prices import Prices
 from .redaction import redact_value
 from .roles import step_count, tool_seconds
-from .tables import CycleTotals, trace_tables
+from .tables import CycleTotals, cycle_totals
 from .tracing import Tracing
 
 Step = ActionStep | PlanningStep | FinalAnswerStep
@@ -81,7 +81,8 @@ class CycleResult:
     final_answer: str | None
     error: str | None
     totals: CycleTotals
-    spans: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)  # as exported
+    # the spans as exported, for a cycle run with keep_spans (else empty)
+    spans: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
 
     @property
     def failed(self) -> bool:
@@ -142,8 +143,10 @@ class Cycle:
         run_kwargs: Mapping[str, Any] | None = None,
         timeout_s: float | None = None,
         prices: Prices | None = None,
+        keep_spans: bool = False,
     ) -> None:
         self.agent = agent
+        self.keep_spans = keep_spans  # the result's `spans`: the frame of the spans exported (a replay compares them)
         self.prices = prices or Prices()  # what the result's cost is priced with
         self.timeout_s = timeout_s  # the cycle's wall clock: past it, stop() with a reason that names it
         self._run_kwargs = dict(run_kwargs or {})  # e.g. the recorded max_steps, for a replay
@@ -254,7 +257,7 @@ class Cycle:
                 if self.tracing.signer is not None:
                     exported = {key: redact_value(value) for key, value in attributes.items()}  # as Phoenix gets them
                     span.set_attribute(ATTR_SIGNATURE, self.tracing.signer.sign(self.trace_id, exported))
-                self.tracing.collector.watch(trace_id_int)
+                self.tracing.collector.watch(trace_id_int, exported=self.keep_spans)
                 self._started.set()
                 try:
                     with using_session(self.spec.session_id) if self.spec.session_id else nullcontext():
@@ -306,7 +309,8 @@ class Cycle:
         final_answer: Any,
         start: float,
     ) -> None:
-        """After the run: clean up, flush, and build the result from the very spans that go to Phoenix."""
+        """After the run: clean up, and count the result's totals from the cycle's spans as they ended, without
+        waiting for their export (whoever shows the trace waits for it: `Tracing.pending`, `Tracing.written`)."""
         if watchdog is not None:
             watchdog.cancel()
         self._started.set()
@@ -315,12 +319,12 @@ class Cycle:
                 self._on_end()
             except Exception:  # cleanup must never hide the cycle's own result
                 pass
-        self.tracing.flush()
         spans = self.tracing.collector.take(trace_id_int) if trace_id_int else []
-        frame = spans_to_frame(spans)
-        totals = trace_tables(frame, self.prices).totals
-        if not spans:
-            totals = CycleTotals(0, 0, 0, 0, time.time() - start)
+        totals = cycle_totals(spans, self.prices) if spans else CycleTotals(0, 0, 0, 0, time.time() - start)
+        frame = pd.DataFrame()
+        if self.keep_spans and self.trace_id:
+            self.tracing.written(self.trace_id)
+            frame = spans_to_frame(self.tracing.collector.take_exported(trace_id_int))
         status = classify(list(self.agent.memory.steps), raised)
         error = None
         if raised is not None:

@@ -375,5 +375,6 @@ def prepare_replay(
         run_kwargs=run_kwargs,
         timeout_s=timeout_s,
         prices=prices,
+        keep_spans=True,  # `report` compares the steps of the very spans exported
     )
     return Replay(recording, cycle, model, fork_at, live_model_id, stub)

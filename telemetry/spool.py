@@ -188,9 +188,14 @@ class Spool:
         stored = 0
         full: dict[str, int] = defaultdict(int)
         with self._tx() as db:
-            room = self.max_bytes - self._used_bytes() - 8 * self._page_size  # one insert may add a few pages
+            margin = 8 * self._page_size  # one insert may add a few pages
+            room = self.max_bytes - self._used_bytes() - margin
             for trace_id, span_id, project, body in rows:
-                need = len(body) + 200
+                # an estimate on the safe side (pages are not full; the indexes grow too), measured again when
+                # it says the spool is full: a batch of spans fills the spool to its bound, not past it
+                need = len(body) * 3 // 2 + 200
+                if need > room:
+                    room = self.max_bytes - self._used_bytes() - margin
                 if need > room:
                     full[trace_id] += 1
                     continue

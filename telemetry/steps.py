@@ -62,6 +62,18 @@ def _get(row: Mapping[str, Any], key: str) -> Any:
     return value
 
 
+def token_count(value: Any) -> int:
+    """A recorded token count: a number, else 0. A trace is untrusted input: "n/a", NaN or a list must not
+    stop it from being shown (the rule of `tables._tokens`, pandas' `to_numeric(errors="coerce")`)."""
+    if value is None or isinstance(value, (list, tuple, dict)):
+        return 0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0
+    return int(number) if math.isfinite(number) else 0
+
+
 def _text_of_contents(contents: Any) -> str:
     if isinstance(contents, str):
         return contents
@@ -230,8 +242,8 @@ def steps_from_frame(spans: pd.DataFrame) -> list[StepView]:
                 view.input_messages = prompts.get(child["context.span_id"]) or input_messages(child)
                 view.model_output_message = output_message(child)
                 view.model_output = _content_text(view.model_output_message)
-                view.prompt_tokens = int(_get(child, "llm.token_count.prompt") or 0)
-                view.completion_tokens = int(_get(child, "llm.token_count.completion") or 0)
+                view.prompt_tokens = token_count(_get(child, "llm.token_count.prompt"))
+                view.completion_tokens = token_count(_get(child, "llm.token_count.completion"))
                 view.replayed = kind != "LLM"
             elif kind == "TOOL":
                 failed = child["status_code"] == "ERROR"

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,7 @@ from .attributes import (
     COMPLETION_TOKENS,
     ERROR,
     INPUT,
+    KIND,
     LLM_KIND,
     MODEL_NAME,
     NO_ROLE,
@@ -56,7 +57,11 @@ from .attributes import (
     step_of,
 )
 from .prices import Prices
-from .steps import StepView, steps_from_frame
+from .roles import step_count
+from .steps import StepView, steps_from_frame, token_count
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
 
 CALL_COLUMNS = ["trace_id", "span_id", "start_time", "latency_s", "model", "role", "step", "prompt_tokens",
                 "completion_tokens"]  # fmt: skip
@@ -335,3 +340,42 @@ def trace_tables(spans: pd.DataFrame, prices: Prices) -> TraceTables:
         roots_table(roots.head(1)), calls, prices, steps=pd.Series({roots["trace_id"].iloc[0]: len(views)})
     )
     return TraceTables(cycles.iloc[0], views, calls)
+
+
+def cycle_totals(spans: Sequence[ReadableSpan], prices: Prices) -> CycleTotals:
+    """One cycle's totals straight from its finished spans, without building its tables.
+
+    The same rules as `trace_tables(spans_to_frame(spans), prices).totals` (tests/test_telemetry_tables.py
+    holds them equal): tokens and cost summed over LLM spans, a call without tokens costs 0, one unknown price
+    makes the cost unknown, the duration is the root span's, the steps are its `Step n` spans. A frame costs
+    tens of milliseconds of pandas' fixed costs; this is what lets a cycle's result reach its caller at once.
+    """
+    roots = [s for s in spans if s.parent is None]
+    calls = [s for s in spans if (s.attributes or {}).get(KIND) == LLM_KIND]
+    prompt = completion = 0
+    costs: list[float] = []
+    for call in calls:
+        attributes = call.attributes or {}
+        tokens_in = token_count(attributes.get(PROMPT_TOKENS))
+        tokens_out = token_count(attributes.get(COMPLETION_TOKENS))
+        prompt, completion = prompt + tokens_in, completion + tokens_out
+        if tokens_in + tokens_out == 0:
+            costs.append(0.0)
+            continue
+        model = attributes.get(MODEL_NAME)
+        p_in, p_out = prices.per_million("" if model is None else str(model))
+        costs.append((tokens_in * p_in + tokens_out * p_out) / 1e6)
+    steps = step_count(spans)
+    if not roots:
+        return CycleTotals(steps, len(calls), 0, 0, 0.0, 0.0)
+    root = roots[0]
+    duration = ((root.end_time or 0) - (root.start_time or 0)) / 1e9
+    cost = math.fsum(costs) if calls else 0.0
+    return CycleTotals(
+        steps=steps,
+        llm_calls=len(calls),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        duration_s=duration,
+        cost_usd=None if math.isnan(cost) else cost,
+    )

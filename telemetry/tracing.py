@@ -1,7 +1,8 @@
 """Tracing set-up: one TracerProvider and the smolagents instrumentor.
 
-Spans go through the span spool (telemetry.spool) when one is given, which is how cogscope runs: each span is on
-disk when it ends, and a sender moves it to Phoenix. Without a spool (benches, tests of redaction): a
+Spans go through the span spool (telemetry.spool) when one is given, which is how cogscope runs: the span writer
+(telemetry.writer) takes each span off the agent's thread and puts it on disk, at once when its cycle ends, and a
+sender moves it to Phoenix. Without a spool (benches, tests of redaction): a
 BatchSpanProcessor and OTLP/HTTP straight to Phoenix, or the exporter given.
 """
 
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 
 from openinference.semconv.resource import ResourceAttributes
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 from .compact import CompactingExporter, Compactor
@@ -23,6 +25,7 @@ from .redaction import RedactingExporter
 from .roles import CallAnnotator
 from .signing import Signer
 from .spool import Sender, Spool, SpoolExporter
+from .writer import SpanWriter
 
 DEFAULT_PROJECT = "cogscope"
 TRACER_NAME = "cogscope"
@@ -30,20 +33,25 @@ TRACER_NAME = "cogscope"
 MAX_SPAN_ATTRIBUTES = 100_000  # per span: a prompt of ~30,000 messages (OpenTelemetry's default is 128)
 
 
-class CycleCollector:
-    """Keeps the exported spans of the traces it is asked to watch, until they are taken.
+class CycleCollector(SpanProcessor):
+    """Keeps the spans of the traces it is asked to watch, until they are taken.
 
-    This lets a cycle report its totals the moment it ends, from the very spans that go to Phoenix (compacted,
-    secrets blanked, text valid: `CollectingExporter` hands them over), without waiting for Phoenix to ingest them.
+    Each span as it ends, on the agent's thread: a cycle's totals are counted from these the moment it ends,
+    without waiting for the spans to be exported. For a trace watched with `exported=True` (a replay, which
+    compares its steps), also the very spans that go to Phoenix: compacted, secrets blanked, text valid
+    (`CollectingExporter` hands them over).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._spans: dict[int, list[ReadableSpan]] = {}
+        self._exported: dict[int, list[ReadableSpan]] = {}
 
-    def watch(self, trace_id: int) -> None:
+    def watch(self, trace_id: int, *, exported: bool = False) -> None:
         with self._lock:
             self._spans.setdefault(trace_id, [])
+            if exported:
+                self._exported.setdefault(trace_id, [])
 
     def spans_of(self, trace_id: int) -> list[ReadableSpan]:
         """The spans of the trace finished so far, leaving them in place."""
@@ -51,20 +59,40 @@ class CycleCollector:
             return list(self._spans.get(trace_id, []))
 
     def take(self, trace_id: int) -> list[ReadableSpan]:
+        """The trace's spans as they ended; it is no longer watched, but its exported spans stay to be taken."""
         with self._lock:
             return self._spans.pop(trace_id, [])
+
+    def take_exported(self, trace_id: int) -> list[ReadableSpan]:
+        with self._lock:
+            return self._exported.pop(trace_id, [])
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        trace_id = span.context.trace_id if span.context else None
+        with self._lock:
+            if trace_id in self._spans:
+                self._spans[trace_id].append(span)
 
     def collect(self, spans: Sequence[ReadableSpan]) -> None:
         with self._lock:
             for span in spans:
                 trace_id = span.context.trace_id if span.context else None
-                if trace_id in self._spans:
-                    self._spans[trace_id].append(span)
+                if trace_id in self._exported:
+                    self._exported[trace_id].append(span)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
 
 
 class CollectingExporter(SpanExporter):
-    """Hands each span to the collector, then to `inner`: the spans a cycle's totals are built from are the very
-    ones exported, redacted once."""
+    """Hands each span to the collector, then to `inner`: a replay compares the very spans exported, redacted
+    once."""
 
     def __init__(self, inner: SpanExporter, collector: CycleCollector) -> None:
         self.inner = inner
@@ -90,10 +118,20 @@ class Tracing:
     signer: Signer | None = None  # signs root spans so this installation can tell its own cycles
     spool: Spool | None = None  # where spans wait for Phoenix (None: straight to the exporter)
     sender: Sender | None = None  # moves spooled spans into Phoenix
+    writer: SpanWriter | None = None  # takes spans off the agent's thread into the spool
 
     def pending(self, trace_id: str) -> int:
-        """Spans of this trace not yet stored in Phoenix (0 without a spool)."""
-        return self.spool.pending(trace_id) if self.spool is not None else 0
+        """Spans of this trace not yet stored in Phoenix: queued in memory or waiting in the spool (0 without a
+        spool)."""
+        queued = self.writer.queued(int(trace_id, 16)) if self.writer is not None else 0
+        return queued + (self.spool.pending(trace_id) if self.spool is not None else 0)
+
+    def written(self, trace_id: str, timeout: float = 30.0) -> bool:
+        """Wait up to `timeout` s until this trace's finished spans are exported (in the spool: a crash after
+        this loses none of them)."""
+        if self.writer is not None:
+            return self.writer.wait_written(int(trace_id, 16), timeout)
+        return self.flush(int(timeout * 1000))
 
     def tracer(self) -> trace.Tracer:
         return self.provider.get_tracer(TRACER_NAME)
@@ -151,16 +189,16 @@ def setup_tracing(
     collector = CycleCollector()
     compactor = Compactor(full_prompts=full_prompts)  # each LLM span keeps what is new in its prompt
     provider.add_span_processor(CallAnnotator())  # role and step on each LLM span, before it is exported
-    sender = None
+    provider.add_span_processor(collector)  # a cycle's spans as they end: its totals at once
+    sender = writer = None
     if spool is not None and exporter is None:
-        # on disk when the span ends: a crash right after a cycle loses nothing
-        provider.add_span_processor(
-            SimpleSpanProcessor(
-                CompactingExporter(
-                    RedactingExporter(CollectingExporter(SpoolExporter(spool, endpoint), collector)), compactor
-                )
+        # off the agent's thread, on disk within WRITE_DELAY_S and at once when a cycle ends (telemetry.writer)
+        writer = SpanWriter(
+            CompactingExporter(
+                RedactingExporter(CollectingExporter(SpoolExporter(spool, endpoint), collector)), compactor
             )
         )
+        provider.add_span_processor(writer)
         sender = Sender(spool, headers=headers).start()
     else:
         inner = exporter if exporter is not None else OTLPSpanExporter(endpoint=endpoint)
@@ -179,6 +217,7 @@ def setup_tracing(
         signer=signer,
         spool=spool,
         sender=sender,
+        writer=writer,
     )
 
 

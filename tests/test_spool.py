@@ -253,6 +253,7 @@ def test_a_burst_faster_than_phoenix_ingests_all_arrives(tmp_path: Path, monkeyp
         for number in range(1000):
             _cycle_spans(tracing.tracer(), number)
         written_s = time.monotonic() - started
+        assert tracing.flush()  # every span handed to the spool
         assert spool.counts().pending > 0
         left = tracing.drain(600)
         assert left == 0
@@ -298,6 +299,7 @@ def test_a_full_spool_drops_new_spans_and_says_so(tmp_path: Path, caplog):
         with caplog.at_level("WARNING", logger="cogscope.spool"):
             for number in range(200):
                 _cycle_spans(tracing.tracer(), number)
+            assert tracing.flush()  # the span writer has handed every span to the spool
         counts = spool.counts()
         assert counts.bytes <= 256 * 1024
         assert 0 < counts.pending < 1000

@@ -90,8 +90,10 @@ class Runtime:
     def trace_link(self, trace_id: str, *, wait: float = 0.0) -> tuple[str | None, str]:
         """(the link to the trace in Phoenix, or None while spans of it are still spooled; a line for people).
 
-        Waits up to `wait` s for the spool to deliver the trace. Never a link that would 404.
+        First waits until the trace's spans are on disk (a crash after this line loses none of them), then up to
+        `wait` s for the spool to deliver the trace. Never a link that would 404.
         """
+        self.tracing.written(trace_id)
         deadline = time.monotonic() + wait
         pending = self.tracing.pending(trace_id)
         while pending and time.monotonic() < deadline:
