@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 from openinference.instrumentation import using_session
 from opentelemetry.trace import Status, StatusCode
-from smolagents import ActionStep, FinalAnswerStep, MultiStepAgent, PlanningStep
+from smolagents import ActionStep, ChatMessageStreamDelta, FinalAnswerStep, MultiStepAgent, PlanningStep
+from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentMaxStepsError
 
 from .attributes import (
@@ -44,6 +45,23 @@ from .tables import CycleTotals, cycle_totals
 from .tracing import Tracing
 
 Step = ActionStep | PlanningStep | FinalAnswerStep
+Item = Step | ChatMessageStreamDelta  # what iterating a Cycle gives: steps, and the model's words as they come
+
+
+def stream_tokens(agent: MultiStepAgent) -> bool:
+    """Have `agent` stream its model's output (smolagents' `stream_outputs`), if its model can: returns whether.
+
+    Only the agent run at the top streams to the caller: smolagents runs a managed agent without streaming.
+    smolagents also shows a streamed output on the agent's console whatever its log level; an agent built to log
+    nothing (LogLevel.OFF) gets a quiet console, so the words are not printed twice or into a page."""
+    model = getattr(agent, "model", None)
+    if not callable(getattr(model, "generate_stream", None)) or not hasattr(agent, "stream_outputs"):
+        return False
+    agent.stream_outputs = True
+    logger = getattr(agent, "logger", None)
+    if logger is not None and getattr(logger, "level", None) == LogLevel.OFF and hasattr(logger, "console"):
+        logger.console.quiet = True
+    return True
 
 
 @dataclass(frozen=True)
@@ -128,7 +146,7 @@ class Cycle:
 
     cycle = Cycle(agent, "What now?", spec=CycleSpec("heartbeat"), tracing=tracing)
     for step in cycle:
-        ...
+        ...  # with tokens=True, also each ChatMessageStreamDelta of the model's output as it comes
     print(cycle.result.trace_id, cycle.result.status)
     """
 
@@ -144,9 +162,11 @@ class Cycle:
         timeout_s: float | None = None,
         prices: Prices | None = None,
         keep_spans: bool = False,
+        tokens: bool = False,
     ) -> None:
         self.agent = agent
         self.keep_spans = keep_spans  # the result's `spans`: the frame of the spans exported (a replay compares them)
+        self.tokens = tokens and stream_tokens(agent)  # iterating gives the model's words too, as they come
         self.prices = prices or Prices()  # what the result's cost is priced with
         self.timeout_s = timeout_s  # the cycle's wall clock: past it, stop() with a reason that names it
         self._run_kwargs = dict(run_kwargs or {})  # e.g. the recorded max_steps, for a replay
@@ -193,7 +213,7 @@ class Cycle:
                 except Exception:  # stopping must go on whatever one hook does
                     pass
 
-    def __iter__(self) -> Iterator[Step]:
+    def __iter__(self) -> Iterator[Item]:
         self.start()
         # past the wall clock plus a grace period the caller stops waiting: code stuck where no stop reaches
         # (a tool blocked in a system call) must not hold the page or the terminal forever
@@ -268,6 +288,8 @@ class Cycle:
                                 self._queue.put(item)
                             elif isinstance(item, (ActionStep, PlanningStep)) and id(item) not in emitted:
                                 emitted.add(id(item))
+                                self._queue.put(item)
+                            elif self.tokens and isinstance(item, ChatMessageStreamDelta):
                                 self._queue.put(item)
                 except BaseException as e:  # noqa: B036 the agent failed, even by SystemExit: record it, report it
                     raised = e

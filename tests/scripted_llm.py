@@ -21,6 +21,12 @@ the page (or the terminal) while that model call is in flight, then let the step
     ... check what is shown while the model is "writing" ...
     llm.release()               # the held replies are released in script order
 
+A streamed reply (LiteLLM's `stream=True`) comes word by word, then a chunk with its `usage`. It can be held
+midway: the first half of its words is sent, then the stream waits for `release()`, so a test can check that
+those words are shown before the model has finished.
+
+    llm.enqueue(ANSWER, held="midway")
+
 A held reply nobody releases is answered with HTTP 500 after `HOLD_TIMEOUT_S`, so a test that
 forgets to release fails loudly instead of hanging. `reset()` releases whatever is still held.
 """
@@ -28,6 +34,7 @@ forgets to release fails loudly instead of hanging. `reset()` releases whatever 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -45,6 +52,15 @@ class Reply:
     completion_tokens: int = 10
     delay_s: float = 0.0
     gate: threading.Event | None = None  # set: a held reply, sent once the test releases it
+    midway: bool = False  # a streamed reply is held after half its words (a reply not streamed: before it)
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+    }
 
 
 class ScriptedLLM:
@@ -85,12 +101,13 @@ class ScriptedLLM:
         completion_tokens: int = 10,
         delay_s: float = 0.0,
         *,
-        held: bool = False,
+        held: bool | str = False,
     ) -> None:
-        """Script the next reply; `held=True`: its request waits until `release()` lets it go."""
+        """Script the next reply; `held=True`: its request waits until `release()` lets it go; `held="midway"`:
+        a streamed reply sends half its words first."""
         gate = threading.Event() if held else None
         with self._lock:
-            self._replies.append(Reply(content, prompt_tokens, completion_tokens, delay_s, gate))
+            self._replies.append(Reply(content, prompt_tokens, completion_tokens, delay_s, gate, held == "midway"))
             if gate is not None:
                 self._gates.append(gate)
 
@@ -164,6 +181,9 @@ class ScriptedLLM:
                         {"error": {"message": "scripted LLM: the script ran out of replies", "type": "server_error"}},
                     )
                     return
+                if reply.midway and body.get("stream"):
+                    self._stream(body.get("model", "scripted"), reply)
+                    return
                 if reply.gate is not None and not reply.gate.wait(HOLD_TIMEOUT_S):
                     self._send(
                         500,
@@ -177,14 +197,10 @@ class ScriptedLLM:
                     return
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
-                usage = {
-                    "prompt_tokens": reply.prompt_tokens,
-                    "completion_tokens": reply.completion_tokens,
-                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-                }
+                usage = _usage(reply)
                 model = body.get("model", "scripted")
                 if body.get("stream"):
-                    self._stream(model, reply.content, usage)
+                    self._stream(model, reply)
                     return
                 self._send(
                     200,
@@ -204,18 +220,26 @@ class ScriptedLLM:
                     },
                 )
 
-            def _stream(self, model: str, content: str, usage: dict[str, int]) -> None:
+            def _stream(self, model: str, reply: Reply) -> None:
+                """Server-sent events as OpenAI streams them: the words, the finish, then the usage chunk."""
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 base = {"id": f"chatcmpl-{len(llm.requests)}", "object": "chat.completion.chunk", "model": model}
-                chunks = [
-                    {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": content}}]},
-                    {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-                    {**base, "choices": [], "usage": usage},
-                ]
-                for chunk in chunks:
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                words = re.findall(r"\s*\S+\s*", reply.content) or [reply.content]
+                half = len(words) // 2 if reply.midway else -1
+                for number, word in enumerate(words):
+                    if number == half and reply.gate is not None:
+                        self.wfile.flush()
+                        if not reply.gate.wait(HOLD_TIMEOUT_S):
+                            return  # the client sees the stream end without its finish: an error, loudly
+                    delta = {"role": "assistant", "content": word} if number == 0 else {"content": word}
+                    self._event({**base, "choices": [{"index": 0, "delta": delta}]})
+                self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                self._event({**base, "choices": [], "usage": _usage(reply)})
                 self.wfile.write(b"data: [DONE]\n\n")
+
+            def _event(self, chunk: dict[str, Any]) -> None:
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         return Handler

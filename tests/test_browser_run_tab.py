@@ -13,7 +13,7 @@ ANSWER = 'Thought: decided.\n<code>\nfinal_answer("Take a short walk, then revie
 def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm):
     # both replies are held: each model call waits until the test lets it go
     llm.enqueue(RECALL, prompt_tokens=1000, completion_tokens=100, held=True)
-    llm.enqueue(ANSWER, prompt_tokens=1100, completion_tokens=40, held=True)
+    llm.enqueue(ANSWER, prompt_tokens=1100, completion_tokens=40, held="midway")  # streams half its words first
     page.goto(app)
     page.get_by_label("Task").fill("Recall what you know about my energy and decide the next action.")
     page.locator("#run-button").click()
@@ -26,11 +26,16 @@ def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm)
     llm.wait_for_requests(2)
     # the first step, its tool's observation included, is on the page while the model is still writing the second
     chat.get_by_text("Long reasoning chains drain energy").first.wait_for()  # the page may still be rendering it
+    # the model's first words of step 2 show as they come, before the step is done
+    chat.get_by_text("The model is writing").wait_for()
+    chat.get_by_text(re.compile(r"Thought: decided")).first.wait_for()
     assert chat.get_by_text("Step 2", exact=True).count() == 0
-    assert "Final answer" not in chat.inner_text()
+    assert "Final answer" not in chat.inner_text() and "course outline" not in chat.inner_text()  # not written yet
+    page.screenshot(path=screenshot("run-tab-writing.png"), full_page=True)
     llm.release()
     chat.get_by_text("Step 2", exact=True).first.wait_for()
     chat.get_by_text("Final answer:").wait_for()
+    assert chat.get_by_text("The model is writing").count() == 0  # the finished step took the draft's place
     assert "Final answer:Take a short walk, then review the course outline." in chat.inner_text().replace("\n", "")
 
     totals = page.locator("#run-totals")

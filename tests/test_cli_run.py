@@ -159,3 +159,29 @@ def test_secret_in_the_task_is_redacted_before_export(cogscope, llm, read_trace)
     root = spans[spans["parent_id"].isna()].iloc[0]
     assert _attr(root, "input.value") == "My key is [REDACTED], keep it safe"
     assert SECRET not in spans.to_json(date_format="iso")
+
+
+def test_run_shows_the_models_words_as_they_come_and_counts_tokens_exactly(env, llm, read_trace):
+    from .test_spool import TRACE, _start
+
+    llm.enqueue(ANSWER, prompt_tokens=1200, completion_tokens=50, held="midway")  # half its words, then waits
+    model = ("--model", "openai/scripted", "--api-base", llm.api_base)
+    run = _start(env, "run", "--agent", "heartbeat", "--task", "Decide.", *model)
+    run.wait_for(r"^  model> Thought: I know enough to decide\.$")  # shown while the model is still writing
+    run.wait_for(r"^  model> <code>$")
+    assert "── Step 1 ──" not in run.text and "review goals" not in run.text
+    llm.release()
+    assert run.proc.wait(timeout=120) == 0, run.text
+    out = run.text
+    assert '  model> final_answer("Rest for ten minutes, then review goals.")\n' in out
+    assert out.index("  model> Thought") < out.index("── Step 1 ──")  # the words first, then the whole step
+    assert "Totals:   1 step, 1 LLM call, 1,250 tokens (1,200 prompt + 50 completion)" in out
+
+    spans = read_trace(TRACE.search(out).group(1), min_spans=4)
+    call = spans[spans["span_kind"] == "LLM"].iloc[0]
+    assert call["name"].endswith(".generate_stream")  # streamed, and its tokens are the server's own count
+    assert (int(call["attributes.llm.token_count.prompt"]), int(call["attributes.llm.token_count.completion"])) == (
+        1200,
+        50,
+    )
+    assert llm.requests[0].get("stream") is True and llm.requests[0].get("stream_options") == {"include_usage": True}

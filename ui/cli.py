@@ -309,11 +309,35 @@ def _close(runtime: Any, pending: list[str]) -> None:
     runtime.close(drain_timeout=0.0)
 
 
-def _print_cycle(runtime: Any, cycle: Any) -> Any:
-    from .render import live_step_text, totals_text
+LIVE_PREFIX = "  model> "  # the model's words as they come, before its step is printed whole
 
-    for step in cycle:
-        print(live_step_text(step), flush=True)
+
+def _print_live(words: Any, *, complete: bool = False) -> None:
+    text = words.new_text(complete=complete)
+    if not text:
+        return
+    at_line_start = len(words.printed) == len(text) or words.printed[: -len(text)].endswith("\n")
+    head, newline = (text[:-1], "\n") if text.endswith("\n") else (text, "")  # the next words get the prefix
+    body = head.replace("\n", "\n" + LIVE_PREFIX) + newline
+    print((LIVE_PREFIX if at_line_start else "") + body, end="", flush=True)
+
+
+def _print_cycle(runtime: Any, cycle: Any) -> Any:
+    from smolagents import ChatMessageStreamDelta
+
+    from .render import LiveWords, live_step_text, totals_text
+
+    words = LiveWords()
+    for item in cycle:
+        if isinstance(item, ChatMessageStreamDelta):
+            words.add(item)
+            _print_live(words)
+            continue
+        if words.started:  # the step is done: the rest of its words, then the step itself
+            _print_live(words, complete=True)
+            print("" if words.printed.endswith("\n") else "\n", end="")
+            words = LiveWords()
+        print(live_step_text(item), flush=True)
     result = cycle.result
     print()
     print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))

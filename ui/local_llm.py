@@ -87,7 +87,7 @@ class LocalModelServer:
                     [
                         sys.executable,
                         "-m",
-                        "llama_cpp.server",
+                        "ui.local_llm_server",  # llama-cpp-python's server, with usage in its streams
                         "--model",
                         str(model),
                         "--model_alias",

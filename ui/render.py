@@ -249,3 +249,41 @@ def live_step_text(step: Any) -> str:
     if not isinstance(step, ActionStep):
         return redacted(step)
     return step_text(view_of(step), full=True, messages=False, title=_live_header(f"Step {step.step_number}", step))
+
+
+class LiveWords:
+    """The model's output as it streams in (`ChatMessageStreamDelta`s), for a terminal or a page.
+
+    Only whole words are shown until the output is complete, and always redacted: a secret is one word, so it
+    never shows in part. smolagents' `agglomerate_stream_deltas` joins the deltas, as its GradioUI does.
+    """
+
+    def __init__(self) -> None:
+        self.deltas: list[Any] = []
+        self.printed = ""  # what `new_text` has handed out so far
+
+    def add(self, delta: Any) -> None:
+        self.deltas.append(delta)
+
+    @property
+    def started(self) -> bool:
+        return bool(self.deltas)
+
+    def text(self, *, complete: bool = False) -> str:
+        """The output so far, up to its last whole word (all of it once `complete`), redacted."""
+        from smolagents.models import agglomerate_stream_deltas
+
+        content = agglomerate_stream_deltas(self.deltas).content or "" if self.deltas else ""
+        if not complete:
+            cut = max(content.rfind(" "), content.rfind("\n"), content.rfind("\t"))
+            content = content[: cut + 1]
+        return redacted(content)
+
+    def new_text(self, *, complete: bool = False) -> str:
+        """What a terminal has not printed yet."""
+        text = self.text(complete=complete)
+        same = 0
+        while same < min(len(text), len(self.printed)) and text[same] == self.printed[same]:
+            same += 1
+        self.printed = text
+        return text[same:]

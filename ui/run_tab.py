@@ -19,7 +19,7 @@ from .errors import UsageError
 from .heartbeat_loop import heartbeat_cycles
 from .inputs import parse_lines, parse_options
 from .models import SUGGESTED_MODELS
-from .render import redacted, step_messages, totals_markdown, trace_link_markdown
+from .render import LiveWords, redacted, step_messages, totals_markdown, trace_link_markdown
 from .runtime import Runtime
 from .trust import OPERATOR, Policy
 
@@ -118,11 +118,34 @@ def refresh_links(totals: str, *, runtime: Runtime) -> Any:
     return gr.skip() if fresh == totals else fresh
 
 
+WRITING = "✍️ The model is writing ..."
+
+
 def _stream(cycle: Cycle, messages: list[dict[str, Any]], label: str) -> Iterator[str]:
+    """Each finished step as chat messages; meanwhile the model's words as they come, in a message of their own
+    that the finished step replaces."""
+    from smolagents import ChatMessageStreamDelta
+
     steps = 0
-    for step in cycle:
+    words = LiveWords()
+    draft: dict[str, Any] | None = None
+    for item in cycle:
+        if isinstance(item, ChatMessageStreamDelta):
+            words.add(item)
+            text = words.text()
+            if text and draft is None:
+                draft = {"role": "assistant", "content": text, "metadata": {"title": WRITING}}
+                messages.append(draft)
+                yield f"⏳ {label} ... step {steps + 1}: the model is writing"
+            elif draft is not None and text != draft["content"]:
+                draft["content"] = text
+                yield f"⏳ {label} ... step {steps + 1}: the model is writing"
+            continue
+        if draft is not None:
+            messages.remove(draft)
+        draft, words = None, LiveWords()
         steps += 1
-        messages.extend(step_messages(step))
+        messages.extend(step_messages(item))
         yield f"⏳ {label} ... {steps} step(s) so far"
 
 

@@ -182,6 +182,7 @@ class Runtime:
             on_end=stack.close,
             timeout_s=self.settings.cycle_timeout,
             prices=self.settings.prices,
+            tokens=True,  # the Run tab and `cogscope run` show the model's words as they come
         )
         attach_sandbox(cycle)
         return cycle
