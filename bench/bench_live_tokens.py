@@ -3,9 +3,10 @@
     LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python bench/bench_live_tokens.py [--repeats 3]
 
 Starts a Phoenix, the bundled SmolLM2 server (`ui.local_llm_server`), a loopback proxy in front of it that notes
-when the model's first word leaves the server, and `cogscope ui` with the model `openai/smollm2-135m` behind that
-proxy. Headless Chromium presses Run (heartbeat agent) and a MutationObserver in the page notes when the draft
-"The model is writing" first shows and when "Step 1" first shows. Per cycle it prints:
+when the model's first word leaves the server, and `cogscope ui` with its default model (`local`), which it finds
+on the proxy's port (COGSCOPE_LLM_PORT) as it would find the server another cogscope started. Headless Chromium
+presses Run (heartbeat agent) and a MutationObserver in the page notes when the draft "The model is writing" first
+shows and when "Step 1" first shows. Per cycle it prints:
 
 - Run -> first word on the page, and how much of that the model itself took (its first word out of the server);
   target: the page within 2 s of the model's first word;
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from telemetry import ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS, cogscope_command  # noqa: E402
-from ui.local_llm import ALIAS, LocalModelServer  # noqa: E402
+from ui.local_llm import LocalModelServer  # noqa: E402
 
 PROJECT = "bench-live-tokens"
 OBSERVER = """() => {
@@ -59,6 +60,7 @@ class Proxy:
     def __init__(self, upstream: str) -> None:
         proxy = self
         self.first_word: list[float] = []  # time.time() of each streamed reply's first word
+        self.posts: list[bytes] = []
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
@@ -72,6 +74,7 @@ class Proxy:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.posts.append(body)
                 headers = {"content-type": self.headers.get("content-type", "application/json")}
                 with httpx.stream("POST", upstream + self.path, content=body, headers=headers, timeout=600) as reply:
                     self.send_response(reply.status_code)
@@ -119,8 +122,8 @@ def main() -> None:
             PHOENIX_COLLECTOR_ENDPOINT=phoenix.url,
             COGSCOPE_PROJECT=PROJECT,
             COGSCOPE_PORT=str(port),
-            COGSCOPE_MODEL=f"openai/{ALIAS}",
-            COGSCOPE_API_BASE=proxy.api_base,
+            # the bundled model, found on the port cogscope looks for it: the proxy's, which answers as that server
+            COGSCOPE_LLM_PORT=str(proxy.server.server_address[1]),
             COGSCOPE_LLM_TIMEOUT="600",
             GRADIO_ANALYTICS_ENABLED="False",
         )
@@ -155,6 +158,10 @@ def main() -> None:
                     spans = wait_for_trace(phoenix_client(phoenix.url), project=PROJECT, trace_id=trace_id, timeout=60)
                     step = spans[spans["name"] == "Step 1"].iloc[0]
                     step_end = step["end_time"].timestamp()
+                    if len(proxy.first_word) <= words_before:
+                        print(f"no streamed word through the proxy: {len(proxy.posts)} calls; {seen}")
+                        print(page.locator("#run-chat").inner_text()[:2000])
+                        continue
                     first_word = proxy.first_word[words_before]
                     rows.append(
                         {
