@@ -86,6 +86,29 @@ def role_of(kind: object, name: object) -> str | None:
     return name[: -len(".run")] if kind == AGENT_KIND and name.endswith(".run") else None
 
 
+def app_agent(name: object) -> str:
+    """What another app's cycle ran, from its root span: `CodeAgent.run` (or `<the agent's name>.run`, as the
+    OpenInference instrumentor names an agent's run) -> 'CodeAgent'."""
+    name = "" if name is None or name != name else str(name)
+    return name.removesuffix(".run") or "(unnamed)"
+
+
+def app_task(raw: object) -> str:
+    """The task of a cycle another app recorded: OpenInference records the run's arguments as JSON
+    (`{"task": "What is 6*7?", "stream": false, ...}`); any other text is the task as it is."""
+    if raw is None or raw != raw:
+        return ""
+    text = str(raw)
+    if text.startswith("{"):
+        try:
+            arguments = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(arguments, dict) and isinstance(arguments.get("task"), str):
+            return arguments["task"]
+    return text
+
+
 def step_of(kind: object, name: object) -> int | None:
     """`Step 3` (a CHAIN span) -> 3; anything else -> None."""
     match = STEP_NAME.match(str(name)) if kind == CHAIN_KIND else None

@@ -19,28 +19,20 @@ from typing import Any
 
 import pandas as pd
 from openinference.instrumentation import using_session
-from opentelemetry.trace import Status, StatusCode
 from smolagents import ActionStep, ChatMessageStreamDelta, FinalAnswerStep, MultiStepAgent, PlanningStep
 from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentMaxStepsError
 
 from .attributes import (
     ATTR_SIGNATURE,
-    ATTR_STATUS,
-    ATTR_STEPS,
-    ATTR_TOOL_S,
     ERROR,
     MAX_STEPS,
-    OK,
-    STEP_ERRORS,
     cycle_span_name,
-    output_attributes,
-    root_attributes,
 )
 from .frames import spans_to_frame
 from .prices import Prices
 from .redaction import redact_value
-from .roles import step_count, tool_seconds
+from .runs import CycleSpec, classify, close_root
 from .tables import CycleTotals, cycle_totals
 from .tracing import Tracing
 
@@ -65,33 +57,6 @@ def stream_tokens(agent: MultiStepAgent) -> bool:
 
 
 @dataclass(frozen=True)
-class CycleSpec:
-    """What replay needs to rebuild the agent; recorded on the root span."""
-
-    agent: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    models: Mapping[str, str] = field(default_factory=dict)
-    session_id: str | None = None
-    replay_of: str | None = None
-    mcp: tuple[str, ...] = ()  # MCP server commands whose tools were added to the agent
-
-    def attributes(self, cycle_id: str, task: str) -> dict[str, Any]:
-        """The root span's attributes (`attributes.root_attributes`)."""
-        return dict(
-            root_attributes(
-                agent=self.agent,
-                options=self.options,
-                models=self.models,
-                cycle_id=cycle_id,
-                task=task,
-                session_id=self.session_id,
-                replay_of=self.replay_of,
-                mcp=self.mcp,
-            )
-        )
-
-
-@dataclass(frozen=True)
 class CycleResult:
     trace_id: str
     cycle_id: str
@@ -105,18 +70,6 @@ class CycleResult:
     @property
     def failed(self) -> bool:
         return self.status in (MAX_STEPS, ERROR)
-
-
-def classify(steps: list[Any], raised: BaseException | None) -> str:
-    """ok | step_errors | max_steps | error, from the agent's memory steps and what the run raised."""
-    if raised is not None:
-        return ERROR
-    actions = [s for s in steps if isinstance(s, ActionStep)]
-    if actions and isinstance(actions[-1].error, AgentMaxStepsError):
-        return MAX_STEPS
-    if any(s.error is not None for s in actions):
-        return STEP_ERRORS
-    return OK
 
 
 _DONE = object()
@@ -296,17 +249,13 @@ class Cycle:
                     span.record_exception(e)
                 if self.stop_reason is not None and raised is None:
                     raised = CycleStopped(self.stop_reason)
-                status = classify(list(self.agent.memory.steps), raised)
-                span.set_attribute(ATTR_STATUS, status)
-                finished = list(self.tracing.collector.spans_of(trace_id_int))
-                span.set_attribute(ATTR_TOOL_S, tool_seconds(finished))
-                span.set_attribute(ATTR_STEPS, step_count(finished))
-                span.set_attributes(dict(output_attributes(final_answer)))
-                if status in (ERROR, MAX_STEPS):
-                    message = _error_line(raised, self.stop_reason) if raised else "Reached max steps."
-                    span.set_status(Status(StatusCode.ERROR, message))
-                else:
-                    span.set_status(Status(StatusCode.OK))
+                close_root(
+                    span,
+                    status=classify(list(self.agent.memory.steps), raised),
+                    finished=self.tracing.collector.spans_of(trace_id_int),
+                    answer=final_answer,
+                    error=_error_line(raised, self.stop_reason) if raised else None,
+                )
         finally:
             try:
                 self._finish(watchdog, trace_id_int, raised, final_answer, start)

@@ -49,7 +49,8 @@ def fetch_roots(
 ) -> pd.DataFrame:
     """The root spans started in [since, until): the columns `tables.roots_table` reads (and, with `trust`, the
     signed attributes and signature)."""
-    wanted = ["trace_id", "start_time", "end_time", "status_code", INPUT, *ROOT_ATTRIBUTES, ATTR_TOOL_S, ATTR_STEPS]
+    wanted = ["trace_id", "name", "start_time", "end_time", "status_code", INPUT, *ROOT_ATTRIBUTES, ATTR_TOOL_S,
+              ATTR_STEPS]  # fmt: skip
     if trust:
         wanted += TRUST_ATTRIBUTES
     roots = query_spans(client, span_query().where("parent_id is None").select(*wanted), project, since, until)
@@ -160,6 +161,7 @@ class CycleFilter:
     status: str | None = None
     agent: str | None = None
     text: str | None = None  # in the task
+    source: str | None = None  # "cogscope": run in cogscope (or with its recorder); "other": other apps'; else all
     since: datetime | None = None
     until: datetime | None = None
 
@@ -184,6 +186,15 @@ def filter_cycles(cycles: pd.DataFrame, f: CycleFilter) -> pd.DataFrame:
         cycles = cycles[cycles["agent"] == f.agent]
     if f.text:
         cycles = cycles[cycles["task"].str.contains(f.text, case=False, regex=False)]
+    return by_source(cycles, f.source)
+
+
+def by_source(cycles: pd.DataFrame, source: str | None) -> pd.DataFrame:
+    """The cycles run in cogscope (`cogscope`), those other apps recorded (`other`), or all (anything else)."""
+    if source == "cogscope":
+        return cycles[cycles["cogscope"].astype(bool)]
+    if source == "other":
+        return cycles[~cycles["cogscope"].astype(bool)]
     return cycles
 
 

@@ -28,6 +28,7 @@ from smolagents import ChatMessage, Model, MultiStepAgent, Tool
 from smolagents.monitoring import TokenUsage
 
 from .attributes import (
+    AGENT_KIND,
     ATTR_AGENT,
     ATTR_MCP,
     ATTR_MODEL,
@@ -36,7 +37,12 @@ from .attributes import (
     ATTR_SIGNATURE,
     ATTR_STATUS,
     ERROR,
+    MAX_STEPS,
+    OK,
     SIGNED,
+    STEP_ERRORS,
+    app_agent,
+    app_task,
     replayed_attributes,
 )
 from .cycle import Cycle, CycleSpec
@@ -78,11 +84,24 @@ class Recording:
     max_steps: int | None  # the step budget the agent ran with (the energy-derived one, for the heartbeat)
     recorded_here: bool = False  # signed by this installation (telemetry.signing): not forged, not foreign
     totals: CycleTotals | None = None  # the recorded cycle's row of the cycles table
+    # another app's cycle, replayed with a factory the operator named: the recorded agent's tools and managed
+    # agents, which the rebuilt agent must have (else it is another agent)
+    tools_names: tuple[str, ...] | None = None
+    managed_names: tuple[str, ...] | None = None
 
     @classmethod
     def from_frame(
-        cls, spans: pd.DataFrame, trace_id: str, signer: Signer | None = None, prices: Prices | None = None
+        cls,
+        spans: pd.DataFrame,
+        trace_id: str,
+        signer: Signer | None = None,
+        prices: Prices | None = None,
+        *,
+        factory: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> Recording:
+        """What the trace says. `factory` (and its `options`): the operator names the factory that builds the
+        agent of a cycle another app recorded with plain OpenInference (cogscope's own cycles name theirs)."""
         if spans.empty:
             raise ReplayError(f"no trace {trace_id} in this Phoenix project; list cycles with `cogscope traces`")
         roots = spans[spans["parent_id"].isna()]
@@ -91,10 +110,7 @@ class Recording:
         root = roots.iloc[0]
         agent = _attr(root, ATTR_AGENT)
         if agent is None:
-            raise ReplayError(
-                f"trace {trace_id} was not recorded by cogscope (its root span has no {ATTR_AGENT}); "
-                "it can be shown, not replayed"
-            )
+            return cls._of_app(spans, root, trace_id, factory, options, prices)
         try:
             options = json.loads(_attr(root, ATTR_OPTIONS) or "{}")
             models = json.loads(_attr(root, ATTR_MODEL) or "{}") or {"default": "unknown"}
@@ -122,6 +138,94 @@ class Recording:
             recorded_here=signer is not None
             and signer.verify(trace_id, {key: _attr(root, key) for key in (*SIGNED, ATTR_SIGNATURE)}),
         )
+
+    @classmethod
+    def _of_app(
+        cls,
+        spans: pd.DataFrame,
+        root: pd.Series,
+        trace_id: str,
+        factory: str | None,
+        options: Mapping[str, Any] | None,
+        prices: Prices | None,
+    ) -> Recording:
+        """A cycle another app traced with OpenInference: its root is the agent's run span."""
+        name = str(root.get("name") or "")
+        if root.get("span_kind") != AGENT_KIND or not name.endswith(".run"):
+            raise ReplayError(
+                f"trace {trace_id} is not a smolagents run (its root span is {name!r}, "
+                f"{root.get('span_kind') or 'of no kind'}): cogscope replays smolagents cycles only"
+            )
+        top = app_agent(name)
+        if factory is None:
+            raise ReplayError(
+                f"trace {trace_id} was recorded by another app ({top}); name the factory that builds the same agent "
+                "with --agent package.module:function (or path/file.py:function), and its options with --option"
+            )
+        tables = trace_tables(spans, prices or Prices())
+        models: dict[str, str] = {}
+        for role, model in zip(tables.calls["role"], tables.calls["model"], strict=True):
+            if model:
+                models.setdefault("default" if role == top else str(role), str(model))
+        tools = _attr(root, "smolagents.tools_names")
+        managed = [
+            str(root.get(c))
+            for c in sorted(root.index)
+            if c.startswith("attributes.smolagents.managed_agents.") and c.endswith(".name") and root.get(c)
+        ]
+        code = root.get("status_code")
+        return cls(
+            totals=tables.totals,
+            trace_id=trace_id,
+            agent=factory,
+            options=dict(options or {}),
+            models=models or {"default": "unknown"},
+            task=app_task(_attr(root, SpanAttributes.INPUT_VALUE)),
+            session_id=_attr(root, ATTR_SESSION),
+            mcp=(),
+            steps=tables.steps,
+            outputs=model_outputs(spans),
+            tools=tool_outputs(spans),
+            status=ERROR if code == "ERROR" else classify_steps(tables.steps),
+            final_answer=_attr(root, SpanAttributes.OUTPUT_VALUE),
+            max_steps=_int(_attr(root, "smolagents.max_steps")),
+            tools_names=tuple(str(t) for t in tools) if isinstance(tools, (list, tuple)) else None,
+            managed_names=tuple(managed),
+        )
+
+
+def classify_steps(steps: list[StepView]) -> str:
+    """The status of an app's cycle from its steps: max_steps when the last step ran out of steps, step_errors
+    when a step failed, else ok (its root only says whether the run raised)."""
+    if steps and steps[-1].error and "max steps" in steps[-1].error.lower():
+        return MAX_STEPS
+    return STEP_ERRORS if any(v.error for v in steps) else OK
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None or value != value else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_same_agent(recording: Recording, agent: MultiStepAgent) -> None:
+    """ReplayError unless `agent` has the tools and managed agents the recorded one had (an app's cycle, replayed
+    with a factory the operator named): a replay of another agent would only report a divergence at step 1."""
+    if recording.tools_names is not None:
+        built, recorded = sorted(getattr(agent, "tools", {}) or {}), sorted(recording.tools_names)
+        if built != recorded:
+            raise ReplayError(
+                f"the factory {recording.agent} builds an agent with the tools {built}, the recorded one had "
+                f"{recorded}: name the factory that built the recorded agent"
+            )
+    if recording.managed_names is not None:
+        built, recorded = sorted(getattr(agent, "managed_agents", {}) or {}), sorted(recording.managed_names)
+        if built != recorded:
+            raise ReplayError(
+                f"the factory {recording.agent} builds an agent with the managed agents {built}, the recorded one "
+                f"had {recorded}: name the factory that built the recorded agent"
+            )
 
 
 def _recorded_max_steps(spans: pd.DataFrame, root_id: str) -> int | None:
@@ -352,6 +456,7 @@ def prepare_replay(
         agent = build_agent({role: model for role in recording.models}, recording.options)
     except Exception as e:
         raise ReplayError(f"cannot replay: agent {recording.agent!r} no longer loads ({e})") from e
+    check_same_agent(recording, agent)
     if stub:
         stub_tools(agent, recording.tools)
     models = dict(recording.models)

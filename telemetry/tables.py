@@ -53,6 +53,8 @@ from .attributes import (
     OK,
     PROMPT_TOKENS,
     STEP_NAME,
+    app_agent,
+    app_task,
     role_of,
     step_of,
 )
@@ -226,21 +228,28 @@ def roots_table(roots: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["trace_id", "start_time", "end_time", "agent", "models", "status", "task",
                                      "session_id", "replay_of", "cogscope", "tool_s", "steps"])  # fmt: skip
     agent = column(roots, ATTR_AGENT)
+    ours = agent.notna().to_numpy()  # recorded by cogscope (or an app using its recorder): else another app's
     status = column(roots, ATTR_STATUS).astype(object)
     foreign = status.isna()
     status[foreign] = column(roots, "status_code")[foreign].map(lambda s: ERROR if s == "ERROR" else OK)
+    inputs = column(roots, INPUT).tolist()
+    names = column(roots, "name").tolist()
     return pd.DataFrame(
         {
             "trace_id": roots["trace_id"].to_numpy(),
             "start_time": pd.to_datetime(roots["start_time"], utc=True).to_numpy(),
             "end_time": pd.to_datetime(roots["end_time"], utc=True).to_numpy(),
-            "agent": agent.fillna("(not cogscope)").to_numpy(),
+            # another app's cycle: the agent's name or class, and the task out of the run's arguments
+            "agent": [a if here else app_agent(n) for a, n, here in zip(agent.tolist(), names, ours, strict=True)],
             "models": column(roots, ATTR_MODEL).map(models_text).to_numpy(),
             "status": status.to_numpy(),
-            "task": column(roots, INPUT).fillna("").astype(str).to_numpy(),
+            "task": [
+                ("" if t is None or t != t else str(t)) if here else app_task(t)
+                for t, here in zip(inputs, ours, strict=True)
+            ],
             "session_id": column(roots, ATTR_SESSION).to_numpy(),
             "replay_of": column(roots, ATTR_REPLAY_OF).to_numpy(),
-            "cogscope": agent.notna().to_numpy(),
+            "cogscope": ours,
             "tool_s": pd.to_numeric(column(roots, ATTR_TOOL_S), errors="coerce").to_numpy(),
             "steps": pd.to_numeric(column(roots, ATTR_STEPS), errors="coerce").to_numpy(),
         }
@@ -272,12 +281,33 @@ def cycles_table(
     cost = table["cost_usd"] if "cost_usd" in table else pd.Series(0.0, index=table.index)
     table["cost_usd"] = cost.where(table["llm_calls"] > 0, 0.0).astype(float)
     table["tokens"] = table["prompt_tokens"] + table["completion_tokens"]
+    if len(calls) and (table["models"] == "").any():
+        table["models"] = table["models"].where(table["models"] != "", models_of_calls(calls).reindex(table.index))
+        table["models"] = table["models"].fillna("")
     table["duration_s"] = (table["end_time"] - table["start_time"]).dt.total_seconds()
     if tool_s is not None and len(tool_s):
         table["tool_s"] = table["tool_s"].fillna(tool_s.reindex(table.index))
     table["tool_s"] = table["tool_s"].fillna(0.0).astype(float)
     table["steps"] = steps.reindex(table.index).fillna(0).astype("int64") if steps is not None else None
     return table.reset_index()[CYCLE_COLUMNS]
+
+
+def models_of_calls(calls: pd.DataFrame) -> pd.Series:
+    """trace_id -> its models as `models_text` writes them, from its calls: for cycles whose root does not
+    name them (another app's). One role: `model`; several: `role=model, ...` in the order of first use."""
+    used = calls[calls["model"] != ""].sort_values("start_time").drop_duplicates(["trace_id", "role", "model"])
+    by_trace: dict[str, dict[str, list[str]]] = {}
+    for trace_id, role, model in zip(used["trace_id"], used["role"], used["model"], strict=True):
+        by_trace.setdefault(trace_id, {}).setdefault(role, []).append(model)
+    return pd.Series(
+        {
+            trace_id: ", ".join(" / ".join(m) for m in roles.values())
+            if len(roles) == 1
+            else ", ".join(f"{r}={' / '.join(m)}" for r, m in roles.items())
+            for trace_id, roles in by_trace.items()
+        },
+        dtype=object,
+    )
 
 
 # -- one cycle, whole: the Run tab's totals, `show`, the step-through ---------------------------------------

@@ -49,9 +49,11 @@ def test_real_cycle_with_the_bundled_model_is_fully_traced(cogscope, read_trace)
     assert len(answered) >= 1, result.out
     assert set(answered["attributes.llm.model_name"]) == {"openai/smollm2-135m"}
     assert (answered["attributes.llm.token_count.prompt"].astype(int) > 0).all()
-    # the bundled server streams, and its streams carry the usage llama-cpp-python leaves out (ui/local_llm_server)
-    assert answered["name"].str.endswith(".generate_stream").all()
-    assert (answered["attributes.llm.token_count.completion"].astype(int) > 0).all()
+    # the agent's steps stream, and the bundled server's streams carry the usage llama-cpp-python leaves out
+    # (ui/local_llm_server); a tool that asks the model itself (reflect's judge) does not stream
+    streamed = answered[answered["name"].str.endswith(".generate_stream")]
+    assert len(streamed) >= 1, answered["name"].tolist()
+    assert (streamed["attributes.llm.token_count.completion"].astype(int) > 0).all()
     assert "  model> " in result.out  # the model's words, shown as they came
     for n in range(1, steps + 1):
         assert f"── Step {n} ──" in result.out

@@ -167,6 +167,15 @@ def _parser() -> argparse.ArgumentParser:
     fork.add_argument("--model", help="with --fork-at: a live model from step K on")
     replay.add_argument("--api-base", help="API base for the live model")
     replay.add_argument(
+        "--agent",
+        metavar="REF",
+        help="for another app's cycle: the factory that builds the same agent (package.module:function or "
+        "path/file.py:function, called as function(models, **options))",
+    )
+    replay.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="with --agent: an option for the factory"
+    )
+    replay.add_argument(
         "--trust-recorded-code",
         action="store_true",
         help="run the agent file/module and MCP commands this trace names even though they are not registered "
@@ -178,6 +187,17 @@ def _parser() -> argparse.ArgumentParser:
     from .cost_cli import add_arguments
 
     add_arguments(cost)
+    for command in (traces, show, replay, cost):
+        command.add_argument(
+            "--project", help="the Phoenix project to read (default $COGSCOPE_PROJECT or cogscope); any app's project"
+        )
+    for command in (traces, cost):
+        command.add_argument(
+            "--source",
+            choices=["all", "cogscope", "other"],
+            default="all",
+            help="cycles run in cogscope, from other apps (traced with OpenInference), or all (default)",
+        )
     seed = sub.add_parser("seed-memory", help="fill an empty memory store with a small example")
     seed.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
     return parser
@@ -196,6 +216,8 @@ def _command(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if getattr(args, "prices", None) is not None:
             settings = settings.with_prices(args.prices)
+        if getattr(args, "project", None) is not None:
+            settings = settings.with_project(args.project)
         _preflight(args, settings)
         if args.command == "run":
             return run_command(args, settings)

@@ -47,11 +47,11 @@ def _database_url(environ: Mapping[str, str], name: str) -> str | None:
         raise UsageError(str(e)) from None
 
 
-def _project(environ: Mapping[str, str]) -> str:
+def _project(environ: Mapping[str, str], where: str = "COGSCOPE_PROJECT") -> str:
     raw = environ.get("COGSCOPE_PROJECT", "").strip() or "cogscope"
     if len(raw) > 200 or any(c in raw for c in "/?#") or not raw.isprintable():
         raise UsageError(
-            f"COGSCOPE_PROJECT={raw[:60]!r} cannot name a Phoenix project (no / ? # or control characters, "
+            f"{where} {raw[:60]!r} cannot name a Phoenix project (no / ? # or control characters, "
             "at most 200); use a name such as my-agents"
         )
     return raw
@@ -111,6 +111,11 @@ class Settings:
     prices: Prices = field(default_factory=lambda: load_prices_file(None))
     # COGSCOPE_FULL_PROMPTS=1: every LLM span keeps its whole prompt (Phoenix's playground); else only what is new
     full_prompts: bool = False
+    project_named: bool = False  # the project was named on the command line (--project): it must exist
+
+    def with_project(self, name: str) -> Settings:
+        """These settings reading another Phoenix project (a command's --project), checked as COGSCOPE_PROJECT is."""
+        return replace(self, project=_project({"COGSCOPE_PROJECT": name}, "--project"), project_named=True)
 
     def with_prices(self, path: str) -> Settings:
         """These settings with the prices file at `path` (a command's --prices)."""

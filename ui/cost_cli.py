@@ -81,16 +81,23 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
 
     runtime = Runtime.start(settings)
     try:
+        if settings.project_named:
+            runtime.check_project()
         figures = CycleFigures(runtime.client(), settings.project)
         since = datetime.now(UTC) - timedelta(seconds=since_s)
         figures.refresh(since)
     finally:
         runtime.close()
-    cycles, calls = select(figures, Scope(since=since, agent=args.agent, session=args.session))
+    source = None if args.source == "all" else args.source
+    cycles, calls = select(figures, Scope(since=since, agent=args.agent, session=args.session, source=source))
     if cycles.empty:
         where = f" of agent {args.agent}" if args.agent else ""
         where += f" in session {args.session}" if args.session else ""
-        raise UsageError(f"no cycles{where} in the last {args.since}; run some, or widen --since")
+        where += {"cogscope": " run in cogscope", "other": " from other apps"}.get(args.source, "")
+        raise UsageError(
+            f"no cycles{where} in the last {args.since} (Phoenix project {settings.project!r}); run some, "
+            "or widen --since"
+        )
     if interval is None:
         interval = (measured_interval(cycles) if args.session else None) or 5.0
     table = per_cycle(figures, cycles, calls, prices)

@@ -221,18 +221,33 @@ class Runtime:
     def client(self) -> Any:
         return phoenix_client(self.phoenix.url)
 
-    def trace_frame(self, trace_id: str) -> pd.DataFrame:
-        """All spans of one trace from Phoenix (UsageError when the id is malformed or unknown)."""
+    def projects(self) -> list[str]:
+        """The names of the Phoenix projects, oldest first."""
+        return [str(project["name"]) for project in self.client().projects.list()]
+
+    def check_project(self, project: str | None = None) -> None:
+        """UsageError unless `project` (default: the one these settings read) exists in Phoenix: for a project
+        someone named."""
+        project = project or self.settings.project
+        names = self.projects()
+        if project not in names:
+            raise UsageError(
+                f"no Phoenix project {project!r} at {self.phoenix.url}; its projects: "
+                f"{', '.join(names) or 'none yet'} (name one with --project)"
+            )
+
+    def trace_frame(self, trace_id: str, project: str | None = None) -> pd.DataFrame:
+        """All spans of one trace from Phoenix, in `project` (default: the settings' one); UsageError when the id
+        is malformed or unknown."""
         trace_id = (trace_id or "").strip().lower()
         if not TRACE_ID.match(trace_id):
             raise UsageError(
                 f"{shorten(trace_id, 80)!r} is not a trace id (32 hex digits); list cycles with `cogscope traces`"
             )
-        frame = trace_spans(self.client(), project=self.settings.project, trace_id=trace_id)
+        project = project or self.settings.project
+        frame = trace_spans(self.client(), project=project, trace_id=trace_id)
         if frame.empty:
-            raise UsageError(
-                f"no trace {trace_id} in Phoenix project {self.settings.project!r}; list cycles with `cogscope traces`"
-            )
+            raise UsageError(f"no trace {trace_id} in Phoenix project {project!r}; list cycles with `cogscope traces`")
         return frame
 
     def prepare_replay(
@@ -246,14 +261,17 @@ class Runtime:
         api_base: str | None = None,
         session_id: str | None = None,
         trust: bool = False,
+        project: str | None = None,
+        factory: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> Replay:
         """Rebuild a recorded cycle for replay or fork (UsageError on bad input).
 
         A trace is data: its agent file/module and MCP commands are started only when registered or
         allowed, or when `trust` says the operator confirmed them (UntrustedCode otherwise).
         """
-        recording = self.recording(trace_id)
-        needs = untrusted_code(recording, self.policy)
+        recording = self.recording(trace_id, project, factory=factory, options=options)
+        needs = untrusted_code(recording, self.policy, factory_named=factory is not None and recording.agent == factory)
         if needs and not (trust and self.policy.runs_anything):
             raise UntrustedCode(recording, needs, can_confirm=self.policy.runs_anything)
         live = None
@@ -294,12 +312,31 @@ class Runtime:
             hook(replay.cycle)
         return replay
 
-    def recording(self, trace_id: str) -> Recording:
-        """What a trace says about its cycle (UsageError when it is not a cogscope cycle)."""
-        frame = self.trace_frame(trace_id)
+    def recording(
+        self,
+        trace_id: str,
+        project: str | None = None,
+        *,
+        factory: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Recording:
+        """What a trace says about its cycle (UsageError when it cannot be replayed as asked). `factory` and
+        `options`: for another app's cycle, the factory the operator names (the trace of a cogscope cycle names
+        its own, and wins)."""
+        if factory is not None:
+            try:
+                agents.get(factory)  # a factory that does not load is said before anything else
+            except agents.AgentsError as e:
+                raise UsageError(f"--agent: {e}") from None
+        frame = self.trace_frame(trace_id, project)
         try:
             return Recording.from_frame(
-                frame, trace_id.strip().lower(), signer=self.tracing.signer, prices=self.settings.prices
+                frame,
+                trace_id.strip().lower(),
+                signer=self.tracing.signer,
+                prices=self.settings.prices,
+                factory=factory,
+                options=options,
             )
         except ReplayError as e:
             raise UsageError(str(e)) from None

@@ -11,6 +11,7 @@ from telemetry import CycleFilter, counted, cycle_records, list_cycles, trace_ta
 
 from .config import Settings
 from .errors import UsageError
+from .inputs import parse_options
 from .render import live_step_text, step_text, totals_text
 
 if TYPE_CHECKING:
@@ -27,7 +28,14 @@ FOREIGN_NOTE = (
 def _runtime(settings: Settings) -> Any:
     from .runtime import Runtime
 
-    return Runtime.start(settings)
+    runtime = Runtime.start(settings)
+    if settings.project_named:
+        try:
+            runtime.check_project()
+        except BaseException:
+            runtime.close()
+            raise
+    return runtime
 
 
 def traces_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,7 +47,7 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
             runtime.client(),
             project=settings.project,
             prices=settings.prices,
-            filter=CycleFilter(failed_only=args.failed, agent=args.agent, text=args.text),
+            filter=CycleFilter(failed_only=args.failed, agent=args.agent, text=args.text, source=args.source),
             limit=args.limit,
             signer=runtime.tracing.signer,
         )
@@ -49,7 +57,8 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(cycle_records(cycles), indent=2, allow_nan=False))
         return EXIT_OK
     if cycles.empty:
-        print("No cycles match." if (args.failed or args.agent or args.text) else "No cycles yet.")
+        narrowed = args.failed or args.agent or args.text or args.source != "all"
+        print("No cycles match." if narrowed else f"No cycles yet in project {settings.project!r}.")
         return EXIT_OK
     table = cycles.assign(
         time=cycles["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
@@ -162,6 +171,8 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
             substitute = path.read_text()
         except OSError as e:
             raise UsageError(f"cannot read --output-file {path}: {e.strerror}") from None
+    if args.option and not args.agent:
+        raise UsageError("--option goes with --agent REF (the factory for another app's cycle)")
     runtime = _runtime(settings)
     try:
         replay = runtime.prepare_replay(
@@ -172,6 +183,8 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
             live_model=args.model,
             api_base=args.api_base,
             trust=args.trust_recorded_code,
+            factory=args.agent,
+            options=parse_options(args.option) if args.agent else None,
         )
         kind = f"Fork at step {args.fork_at}" if args.fork_at else "Replay"
         print(

@@ -41,30 +41,47 @@ LIMIT = 2000  # of a value shown in a step, unless "show long values whole"
 NOT_HERE = "⚠ not recorded here"
 
 
+SOURCES = {"all": None, "run in cogscope": "cogscope", "other apps": "other"}
+
+
 def cycles_page(
-    runtime: Runtime, status: str, agent: str, window: str, text: str, page: float
+    runtime: Runtime,
+    status: str,
+    agent: str,
+    window: str,
+    text: str,
+    page: float,
+    project: str | None = None,
+    source: str = "all",
 ) -> tuple[pd.DataFrame, str, int, list[str]]:
-    """One page of the cycles table, its caption, the page shown, and the trace ids in the table's order."""
+    """One page of the cycles table, its caption, the page shown, and the trace ids in the table's order.
+
+    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES."""
+    project = (project or "").strip() or runtime.settings.project
+    if project != runtime.settings.project:
+        runtime.check_project(project)
     delta = WINDOWS.get(window)
     f = CycleFilter(
         failed_only=status == "failed",
         status=status if status not in ("all", "failed") else None,
         agent=None if agent in ("", "all") else agent,
         text=(text or "").strip() or None,
+        source=SOURCES.get(source),
         since=datetime.now(UTC) - delta if delta else None,
     )
     cycles = list_cycles(
         runtime.client(),
-        project=runtime.settings.project,
+        project=project,
         prices=runtime.settings.prices,
         filter=f,
         signer=runtime.tracing.signer,
     )
     if cycles.empty:  # (an empty frame's columns are not typed: no .dt to format times with)
         caption = (
-            "No cycle matches these filters: choose status and agent `all`, clear the text, or widen the time window."
-            if status != "all" or f.agent or f.text
-            else f"No cycles in project `{runtime.settings.project}` ({window}): run one in the Run tab "
+            "No cycle matches these filters: choose status, agent and source `all`, clear the text, or widen the "
+            "time window."
+            if status != "all" or f.agent or f.text or f.source
+            else f"No cycles in project `{project}` ({window}): run one in the Run tab "
             "(or `cogscope run`), then press Refresh; or widen the time window."
         )
         return pd.DataFrame(columns=TABLE_COLUMNS), caption, 1, []
@@ -92,9 +109,10 @@ def cycles_page(
     return table, caption, page_number, shown["trace_id"].tolist()
 
 
-def open_cycle(runtime: Runtime, trace_id: str) -> tuple[str, list[StepView], list[str]]:
-    """(summary markdown, steps, step titles) of one trace; UsageError for a bad id."""
-    frame = runtime.trace_frame(trace_id)
+def open_cycle(runtime: Runtime, trace_id: str, project: str | None = None) -> tuple[str, list[StepView], list[str]]:
+    """(summary markdown, steps, step titles) of one trace of `project` (default: cogscope's); UsageError for a
+    bad id."""
+    frame = runtime.trace_frame(trace_id, (project or "").strip() or None)
     trace_id = trace_id.strip().lower()
     tables = trace_tables(frame, runtime.settings.prices)
     steps = tables.steps
@@ -148,6 +166,21 @@ class TracesTab:
 
 
 def build_traces_tab(runtime: Runtime) -> TracesTab:
+    try:
+        projects = runtime.projects()
+    except Exception:  # Phoenix not answering yet: the picker still takes a typed name
+        projects = []
+    with gr.Row():
+        project = gr.Dropdown(
+            sorted({runtime.settings.project, *projects}),
+            value=runtime.settings.project,
+            label="Phoenix project",
+            info="any project: other smolagents apps' traces too",
+            allow_custom_value=True,
+            elem_id="traces-project",
+            scale=1,
+        )
+        source = gr.Dropdown(list(SOURCES), value="all", label="Cycles from", elem_id="traces-source", scale=1)
     with gr.Row():
         status = gr.Dropdown(STATUS_CHOICES, value="all", label="Status", elem_id="traces-status", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", label="Agent", allow_custom_value=True, scale=1)
@@ -207,17 +240,22 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         )
         replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
 
-    def load(status_v: str, agent_v: str, window_v: str, text_v: str, page_v: float) -> tuple[Any, ...]:
+    def load(
+        project_v: str, source_v: str, status_v: str, agent_v: str, window_v: str, text_v: str, page_v: float
+    ) -> tuple[Any, ...]:
         try:
-            frame, cap, number, trace_ids = cycles_page(runtime, status_v, agent_v, window_v, text_v, page_v)
-        except Exception as e:  # Phoenix unreachable, ...: say so, keep the app up
+            frame, cap, number, trace_ids = cycles_page(
+                runtime, status_v, agent_v, window_v, text_v, page_v, project=project_v, source=source_v
+            )
+        except Exception as e:  # Phoenix unreachable, an unknown project, ...: say so, keep the app up
             return gr.skip(), f"❌ {redacted(e)}", page_v, gr.skip()
         return frame, cap, number, trace_ids
 
-    filters = [status, agent, window, text]
+    filters = [project, source, status, agent, window, text]
     refresh.click(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name="traces")
     failed.click(lambda: "failed", outputs=status, api_name=False)
-    status.change(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name=False)
+    for changed in (status, project, source):
+        changed.change(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name=False)
     prev_page.click(
         lambda *v: load(*v[:-1], v[-1] - 1),
         inputs=[*filters, page],
@@ -241,9 +279,9 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
             view.model_output or "",
         )
 
-    def open_trace(trace_id: str, whole_v: bool) -> tuple[Any, ...]:
+    def open_trace(trace_id: str, whole_v: bool, project_v: str | None = None) -> tuple[Any, ...]:
         try:
-            text_summary, steps, titles = open_cycle(runtime, trace_id)
+            text_summary, steps, titles = open_cycle(runtime, trace_id, project_v)
         except UsageError as e:
             return f"❌ {redacted(e)}", [], gr.update(choices=[], value=None), "", "", ""
         first = 0 if steps else None
@@ -258,16 +296,16 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         )
 
     opened = [summary, steps_state, step_list, detail, messages, edited]
-    open_button.click(open_trace, inputs=[trace_box, whole], outputs=opened, api_name="open_trace")
-    trace_box.submit(open_trace, inputs=[trace_box, whole], outputs=opened, api_name=False)
+    open_button.click(open_trace, inputs=[trace_box, whole, project], outputs=opened, api_name="open_trace")
+    trace_box.submit(open_trace, inputs=[trace_box, whole, project], outputs=opened, api_name=False)
 
-    def select_row(trace_ids: list[str], whole_v: bool, event: gr.SelectData) -> tuple[Any, ...]:
+    def select_row(trace_ids: list[str], whole_v: bool, project_v: str, event: gr.SelectData) -> tuple[Any, ...]:
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         if row is None or row >= len(trace_ids):
             return (gr.skip(),) * 7
-        return (trace_ids[row], *open_trace(trace_ids[row], whole_v))
+        return (trace_ids[row], *open_trace(trace_ids[row], whole_v, project_v))
 
-    table.select(select_row, inputs=[ids, whole], outputs=[trace_box, *opened], api_name=False)
+    table.select(select_row, inputs=[ids, whole, project], outputs=[trace_box, *opened], api_name=False)
 
     def open_from(other: gr.Dataframe, other_ids: gr.State, tabs: gr.Tabs, skip_columns: tuple[int, ...] = ()) -> None:
         def pick(trace_ids: list[str], whole_v: bool, event: gr.SelectData) -> tuple[Any, ...]:

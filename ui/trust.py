@@ -133,14 +133,17 @@ class Policy:
 OPERATOR = Policy()
 
 
-def untrusted_code(recording: Any, policy: Policy) -> list[str]:
+def untrusted_code(recording: Any, policy: Policy, *, factory_named: bool = False) -> list[str]:
     """What replaying a recorded cycle would start or open that the operator has not registered or listed.
 
     `recording` is a telemetry.replay.Recording. File options (`memory=...`) count too, unless this
     installation signed the trace: a forged trace must not point a registered agent at any file it likes.
+    `factory_named`: the operator named the factory (and its options) for another app's cycle: trusted.
     """
     agent = str(recording.agent)
     needs: list[str] = []
+    if factory_named:
+        return [f"start MCP command {c!r}" for c in recording.mcp if not policy.mcp_allowed(c)]
     if not is_registered(agent):
         kind = "agent file" if agent.rpartition(":")[0].endswith(".py") or "/" in agent else "agent module"
         needs.append(f"import {kind} {agent}")
