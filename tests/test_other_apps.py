@@ -87,7 +87,7 @@ def test_read_any_project_and_an_unknown_one_is_one_line(app_cycle, cogscope, pr
     # a cogscope cycle in another project: each project lists its own
     llm.enqueue(DONE, prompt_tokens=10, completion_tokens=1)
     ran = cogscope(
-        "run", "--task", "Decide.", "--model", "openai/scripted", "--api-base", llm.api_base,
+        "run", "--agent", "heartbeat", "--task", "Decide.", "--model", "openai/scripted", "--api-base", llm.api_base,
         COGSCOPE_PROJECT=f"{project}-ours",
     )  # fmt: skip
     assert ran.code == 0, ran.out + ran.err

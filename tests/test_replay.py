@@ -180,7 +180,7 @@ def test_bad_replay_inputs(cogscope, record, recorder, read_trace, phoenix, proj
         tracing.provider.shutdown()
     read_trace(foreign)
     shown = cogscope("show", foreign)
-    assert shown.code == 0 and "Read-only: trace" in shown.out and "was not recorded by cogscope" in shown.out
-    assert "was not recorded by cogscope" in error("replay", foreign)
+    assert shown.code == 0 and "Read-only: trace" in shown.out and "is not a smolagents run" in shown.out
+    assert "is not a smolagents run (its root span is 'other-app', CHAIN)" in error("replay", foreign)
     listed = json.loads(cogscope("traces", "--format", "json").out)
-    assert {r["trace_id"]: r["agent"] for r in listed}[foreign] == "(not cogscope)"
+    assert {r["trace_id"]: (r["agent"], r["cogscope"]) for r in listed}[foreign] == ("other-app", False)
