@@ -218,7 +218,7 @@ def test_ui_on_a_port_in_use_is_one_line_and_the_running_app_still_serves_a_huge
         )
         huge = "f" * 1_000_000
         with httpx.Client(base_url=url, timeout=60) as http:
-            event = http.post("/gradio_api/call/open_trace", json={"data": [huge, False]}).json()["event_id"]
+            event = http.post("/gradio_api/call/open_trace", json={"data": [huge, False, ""]}).json()["event_id"]
             stream = http.get(f"/gradio_api/call/open_trace/{event}").text
             assert "event: complete" in stream, stream[:500]
             data = json.loads(stream.split("data: ", 1)[1].splitlines()[0])

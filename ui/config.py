@@ -51,8 +51,8 @@ def _project(environ: Mapping[str, str], where: str = "COGSCOPE_PROJECT") -> str
     raw = environ.get("COGSCOPE_PROJECT", "").strip() or "cogscope"
     if len(raw) > 200 or any(c in raw for c in "/?#") or not raw.isprintable():
         raise UsageError(
-            f"{where} {raw[:60]!r} cannot name a Phoenix project (no / ? # or control characters, "
-            "at most 200); use a name such as my-agents"
+            f"{where}{'=' if where.isupper() else ' '}{raw[:60]!r} cannot name a Phoenix project (no / ? # or "
+            "control characters, at most 200); use a name such as my-agents"
         )
     return raw
 

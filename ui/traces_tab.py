@@ -241,7 +241,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
 
     def load(
-        project_v: str, source_v: str, status_v: str, agent_v: str, window_v: str, text_v: str, page_v: float
+        status_v: str, agent_v: str, window_v: str, text_v: str, project_v: str, source_v: str, page_v: float
     ) -> tuple[Any, ...]:
         try:
             frame, cap, number, trace_ids = cycles_page(
@@ -251,7 +251,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
             return gr.skip(), f"❌ {redacted(e)}", page_v, gr.skip()
         return frame, cap, number, trace_ids
 
-    filters = [project, source, status, agent, window, text]
+    filters = [status, agent, window, text, project, source]  # the API's parameters: the newer ones last
     refresh.click(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name="traces")
     failed.click(lambda: "failed", outputs=status, api_name=False)
     for changed in (status, project, source):
