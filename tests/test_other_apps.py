@@ -201,3 +201,36 @@ def test_a_trace_that_is_not_a_smolagents_run_is_one_line(phoenix, project, cogs
     assert result.code == 2
     (line,) = [line for line in result.err.splitlines() if line.strip()]
     assert f"trace {trace_id} is not a smolagents run (its root span is 'GET /health'" in line
+
+
+def test_the_traces_tab_and_the_dashboard_read_an_apps_project(env, llm, phoenix, project, app, page):
+    from .conftest import screenshot
+
+    llm.enqueue(ADD, prompt_tokens=1000, completion_tokens=100)
+    llm.enqueue(DONE, prompt_tokens=1200, completion_tokens=50)
+    _run_app(env, phoenix.url, f"{project}-app", llm.api_base)
+
+    page.goto(app)
+    page.get_by_role("tab", name="Traces").click()
+    picker = page.locator("#traces-project input")
+    picker.fill(f"{project}-app")
+    picker.press("Enter")
+    table = page.locator("#traces-table")
+    table.get_by_text(TASK).wait_for(timeout=60_000)  # the task text, not the JSON of the run's arguments
+    assert "CodeAgent" in table.inner_text()
+    page.screenshot(path=screenshot("traces-tab-other-app.png"), full_page=True)
+    table.get_by_text(TASK).click()  # step through it
+    page.locator("#step-detail").get_by_text("add(a=6, b=7)").first.wait_for()
+
+    picker.fill(f"{project}-nope")
+    picker.press("Enter")
+    page.locator("#traces-caption").get_by_text(f"no Phoenix project '{project}-nope'").wait_for()
+
+    page.get_by_role("tab", name="Dashboard").click()
+    dash = page.locator("#dash-project input")
+    dash.fill(f"{project}-app")
+    dash.press("Enter")
+    page.locator("#dash-refresh").click()
+    numbers = page.locator("#dash-numbers")
+    numbers.get_by_text("1 cycle").first.wait_for(timeout=60_000)
+    assert "Cost by model (window total): openai/gpt-4o-mini $0.00042" in numbers.inner_text()

@@ -43,8 +43,8 @@ def build_app(runtime: Runtime) -> gr.Blocks:
             with gr.Tab("Dashboard", id="dashboard"):
                 build_dashboard_tab(
                     runtime,
-                    open_in_traces=lambda table, ids: traces.open_from(
-                        table, ids, tabs, skip_columns=(PHOENIX_COLUMN,)
+                    open_in_traces=lambda table, ids, project: traces.open_from(
+                        table, ids, tabs, skip_columns=(PHOENIX_COLUMN,), project=project
                     ),
                 )
     return demo

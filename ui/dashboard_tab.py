@@ -44,15 +44,16 @@ PHOENIX_COLUMN = TABLE_COLUMNS.index("Phoenix")  # a click on this cell follows 
 TABLE_ROWS = 500  # newest cycles shown in the table
 PLOT_POINTS = 400  # the cost-over-time plot shows at most this many points (means over equal time bins)
 
-_cache: dict[int, CycleFigures] = {}
+_cache: dict[tuple[int, str], CycleFigures] = {}
 _cache_lock = threading.Lock()
+SOURCES = {"all": None, "run in cogscope": "cogscope", "other apps": "other"}
 
 
-def _figures(runtime: Runtime) -> CycleFigures:
+def _figures(runtime: Runtime, project: str) -> CycleFigures:
     with _cache_lock:
-        figures = _cache.get(id(runtime))
+        figures = _cache.get((id(runtime), project))
         if figures is None:
-            figures = _cache[id(runtime)] = CycleFigures(runtime.client(), runtime.settings.project)
+            figures = _cache[(id(runtime), project)] = CycleFigures(runtime.client(), project)
         return figures
 
 
@@ -148,9 +149,16 @@ def dashboard(
     status: str,
     interval: float | None,
     what_if_text: str,
+    project: str | None = None,
+    source: str = "all",
 ) -> tuple[Any, ...]:
-    """(numbers markdown, 4 plots, table, its trace ids, csv path, role choices, message) for the filters."""
+    """(numbers markdown, 4 plots, table, its trace ids, csv path, role choices, message) for the filters.
+
+    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES."""
     prices = runtime.settings.prices
+    project = (project or "").strip() or runtime.settings.project
+    if project != runtime.settings.project:
+        runtime.check_project(project)
     mapping = parse_models(parse_lines(what_if_text))
     if "default" in mapping:
         mapping["*"] = mapping.pop("default")
@@ -160,8 +168,9 @@ def dashboard(
         agent=None if agent in ("", "all") else agent,
         session=(session or "").strip() or None,
         status=None if status in ("", "all") else status,
+        source=SOURCES.get(source),
     )
-    figures = _figures(runtime)
+    figures = _figures(runtime, project)
     with _cache_lock:
         new = figures.refresh(scope.since)  # only the window asked for, and only what is not held yet
     cycles, calls = select(figures, scope)
@@ -294,8 +303,23 @@ def dashboard(
     )
 
 
-def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], None] | None = None) -> None:
-    """`open_in_traces(trace_ids_state, select_event_fn)` wires a row click to the Traces tab (see app.py)."""
+def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | None = None) -> None:
+    """`open_in_traces(table, trace_ids_state, project)` wires a row click to the Traces tab (see app.py)."""
+    try:
+        projects = runtime.projects()
+    except Exception:  # Phoenix not answering yet: the picker still takes a typed name
+        projects = []
+    with gr.Row():
+        project = gr.Dropdown(
+            sorted({runtime.settings.project, *projects}),
+            value=runtime.settings.project,
+            label="Phoenix project",
+            info="any project: other smolagents apps' cycles too",
+            allow_custom_value=True,
+            elem_id="dash-project",
+            scale=1,
+        )
+        source = gr.Dropdown(list(SOURCES), value="all", label="Cycles from", elem_id="dash-source", scale=1)
     with gr.Row():
         window = gr.Dropdown(list(WINDOWS), value="last 24 hours", label="Window", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", allow_custom_value=True, label="Agent", scale=1)
@@ -362,8 +386,8 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[[Any, Any], N
         except (UsageError, agents.AgentsError, Exception) as e:  # noqa: B014 - any failure: say it, stay up
             return (gr.skip(),) * 9 + (f"❌ {redacted(e)}",)
 
-    inputs = [window, agent, session, status, interval, what_if_box]
+    inputs = [window, agent, session, status, interval, what_if_box, project, source]  # the API's: newer ones last
     outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, trace_ids, download, role_pick, message]
     refresh.click(on_refresh, inputs=inputs, outputs=outputs, api_name="dashboard")
     if open_in_traces is not None:
-        open_in_traces(table, trace_ids)
+        open_in_traces(table, trace_ids, project)

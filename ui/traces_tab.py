@@ -181,6 +181,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
             scale=1,
         )
         source = gr.Dropdown(list(SOURCES), value="all", label="Cycles from", elem_id="traces-source", scale=1)
+    traces_project = project
     with gr.Row():
         status = gr.Dropdown(STATUS_CHOICES, value="all", label="Status", elem_id="traces-status", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", label="Agent", allow_custom_value=True, scale=1)
@@ -307,14 +308,30 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
 
     table.select(select_row, inputs=[ids, whole, project], outputs=[trace_box, *opened], api_name=False)
 
-    def open_from(other: gr.Dataframe, other_ids: gr.State, tabs: gr.Tabs, skip_columns: tuple[int, ...] = ()) -> None:
-        def pick(trace_ids: list[str], whole_v: bool, event: gr.SelectData) -> tuple[Any, ...]:
+    def open_from(
+        other: gr.Dataframe,
+        other_ids: gr.State,
+        tabs: gr.Tabs,
+        skip_columns: tuple[int, ...] = (),
+        project: gr.Dropdown | None = None,
+    ) -> None:
+        """A click on a row of `other` (another tab's table of cycles of `project`'s) opens it here."""
+
+        def pick(trace_ids: list[str], whole_v: bool, project_v: str | None, event: gr.SelectData) -> tuple[Any, ...]:
             row, column = event.index if isinstance(event.index, (list, tuple)) else (event.index, None)
             if row is None or row >= len(trace_ids) or column in skip_columns:  # e.g. the Phoenix link's cell
-                return (gr.skip(),) * 8
-            return (gr.Tabs(selected=TAB_ID), trace_ids[row], *open_trace(trace_ids[row], whole_v))
+                return (gr.skip(),) * 9
+            project_v = (project_v or "").strip() or runtime.settings.project
+            return (
+                gr.Tabs(selected=TAB_ID),
+                project_v,
+                trace_ids[row],
+                *open_trace(trace_ids[row], whole_v, project_v),
+            )
 
-        other.select(pick, inputs=[other_ids, whole], outputs=[tabs, trace_box, *opened], api_name=False)
+        inputs = [other_ids, whole, project if project is not None else gr.State(None)]
+        outputs = [tabs, traces_project, trace_box, *opened]
+        other.select(pick, inputs=inputs, outputs=outputs, api_name=False)
 
     step_list.change(
         show_step, inputs=[steps_state, step_list, whole], outputs=[detail, messages, edited], api_name=False
