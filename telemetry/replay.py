@@ -212,19 +212,14 @@ def _int(value: Any) -> int | None:
 def check_same_agent(recording: Recording, agent: MultiStepAgent) -> None:
     """ReplayError unless `agent` has the tools and managed agents the recorded one had (an app's cycle, replayed
     with a factory the operator named): a replay of another agent would only report a divergence at step 1."""
-    if recording.tools_names is not None:
-        built, recorded = sorted(getattr(agent, "tools", {}) or {}), sorted(recording.tools_names)
-        if built != recorded:
+    for what, recorded, built in (
+        ("tools", recording.tools_names, getattr(agent, "tools", None)),
+        ("managed agents", recording.managed_names, getattr(agent, "managed_agents", None)),
+    ):
+        if recorded is not None and sorted(built or {}) != sorted(recorded):
             raise ReplayError(
-                f"the factory {recording.agent} builds an agent with the tools {built}, the recorded one had "
-                f"{recorded}: name the factory that built the recorded agent"
-            )
-    if recording.managed_names is not None:
-        built, recorded = sorted(getattr(agent, "managed_agents", {}) or {}), sorted(recording.managed_names)
-        if built != recorded:
-            raise ReplayError(
-                f"the factory {recording.agent} builds an agent with the managed agents {built}, the recorded one "
-                f"had {recorded}: name the factory that built the recorded agent"
+                f"the factory {recording.agent} builds an agent with the {what} {sorted(built or {})}, the recorded "
+                f"one had {sorted(recorded)}: name the factory that built the recorded agent"
             )
 
 

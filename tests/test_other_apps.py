@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,17 +20,15 @@ DONE = 'Thought: 13 it is.\n<code>\nfinal_answer("13")\n</code>'
 TASK = "What is 6 plus 7?"
 
 
-def _run_app(env: dict[str, str], phoenix_url: str, project: str, api_base: str, task: str = TASK) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(APP), phoenix_url, project, api_base, task],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-    )
+def _run_script(env: dict[str, str], *argv: str, cwd: Path = ROOT) -> str:
+    """An app in a process of its own, as it runs in production; its output."""
+    proc = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=180, cwd=cwd)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
+
+
+def _run_app(env: dict[str, str], phoenix_url: str, project: str, api_base: str, task: str = TASK) -> str:
+    return _run_script(env, str(APP), phoenix_url, project, api_base, task)
 
 
 @pytest.fixture
@@ -114,16 +113,9 @@ def test_an_app_with_the_one_line_recorder_is_a_cycle_that_replays_and_forks_wit
 ):
     llm.enqueue(ADD, prompt_tokens=1000, completion_tokens=100)
     llm.enqueue(DONE, prompt_tokens=1200, completion_tokens=50)
-    app = subprocess.run(
-        [sys.executable, str(RECORDED), phoenix.url, project, llm.api_base, str(tmp_path / "app-data"), TASK],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-    )
-    assert app.returncode == 0, app.stdout + app.stderr
-    assert app.stdout.splitlines()[-2:] == ["13", "spooled: 0"]
+    data = str(tmp_path / "app-data")
+    out = _run_script(env, str(RECORDED), phoenix.url, project, llm.api_base, data, TASK, cwd=tmp_path)
+    assert out.splitlines()[-2:] == ["13", "spooled: 0"]
 
     listed = cogscope("traces", "--format", "json", "--source", "cogscope")
     (row,) = json.loads(listed.out)

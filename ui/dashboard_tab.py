@@ -35,6 +35,7 @@ from telemetry import (
 
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_models
+from .pickers import SOURCES, chosen_project, project_pickers
 from .render import redacted, usd_cells
 from .runtime import Runtime
 
@@ -46,7 +47,6 @@ PLOT_POINTS = 400  # the cost-over-time plot shows at most this many points (mea
 
 _cache: dict[tuple[int, str], CycleFigures] = {}
 _cache_lock = threading.Lock()
-SOURCES = {"all": None, "run in cogscope": "cogscope", "other apps": "other"}
 
 
 def _figures(runtime: Runtime, project: str) -> CycleFigures:
@@ -156,9 +156,7 @@ def dashboard(
 
     `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES."""
     prices = runtime.settings.prices
-    project = (project or "").strip() or runtime.settings.project
-    if project != runtime.settings.project:
-        runtime.check_project(project)
+    project = chosen_project(runtime, project)
     mapping = parse_models(parse_lines(what_if_text))
     if "default" in mapping:
         mapping["*"] = mapping.pop("default")
@@ -305,21 +303,7 @@ def dashboard(
 
 def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | None = None) -> None:
     """`open_in_traces(table, trace_ids_state, project)` wires a row click to the Traces tab (see app.py)."""
-    try:
-        projects = runtime.projects()
-    except Exception:  # Phoenix not answering yet: the picker still takes a typed name
-        projects = []
-    with gr.Row():
-        project = gr.Dropdown(
-            sorted({runtime.settings.project, *projects}),
-            value=runtime.settings.project,
-            label="Phoenix project",
-            info="any project: other smolagents apps' cycles too",
-            allow_custom_value=True,
-            elem_id="dash-project",
-            scale=1,
-        )
-        source = gr.Dropdown(list(SOURCES), value="all", label="Cycles from", elem_id="dash-source", scale=1)
+    project, source = project_pickers(runtime, "dash")
     with gr.Row():
         window = gr.Dropdown(list(WINDOWS), value="last 24 hours", label="Window", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", allow_custom_value=True, label="Agent", scale=1)

@@ -18,6 +18,7 @@ from telemetry import STATUSES, CycleFilter, Recording, ReplayError, StepView, c
 from .errors import UsageError
 from .inputs import TIME_WINDOWS
 from .models import SUGGESTED_MODELS
+from .pickers import SOURCES, chosen_project, project_pickers
 from .render import (
     STATUS_LABELS,
     fence,
@@ -41,9 +42,6 @@ LIMIT = 2000  # of a value shown in a step, unless "show long values whole"
 NOT_HERE = "⚠ not recorded here"
 
 
-SOURCES = {"all": None, "run in cogscope": "cogscope", "other apps": "other"}
-
-
 def cycles_page(
     runtime: Runtime,
     status: str,
@@ -57,9 +55,7 @@ def cycles_page(
     """One page of the cycles table, its caption, the page shown, and the trace ids in the table's order.
 
     `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES."""
-    project = (project or "").strip() or runtime.settings.project
-    if project != runtime.settings.project:
-        runtime.check_project(project)
+    project = chosen_project(runtime, project)
     delta = WINDOWS.get(window)
     f = CycleFilter(
         failed_only=status == "failed",
@@ -166,21 +162,7 @@ class TracesTab:
 
 
 def build_traces_tab(runtime: Runtime) -> TracesTab:
-    try:
-        projects = runtime.projects()
-    except Exception:  # Phoenix not answering yet: the picker still takes a typed name
-        projects = []
-    with gr.Row():
-        project = gr.Dropdown(
-            sorted({runtime.settings.project, *projects}),
-            value=runtime.settings.project,
-            label="Phoenix project",
-            info="any project: other smolagents apps' traces too",
-            allow_custom_value=True,
-            elem_id="traces-project",
-            scale=1,
-        )
-        source = gr.Dropdown(list(SOURCES), value="all", label="Cycles from", elem_id="traces-source", scale=1)
+    project, source = project_pickers(runtime, "traces")
     traces_project = project
     with gr.Row():
         status = gr.Dropdown(STATUS_CHOICES, value="all", label="Status", elem_id="traces-status", scale=1)
