@@ -214,6 +214,18 @@ def test_the_traces_tab_and_the_dashboard_read_an_apps_project(env, llm, phoenix
     table.get_by_text(TASK).click()  # step through it
     page.locator("#step-detail").get_by_text("add(a=6, b=7)").first.wait_for()
 
+    # replay it here too: the operator names the factory; the model is not even there
+    llm.stop()
+    page.locator("#replay-accordion").get_by_text("Replay or fork this cycle").click()
+    page.locator("#replay-button").click()
+    report = page.locator("#replay-report")
+    report.get_by_text("recorded by another app (CodeAgent)").wait_for(timeout=60_000)
+    page.locator("#replay-factory").get_by_role("textbox").fill(f"{APP}:build")
+    page.locator("#replay-button").click()
+    report.get_by_text("Reproduced the recording").wait_for(timeout=120_000)
+    assert "2 recorded outputs replayed" in report.inner_text()
+    page.screenshot(path=screenshot("traces-tab-other-app-replay.png"), full_page=True)
+
     picker.fill(f"{project}-nope")
     picker.press("Enter")
     page.locator("#traces-caption").get_by_text(f"no Phoenix project '{project}-nope'").wait_for()

@@ -16,7 +16,7 @@ import agents
 from telemetry import STATUSES, CycleFilter, Recording, ReplayError, StepView, counted, list_cycles, trace_tables, usd
 
 from .errors import UsageError
-from .inputs import TIME_WINDOWS
+from .inputs import TIME_WINDOWS, parse_lines, parse_options
 from .models import SUGGESTED_MODELS
 from .pickers import SOURCES, chosen_project, project_pickers
 from .render import (
@@ -208,6 +208,16 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
             "uses your edited output for it, or a live model from it on."
         )
         with gr.Row():
+            factory = gr.Textbox(
+                label="Factory (another app's cycle): package.module:function or path/file.py:function",
+                placeholder="cogscope's own cycles name theirs; leave empty",
+                elem_id="replay-factory",
+                scale=2,
+            )
+            factory_options = gr.Textbox(
+                label="Its options: KEY=VALUE per line", lines=1, elem_id="replay-factory-options", scale=1
+            )
+        with gr.Row():
             stub = gr.Checkbox(False, label="Stub tools (recorded outputs)", elem_id="replay-stub")
             replay_button = gr.Button("Replay", variant="primary", elem_id="replay-button")
         edited = gr.Textbox(label="Edited model output for the selected step", lines=5, elem_id="fork-output")
@@ -329,11 +339,23 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
     next_step.click(lambda s, i: move(s, i, +1), inputs=[steps_state, step_list], outputs=step_list, api_name=False)
 
     def run_replay(
-        trace_id: str, stub_v: bool, index: int | None, edited_v: str, model_v: str, trust_v: bool, mode: str
+        trace_id: str,
+        stub_v: bool,
+        index: int | None,
+        edited_v: str,
+        model_v: str,
+        trust_v: bool,
+        factory_v: str | None,
+        options_v: str | None,
+        project_v: str | None,
+        mode: str,
     ) -> Any:
         fork_at = None if mode == "replay" else (index or 0) + 1
         messages_out: list[dict[str, Any]] = []
+        factory_v = (factory_v or "").strip() or None
         try:
+            if factory_v is not None:
+                runtime.policy.check_agent(factory_v)  # a remote user names only registered agents
             replay = runtime.prepare_replay(
                 trace_id,
                 stub=stub_v,
@@ -341,6 +363,9 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
                 substitute=edited_v if mode == "edit" else None,
                 live_model=(model_v or None) if mode == "live" else None,
                 trust=bool(trust_v),
+                project=chosen_project(runtime, project_v),
+                factory=factory_v,
+                options=parse_options(parse_lines(options_v or "")) if factory_v else None,
             )
         except UntrustedCode as e:
             yield confirm_markdown(e), messages_out, gr.update(visible=e.can_confirm, value=False)
@@ -355,17 +380,18 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
             yield f"⏳ {label} ...", messages_out, gr.skip()
         yield replay_markdown(runtime, replay), messages_out, gr.skip()
 
-    replay_inputs = [trace_box, stub, step_list, edited, live_model, trust]
+    # the API's parameters: the newer ones (factory, its options, project) last, with defaults
+    replay_inputs = [trace_box, stub, step_list, edited, live_model, trust, factory, factory_options, project]
     replay_outputs = [replay_report, replay_chat, trust]
 
-    def on_replay(t: str, s: bool, i: int | None, e: str, m: str, ok: bool) -> Any:
-        yield from run_replay(t, s, i, e, m, ok, "replay")
+    def on_replay(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
+        yield from run_replay(t, s, i, e, m, ok, f, o, p, "replay")
 
-    def on_fork_edit(t: str, s: bool, i: int | None, e: str, m: str, ok: bool) -> Any:
-        yield from run_replay(t, s, i, e, m, ok, "edit")
+    def on_fork_edit(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
+        yield from run_replay(t, s, i, e, m, ok, f, o, p, "edit")
 
-    def on_fork_live(t: str, s: bool, i: int | None, e: str, m: str, ok: bool) -> Any:
-        yield from run_replay(t, s, i, e, m, ok, "live")
+    def on_fork_live(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
+        yield from run_replay(t, s, i, e, m, ok, f, o, p, "live")
 
     # a confirmation holds for the trace it was given for, never the next one
     trace_box.change(lambda: gr.update(visible=False, value=False), outputs=trust, api_name=False)
