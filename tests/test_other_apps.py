@@ -208,10 +208,11 @@ def test_the_traces_tab_and_the_dashboard_read_an_apps_project(env, llm, phoenix
     picker.fill(f"{project}-app")
     picker.press("Enter")
     table = page.locator("#traces-table")
-    table.get_by_text(TASK).wait_for(timeout=60_000)  # the task text, not the JSON of the run's arguments
+    # the task text, not the JSON of the run's arguments
+    table.locator("span", has_text=TASK).first.wait_for(timeout=60_000)
     assert "CodeAgent" in table.inner_text()
     page.screenshot(path=screenshot("traces-tab-other-app.png"), full_page=True)
-    table.get_by_text(TASK).click()  # step through it
+    table.locator("span", has_text=TASK).first.click()  # step through it
     page.locator("#step-detail").get_by_text("add(a=6, b=7)").first.wait_for()
 
     # replay it here too: the operator names the factory; the model is not even there
