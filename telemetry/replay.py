@@ -159,8 +159,9 @@ class Recording:
         top = app_agent(name)
         if factory is None:
             raise ReplayError(
-                f"trace {trace_id} was recorded by another app ({top}); name the factory that builds the same agent "
-                "with --agent package.module:function (or path/file.py:function), and its options with --option"
+                f"trace {trace_id} was recorded by another app ({top}); name the factory that builds the same agent, "
+                "package.module:function or path/file.py:function, and its options (`replay --agent REF --option "
+                "K=V`, or the Factory field of the Traces tab)"
             )
         tables = trace_tables(spans, prices or Prices())
         models: dict[str, str] = {}
