@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, SECRET
 
 APP = ROOT / "tests" / "fixtures" / "plain_app.py"
 ADD = "Thought: add them.\n<code>\nprint(add(a=6, b=7))\n</code>"
@@ -114,12 +114,15 @@ def test_an_app_with_the_one_line_recorder_is_a_cycle_that_replays_and_forks_wit
     llm.enqueue(ADD, prompt_tokens=1000, completion_tokens=100)
     llm.enqueue(DONE, prompt_tokens=1200, completion_tokens=50)
     data = str(tmp_path / "app-data")
-    out = _run_script(env, str(RECORDED), phoenix.url, project, llm.api_base, data, TASK, cwd=tmp_path)
+    task = f"{TASK} (the key is {SECRET})"  # the app's environment holds it: the recorder blanks it, as cogscope does
+    out = _run_script(env, str(RECORDED), phoenix.url, project, llm.api_base, data, task, cwd=tmp_path)
     assert out.splitlines()[-2:] == ["13", "spooled: 0"]
 
     listed = cogscope("traces", "--format", "json", "--source", "cogscope")
+    assert SECRET not in listed.out
     (row,) = json.loads(listed.out)
-    assert row["task"] == TASK and row["agent"] == f"{RECORDED}:build" and row["models"] == "openai/gpt-4o-mini"
+    assert row["task"] == f"{TASK} (the key is [REDACTED])"
+    assert row["agent"] == f"{RECORDED}:build" and row["models"] == "openai/gpt-4o-mini"
     assert (row["status"], row["steps"], row["llm_calls"], row["tokens"]) == ("ok", 2, 2, 2350)
     assert row["cost_usd"] == pytest.approx(_by_hand(2200, 150), rel=1e-9)
     assert row["recorded_here"] is False  # the app signed with its own data dir's key, not this cogscope's

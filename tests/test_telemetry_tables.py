@@ -128,3 +128,21 @@ def cycle_totals_of(calls: list) -> object:
     from telemetry.tables import cycle_totals
 
     return cycle_totals(_cycle(calls), PRICES)
+
+
+def test_an_apps_cycle_names_its_models_by_role_from_its_calls():
+    """Another app's root does not name its models: they come from its calls, one per role (a managed agent's name)."""
+    from telemetry.tables import models_of_calls
+
+    calls = pd.DataFrame(
+        {
+            "trace_id": ["a", "a", "a", "b", "b"],
+            "start_time": pd.to_datetime([1, 2, 3, 1, 2], unit="s", utc=True),
+            "role": ["manager", "perception", "manager", "CodeAgent", "CodeAgent"],
+            "model": ["openai/gpt-4o", "openai/gpt-4o-mini", "openai/gpt-4o", "openai/gpt-4o-mini", ""],
+        }
+    )
+    assert models_of_calls(calls).to_dict() == {
+        "a": "manager=openai/gpt-4o, perception=openai/gpt-4o-mini",
+        "b": "openai/gpt-4o-mini",  # one role: the model alone; a call that failed names none
+    }
