@@ -169,11 +169,7 @@ class Recording:
             if model:
                 models.setdefault("default" if role == top else str(role), str(model))
         tools = _attr(root, "smolagents.tools_names")
-        managed = [
-            str(root.get(c))
-            for c in sorted(root.index)
-            if c.startswith("attributes.smolagents.managed_agents.") and c.endswith(".name") and root.get(c)
-        ]
+        managed = _managed_names(root)
         code = root.get("status_code")
         return cls(
             totals=tables.totals,
@@ -193,6 +189,19 @@ class Recording:
             tools_names=tuple(str(t) for t in tools) if isinstance(tools, (list, tuple)) else None,
             managed_names=tuple(managed),
         )
+
+
+def _managed_names(root: pd.Series) -> list[str]:
+    """The managed agents' names OpenInference recorded on an agent's run span: Phoenix gives them as a list of
+    {"name": ...} (`smolagents.managed_agents`), OpenTelemetry as `smolagents.managed_agents.N.name`."""
+    listed = _attr(root, "smolagents.managed_agents")
+    if isinstance(listed, (list, tuple)):
+        return [str(m["name"]) for m in listed if isinstance(m, dict) and m.get("name")]
+    return [
+        str(root.get(c))
+        for c in sorted(root.index)
+        if c.startswith("attributes.smolagents.managed_agents.") and c.endswith(".name") and root.get(c)
+    ]
 
 
 def classify_steps(steps: list[StepView]) -> str:

@@ -27,8 +27,8 @@ def _run_script(env: dict[str, str], *argv: str, cwd: Path = ROOT) -> str:
     return proc.stdout
 
 
-def _run_app(env: dict[str, str], phoenix_url: str, project: str, api_base: str, task: str = TASK) -> str:
-    return _run_script(env, str(APP), phoenix_url, project, api_base, task)
+def _run_app(env: dict[str, str], phoenix_url: str, project: str, api_base: str, *extra: str) -> str:
+    return _run_script(env, str(APP), phoenix_url, project, api_base, TASK, *extra)
 
 
 @pytest.fixture
@@ -242,3 +242,26 @@ def test_the_traces_tab_and_the_dashboard_read_an_apps_project(env, llm, phoenix
     numbers = page.locator("#dash-numbers")
     numbers.get_by_text("1 cycle").first.wait_for(timeout=60_000)
     assert "Cost by model (window total): openai/gpt-4o-mini $0.00042" in numbers.inner_text()
+
+
+ASK = 'Thought: the helper adds.\n<code>\nprint(helper(task="Add 6 and 7."))\n</code>'
+HELP = "Thought: add.\n<code>\nfinal_answer(add(a=6, b=7))\n</code>"
+
+
+def test_an_app_with_a_managed_agent_shows_its_roles_and_replays_with_the_factory(env, llm, phoenix, cogscope):
+    for reply in (ASK, HELP, DONE):
+        llm.enqueue(reply, prompt_tokens=500, completion_tokens=20)
+    assert _run_app(env, phoenix.url, env["COGSCOPE_PROJECT"], llm.api_base, "managed").strip().endswith("13")
+    (row,) = json.loads(cogscope("traces", "--format", "json").out)
+    assert row["models"] == "CodeAgent=openai/gpt-4o-mini, helper=openai/gpt-4o-mini"  # a role per managed agent
+    assert (row["llm_calls"], row["tokens"]) == (3, 1560)
+    cost = json.loads(cogscope("cost", "--since", "1h", "--format", "json").out)
+    assert sorted(r["role"] for r in cost["by_role"]) == ["CodeAgent", "helper"]
+
+    llm.stop()
+    replay = cogscope("replay", row["trace_id"], "--agent", f"{APP}:build", "--option", "managed=true")
+    assert replay.code == 0, replay.out + replay.err
+    assert "Model:    3 outputs replayed, 0 LLM calls" in replay.out and "Reproduced the recording" in replay.out
+    alone = cogscope("replay", row["trace_id"], "--agent", f"{APP}:build")  # the factory, without its option
+    assert alone.code == 2
+    assert "the tools ['add', 'final_answer'], the recorded one had ['final_answer']" in alone.err
