@@ -44,7 +44,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                 build_dashboard_tab(
                     runtime,
                     open_in_traces=lambda table, ids, project: traces.open_from(
-                        table, ids, tabs, skip_columns=(PHOENIX_COLUMN,), project=project
+                        table, ids, tabs, skip_columns=(PHOENIX_COLUMN,), other_project=project
                     ),
                 )
     return demo

@@ -163,7 +163,6 @@ class TracesTab:
 
 def build_traces_tab(runtime: Runtime) -> TracesTab:
     project, source = project_pickers(runtime, "traces")
-    traces_project = project
     with gr.Row():
         status = gr.Dropdown(STATUS_CHOICES, value="all", label="Status", elem_id="traces-status", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", label="Agent", allow_custom_value=True, scale=1)
@@ -305,9 +304,9 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         other_ids: gr.State,
         tabs: gr.Tabs,
         skip_columns: tuple[int, ...] = (),
-        project: gr.Dropdown | None = None,
+        other_project: gr.Dropdown | None = None,
     ) -> None:
-        """A click on a row of `other` (another tab's table of cycles of `project`'s) opens it here."""
+        """A click on a row of `other` (another tab's table of the cycles of `other_project`) opens it here."""
 
         def pick(trace_ids: list[str], whole_v: bool, project_v: str | None, event: gr.SelectData) -> tuple[Any, ...]:
             row, column = event.index if isinstance(event.index, (list, tuple)) else (event.index, None)
@@ -321,8 +320,8 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
                 *open_trace(trace_ids[row], whole_v, project_v),
             )
 
-        inputs = [other_ids, whole, project if project is not None else gr.State(None)]
-        outputs = [tabs, traces_project, trace_box, *opened]
+        inputs = [other_ids, whole, other_project if other_project is not None else gr.State(None)]
+        outputs = [tabs, project, trace_box, *opened]
         other.select(pick, inputs=inputs, outputs=outputs, api_name=False)
 
     step_list.change(
