@@ -43,11 +43,12 @@ ATTR_REPLAY_OF = "cogscope.replay_of"  # on a replay or fork: the trace id it re
 ATTR_MCP = "cogscope.mcp"  # JSON list of the MCP server commands whose tools the agent had
 ATTR_SIGNATURE = "cogscope.signature"  # HMAC of SIGNED (telemetry.signing)
 ATTR_SESSION = SESSION
+ATTR_USER = SpanAttributes.USER_ID  # who started the cycle on a shared cogscope (its log-in name)
 
 # the root attributes a replay rebuilds the agent from: the signature covers exactly these
 SIGNED = (ATTR_AGENT, ATTR_OPTIONS, ATTR_MODEL, ATTR_MCP, ATTR_CYCLE_ID)
 # what a listing of cycles reads from each root span, besides its ids and times
-ROOT_ATTRIBUTES = (ATTR_AGENT, ATTR_MODEL, ATTR_STATUS, ATTR_REPLAY_OF, ATTR_SESSION)
+ROOT_ATTRIBUTES = (ATTR_AGENT, ATTR_MODEL, ATTR_STATUS, ATTR_REPLAY_OF, ATTR_SESSION, ATTR_USER)
 
 # -- on LLM spans: where in the cycle the call was made (telemetry.roles.CallAnnotator) ----------------------
 ATTR_ROLE = "cogscope.role"
@@ -125,6 +126,7 @@ def root_attributes(
     session_id: str | None = None,
     replay_of: str | None = None,
     mcp: tuple[str, ...] = (),
+    user: str | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """The attributes a cycle's root span starts with, as (key, value) pairs."""
     yield KIND, AGENT_KIND
@@ -140,6 +142,8 @@ def root_attributes(
         yield ATTR_REPLAY_OF, replay_of
     if mcp:
         yield ATTR_MCP, json.dumps(list(mcp))
+    if user:
+        yield ATTR_USER, user
 
 
 def output_attributes(final_answer: Any) -> Iterator[tuple[str, Any]]:

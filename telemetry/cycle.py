@@ -13,12 +13,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from openinference.instrumentation import using_session
+from openinference.instrumentation import using_attributes
 from smolagents import ActionStep, ChatMessageStreamDelta, FinalAnswerStep, MultiStepAgent, PlanningStep
 from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentMaxStepsError
@@ -148,6 +147,19 @@ class Cycle:
             self._started.wait()
         return self
 
+    def discard(self) -> None:
+        """Let go of a cycle that will not run (it left the line): what building its agent started (MCP servers,
+        sandbox workers) is stopped. A cycle already started is not affected."""
+        if self._launched:
+            return
+        self._launched = True  # it can no longer start
+        if self._on_end is not None:
+            on_end, self._on_end = self._on_end, None
+            try:
+                on_end()
+            except Exception:
+                pass
+
     def stop(self, reason: str | None = None) -> None:
         """Ask the agent and its managed agents to stop after the current step.
 
@@ -233,7 +245,9 @@ class Cycle:
                 self.tracing.collector.watch(trace_id_int, exported=self.keep_spans)
                 self._started.set()
                 try:
-                    with using_session(self.spec.session_id) if self.spec.session_id else nullcontext():
+                    # every span of the cycle carries its session and user (Phoenix groups and filters by them)
+                    context = {"session_id": self.spec.session_id, "user_id": self.spec.user}
+                    with using_attributes(**{k: v for k, v in context.items() if v}):
                         for item in self.agent.run(self.task, stream=True, **self._run_kwargs):
                             if isinstance(item, FinalAnswerStep):
                                 self._emit_max_steps_step(emitted)

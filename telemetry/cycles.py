@@ -164,6 +164,7 @@ class CycleFilter:
     source: str | None = None  # "cogscope": run in cogscope (or with its recorder); "other": other apps'; else all
     since: datetime | None = None
     until: datetime | None = None
+    user: str | None = None  # only the cycles this user started (on a shared cogscope); None: everyone's
 
 
 def _recorded_here(roots: pd.DataFrame, signer: Signer | None) -> list[bool]:
@@ -186,7 +187,14 @@ def filter_cycles(cycles: pd.DataFrame, f: CycleFilter) -> pd.DataFrame:
         cycles = cycles[cycles["agent"] == f.agent]
     if f.text:
         cycles = cycles[cycles["task"].str.contains(f.text, case=False, regex=False)]
-    return by_source(cycles, f.source)
+    return by_user(by_source(cycles, f.source), f.user)
+
+
+def by_user(cycles: pd.DataFrame, user: str | None) -> pd.DataFrame:
+    """The cycles `user` started (their root's `user.id`), or all when `user` is None."""
+    if user is None:
+        return cycles
+    return cycles[cycles["user"] == user]
 
 
 def by_source(cycles: pd.DataFrame, source: str | None) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from .attributes import ERROR, MAX_STEPS
-from .cycles import by_source, fetch_calls, fetch_roots, fetch_tool_time
+from .cycles import by_source, by_user, fetch_calls, fetch_roots, fetch_tool_time
 from .prices import Prices
 from .projection import project
 from .tables import CALL_COLUMNS, cycles_table, isin, priced, roots_table, sum_calls
@@ -91,6 +91,7 @@ class Scope:
     model: str | None = None
     status: str | None = None
     source: str | None = None  # `cycles.by_source`: "cogscope", "other" or all
+    user: str | None = None  # `cycles.by_user`: the cycles this user started, or everyone's (None)
 
 
 def select(figures: CycleFigures, scope: Scope) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -103,7 +104,7 @@ def select(figures: CycleFigures, scope: Scope) -> tuple[pd.DataFrame, pd.DataFr
         cycles = cycles[cycles["session_id"] == scope.session]
     if scope.status:
         cycles = cycles[cycles["status"] == scope.status]
-    cycles = by_source(cycles, scope.source)
+    cycles = by_user(by_source(cycles, scope.source), scope.user)
     calls = figures.calls
     if len(cycles) < len(figures.cycles):
         calls = calls[isin(calls["trace_id"], cycles["trace_id"])]

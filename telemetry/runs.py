@@ -34,6 +34,7 @@ class CycleSpec:
     session_id: str | None = None
     replay_of: str | None = None
     mcp: tuple[str, ...] = ()  # MCP server commands whose tools were added to the agent
+    user: str | None = None  # who started the cycle (the log-in name on a shared cogscope)
 
     def attributes(self, cycle_id: str, task: str) -> dict[str, Any]:
         """The root span's attributes (`attributes.root_attributes`)."""
@@ -47,6 +48,7 @@ class CycleSpec:
                 session_id=self.session_id,
                 replay_of=self.replay_of,
                 mcp=self.mcp,
+                user=self.user,
             )
         )
 

@@ -42,6 +42,7 @@ from .attributes import (
     ATTR_STEP,
     ATTR_STEPS,
     ATTR_TOOL_S,
+    ATTR_USER,
     CHAIN_KIND,
     COMPLETION_TOKENS,
     ERROR,
@@ -69,7 +70,7 @@ CALL_COLUMNS = ["trace_id", "span_id", "start_time", "latency_s", "model", "role
                 "completion_tokens"]  # fmt: skip
 CYCLE_COLUMNS = ["trace_id", "start_time", "end_time", "agent", "models", "status", "steps", "llm_calls",
                  "prompt_tokens", "completion_tokens", "tokens", "duration_s", "model_s", "tool_s", "cost_usd",
-                 "task", "session_id", "replay_of", "cogscope"]  # fmt: skip
+                 "task", "session_id", "user", "replay_of", "cogscope"]  # fmt: skip
 
 
 def column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -220,13 +221,13 @@ def models_text(raw: Any) -> str:
 
 def roots_table(roots: pd.DataFrame) -> pd.DataFrame:
     """Root spans (selected layout) -> what each cycle is: trace_id, times, agent, models, status, task,
-    session, replay_of, cogscope (recorded by cogscope), tool_s (its seconds in tools) and steps (its number
+    session, user, replay_of, cogscope (recorded by cogscope), tool_s (its seconds in tools) and steps (its number
     of steps), the last two when the root recorded them.
 
     A trace another app sent has no `cogscope.cycle.status`: its status is its root span's."""
     if roots.empty:
         return pd.DataFrame(columns=["trace_id", "start_time", "end_time", "agent", "models", "status", "task",
-                                     "session_id", "replay_of", "cogscope", "tool_s", "steps"])  # fmt: skip
+                                     "session_id", "user", "replay_of", "cogscope", "tool_s", "steps"])  # fmt: skip
     agent = column(roots, ATTR_AGENT)
     ours = agent.notna().to_numpy()  # recorded by cogscope (or an app using its recorder): else another app's
     status = column(roots, ATTR_STATUS).astype(object)
@@ -248,6 +249,7 @@ def roots_table(roots: pd.DataFrame) -> pd.DataFrame:
                 for t, here in zip(inputs, ours, strict=True)
             ],
             "session_id": column(roots, ATTR_SESSION).to_numpy(),
+            "user": column(roots, ATTR_USER).to_numpy(),  # who started it on a shared cogscope (else None)
             "replay_of": column(roots, ATTR_REPLAY_OF).to_numpy(),
             "cogscope": ours,
             "tool_s": pd.to_numeric(column(roots, ATTR_TOOL_S), errors="coerce").to_numpy(),

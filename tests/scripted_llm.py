@@ -27,6 +27,11 @@ those words are shown before the model has finished.
 
     llm.enqueue(ANSWER, held="midway")
 
+For many sessions at once, a responder answers every request the script has no reply for, from what the
+request holds (so each session's replies follow from its own task, and cross-talk shows):
+
+    llm.respond(lambda body: Reply(f"...{task_marker(body)}...", delay_s=1.0))
+
 A held reply nobody releases is answered with HTTP 500 after `HOLD_TIMEOUT_S`, so a test that
 forgets to release fails loudly instead of hanging. `reset()` releases whatever is still held.
 """
@@ -38,6 +43,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -74,6 +80,7 @@ class ScriptedLLM:
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._responder: Callable[[dict[str, Any]], Reply] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> ScriptedLLM:
@@ -111,6 +118,11 @@ class ScriptedLLM:
             if gate is not None:
                 self._gates.append(gate)
 
+    def respond(self, responder: Callable[[dict[str, Any]], Reply] | None) -> None:
+        """Answer each request the script has no reply for with `responder(request body)` (None: stop)."""
+        with self._lock:
+            self._responder = responder
+
     def release(self, count: int = 1) -> None:
         """Let the next `count` held replies go (in script order), whether their requests arrived yet or not."""
         with self._lock:
@@ -132,6 +144,7 @@ class ScriptedLLM:
             while self._gates:  # nothing stays blocked into the next test
                 self._gates.popleft().set()
             self._replies.clear()
+            self._responder = None
             self.requests.clear()
             self.headers.clear()
 
@@ -144,7 +157,10 @@ class ScriptedLLM:
             self.requests.append(body)
             self.headers.append(headers)
             self._arrived.notify_all()
-            return self._replies.popleft() if self._replies else None
+            if self._replies:
+                return self._replies.popleft()
+            responder = self._responder
+        return responder(body) if responder is not None else None
 
     # -- HTTP ----------------------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:

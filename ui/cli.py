@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, NoReturn
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -84,6 +85,12 @@ def _arg_port(text: str) -> int:
     return int(text)
 
 
+def _arg_count(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of cycles; use a whole number from 1 to 1000")
+    return int(text)
+
+
 def _arg_interval(text: str) -> float:
     from .inputs import check_interval
 
@@ -130,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-browser-commands",
         action="store_true",
         help="let users who log in import any agent file or module and start any MCP command (as you)",
+    )
+    ui.add_argument(
+        "--max-cycles",
+        type=_arg_count,
+        metavar="N",
+        help="cycles on API models that run side by side; more wait in line (default 16, or $COGSCOPE_MAX_CYCLES)",
     )
     run = sub.add_parser("run", help="run one cycle headless and print its steps and totals")
     _add_cycle_arguments(run, task_required=True)
@@ -198,6 +211,7 @@ def _parser() -> argparse.ArgumentParser:
             default="all",
             help="cycles run in cogscope, from other apps (traced with OpenInference), or all (default)",
         )
+        command.add_argument("--user", help="only the cycles this user started on a shared cogscope (its log-in)")
     seed = sub.add_parser("seed-memory", help="fill an empty memory store with a small example")
     seed.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
     return parser
@@ -456,6 +470,7 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
     from .app import build_app
     from .auth import RequireLogin, load_credentials
     from .config import LOCAL_MODEL
+    from .run_tab import cycle_events_limit
     from .runtime import Runtime
     from .trust import Policy, is_loopback
 
@@ -473,8 +488,11 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
         allowed_mcp=[*settings.allowed_mcp, *getattr(args, "allow_mcp", [])],
         allowed_api_bases=[b for b in [settings.api_base, *getattr(args, "allow_api_base", [])] if b],
     )
+    if getattr(args, "max_cycles", None):
+        settings = replace(settings, max_cycles=args.max_cycles)
     runtime = Runtime.start(settings)
     runtime.policy = policy
+    runtime.signed_in = credentials is not None
     stop = threading.Event()
     demo = None
     try:
@@ -482,8 +500,11 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
             print("Starting the bundled local model (SmolLM2-135M) ...", flush=True)
             runtime.local.ensure()
         demo = build_app(runtime)
-        demo.queue(default_concurrency_limit=4)
+        # every other event (the Traces tab, replays, the Dashboard) has a group of its own, so another user's
+        # running cycle never blocks it; each event holds a worker thread while it runs
+        demo.queue(default_concurrency_limit=16)
         demo.launch(
+            max_threads=cycle_events_limit(runtime) + 40,
             server_name=host,
             server_port=port,
             prevent_thread_lock=True,

@@ -74,6 +74,15 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     raise UsageError(f"{name}={raw!r} is not a yes/no value; use 1 or 0")
 
 
+def _count(environ: Mapping[str, str], name: str, default: int, what: str) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise UsageError(f"{name}={raw!r} is not a number of {what}; use a whole number from 1 to 1000")
+    return int(raw)
+
+
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -112,6 +121,9 @@ class Settings:
     # COGSCOPE_FULL_PROMPTS=1: every LLM span keeps its whole prompt (Phoenix's playground); else only what is new
     full_prompts: bool = False
     project_named: bool = False  # the project was named on the command line (--project): it must exist
+    # a shared app (ui.slots): how many cycles run side by side; the rest wait in line, their place shown
+    max_cycles: int = 16  # COGSCOPE_MAX_CYCLES: cycles on API models (they mostly wait on the network)
+    max_local_cycles: int = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model only
 
     def with_project(self, name: str) -> Settings:
         """These settings reading another Phoenix project (a command's --project), checked as COGSCOPE_PROJECT is."""
@@ -150,4 +162,6 @@ class Settings:
             drain_timeout=_seconds(env, "COGSCOPE_DRAIN_TIMEOUT", 10.0),
             prices=load_prices_file(env.get("COGSCOPE_PRICES")),
             full_prompts=_flag(env, "COGSCOPE_FULL_PROMPTS"),
+            max_cycles=_count(env, "COGSCOPE_MAX_CYCLES", 16, "cycles"),
+            max_local_cycles=_count(env, "COGSCOPE_MAX_LOCAL_CYCLES", 4, "cycles"),
         )

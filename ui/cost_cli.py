@@ -89,10 +89,12 @@ def cost_command(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         runtime.close()
     source = None if args.source == "all" else args.source
-    cycles, calls = select(figures, Scope(since=since, agent=args.agent, session=args.session, source=source))
+    scope = Scope(since=since, agent=args.agent, session=args.session, source=source, user=args.user)
+    cycles, calls = select(figures, scope)
     if cycles.empty:
         where = f" of agent {args.agent}" if args.agent else ""
         where += f" in session {args.session}" if args.session else ""
+        where += f" started by {args.user}" if args.user else ""
         where += {"cogscope": " run in cogscope", "other": " from other apps"}.get(args.source, "")
         raise UsageError(
             f"no cycles{where} in the last {args.since} (Phoenix project {settings.project!r}); run some, "

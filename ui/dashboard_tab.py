@@ -35,7 +35,7 @@ from telemetry import (
 
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_models
-from .pickers import SOURCES, chosen_project, project_pickers
+from .pickers import SOURCES, chosen_project, chosen_user, project_pickers
 from .render import redacted, usd_cells
 from .runtime import Runtime
 
@@ -151,10 +151,12 @@ def dashboard(
     what_if_text: str,
     project: str | None = None,
     source: str = "all",
+    user: str | None = None,
 ) -> tuple[Any, ...]:
     """(numbers markdown, 4 plots, table, its trace ids, csv path, role choices, message) for the filters.
 
-    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES."""
+    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES;
+    `user`: only the cycles this user started (None: everyone's)."""
     prices = runtime.settings.prices
     project = chosen_project(runtime, project)
     mapping = parse_models(parse_lines(what_if_text))
@@ -167,6 +169,7 @@ def dashboard(
         session=(session or "").strip() or None,
         status=None if status in ("", "all") else status,
         source=SOURCES.get(source),
+        user=user,
     )
     figures = _figures(runtime, project)
     with _cache_lock:
@@ -174,7 +177,8 @@ def dashboard(
     cycles, calls = select(figures, scope)
     if cycles.empty:
         return (
-            "No cycles match. Run some in the Run tab, or widen the filters.",
+            "No cycles match. Run some in the Run tab, or widen the filters"
+            + (" (or show everyone's cycles)." if user else "."),
             *[pd.DataFrame()] * 4,
             pd.DataFrame(columns=TABLE_COLUMNS),
             [],
@@ -303,7 +307,7 @@ def dashboard(
 
 def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | None = None) -> None:
     """`open_in_traces(table, trace_ids_state, project)` wires a row click to the Traces tab (see app.py)."""
-    project, source = project_pickers(runtime, "dash")
+    project, source, whose = project_pickers(runtime, "dash")
     with gr.Row():
         window = gr.Dropdown(list(WINDOWS), value="last 24 hours", label="Window", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", allow_custom_value=True, label="Agent", scale=1)
@@ -364,13 +368,37 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | 
     trace_ids = gr.State([])
     download = gr.DownloadButton("Download CSV", elem_id="dash-csv")
 
-    def on_refresh(*values: Any) -> tuple[Any, ...]:
+    # explicit parameters: Gradio finds the gr.Request parameter (who is signed in) by its type hint
+    def on_refresh(
+        window_v: str,
+        agent_v: str,
+        session_v: str,
+        status_v: str,
+        interval_v: float | None,
+        what_if_v: str,
+        project_v: str,
+        source_v: str,
+        whose_v: str,
+        request: gr.Request,
+    ) -> tuple[Any, ...]:
         try:
-            return dashboard(runtime, *values)
+            return dashboard(
+                runtime,
+                window_v,
+                agent_v,
+                session_v,
+                status_v,
+                interval_v,
+                what_if_v,
+                project_v,
+                source_v,
+                user=chosen_user(whose_v, request),
+            )
         except (UsageError, agents.AgentsError, Exception) as e:  # noqa: B014 - any failure: say it, stay up
             return (gr.skip(),) * 9 + (f"❌ {redacted(e)}",)
 
-    inputs = [window, agent, session, status, interval, what_if_box, project, source]  # the API's: newer ones last
+    # the API's parameters: the newer ones last
+    inputs = [window, agent, session, status, interval, what_if_box, project, source, whose]
     outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, trace_ids, download, role_pick, message]
     refresh.click(on_refresh, inputs=inputs, outputs=outputs, api_name="dashboard")
     if open_in_traces is not None:

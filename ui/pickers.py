@@ -9,11 +9,13 @@ import gradio as gr
 from .runtime import Runtime
 
 SOURCES = {"all": None, "run in cogscope": "cogscope", "other apps": "other"}  # label -> cycles.by_source
+WHOSE = ("mine", "everyone's")  # on an app with log-ins: the cycles the signed-in user started, or all
 
 
-def project_pickers(runtime: Runtime, prefix: str) -> tuple[Any, Any]:
-    """A row with (the Phoenix project dropdown, the "Cycles from" dropdown), elem_ids `{prefix}-project` and
-    `{prefix}-source`. The projects are those Phoenix has now; any other name can be typed."""
+def project_pickers(runtime: Runtime, prefix: str) -> tuple[Any, Any, Any]:
+    """A row with (the Phoenix project dropdown, the "Cycles from" dropdown, the "Whose cycles" radio), elem_ids
+    `{prefix}-project`, `{prefix}-source` and `{prefix}-whose`. The projects are those Phoenix has now; any other
+    name can be typed. "Whose cycles" shows only on an app with log-ins, "mine" first."""
     try:
         projects = runtime.projects()
     except Exception:  # Phoenix not answering yet: the picker still takes a typed name
@@ -29,7 +31,23 @@ def project_pickers(runtime: Runtime, prefix: str) -> tuple[Any, Any]:
             scale=1,
         )
         source = gr.Dropdown(list(SOURCES), value="all", label="Cycles from", elem_id=f"{prefix}-source", scale=1)
-    return project, source
+        whose = gr.Radio(
+            list(WHOSE),
+            value=WHOSE[0],
+            label="Whose cycles",
+            info="mine: the cycles you started",
+            visible=runtime.signed_in,
+            elem_id=f"{prefix}-whose",
+            scale=1,
+        )
+    return project, source, whose
+
+
+def chosen_user(whose: str | None, request: gr.Request | None) -> str | None:
+    """The user whose cycles to show: the signed-in user for "mine" (the default), None for everyone's or when
+    nobody signs in."""
+    user = getattr(request, "username", None) or None
+    return None if user is None or whose == WHOSE[1] else user
 
 
 def chosen_project(runtime: Runtime, project: str | None) -> str:

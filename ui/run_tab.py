@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .inputs import parse_lines, parse_options
 from .models import SUGGESTED_MODELS
 from .render import LiveWords, redacted, step_messages, totals_markdown, trace_link_markdown
 from .runtime import Runtime
+from .slots import API, LOCAL, Ticket
 from .trust import OPERATOR, Policy
 
 # per-role model pickers shown under the default model (consciousness has three roles; on_run/on_loop name three)
@@ -31,21 +33,29 @@ Update = tuple[list[dict[str, Any]], str, str, str]  # chat, status, totals, mem
 @dataclass
 class _Running:
     cycle: Cycle | None = None
+    ticket: Ticket | None = None  # its place in line, or its slot (ui.slots)
     loop_stop: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_running: dict[str, _Running] = {}
+# what runs in each browser session (or API client), keyed by (user, session): Stop reaches only one's own
+_running: dict[tuple[str, str], _Running] = {}
 _running_lock = threading.Lock()
+
+
+def _user(request: gr.Request | None) -> str | None:
+    """The signed-in user's name (None when the app asks for no log-in)."""
+    return getattr(request, "username", None) or None
 
 
 def _session_id(request: gr.Request | None) -> str:
     return f"ui-{request.session_hash}" if request is not None and request.session_hash else "ui"
 
 
-def _running_for(session_id: str) -> _Running:
+def _running_for(request: gr.Request | None) -> _Running:
+    key = (_user(request) or "", _session_id(request))
     with _running_lock:
-        return _running.setdefault(session_id, _Running())
+        return _running.setdefault(key, _Running())
 
 
 @dataclass(frozen=True)
@@ -149,26 +159,72 @@ def _stream(cycle: Cycle, messages: list[dict[str, Any]], label: str) -> Iterato
         yield f"⏳ {label} ... {steps} step(s) so far"
 
 
+LEFT_LINE = "⏹ Left the line: the cycle did not run."  # said by Stop and by the cycle, whichever comes last
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def waiting_status(ticket: Ticket, runtime: Runtime) -> str:
+    """What a cycle waiting in line shows: its place, and what it waits for."""
+    slots = runtime.slots
+    what = "cycles on the bundled model" if ticket.lane == LOCAL else "cycles on API models"
+    return (
+        f"⏳ Waiting in line: {_ordinal(ticket.position())} for a free slot "
+        f"({slots.running(ticket.lane)} of {slots.limits[ticket.lane]} {what} are running on this server). "
+        "Stop leaves the line."
+    )
+
+
+def await_slot(cycle: Cycle, running: _Running, request: gr.Request | None, *, runtime: Runtime) -> Iterator[str]:
+    """Take a slot for `cycle` (ui.slots), yielding its waiting status while it waits in line; sets
+    `running.ticket`. A cycle that leaves the line (Stop) is discarded and `running.ticket` is None after."""
+    ticket = runtime.slots.ask(
+        runtime.lane(cycle), owner=_user(request) or "", session=_session_id(request), label=cycle.spec.agent
+    )
+    running.ticket = ticket
+    shown = ""
+    while not ticket.wait(0.5):
+        if not ticket.waiting:  # it left the line
+            break
+        status = waiting_status(ticket, runtime)
+        if status != shown:
+            shown = status
+            yield status
+    if ticket.state != "running":
+        ticket.release()
+        running.ticket = None
+        cycle.discard()
+
+
 def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Runtime) -> Iterator[Update]:
     """Stream one cycle: (chat messages, status, totals, memory state) after every finished step."""
-    session_id = _session_id(request)
     messages: list[dict[str, Any]] = []
     try:
         inputs = form.cycle_inputs(runtime.policy)
-        cycle = runtime.prepare_cycle(task=task, session_id=session_id, **inputs)
+        cycle = runtime.prepare_cycle(task=task, session_id=_session_id(request), user=_user(request), **inputs)
     except UsageError as e:
         yield messages, f"❌ {redacted(e)}", "", gr.skip()
         return
-    running = _running_for(session_id)
+    running = _running_for(request)
     running.cycle = cycle
     messages.append({"role": "user", "content": redacted(task.strip())})
     label = f"Running {form.agent}"
-    yield messages, f"⏳ {label} ...", "", gr.skip()
     try:
+        for status in await_slot(cycle, running, request, runtime=runtime):
+            yield messages, status, "", gr.skip()
+        if running.ticket is None:
+            yield messages, LEFT_LINE, "", gr.skip()
+            return
+        yield messages, f"⏳ {label} ...", "", gr.skip()
         for status in _stream(cycle, messages, label):
             yield messages, status, "", gr.skip()
     finally:
         running.cycle = None
+        if running.ticket is not None:
+            running.ticket.release()
+            running.ticket = None
     result = cycle.result
     assert result is not None
     status = "❌ Cycle failed" if result.failed else "✅ Cycle finished"
@@ -179,8 +235,9 @@ def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Run
 def run_loop(
     form: Form, task: str, cycles: float, interval: float, request: gr.Request | None, *, runtime: Runtime
 ) -> Iterator[Update]:
-    """The heartbeat loop in the browser: every cycle streams in turn, the memory state after each."""
-    session_id = _session_id(request)
+    """The heartbeat loop in the browser: every cycle streams in turn, the memory state after each.
+
+    Each cycle takes a slot of its own (ui.slots), so a loop's intervals leave room for others' cycles."""
     messages: list[dict[str, Any]] = []
     task = (task or "").strip() or agents.DEFAULT_TASK
     try:
@@ -196,13 +253,14 @@ def run_loop(
             stop=(stop := threading.Event()),
             task=task,
             session_id=f"heartbeat-{uuid.uuid4().hex[:8]}",
+            user=_user(request),
             **inputs,
         )
         first = next(loop)
     except UsageError as e:
         yield messages, f"❌ {redacted(e)}", "", gr.skip()
         return
-    running = _running_for(session_id)
+    running = _running_for(request)
     running.loop_stop = stop
     summaries: list[str] = []
     try:
@@ -211,9 +269,17 @@ def run_loop(
             running.cycle = cycle
             messages.append({"role": "user", "content": redacted(f"Cycle {number}/{count}: {task}")})
             summaries = [_landed(summary, runtime) for summary in summaries]
+            for status in await_slot(cycle, running, request, runtime=runtime):
+                yield messages, f"Cycle {number}/{count}: {status}", "\n\n".join(summaries), gr.skip()
+            if running.ticket is None:
+                break  # Stop while it waited: the loop ends here
             yield messages, f"⏳ Heartbeat cycle {number}/{count} ...", "\n\n".join(summaries), gr.skip()
-            for status in _stream(cycle, messages, f"Heartbeat cycle {number}/{count}"):
-                yield messages, status, "\n\n".join(summaries), gr.skip()
+            try:
+                for status in _stream(cycle, messages, f"Heartbeat cycle {number}/{count}"):
+                    yield messages, status, "\n\n".join(summaries), gr.skip()
+            finally:
+                running.ticket.release()
+                running.ticket = None
             result = cycle.result
             assert result is not None
             link = _link(runtime, result.trace_id, LINK_WAIT_S)
@@ -229,6 +295,9 @@ def run_loop(
     finally:
         running.cycle = None
         running.loop_stop = None
+        if running.ticket is not None:
+            running.ticket.release()
+            running.ticket = None
     done = len(summaries)
     status = f"✅ Loop finished: {done} cycle(s)" if done == count else f"⏹ Loop stopped after {done} cycle(s)"
     yield messages, status, "\n\n".join(summaries), gr.skip()
@@ -236,7 +305,12 @@ def run_loop(
 
 def stop(request: gr.Request | None = None) -> str:
     """Stop: a loop ends after the current cycle; a single cycle after the current step."""
-    running = _running_for(_session_id(request))
+    running = _running_for(request)
+    ticket = running.ticket
+    if ticket is not None and ticket.cancel():  # it was waiting in line: it leaves the line, nothing ran
+        if running.loop_stop is not None:
+            running.loop_stop.set()
+        return LEFT_LINE
     if running.loop_stop is not None:
         running.loop_stop.set()
         return "⏹ Stopping the loop after the current cycle ..."
@@ -244,6 +318,41 @@ def stop(request: gr.Request | None = None) -> str:
         running.cycle.stop()
         return "⏹ Stopping after the current step ..."
     return "Nothing is running."
+
+
+def server_markdown(runtime: Runtime, request: gr.Request | None = None) -> str:
+    """The cycles running and waiting on this server, whoever started them (names only, never tasks)."""
+    slots = runtime.slots
+    tickets = slots.tickets()
+    head = (
+        f"**On this server:** {slots.running(API)} of {slots.limits[API]} API-model slots busy, "
+        f"{slots.running(LOCAL)} of {slots.limits[LOCAL]} bundled-model slots busy"
+        + (f", {sum(t.waiting for t in tickets)} waiting" if any(t.waiting for t in tickets) else "")
+    )
+    if not tickets:
+        return head
+    me = (_user(request) or "", _session_id(request))
+    now = time.time()
+    rows = ["| who | agent | state | for |", "| --- | --- | --- | --- |"]
+    for ticket in tickets:
+        who = ticket.owner or "—"
+        if (ticket.owner, ticket.session) == me:
+            who += " (you)"
+        state = f"waiting, {_ordinal(ticket.position())} in line" if ticket.waiting else "running"
+        rows.append(f"| {escape_cell(who)} | {escape_cell(ticket.label)} | {state} | {now - ticket.asked_at:.0f} s |")
+    return head + "\n\n" + "\n".join(rows)
+
+
+def escape_cell(text: str) -> str:
+    return redacted(str(text)).replace("|", "\\|").replace("\n", " ")[:60]
+
+
+WAITING_ROOM = 64  # cycles that may wait in line in ui.slots; more wait in Gradio's own queue
+
+
+def cycle_events_limit(runtime: Runtime) -> int:
+    """How many Run / Start loop events Gradio runs at once: every slot plus the waiting room."""
+    return runtime.settings.max_cycles + runtime.settings.max_local_cycles + WAITING_ROOM
 
 
 def agent_changed(agent: str, policy: Policy = OPERATOR) -> tuple[Any, ...]:
@@ -338,6 +447,7 @@ def build_run_tab(runtime: Runtime) -> None:
                 loop = gr.Button("Start loop", elem_id="loop-button")
             status = gr.Markdown("Ready.", elem_id="run-status")
             totals = gr.Markdown("", elem_id="run-totals")
+            server = gr.Markdown(server_markdown(runtime), elem_id="run-server")
             state = gr.Markdown(memory_state({}), elem_id="run-state", label="Memory state")
         with gr.Column(scale=2):
             chat = gr.Chatbot(
@@ -385,16 +495,25 @@ def build_run_tab(runtime: Runtime) -> None:
         form = Form.of(agent, model, (role_0, role_1, role_2), api_base, options, mcp)
         yield from run_loop(form, task, cycles, interval, request, runtime=runtime)
 
-    run.click(on_run, inputs=[*form_fields, task], outputs=outputs, api_name="run_cycle")
-    task.submit(on_run, inputs=[*form_fields, task], outputs=outputs, api_name=False)
-    loop.click(on_loop, inputs=[*form_fields, task, cycles, interval], outputs=outputs, api_name="heartbeat_loop")
-    stop_button.click(stop, inputs=None, outputs=status, api_name="stop")
+    # cycles wait for their slot in ui.slots (their place in line shown), not in Gradio's queue: these events may
+    # run up to CYCLE_EVENTS at once, and nothing else shares their concurrency group
+    cycle_events = {"concurrency_id": "cycles", "concurrency_limit": cycle_events_limit(runtime)}
+    run.click(on_run, inputs=[*form_fields, task], outputs=outputs, api_name="run_cycle", **cycle_events)
+    task.submit(on_run, inputs=[*form_fields, task], outputs=outputs, api_name=False, **cycle_events)
+    loop_inputs = [*form_fields, task, cycles, interval]
+    loop.click(on_loop, inputs=loop_inputs, outputs=outputs, api_name="heartbeat_loop", **cycle_events)
+    stop_button.click(stop, inputs=None, outputs=status, api_name="stop", concurrency_limit=None)
 
     def on_tick(text: str) -> Any:
         return refresh_links(text, runtime=runtime)
 
     # a trace that was "pending upload" when its cycle ended gets its link here once it lands
     gr.Timer(2.0).tick(on_tick, inputs=totals, outputs=totals, api_name=False, show_progress="hidden", queue=False)
+
+    def on_server_tick(request: gr.Request) -> str:
+        return server_markdown(runtime, request)
+
+    gr.Timer(2.0).tick(on_server_tick, outputs=server, api_name=False, show_progress="hidden", queue=False)
 
     def on_agent_changed(agent: str) -> tuple[Any, ...]:
         return agent_changed(agent, runtime.policy)

@@ -37,10 +37,11 @@ from telemetry import (
     trace_url,
 )
 
-from .config import Settings
+from .config import LOCAL_MODEL, Settings
 from .errors import UsageError
 from .local_llm import LocalModelServer
 from .models import build_model, check_model
+from .slots import API, LOCAL, Slots
 from .trust import OPERATOR, Policy, shorten, untrusted_code
 
 
@@ -51,7 +52,12 @@ class Runtime:
     tracing: Tracing
     local: LocalModelServer
     policy: Policy = OPERATOR  # who is on the other end: the operator (CLI, loopback app) or a remote user
+    signed_in: bool = False  # the app asks for a log-in: each cycle records who started it
     closed: bool = field(default=False, repr=False)
+    slots: Slots = field(init=False, repr=False)  # room for cycles that run side by side (a shared app)
+
+    def __post_init__(self) -> None:
+        self.slots = Slots({API: self.settings.max_cycles, LOCAL: self.settings.max_local_cycles})
 
     @classmethod
     def start(cls, settings: Settings, *, set_global: bool = False) -> Runtime:
@@ -124,10 +130,12 @@ class Runtime:
         options: Mapping[str, Any] | None = None,
         session_id: str | None = None,
         mcp: Sequence[str] = (),
+        user: str | None = None,
     ) -> Cycle:
         """Check the inputs, build the agent and return a cycle ready to run (UsageError on bad input).
 
-        `models` maps role -> model id; `default` is the model of every role not named.
+        `models` maps role -> model id; `default` is the model of every role not named. `user`: who starts it
+        (the log-in name on a shared app), recorded on its root span.
         """
         task = clean_text((task or "").strip())
         if not task:
@@ -173,7 +181,9 @@ class Runtime:
         except BaseException:
             stack.close()
             raise
-        cycle_spec = CycleSpec(agent=spec.name, options=options, models=checked, session_id=session_id, mcp=tuple(mcp))
+        cycle_spec = CycleSpec(
+            agent=spec.name, options=options, models=checked, session_id=session_id, mcp=tuple(mcp), user=user
+        )
         cycle = Cycle(
             instance,
             task,
@@ -186,6 +196,12 @@ class Runtime:
         )
         attach_sandbox(cycle)
         return cycle
+
+    @staticmethod
+    def lane(cycle: Cycle) -> str:
+        """The slots a cycle takes (ui.slots): `local` when all its models are the bundled one, else `api`."""
+        models = set(cycle.spec.models.values())
+        return LOCAL if models and models <= {LOCAL_MODEL} else API
 
     def sandbox(self, agent: Any, stack: ExitStack) -> Callable[[Cycle], None]:
         """Run the agent's model-written code in sandbox workers until `stack` closes (the cycle's end).

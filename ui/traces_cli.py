@@ -47,7 +47,9 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
             runtime.client(),
             project=settings.project,
             prices=settings.prices,
-            filter=CycleFilter(failed_only=args.failed, agent=args.agent, text=args.text, source=args.source),
+            filter=CycleFilter(
+                failed_only=args.failed, agent=args.agent, text=args.text, source=args.source, user=args.user
+            ),
             limit=args.limit,
             signer=runtime.tracing.signer,
         )
@@ -57,7 +59,7 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(cycle_records(cycles), indent=2, allow_nan=False))
         return EXIT_OK
     if cycles.empty:
-        narrowed = args.failed or args.agent or args.text or args.source != "all"
+        narrowed = args.failed or args.agent or args.text or args.source != "all" or args.user
         print("No cycles match." if narrowed else f"No cycles yet in project {settings.project!r}.")
         return EXIT_OK
     table = cycles.assign(

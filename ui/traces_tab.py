@@ -18,7 +18,7 @@ from telemetry import STATUSES, CycleFilter, Recording, ReplayError, StepView, c
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_options
 from .models import SUGGESTED_MODELS
-from .pickers import SOURCES, chosen_project, project_pickers
+from .pickers import SOURCES, chosen_project, chosen_user, project_pickers
 from .render import (
     STATUS_LABELS,
     fence,
@@ -51,10 +51,12 @@ def cycles_page(
     page: float,
     project: str | None = None,
     source: str = "all",
+    user: str | None = None,
 ) -> tuple[pd.DataFrame, str, int, list[str]]:
     """One page of the cycles table, its caption, the page shown, and the trace ids in the table's order.
 
-    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES."""
+    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES;
+    `user`: only the cycles this user started (None: everyone's)."""
     project = chosen_project(runtime, project)
     delta = WINDOWS.get(window)
     f = CycleFilter(
@@ -64,6 +66,7 @@ def cycles_page(
         text=(text or "").strip() or None,
         source=SOURCES.get(source),
         since=datetime.now(UTC) - delta if delta else None,
+        user=user,
     )
     cycles = list_cycles(
         runtime.client(),
@@ -74,9 +77,10 @@ def cycles_page(
     )
     if cycles.empty:  # (an empty frame's columns are not typed: no .dt to format times with)
         caption = (
-            "No cycle matches these filters: choose status, agent and source `all`, clear the text, or widen the "
-            "time window."
-            if status != "all" or f.agent or f.text or f.source
+            "No cycle matches these filters: choose status, agent and source `all`"
+            + (", show everyone's cycles" if f.user else "")
+            + ", clear the text, or widen the time window."
+            if status != "all" or f.agent or f.text or f.source or f.user
             else f"No cycles in project `{project}` ({window}): run one in the Run tab "
             "(or `cogscope run`), then press Refresh; or widen the time window."
         )
@@ -101,6 +105,8 @@ def cycles_page(
         },
         columns=TABLE_COLUMNS,
     )
+    if runtime.signed_in:  # a shared app: who started each cycle (last, so the other columns keep their place)
+        table["started by"] = shown["user"].map(lambda u: u if isinstance(u, str) else "").to_numpy()
     caption = f"{len(cycles)} cycle(s) · page {page_number} of {pages} · click a row to step through it"
     return table, caption, page_number, shown["trace_id"].tolist()
 
@@ -162,7 +168,7 @@ class TracesTab:
 
 
 def build_traces_tab(runtime: Runtime) -> TracesTab:
-    project, source = project_pickers(runtime, "traces")
+    project, source, whose = project_pickers(runtime, "traces")
     with gr.Row():
         status = gr.Dropdown(STATUS_CHOICES, value="all", label="Status", elem_id="traces-status", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", label="Agent", allow_custom_value=True, scale=1)
@@ -233,33 +239,77 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
 
     def load(
-        status_v: str, agent_v: str, window_v: str, text_v: str, project_v: str, source_v: str, page_v: float
+        status_v: str,
+        agent_v: str,
+        window_v: str,
+        text_v: str,
+        project_v: str,
+        source_v: str,
+        whose_v: str,
+        page_v: float,
+        request: gr.Request | None,
     ) -> tuple[Any, ...]:
         try:
             frame, cap, number, trace_ids = cycles_page(
-                runtime, status_v, agent_v, window_v, text_v, page_v, project=project_v, source=source_v
+                runtime,
+                status_v,
+                agent_v,
+                window_v,
+                text_v,
+                page_v,
+                project=project_v,
+                source=source_v,
+                user=chosen_user(whose_v, request),
             )
         except Exception as e:  # Phoenix unreachable, an unknown project, ...: say so, keep the app up
             return gr.skip(), f"❌ {redacted(e)}", page_v, gr.skip()
         return frame, cap, number, trace_ids
 
-    filters = [status, agent, window, text, project, source]  # the API's parameters: the newer ones last
-    refresh.click(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name="traces")
+    # named functions with explicit parameters: Gradio finds the gr.Request parameter by its type hint
+    def first_page(
+        status_v: str,
+        agent_v: str,
+        window_v: str,
+        text_v: str,
+        project_v: str,
+        source_v: str,
+        whose_v: str,
+        request: gr.Request,
+    ) -> tuple[Any, ...]:
+        return load(status_v, agent_v, window_v, text_v, project_v, source_v, whose_v, 1, request)
+
+    def other_page(
+        status_v: str,
+        agent_v: str,
+        window_v: str,
+        text_v: str,
+        project_v: str,
+        source_v: str,
+        whose_v: str,
+        page_v: float,
+        delta: int,
+        request: gr.Request,
+    ) -> tuple[Any, ...]:
+        return load(status_v, agent_v, window_v, text_v, project_v, source_v, whose_v, page_v + delta, request)
+
+    def page_before(
+        s: str, a: str, w: str, t: str, p: str, o: str, h: str, n: float, request: gr.Request
+    ) -> tuple[Any, ...]:
+        return other_page(s, a, w, t, p, o, h, n, -1, request)
+
+    def page_after(
+        s: str, a: str, w: str, t: str, p: str, o: str, h: str, n: float, request: gr.Request
+    ) -> tuple[Any, ...]:
+        return other_page(s, a, w, t, p, o, h, n, +1, request)
+
+    filters = [status, agent, window, text, project, source, whose]  # the API's parameters: the newer ones last
+    listed = [table, caption, page, ids]
+    refresh.click(first_page, inputs=filters, outputs=listed, api_name="traces")
     failed.click(lambda: "failed", outputs=status, api_name=False)
-    for changed in (status, project, source):
-        changed.change(lambda *v: load(*v, 1), inputs=filters, outputs=[table, caption, page, ids], api_name=False)
-    prev_page.click(
-        lambda *v: load(*v[:-1], v[-1] - 1),
-        inputs=[*filters, page],
-        outputs=[table, caption, page, ids],
-        api_name=False,
-    )
-    next_page.click(
-        lambda *v: load(*v[:-1], v[-1] + 1),
-        inputs=[*filters, page],
-        outputs=[table, caption, page, ids],
-        api_name=False,
-    )
+    for changed in (status, project, source, whose):
+        changed.change(first_page, inputs=filters, outputs=listed, api_name=False)
+    prev_page.click(page_before, inputs=[*filters, page], outputs=listed, api_name=False)
+    next_page.click(page_after, inputs=[*filters, page], outputs=listed, api_name=False)
 
     def show_step(steps: list[StepView], index: int | None, whole_v: bool) -> tuple[str, str, str]:
         if not steps or index is None:
