@@ -45,7 +45,36 @@ import sysconfig
 import threading
 from typing import Any
 
-from smolagents import local_python_executor as lpe
+
+def _executor_only() -> None:
+    """Make `import smolagents.local_python_executor` load that module and smolagents.utils only.
+
+    The package's __init__ imports all of smolagents (agents, models, Hugging Face Hub, rich, PIL, requests):
+    about 0.85 CPU-s in every worker, one per cycle, which is most of what a cycle costs a shared app's CPU. The
+    executor needs none of it: it takes `Tool` from smolagents.tools only for type hints (the worker's tools are
+    proxies, never Tool objects). So the package is entered without running its __init__, and smolagents.tools is
+    a stand-in that holds a `Tool` class. Measured: 0.18 s to import instead of 1.0 s."""
+    import importlib.util
+    import types
+
+    if "smolagents" in sys.modules:
+        return
+    spec = importlib.util.find_spec("smolagents")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    package = types.ModuleType("smolagents")
+    package.__path__ = list(spec.submodule_search_locations)
+    tools = types.ModuleType("smolagents.tools")
+
+    class Tool:
+        """Stand-in for smolagents.tools.Tool (type hints only)."""
+
+    tools.Tool = Tool  # type: ignore[attr-defined]
+    sys.modules["smolagents"], sys.modules["smolagents.tools"] = package, tools
+
+
+_executor_only()
+from smolagents import local_python_executor as lpe  # noqa: E402
 
 NOBODY = 65534
 MAX_MESSAGE = 32 * 1024 * 1024  # bytes of one JSON line either way

@@ -108,13 +108,25 @@ class Peak:
         self._thread.join()
 
 
-def run_session(url: str, api_base: str, name: str) -> dict[str, Any]:
+def client_for(url: str) -> Any:
     from gradio_client import Client
 
-    client = Client(url, verbose=False)
+    return Client(url, verbose=False)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds of the app and its sandbox workers (ended ones included, once reaped)."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def run_session(client: Any, api_base: str, name: str, memory_dir: Path) -> dict[str, Any]:
+    # a memory store of its own: the heartbeat agent spends energy from its store, and 50 cycles on one store
+    # would run out of it (shorter step budgets, then no steps), which is the agent's rule, not cross-talk
+    options = f"memory={memory_dir / f'{name}.sqlite'}"
     started = time.monotonic()
     chat, status, totals, _state = client.predict(
-        "heartbeat", "openai/scripted", "", "", "", api_base, "", "", f"Decide the next action for {name}.",
+        "heartbeat", "openai/scripted", "", "", "", api_base, options, "", f"Decide the next action for {name}.",
         api_name="/run_cycle",
     )  # fmt: skip
     shown = json.dumps(chat) + str(totals)
@@ -123,17 +135,19 @@ def run_session(url: str, api_base: str, name: str) -> dict[str, Any]:
         "name": name,
         "seconds": time.monotonic() - started,
         "ok": "Cycle finished" in str(status),
-        "status": str(status),
+        "status": f"{status} {totals}",
         "others": sorted(set(NAME.findall(shown)) - {name}),
         "answer": f'"{name}"' in shown or f"{name}" in shown,
         "trace_id": found.group(1) if found else None,
     }
 
 
-def batch(url: str, llm: ScriptedLLM, names: list[str]) -> tuple[float, list[dict[str, Any]]]:
-    started = time.monotonic()
+def batch(url: str, llm: ScriptedLLM, names: list[str], memory_dir: Path) -> tuple[float, list[dict[str, Any]]]:
+    """Each session a client of its own, connected first; then all start their cycle at once."""
     with ThreadPoolExecutor(len(names)) as pool:
-        results = list(pool.map(lambda n: run_session(url, llm.api_base, n), names))
+        clients = list(pool.map(lambda _: client_for(url), names))
+        started = time.monotonic()
+        results = list(pool.map(lambda c, n: run_session(c, llm.api_base, n, memory_dir), clients, names))
     return time.monotonic() - started, results
 
 
@@ -191,19 +205,23 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.3)
             print(f"cogscope ui up; {CALLS}-call heartbeat cycles, {args.delay:g} s per call, 2 cores")
-            batch(url, llm, ["S000"])  # warm-up: imports, the first sandbox worker
-            alone = statistics.median(batch(url, llm, [f"S00{i}"])[0] for i in range(1, 4))
+            memory_dir = Path(tmp) / "memory"
+            memory_dir.mkdir()
+            batch(url, llm, ["S000"], memory_dir)  # warm-up: imports, the first sandbox worker
+            alone = statistics.median(batch(url, llm, [f"S00{i}"], memory_dir)[0] for i in range(1, 4))
             print(f"one cycle alone: {alone:.2f} s (median of 3)")
             phoenix_peak = Peak(phoenix.process.pid, children=False) if phoenix.process else None
             for n in args.sessions:
                 names = [f"S{100 + i:03d}" if n < 900 else f"S{i:03d}" for i in range(n)]
                 llm.requests.clear()
+                cpu_before = cpu_seconds(app.pid)
                 with Peak(app.pid) as peak:
                     if phoenix_peak:
                         phoenix_peak.__enter__()
-                    wall, results = batch(url, llm, names)
+                    wall, results = batch(url, llm, names, memory_dir)
                     if phoenix_peak:
                         phoenix_peak.__exit__()
+                cpu = cpu_seconds(app.pid) - cpu_before
                 finished = sum(r["ok"] for r in results)
                 crossed = [r for r in results if r["others"] or not r["answer"]]
                 calls_crossed = sum(
@@ -216,12 +234,13 @@ def main() -> None:
                     f"{n} sessions: wall {wall:.2f} s = {wall / alone:.2f}x one cycle alone (slowest session "
                     f"{slowest:.2f} s); finished {finished}/{n}; cross-talk: {len(crossed)} pages, {calls_crossed} "
                     f"calls; traces complete in Phoenix {complete}/{n}; peak RSS app + sandbox workers "
-                    f"{peak.peak / 2**20:,.0f} MiB"
+                    f"{peak.peak / 2**20:,.0f} MiB; CPU of the app and its workers {cpu:.1f} s "
+                    f"({cpu / n:.2f} s a cycle)"
                     + (f", Phoenix {phoenix_peak.peak / 2**20:,.0f} MiB" if phoenix_peak else "")
                 )
                 for r in results:
                     if not r["ok"]:
-                        print(f"  {r['name']}: {r['status'][:200]}")
+                        print(f"  {r['name']}: {r['status'][:400]}")
                 phoenix_peak = Peak(phoenix.process.pid, children=False) if phoenix.process else None
         finally:
             app.terminate()

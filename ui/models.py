@@ -63,9 +63,7 @@ def check_model_id(model_id: str) -> str:
         raise ModelError(
             f"malformed model id {model_id!r}; write it as LiteLLM does, provider/name, e.g. openai/gpt-4o-mini"
         )
-    import litellm
-
-    litellm.suppress_debug_info = True
+    litellm = quiet_litellm()
     try:
         litellm.get_llm_provider(model_id)
     except Exception:
@@ -76,14 +74,26 @@ def check_model_id(model_id: str) -> str:
     return model_id
 
 
+def quiet_litellm() -> Any:
+    """LiteLLM, imported, with its debug hints and its streaming logger off; returns the module.
+
+    For every streamed chunk LiteLLM hands its success logger to a thread pool that starts an asyncio event loop
+    of its own. cogscope registers no LiteLLM callback (tokens come from the stream's usage chunk, costs from the
+    spans), so that is pure overhead: with it, a 4-call cycle cost a shared app about 0.2 CPU-s (bench/bench_team.py).
+    """
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.disable_streaming_logging = True
+    return litellm
+
+
 def preload() -> None:
     """Load LiteLLM now, so that a long-running app's first Run does not pay for the import (~6 CPU-s).
 
     The reading commands never need it; `cogscope ui` calls this in a background thread once it is up.
     """
-    import litellm
-
-    litellm.suppress_debug_info = True
+    quiet_litellm()
 
 
 def missing_keys(model_id: str) -> list[str]:
@@ -248,6 +258,7 @@ class SafeLiteLLMModel(LiteLLMModel):
 
     def __init__(self, *args: Any, timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(*args, timeout=timeout, num_retries=0, **kwargs)  # kwargs go to every completion call
+        quiet_litellm()
         self.timeout = timeout
         self.retryer = BoundedRetrying(timeout)
 
