@@ -144,9 +144,17 @@ def test_bad_limit_settings(cogscope):
         ("COGSCOPE_SPOOL_MB", "0", "is not a size in MB"),
         ("COGSCOPE_DRAIN_TIMEOUT", "forever", "is not a number of seconds"),
         ("COGSCOPE_PROJECT", "team/agents", "cannot name a Phoenix project"),
+        ("COGSCOPE_MAX_CYCLES", "0", "is not a number of cycles"),
+        ("COGSCOPE_MAX_LOCAL_CYCLES", "many", "is not a number of cycles"),
     ):
         line = _one_clear_line(cogscope("run", "--agent", "heartbeat", "--task", "x", **{name: value}))
         assert f"{name}={value!r} {message}" in line
+
+
+def test_bad_max_cycles_for_the_app_is_one_line(cogscope):
+    for value in ("0", "lots", "5000"):
+        line = _one_clear_line(cogscope("ui", "--max-cycles", value))
+        assert f"{value!r} is not a number of cycles; use a whole number from 1 to 1000" in line
 
 
 # -- more bad inputs: each one line, exit 2, nothing started that should not be ----------------------------
