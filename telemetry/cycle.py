@@ -178,6 +178,11 @@ class Cycle:
                 except Exception:  # stopping must go on whatever one hook does
                     pass
 
+    def backlog(self) -> int:
+        """How many items the run has queued that iterating has not given yet (a caller may skip showing an
+        update that more are already following)."""
+        return self._queue.qsize()
+
     def __iter__(self) -> Iterator[Item]:
         self.start()
         # past the wall clock plus a grace period the caller stops waiting: code stuck where no stop reaches

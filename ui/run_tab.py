@@ -146,9 +146,12 @@ def _stream(cycle: Cycle, messages: list[dict[str, Any]], label: str) -> Iterato
             if text and draft is None:
                 draft = {"role": "assistant", "content": text, "metadata": {"title": WRITING}}
                 messages.append(draft)
-                yield f"⏳ {label} ... step {steps + 1}: the model is writing"
-            elif draft is not None and text != draft["content"]:
-                draft["content"] = text
+            elif draft is None or text == draft["content"]:
+                continue
+            draft["content"] = text
+            # words that are already followed by more go out with those: each update makes Gradio diff and send
+            # the whole chat, and a busy shared app would fall behind the model doing that for every word
+            if not cycle.backlog():
                 yield f"⏳ {label} ... step {steps + 1}: the model is writing"
             continue
         if draft is not None:
