@@ -116,13 +116,15 @@ def main() -> int:
             store.set_energy(current=store.energy().max)
 
         def new_cycle(task: str):  # type: ignore[no-untyped-def]
-            return runtime.prepare_cycle(
+            cycle = runtime.prepare_cycle(
                 agent="heartbeat",
                 task=task,
                 models={"default": MODEL},
                 api_base=llm.api_base,
                 options={"max_steps": STEPS},
             )
+            cycle.keep_spans = True  # result.spans: how many spans to wait for in Phoenix before replaying
+            return cycle
 
         # warm-up: first LiteLLM call, first export, first Phoenix query (one-time costs, not counted)
         llm.enqueue('Thought: done.\n<code>\nfinal_answer("warm")\n</code>', 100, 10, 0.0)
