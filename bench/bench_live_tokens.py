@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from telemetry import ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
-from tests.conftest import CHROMIUM, CHROMIUM_FLAGS, cogscope_command  # noqa: E402
+from tests.conftest import CHROMIUM, CHROMIUM_FLAGS, cogscope_command, wait_for_app  # noqa: E402
 from ui.local_llm import LocalModelServer  # noqa: E402
 
 PROJECT = "bench-live-tokens"
@@ -132,13 +132,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         rows = []
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(url, timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
+            wait_for_app(url, app, timeout=120)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
                 page = browser.new_page()

@@ -34,7 +34,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -42,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from telemetry import ensure_phoenix, free_port, phoenix_client  # noqa: E402
-from tests.conftest import cogscope_command  # noqa: E402
-from tests.scripted_llm import Reply, ScriptedLLM  # noqa: E402
+from tests.conftest import cogscope_command, wait_for_app  # noqa: E402
+from tests.scripted_llm import Reply, ScriptedLLM, task_marker  # noqa: E402
 
 PROJECT = "bench-team"
 CALLS = 4
@@ -52,14 +51,7 @@ TRACE = re.compile(r"Trace `([0-9a-f]{32})`")
 
 
 def name_of(body: dict[str, Any]) -> str:
-    for message in body.get("messages", []):
-        if message.get("role") == "user":
-            content = message.get("content")
-            text = content if isinstance(content, str) else " ".join(str(p.get("text", "")) for p in content or [])
-            found = NAME.search(text)
-            if found:
-                return found.group(0)
-    return "none"
+    return task_marker(body, NAME)
 
 
 def responder(delay_s: float):  # type: ignore[no-untyped-def]
@@ -197,13 +189,7 @@ def main() -> None:
         app = subprocess.Popen([*cogscope_command(), "ui"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(url, timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.3)
+            wait_for_app(url, app, timeout=120)
             print(f"cogscope ui up; {CALLS}-call heartbeat cycles, {args.delay:g} s per call, 2 cores")
             memory_dir = Path(tmp) / "memory"
             memory_dir.mkdir()

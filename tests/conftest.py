@@ -447,6 +447,20 @@ CHROMIUM_FLAGS = [
 ]
 
 
+def wait_for_app(url: str, proc: subprocess.Popen, timeout: float = 90, log: Path | None = None) -> bool:  # type: ignore[type-arg]
+    """Wait until the app at `url` answers (True), or `timeout` passes (False); fails at once if `proc` ends,
+    with what it wrote to `log`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"cogscope ui exited with {proc.returncode}: {log.read_text() if log else ''}"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    return False
+
+
 @contextlib.contextmanager
 def running_app(env: dict[str, str], llm, *args: str) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """`cogscope ui ARGS` started as a user starts it, on a free port; yields its loopback URL."""
@@ -459,15 +473,7 @@ def running_app(env: dict[str, str], llm, *args: str) -> Iterator[str]:  # type:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"cogscope ui exited: {log_path.read_text()}"
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
+        if not wait_for_app(url, proc, log=log_path):
             pytest.fail(f"cogscope ui did not answer: {log_path.read_text()}")
         yield url
     finally:

@@ -61,6 +61,19 @@ class Reply:
     midway: bool = False  # a streamed reply is held after half its words (a reply not streamed: before it)
 
 
+def task_marker(body: dict[str, Any], pattern: re.Pattern[str]) -> str:
+    """What `pattern` finds in a request's task (its first user message that has it), or "none": the name of the
+    session a request belongs to, when each session's task names it."""
+    for message in body.get("messages", []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            text = content if isinstance(content, str) else " ".join(str(p.get("text", "")) for p in content or [])
+            found = pattern.search(text)
+            if found:
+                return found.group(0)
+    return "none"
+
+
 def _usage(reply: Reply) -> dict[str, int]:
     return {
         "prompt_tokens": reply.prompt_tokens,

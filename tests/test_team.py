@@ -16,22 +16,15 @@ from typing import Any
 import pytest
 
 from .conftest import CHROMIUM, CHROMIUM_FLAGS, running_app, screenshot
-from .scripted_llm import Reply
+from .scripted_llm import Reply, task_marker
 
 USERS = {"ana": "ana-password-1", "bo": "bo-password-22"}
 MARKER = re.compile(r"\bM\d{2}\b")
 
 
 def marker_of(body: dict[str, Any]) -> str:
-    """The session marker in a request's task (its first user message)."""
-    for message in body.get("messages", []):
-        if message.get("role") == "user":
-            content = message.get("content")
-            text = content if isinstance(content, str) else " ".join(str(p.get("text", "")) for p in content or [])
-            found = MARKER.search(text)
-            if found:
-                return found.group(0)
-    return "none"
+    """The session marker in a request's task."""
+    return task_marker(body, MARKER)
 
 
 def marker_replies(gate: threading.Event, calls: int = 2, delay_s: float = 0.0):  # type: ignore[no-untyped-def]

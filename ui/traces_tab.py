@@ -239,30 +239,15 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
 
     def load(
-        status_v: str,
-        agent_v: str,
-        window_v: str,
-        text_v: str,
-        project_v: str,
-        source_v: str,
-        whose_v: str,
-        page_v: float,
-        request: gr.Request | None,
+        s: str, a: str, w: str, t: str, p: str, o: str, h: str, n: float, request: gr.Request | None
     ) -> tuple[Any, ...]:
+        """(status, agent, window, text, project, source, whose, page) -> the table, its caption, page, ids."""
         try:
             frame, cap, number, trace_ids = cycles_page(
-                runtime,
-                status_v,
-                agent_v,
-                window_v,
-                text_v,
-                page_v,
-                project=project_v,
-                source=source_v,
-                user=chosen_user(whose_v, request),
+                runtime, s, a, w, t, n, project=p, source=o, user=chosen_user(h, request)
             )
         except Exception as e:  # Phoenix unreachable, an unknown project, ...: say so, keep the app up
-            return gr.skip(), f"❌ {redacted(e)}", page_v, gr.skip()
+            return gr.skip(), f"❌ {redacted(e)}", n, gr.skip()
         return frame, cap, number, trace_ids
 
     # named functions with explicit parameters: Gradio finds the gr.Request parameter by its type hint
@@ -278,29 +263,15 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
     ) -> tuple[Any, ...]:
         return load(status_v, agent_v, window_v, text_v, project_v, source_v, whose_v, 1, request)
 
-    def other_page(
-        status_v: str,
-        agent_v: str,
-        window_v: str,
-        text_v: str,
-        project_v: str,
-        source_v: str,
-        whose_v: str,
-        page_v: float,
-        delta: int,
-        request: gr.Request,
-    ) -> tuple[Any, ...]:
-        return load(status_v, agent_v, window_v, text_v, project_v, source_v, whose_v, page_v + delta, request)
-
     def page_before(
         s: str, a: str, w: str, t: str, p: str, o: str, h: str, n: float, request: gr.Request
     ) -> tuple[Any, ...]:
-        return other_page(s, a, w, t, p, o, h, n, -1, request)
+        return load(s, a, w, t, p, o, h, n - 1, request)
 
     def page_after(
         s: str, a: str, w: str, t: str, p: str, o: str, h: str, n: float, request: gr.Request
     ) -> tuple[Any, ...]:
-        return other_page(s, a, w, t, p, o, h, n, +1, request)
+        return load(s, a, w, t, p, o, h, n + 1, request)
 
     filters = [status, agent, window, text, project, source, whose]  # the API's parameters: the newer ones last
     listed = [table, caption, page, ids]
