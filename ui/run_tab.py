@@ -22,7 +22,7 @@ from .inputs import parse_lines, parse_options
 from .models import SUGGESTED_MODELS
 from .render import LiveWords, redacted, step_messages, totals_markdown, trace_link_markdown
 from .runtime import Runtime
-from .slots import API, LOCAL, Ticket
+from .slots import API, LOCAL, RUNNING, Ticket
 from .trust import OPERATOR, Policy
 
 # per-role model pickers shown under the default model (consciousness has three roles; on_run/on_loop name three)
@@ -195,7 +195,7 @@ def await_slot(cycle: Cycle, running: _Running, request: gr.Request | None, *, r
         if status != shown:
             shown = status
             yield status
-    if ticket.state != "running":
+    if ticket.state != RUNNING:
         ticket.release()
         running.ticket = None
         cycle.discard()
@@ -223,8 +223,9 @@ def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Run
         yield messages, f"⏳ {label} ...", "", gr.skip()
         for status in _stream(cycle, messages, label):
             yield messages, status, "", gr.skip()
-    finally:
+    finally:  # also when the page goes away mid-wait: a cycle that never started lets go of what it holds
         running.cycle = None
+        cycle.discard()
         if running.ticket is not None:
             running.ticket.release()
             running.ticket = None
@@ -296,6 +297,8 @@ def run_loop(
                 yield messages, f"❌ {redacted(e)}", "\n\n".join(summaries), gr.skip()
                 return
     finally:
+        if running.cycle is not None:
+            running.cycle.discard()  # a cycle that never started (the page went away while it waited)
         running.cycle = None
         running.loop_stop = None
         if running.ticket is not None:
