@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import exit_guard
+from . import exit_guard, speedups
 from .errors import AgentFactoryError, AgentsError, UnknownAgentError
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ class _SigintSeen:
 def _user_code(what: str, *, error_hint: str = "", exit_hint: str) -> Iterator[None]:
     """Run the user's code: anything it raises becomes an AgentFactoryError that starts with `what raised`."""
     exit_guard.install()
+    speedups.install()  # smolagents compiles its prompts once and parses streamed words only if shown
     with _SigintSeen() as sigint:
         try:
             yield

@@ -106,10 +106,10 @@ def client_for(url: str) -> Any:
     return Client(url, verbose=False)
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds of the app and its sandbox workers (ended ones included, once reaped)."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """CPU seconds of a process and, with `children`, of its children (ended ones included, once reaped)."""
     times = psutil.Process(pid).cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+    return times.user + times.system + (times.children_user + times.children_system if children else 0.0)
 
 
 def run_session(client: Any, api_base: str, name: str, memory_dir: Path) -> dict[str, Any]:
@@ -197,10 +197,16 @@ def main() -> None:
             alone = statistics.median(batch(url, llm, [f"S00{i}"], memory_dir)[0] for i in range(1, 4))
             print(f"one cycle alone: {alone:.2f} s (median of 3)")
             phoenix_peak = Peak(phoenix.process.pid, children=False) if phoenix.process else None
+
+            def phoenix_cpu_seconds() -> float:
+                return cpu_seconds(phoenix.process.pid, children=False) if phoenix.process else 0.0
+
             for n in args.sessions:
                 names = [f"S{100 + i:03d}" if n < 900 else f"S{i:03d}" for i in range(n)]
                 llm.requests.clear()
-                cpu_before = cpu_seconds(app.pid)
+                cpu_before, app_before = cpu_seconds(app.pid), cpu_seconds(app.pid, children=False)
+                phoenix_before = phoenix_cpu_seconds()
+                own_before = cpu_seconds(os.getpid(), children=False)
                 with Peak(app.pid) as peak:
                     if phoenix_peak:
                         phoenix_peak.__enter__()
@@ -208,6 +214,9 @@ def main() -> None:
                     if phoenix_peak:
                         phoenix_peak.__exit__()
                 cpu = cpu_seconds(app.pid) - cpu_before
+                app_cpu = cpu_seconds(app.pid, children=False) - app_before
+                phoenix_cpu = phoenix_cpu_seconds() - phoenix_before
+                own_cpu = cpu_seconds(os.getpid(), children=False) - own_before
                 finished = sum(r["ok"] for r in results)
                 crossed = [r for r in results if r["others"] or not r["answer"]]
                 calls_crossed = sum(
@@ -221,7 +230,8 @@ def main() -> None:
                     f"{slowest:.2f} s); finished {finished}/{n}; cross-talk: {len(crossed)} pages, {calls_crossed} "
                     f"calls; traces complete in Phoenix {complete}/{n}; peak RSS app + sandbox workers "
                     f"{peak.peak / 2**20:,.0f} MiB; CPU of the app and its workers {cpu:.1f} s "
-                    f"({cpu / n:.2f} s a cycle)"
+                    f"({cpu / n:.2f} s a cycle, {app_cpu / n:.2f} s of it in the app's own process), "
+                    f"Phoenix {phoenix_cpu:.1f} s, this bench's clients and scripted model {own_cpu:.1f} s"
                     + (f", Phoenix {phoenix_peak.peak / 2**20:,.0f} MiB" if phoenix_peak else "")
                 )
                 for r in results:

@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-cycles",
         type=_arg_count,
         metavar="N",
-        help="cycles on API models that run side by side; more wait in line (default 16, or $COGSCOPE_MAX_CYCLES)",
+        help="cycles on API models that run side by side; more wait in line (default 64, or $COGSCOPE_MAX_CYCLES)",
     )
     run = sub.add_parser("run", help="run one cycle headless and print its steps and totals")
     _add_cycle_arguments(run, task_required=True)

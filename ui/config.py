@@ -122,7 +122,7 @@ class Settings:
     full_prompts: bool = False
     project_named: bool = False  # the project was named on the command line (--project): it must exist
     # a shared app (ui.slots): how many cycles run side by side; the rest wait in line, their place shown
-    max_cycles: int = 16  # COGSCOPE_MAX_CYCLES: cycles on API models (they mostly wait on the network)
+    max_cycles: int = 64  # COGSCOPE_MAX_CYCLES: cycles on API models (they mostly wait on the network)
     max_local_cycles: int = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model only
 
     def with_project(self, name: str) -> Settings:
@@ -162,6 +162,6 @@ class Settings:
             drain_timeout=_seconds(env, "COGSCOPE_DRAIN_TIMEOUT", 10.0),
             prices=load_prices_file(env.get("COGSCOPE_PRICES")),
             full_prompts=_flag(env, "COGSCOPE_FULL_PROMPTS"),
-            max_cycles=_count(env, "COGSCOPE_MAX_CYCLES", 16, "cycles"),
+            max_cycles=_count(env, "COGSCOPE_MAX_CYCLES", 64, "cycles"),
             max_local_cycles=_count(env, "COGSCOPE_MAX_LOCAL_CYCLES", 4, "cycles"),
         )

@@ -3,7 +3,7 @@
 What limits a cycle is what it waits on, so there are two lanes:
 
 - **api**: cycles whose calls go to a remote API. They mostly wait on the network, so many run side by side
-  (`COGSCOPE_MAX_CYCLES`, default 16).
+  (`COGSCOPE_MAX_CYCLES`, default 64).
 - **local**: cycles on the bundled CPU model only. Their calls queue at the model server, one at a time; a lane of
   their own keeps them from taking the slots API cycles need (`COGSCOPE_MAX_LOCAL_CYCLES`, default 4).
 
