@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
         MentalModelError,
         UnknownAgentError,
     )
+    from .exit_guard import exit_now
     from .exit_guard import install as install_exit_guard
     from .heartbeat import DEFAULT_TASK, open_store
     from .mcp import add_tools, mcp_tools
@@ -37,6 +38,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {  # name -> (the submodule that defines 
     "MemoryStoreError": ("errors", "MemoryStoreError"),
     "MentalModelError": ("errors", "MentalModelError"),
     "UnknownAgentError": ("errors", "UnknownAgentError"),
+    "exit_now": ("exit_guard", "exit_now"),
     "install_exit_guard": ("exit_guard", "install"),
     "DEFAULT_TASK": ("heartbeat", "DEFAULT_TASK"),
     "open_store": ("heartbeat", "open_store"),
@@ -104,6 +106,7 @@ __all__ = [
     "add_tools",
     "check_options",
     "cognitive_tools",
+    "exit_now",
     "get",
     "install_exit_guard",
     "max_steps_for",

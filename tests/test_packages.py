@@ -46,6 +46,7 @@ def test_public_surfaces_are_pinned():
         "add_tools",
         "check_options",
         "cognitive_tools",
+        "exit_now",
         "get",
         "install_exit_guard",
         "max_steps_for",

@@ -81,3 +81,46 @@ def test_ui_reuses_a_running_phoenix_and_leaves_it_running(env, phoenix, llm):
     assert proc.returncode == 0
     assert phoenix_version(phoenix.url) is not None  # still up: cogscope did not start it
     assert not port_in_use("127.0.0.1", app_port)
+
+
+STUCK_AGENT = """
+import threading, time
+
+from agents.heartbeat import build
+
+
+def make(models, **options):
+    # an operator's agent with a bug: a thread that never ends, and not a daemon, so Python would wait for it
+    threading.Thread(target=time.sleep, args=(3600,), name="never-ends", daemon=False).start()
+    return build(models)
+"""
+
+
+def test_ctrl_c_ends_the_app_even_when_a_thread_of_its_agent_never_does(env, llm, tmp_path):
+    from gradio_client import Client
+
+    agent_file = tmp_path / "stuck.py"
+    agent_file.write_text(STUCK_AGENT)
+    llm.enqueue("Thought: done.\n<code>\nfinal_answer('ok')\n</code>")
+    app_port = free_port()
+    environ = dict(
+        env,
+        COGSCOPE_PORT=str(app_port),
+        COGSCOPE_MODEL="openai/scripted",
+        COGSCOPE_API_BASE=llm.api_base,
+        COGSCOPE_DRAIN_TIMEOUT="1",  # the deadline is the drain plus 15 s
+    )
+    proc, _ = _start(environ)
+    try:
+        client = Client(f"http://127.0.0.1:{app_port}", verbose=False)
+        _chat, status, _totals, _state = client.predict(
+            f"{agent_file}:make", "openai/scripted", "", "", "", llm.api_base, "", "", "Decide.",
+            api_name="/run_cycle",
+        )  # fmt: skip
+        assert "Cycle finished" in status, status
+        client.close()
+    finally:
+        out = _interrupt(proc)  # fails if the app is still there 60 s after Ctrl-C
+    assert proc.returncode == 0, out
+    assert "stopping took more than 16 s; ending now (spans not yet in Phoenix stay in the spool" in out
+    assert not port_in_use("127.0.0.1", app_port)

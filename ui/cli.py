@@ -539,10 +539,34 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
         pass
     finally:
         print("Stopping ...", flush=True)
+        _end_anyway_after(runtime.settings.drain_timeout + STOP_GRACE_S)
         if demo is not None:
             demo.close()
         runtime.close()
     return EXIT_OK
+
+
+STOP_GRACE_S = 15.0  # past the spool's drain: Gradio's server (up to 5 s) and what cogscope started
+
+
+def _end_anyway_after(seconds: float) -> None:
+    """Stopping must end: if the app is still here `seconds` from now (a Phoenix too busy to answer the last
+    sends, a request handler or a thread that does not return), say so and end the process. Nothing is lost:
+    spans not yet in Phoenix stay in the spool for the next cogscope on this data dir, and the Phoenix and the
+    model server cogscope started end with it (they die with their parent)."""
+
+    def end() -> None:
+        print(
+            f"cogscope: stopping took more than {seconds:g} s; ending now (spans not yet in Phoenix stay in the "
+            "spool and are sent by the next cogscope on this data dir)",
+            file=sys.stderr,
+            flush=True,
+        )
+        agents.exit_now(EXIT_OK)
+
+    timer = threading.Timer(seconds, end)
+    timer.daemon = True  # runs on while Python waits for other threads at exit
+    timer.start()
 
 
 if __name__ == "__main__":
