@@ -68,3 +68,26 @@ def test_bad_limits_are_refused():
         Slots({"gpu": 1})
     with pytest.raises(ValueError, match="unknown lane"):
         Slots({API: 1}).ask("gpu")
+
+
+def test_a_sessions_record_of_what_runs_is_dropped_once_nothing_runs() -> None:
+    """A server up for months serves many sessions (every API client is one): their records must not pile up."""
+    import threading
+    from types import SimpleNamespace
+
+    from ui import run_tab
+
+    ana = SimpleNamespace(username="ana", session_hash="s-ana")
+    bo = SimpleNamespace(username="bo", session_hash="s-bo")
+    before = len(run_tab._running)
+    stop = threading.Event()
+    running = run_tab._running_for(ana, loop_stop=stop)
+    assert len(run_tab._running) == before + 1
+    assert run_tab.stop(bo) == "Nothing is running."  # bo's Stop neither reaches ana's loop nor leaves a record
+    assert len(run_tab._running) == before + 1 and not stop.is_set()
+    run_tab._forget(ana, running)  # the loop still runs: kept
+    assert run_tab.stop(ana) == "⏹ Stopping the loop after the current cycle ..." and stop.is_set()
+    running.loop_stop = None
+    run_tab._forget(ana, running)  # nothing runs or waits any more: dropped
+    assert len(run_tab._running) == before
+    assert run_tab.stop(ana) == "Nothing is running."

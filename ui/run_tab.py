@@ -52,10 +52,31 @@ def _session_id(request: gr.Request | None) -> str:
     return f"ui-{request.session_hash}" if request is not None and request.session_hash else "ui"
 
 
-def _running_for(request: gr.Request | None) -> _Running:
-    key = (_user(request) or "", _session_id(request))
+def _key(request: gr.Request | None) -> tuple[str, str]:
+    return (_user(request) or "", _session_id(request))
+
+
+def _running_for(
+    request: gr.Request | None, *, cycle: Cycle | None = None, loop_stop: threading.Event | None = None
+) -> _Running:
+    """The session's record, with what now runs in it set at once (so it is never forgotten in between)."""
     with _running_lock:
-        return _running.setdefault(key, _Running())
+        running = _running.setdefault(_key(request), _Running())
+        if cycle is not None:
+            running.cycle = cycle
+        if loop_stop is not None:
+            running.loop_stop = loop_stop
+        return running
+
+
+def _forget(request: gr.Request | None, running: _Running) -> None:
+    """Drop the session's record once nothing of it runs or waits: a server that stays up for months serves many
+    sessions (every API client is one), and Stop finds nothing either way."""
+    with _running_lock:
+        key = _key(request)
+        idle = running.cycle is None and running.ticket is None and running.loop_stop is None
+        if idle and _running.get(key) is running:
+            del _running[key]
 
 
 @dataclass(frozen=True)
@@ -210,8 +231,7 @@ def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Run
     except UsageError as e:
         yield messages, f"❌ {redacted(e)}", "", gr.skip()
         return
-    running = _running_for(request)
-    running.cycle = cycle
+    running = _running_for(request, cycle=cycle)
     messages.append({"role": "user", "content": redacted(task.strip())})
     label = f"Running {form.agent}"
     try:
@@ -229,6 +249,7 @@ def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Run
         if running.ticket is not None:
             running.ticket.release()
             running.ticket = None
+        _forget(request, running)
     result = cycle.result
     assert result is not None
     status = "❌ Cycle failed" if result.failed else "✅ Cycle finished"
@@ -264,8 +285,7 @@ def run_loop(
     except UsageError as e:
         yield messages, f"❌ {redacted(e)}", "", gr.skip()
         return
-    running = _running_for(request)
-    running.loop_stop = stop
+    running = _running_for(request, loop_stop=stop)
     summaries: list[str] = []
     try:
         number, cycle = first
@@ -304,6 +324,7 @@ def run_loop(
         if running.ticket is not None:
             running.ticket.release()
             running.ticket = None
+        _forget(request, running)
     done = len(summaries)
     status = f"✅ Loop finished: {done} cycle(s)" if done == count else f"⏹ Loop stopped after {done} cycle(s)"
     yield messages, status, "\n\n".join(summaries), gr.skip()
@@ -311,7 +332,10 @@ def run_loop(
 
 def stop(request: gr.Request | None = None) -> str:
     """Stop: a loop ends after the current cycle; a single cycle after the current step."""
-    running = _running_for(request)
+    with _running_lock:
+        running = _running.get(_key(request))
+    if running is None:
+        return "Nothing is running."
     ticket = running.ticket
     if ticket is not None and ticket.cancel():  # it was waiting in line: it leaves the line, nothing ran
         if running.loop_stop is not None:
