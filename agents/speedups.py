@@ -45,7 +45,7 @@ def populate_template(template: str, variables: dict[str, Any]) -> str:
 class LazyMarkdown(Markdown):
     """rich's Markdown, parsed when first rendered or read instead of when made."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: D107 (Markdown's own arguments, kept for later)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # Markdown's own arguments, kept for later
         self._lazy: tuple[tuple[Any, ...], dict[str, Any]] | None = (args, kwargs)
 
     def _parse(self) -> None:
