@@ -115,15 +115,57 @@ class Compactor:
         self._last: OrderedDict[tuple[int, str], tuple[str, list[Message], tuple[tuple[str, Any], ...], str]] = (
             OrderedDict()
         )
+        # the same for calls compacted as they start (`at_source`), in the order they start
+        self._live: OrderedDict[tuple[int, str], tuple[str, list[Message], tuple[tuple[str, Any], ...], str]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
+
+    def at_source(
+        self,
+        trace_id: int,
+        span_id: int,
+        role: str,
+        messages: list[Message],
+        tools: tuple[tuple[str, Any], ...],
+    ) -> dict[str, Any]:
+        """The prompt attributes of an LLM call compacted as it starts (telemetry.instrumentor), by the rules above.
+
+        `messages` and `tools` are the whole prompt and the `llm.tools.*` pairs as OpenInference would record them.
+        Returns the new messages renumbered from 0, the reference to the agent's previous call and the tools or the
+        call that stores them. `prefix_len` is always set (0 for a first call): it marks the span as compact, so
+        `compact` leaves its prompt alone when it is exported.
+        """
+        own_id = span_id_hex(span_id)
+        with self._lock:
+            previous = self._live.pop((trace_id, role), None)
+            same_tools = previous is not None and bool(tools) and tools == previous[2]
+            tools_owner = previous[3] if previous is not None and same_tools else own_id
+            self._live[(trace_id, role)] = (own_id, messages, tools, tools_owner)
+            while len(self._live) > MAX_OPEN_CALLS:
+                self._live.popitem(last=False)
+        attributes: dict[str, Any] = {}
+        keep = _common_prefix(previous[1], messages) if previous is not None else 0
+        if previous is not None and keep:
+            attributes[ATTR_PREFIX_FROM] = previous[0]
+        attributes[ATTR_PREFIX_LEN] = keep
+        if same_tools:
+            attributes[ATTR_TOOLS_FROM] = tools_owner
+        else:
+            attributes.update(tools)
+        for index, message in enumerate(messages[keep:]):
+            for suffix, value in message:
+                attributes[f"{INPUT_MESSAGES}.{index}.{suffix}"] = value
+        return attributes
 
     def compact(self, span: ReadableSpan) -> ReadableSpan:
         attributes = dict(span.attributes or {})
         kind = attributes.get(KIND)
         if span.parent is None and span.context is not None:  # the trace's root ended: forget its calls
             with self._lock:
-                for key in [k for k in self._last if k[0] == span.context.trace_id]:
-                    del self._last[key]
+                for calls in (self._last, self._live):
+                    for key in [k for k in calls if k[0] == span.context.trace_id]:
+                        del calls[key]
         if kind == AGENT_KIND and OUTPUT in attributes:
             output = _final_answer_only(attributes[OUTPUT])
             if output is not attributes[OUTPUT]:
@@ -134,6 +176,8 @@ class Compactor:
                 return replace_span(span, attributes=attributes)
             return span
         if not (kind == LLM_KIND or attributes.get(REPLAYED)) or span.context is None:  # a call or its stand-in
+            return span
+        if ATTR_PREFIX_LEN in attributes:  # compacted as it started (`at_source`)
             return span
         if OUTPUT in attributes:
             attributes[OUTPUT] = _json_without(attributes[OUTPUT], "raw")

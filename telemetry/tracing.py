@@ -208,7 +208,7 @@ def setup_tracing(
         )
     if set_global:
         trace.set_tracer_provider(provider)
-    instrument(provider)
+    instrument(provider, compactor)
     return Tracing(
         provider=provider,
         collector=collector,
@@ -221,19 +221,21 @@ def setup_tracing(
     )
 
 
-def instrument(provider: TracerProvider) -> None:
-    """Instrument smolagents (process-wide) so its spans go to `provider`; re-instruments if needed."""
-    from openinference.instrumentation.smolagents import SmolagentsInstrumentor
+def instrument(provider: TracerProvider, compactor: Compactor | None = None) -> None:
+    """Instrument smolagents (process-wide) so its spans go to `provider`, LLM spans compacted as they start by
+    `compactor` (telemetry.instrumentor); re-instruments if needed."""
+    from .instrumentor import Instrumentor
 
-    instrumentor = SmolagentsInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
-    instrumentor.instrument(tracer_provider=provider)
+    uninstrument()
+    Instrumentor().instrument(tracer_provider=provider, compactor=compactor)
 
 
 def uninstrument() -> None:
+    """Undo `instrument`, and OpenInference's own instrumentor if something installed it."""
     from openinference.instrumentation.smolagents import SmolagentsInstrumentor
 
-    instrumentor = SmolagentsInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    from .instrumentor import Instrumentor
+
+    for instrumentor in (Instrumentor(), SmolagentsInstrumentor()):
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()

@@ -1,0 +1,408 @@
+"""The smolagents instrumentor: OpenInference's, with model calls and agent runs recorded compact as they happen.
+
+OpenInference's `SmolagentsInstrumentor` wraps an agent's runs, steps, tools and model calls. cogscope keeps its
+step and tool spans, its context-keeping executor and its tracer, and replaces two of its wrappers:
+
+- **model calls** (`generate`, `generate_stream`). OpenInference records the whole prompt on every call, twice:
+  every message as `llm.input_messages.*`, and `input.value` as the JSON of the call's arguments, where each
+  message is the `repr` of a `ChatMessage`. `output.value` holds the `repr` of LiteLLM's whole raw response. All of
+  it is made on the agent's thread, and a cycle's cost grows with the square of its steps. cogscope writes the
+  call's LLM span compact from the start (`Compactor.at_source`, the rules of telemetry.compact): the messages that
+  are new since the agent's previous call in the trace, a reference to that call, the tools once, `input.value`
+  without the messages and `output.value` without the raw response. The span is what compacting OpenInference's
+  span at export gave, and `rebuild_prompts` rebuilds every prompt as before.
+- **agent runs** (`MultiStepAgent.run`). For a streamed run, OpenInference keeps the `str` of every item the run
+  yields, each step with its whole prompt, to store their concatenation as the run's output. cogscope keeps the
+  final answer's step, which is what compacting that output kept.
+
+With `full_prompts` (COGSCOPE_FULL_PROMPTS) model calls keep OpenInference's own wrappers, whole prompts and all.
+The span names, kinds and attribute keys are OpenInference's, so Phoenix shows these spans as its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Generator, Iterator, Mapping
+from enum import Enum
+from typing import Any
+
+import wrapt
+from openinference.instrumentation import TraceConfig, get_attributes_from_context, safe_json_dumps
+from openinference.instrumentation.smolagents import SmolagentsInstrumentor
+from openinference.instrumentation.smolagents import _wrappers as oi
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+
+from .attributes import ATTR_ROLE, INPUT, INPUT_MESSAGES, KIND, LLM_KIND, OUTPUT
+from .compact import Compactor, Message
+
+_MESSAGE_PREFIX = f"{INPUT_MESSAGES}.0."
+_SIGNATURES: dict[Any, inspect.Signature] = {}  # function -> signature of the bound method (one per model class)
+
+
+def _arguments(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's arguments by name, defaults included (OpenInference's binding, its signature looked up once)."""
+    key = getattr(wrapped, "__func__", wrapped)
+    signature = _SIGNATURES.get(key)
+    if signature is None:
+        signature = _SIGNATURES[key] = inspect.signature(wrapped)
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls")}
+
+
+_ROLE, _CONTENT = oi.MESSAGE_ROLE, oi.MESSAGE_CONTENT
+_PART = f"{oi.MESSAGE_CONTENTS}.{{}}.{oi.MESSAGE_CONTENT_TYPE}", f"{oi.MESSAGE_CONTENTS}.{{}}.{oi.MESSAGE_CONTENT_TEXT}"
+
+
+def prompt_message(message: Any) -> Message:
+    """One input message as OpenInference records it: its (key suffix, value) pairs in key order; () for a message
+    it skips (no role, or no text). Text is read here; anything else (images) by OpenInference's own code."""
+    if isinstance(message, Mapping):
+        role, content = message.get("role"), message.get("content")
+    else:
+        role, content = getattr(message, "role", None), getattr(message, "content", None)
+    if isinstance(role, Enum):
+        role = role.value
+    if not role:
+        return ()
+    if isinstance(content, str):
+        return ((_CONTENT, content), (_ROLE, role))
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        pairs: list[tuple[str, Any]] = [(_ROLE, role)]
+        for index, text in enumerate(t for p in content if (t := p.get("text"))):
+            pairs += ((_PART[0].format(index), "text"), (_PART[1].format(index), text))
+        return tuple(sorted(pairs))
+    pairs = oi._llm_input_messages({"messages": [{"role": role, "content": content}]})
+    return tuple(sorted((key[len(_MESSAGE_PREFIX) :], value) for key, value in pairs))
+
+
+def _prompt(arguments: Mapping[str, Any]) -> list[Message]:
+    if isinstance(prompt := arguments.get("prompt"), str):
+        return [prompt_message({"role": "user", "content": prompt})]
+    messages = arguments.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [m for m in map(prompt_message, messages) if m]
+
+
+def _plain(value: Any) -> Any:
+    """`dataclasses.asdict` without its deep copy (of LiteLLM's raw response, among others)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _output_value(output: Any) -> str:
+    """The call's output as OpenInference's JSON of it, without LiteLLM's raw response (replay reads the rest)."""
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):  # a smolagents ChatMessage
+        fields = dataclasses.fields(output)
+        return safe_json_dumps({f.name: _plain(getattr(output, f.name)) for f in fields if f.name != "raw"})
+    return dict(oi._output_value_and_mime_type(output))[OUTPUT]
+
+
+def _masks_nothing(config: TraceConfig) -> bool:
+    """Whether OpenInference's settings (OPENINFERENCE_HIDE_* and the like) are all at their defaults."""
+    for f in dataclasses.fields(config):
+        if "default_value" in f.metadata and getattr(config, f.name) != f.metadata["default_value"]:
+            return False
+    return getattr(config, "blob_uploader", None) is None
+
+
+class _Wrapper:
+    """Starts spans as OpenInference's tracer does. With its default settings (no OPENINFERENCE_HIDE_* masking),
+    straight on OpenTelemetry's tracer, which costs a third of the time: OpenInference's sets every attribute twice,
+    each through its masking."""
+
+    def __init__(self, tracer: trace_api.Tracer) -> None:
+        self._tracer = tracer
+        config = getattr(tracer, "_self_config", None)
+        self._plain = getattr(tracer, "__wrapped__", None) if config is None or _masks_nothing(config) else None
+
+    def start_span(self, name: str, attributes: dict[str, Any]) -> trace_api.Span:
+        if self._plain is None:
+            return self._tracer.start_span(name, attributes=attributes)
+        return self._plain.start_span(name, attributes={**attributes, **dict(get_attributes_from_context())})
+
+
+class _CompactCall(_Wrapper):
+    """What the two model-call wrappers share: the span's attributes at the start and at the end."""
+
+    def __init__(self, tracer: trace_api.Tracer, compactor: Compactor) -> None:
+        super().__init__(tracer)
+        self._compactor = compactor
+
+    def start(self, instance: Any, name: str, arguments: dict[str, Any]) -> trace_api.Span:
+        others = {k: v for k, v in arguments.items() if k not in ("messages", "prompt")}
+        span = self.start_span(
+            f"{instance.__class__.__name__}.{name}",
+            {
+                KIND: LLM_KIND,
+                oi.INPUT_MIME_TYPE: oi.JSON,
+                INPUT: safe_json_dumps(others),
+                **dict(oi._llm_invocation_parameters(instance, arguments)),
+                **dict(get_attributes_from_context()),
+            },
+        )
+        context = span.get_span_context()
+        # the role: set on the span as it started, from its live ancestors (telemetry.roles.CallAnnotator)
+        role = str((getattr(span, "attributes", None) or {}).get(ATTR_ROLE, ""))
+        tools = tuple(sorted(oi._llm_tools(arguments.get("tools_to_call_from") or [])))
+        span.set_attributes(
+            self._compactor.at_source(context.trace_id, context.span_id, role, _prompt(arguments), tools)
+        )
+        return span
+
+    @staticmethod
+    def finish(span: trace_api.Span, model: Any, output: Any) -> None:
+        span.set_status(trace_api.StatusCode.OK)
+        usage = getattr(output, "token_usage", None)
+        if usage:
+            tokens_in, tokens_out, total = usage.input_tokens, usage.output_tokens, usage.total_tokens
+        else:
+            tokens_in, tokens_out = model.last_input_token_count, model.last_output_token_count
+            total = tokens_in + tokens_out
+        span.set_attribute(oi.LLM_TOKEN_COUNT_PROMPT, tokens_in)
+        span.set_attribute(oi.LLM_TOKEN_COUNT_COMPLETION, tokens_out)
+        span.set_attribute(oi.LLM_TOKEN_COUNT_TOTAL, total)
+        span.set_attribute(oi.LLM_MODEL_NAME, model.model_id)
+        provider = oi.infer_llm_provider_from_class_name(model)
+        if provider is None and (host := oi.extract_llm_endpoint_from_sdk_instance(model)):
+            provider = oi.infer_llm_provider_from_host(host)
+        if provider:
+            span.set_attribute(oi.LLM_PROVIDER, provider.value)
+        if system := oi.infer_llm_system_from_model_name(model.model_id):
+            span.set_attribute(oi.LLM_SYSTEM, system.value)
+        span.set_attributes(oi._llm_output_messages(output))
+        span.set_attribute(oi.OUTPUT_MIME_TYPE, oi.JSON)
+        span.set_attribute(OUTPUT, _output_value(output))
+
+
+def _traced() -> bool:
+    """Whether a model call gets a span: not when tracing is suppressed, nor inside another model call's span."""
+    return not context_api.get_value(context_api._SUPPRESS_INSTRUMENTATION_KEY) and not oi._has_active_llm_parent_span()
+
+
+class _ModelWrapper(_CompactCall):
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        if not _traced():
+            return wrapped(*args, **kwargs)
+        span = self.start(instance, "generate", _arguments(wrapped, args, kwargs))
+        with trace_api.use_span(span, end_on_exit=True):  # records an exception and ends the span
+            output = wrapped(*args, **kwargs)
+            self.finish(span, instance, output)
+        return output
+
+
+class _ModelStreamWrapper(_CompactCall):
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        if not _traced():
+            return wrapped(*args, **kwargs)
+        arguments = _arguments(wrapped, args, kwargs)
+
+        def stream() -> Generator[Any, None, None]:
+            from smolagents.models import agglomerate_stream_deltas
+
+            deltas: list[Any] = []
+            span = self.start(instance, "generate_stream", arguments)
+            try:
+                with trace_api.use_span(span, end_on_exit=False):
+                    output_stream = iter(wrapped(*args, **kwargs))
+                while True:
+                    with trace_api.use_span(span, end_on_exit=False):
+                        try:
+                            delta = next(output_stream)
+                        except StopIteration:
+                            break
+                    deltas.append(delta)
+                    yield delta
+            except GeneratorExit:
+                if close := getattr(output_stream, "close", None):
+                    close()
+                self.finish(span, instance, agglomerate_stream_deltas(deltas))
+                raise
+            except Exception as e:
+                span.record_exception(e)
+                span.set_status(trace_api.StatusCode.ERROR)
+                raise
+            else:
+                self.finish(span, instance, agglomerate_stream_deltas(deltas))
+            finally:
+                span.end()
+
+        return stream()
+
+
+class _StepWrapper(_Wrapper):
+    """A step as OpenInference records it (`Step n`, its memory step as input, its observations as output)."""
+
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        if context_api.get_value(context_api._SUPPRESS_INSTRUMENTATION_KEY):
+            yield from wrapped(*args, **kwargs)
+            return
+        span = self.start_span(
+            f"Step {instance.step_number}",
+            {
+                KIND: oi.CHAIN,
+                INPUT: safe_json_dumps(_arguments(wrapped, args, kwargs)),
+                **dict(get_attributes_from_context()),
+            },
+        )
+        # as OpenInference's: an exception is recorded by both, and the status names it (steps read that)
+        with trace_api.use_span(span, end_on_exit=True):
+            try:
+                yield from wrapped(*args, **kwargs)
+            except Exception as e:
+                span.record_exception(e)
+                span.set_status(trace_api.StatusCode.ERROR)
+                raise
+            finally:
+                if args:
+                    oi._finalize_step_span(span, args[0])
+
+
+class _ToolWrapper(_Wrapper):
+    """A tool call as OpenInference records it."""
+
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        if context_api.get_value(context_api._SUPPRESS_INSTRUMENTATION_KEY):
+            return wrapped(*args, **kwargs)
+        span = self.start_span(
+            instance.__class__.__name__,
+            {
+                KIND: oi.TOOL,
+                INPUT: safe_json_dumps(_arguments(wrapped, args, kwargs)),
+                **dict(oi._tools(instance)),
+                **dict(get_attributes_from_context()),
+            },
+        )
+        with trace_api.use_span(span, end_on_exit=True):
+            response = wrapped(*args, **kwargs)
+            span.set_status(trace_api.StatusCode.OK)
+            span.set_attributes(dict(oi._output_value_and_mime_type_for_tool_span(response, instance.output_type)))
+        return response
+
+
+class _RunWrapper(_Wrapper):
+    """An agent's run as OpenInference records it, but a streamed run's output is its final answer's step alone."""
+
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        if context_api.get_value(context_api._SUPPRESS_INSTRUMENTATION_KEY):
+            return wrapped(*args, **kwargs)
+        agent = instance
+        arguments = _arguments(wrapped, args, kwargs)
+        span = self.start_span(
+            f"{getattr(agent, 'name', None) or agent.__class__.__name__}.run",
+            dict(
+                oi._flatten(
+                    {
+                        KIND: oi.AGENT,
+                        INPUT: safe_json_dumps(arguments),
+                        **dict(oi._smolagent_run_attributes(agent, arguments)),
+                        **dict(get_attributes_from_context()),
+                    }
+                )
+            ),
+        )
+        token = context_api.attach(trace_api.set_span_in_context(span))
+        try:
+            output = wrapped(*args, **kwargs)
+        except Exception as e:
+            span.record_exception(e)
+            span.set_status(trace_api.StatusCode.ERROR)
+            span.end()
+            context_api.detach(token)
+            raise
+        if not isinstance(output, Generator):
+            try:
+                span.set_attribute(OUTPUT, str(output))
+                _set_run_tokens(span, agent)
+                return output
+            finally:
+                span.set_status(trace_api.StatusCode.OK)
+                span.end()
+                context_api.detach(token)
+        return self._stream(output, span, agent, token)
+
+    @staticmethod
+    def _stream(items: Iterator[Any], span: trace_api.Span, agent: Any, token: object) -> Generator[Any, None, None]:
+        from smolagents import FinalAnswerStep
+
+        final = None
+        try:
+            for item in items:
+                if isinstance(item, FinalAnswerStep):
+                    final = item
+                yield item
+        except Exception as e:
+            span.record_exception(e)
+            span.set_status(trace_api.StatusCode.ERROR)
+            raise
+        finally:
+            if final is not None:
+                span.set_attribute(OUTPUT, str(final))
+            _set_run_tokens(span, agent)
+            span.set_status(trace_api.StatusCode.OK)
+            span.end()
+            context_api.detach(token)
+
+
+def _set_run_tokens(span: trace_api.Span, agent: Any) -> None:
+    tokens_in, tokens_out = agent.monitor.total_input_token_count, agent.monitor.total_output_token_count
+    span.set_attribute(oi.LLM_TOKEN_COUNT_PROMPT, tokens_in)
+    span.set_attribute(oi.LLM_TOKEN_COUNT_COMPLETION, tokens_out)
+    span.set_attribute(oi.LLM_TOKEN_COUNT_TOTAL, tokens_in + tokens_out)
+
+
+def _unwrapped(method: Any) -> Any:
+    """The function under any wrapt wrappers (a subclass that inherits `generate` was saved with its parent's)."""
+    while isinstance(method, wrapt.ObjectProxy):
+        method = method.__wrapped__
+    return method
+
+
+class Instrumentor(SmolagentsInstrumentor):  # type: ignore[misc]
+    """OpenInference's smolagents instrumentor with cogscope's wrappers for runs and (unless `compactor` keeps full
+    prompts) model calls.
+
+    Instrumentor().instrument(tracer_provider=provider, compactor=compactor)
+    """
+
+    _instance = None  # BaseInstrumentor keeps one instance per class; without this it would be OpenInference's
+    _is_instrumented_by_opentelemetry = False
+
+    def _instrument(self, **kwargs: Any) -> None:
+        compactor = kwargs.pop("compactor", None) or Compactor()
+        super()._instrument(**kwargs)
+        from smolagents import MultiStepAgent, Tool
+
+        # OpenInference restores what it saved when it uninstruments: the wrappers below replace only its own
+        tracer = self._tracer
+        MultiStepAgent.run = wrapt.FunctionWrapper(_unwrapped(self._original_run_method), _RunWrapper(tracer))
+        Tool.__call__ = wrapt.FunctionWrapper(_unwrapped(self._original_tool_call_method), _ToolWrapper(tracer))
+        for step_class, method in (self._original_step_stream_methods or {}).items():
+            if method is not None:
+                step_class._step_stream = wrapt.FunctionWrapper(_unwrapped(method), _StepWrapper(tracer))
+        if compactor.full_prompts:
+            return
+        for model_class, method in (self._original_model_generate_methods or {}).items():
+            wrapper = _ModelWrapper(tracer, compactor)
+            model_class.generate = wrapt.FunctionWrapper(_unwrapped(method), wrapper)
+        for model_class, method in (self._original_model_generate_stream_methods or {}).items():
+            wrapper = _ModelStreamWrapper(tracer, compactor)
+            model_class.generate_stream = wrapt.FunctionWrapper(_unwrapped(method), wrapper)
