@@ -38,22 +38,59 @@ from .attributes import ATTR_ROLE, INPUT, INPUT_MESSAGES, KIND, LLM_KIND, OUTPUT
 from .compact import Compactor, Message
 
 _MESSAGE_PREFIX = f"{INPUT_MESSAGES}.0."
-_SIGNATURES: dict[Any, inspect.Signature] = {}  # function -> signature of the bound method (one per model class)
+_SIGNATURES: dict[Any, tuple[inspect.Signature, tuple[str, ...] | None, str | None]] = {}  # function -> `_binder`
+_PK, _KO, _VK = (
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.KEYWORD_ONLY,
+    inspect.Parameter.VAR_KEYWORD,
+)
+
+
+def _binder(wrapped: Callable[..., Any]) -> tuple[inspect.Signature, tuple[str, ...] | None, str | None]:
+    """The call's signature; its parameter names when a call can be bound by position and name alone (no *args,
+    no positional-only parameters), and the name of its **kwargs."""
+    key = getattr(wrapped, "__func__", wrapped)
+    found = _SIGNATURES.get(key)
+    if found is None:
+        signature = inspect.signature(wrapped)
+        kinds = [p.kind for p in signature.parameters.values()]
+        simple = all(k in (_PK, _KO, _VK) for k in kinds)
+        names = tuple(n for n, p in signature.parameters.items() if p.kind != _VK) if simple else None
+        var = next((n for n, p in signature.parameters.items() if p.kind == _VK), None)
+        found = _SIGNATURES[key] = (signature, names, var)
+    return found
 
 
 def _arguments(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The call's arguments by name, defaults included (OpenInference's binding, its signature looked up once)."""
-    key = getattr(wrapped, "__func__", wrapped)
-    signature = _SIGNATURES.get(key)
-    if signature is None:
-        signature = _SIGNATURES[key] = inspect.signature(wrapped)
-    bound = signature.bind(*args, **kwargs)
-    bound.apply_defaults()
-    return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls")}
+    """The call's arguments by name, defaults included, as OpenInference binds them (`Signature.bind` and
+    `apply_defaults`), without their cost for the common signature."""
+    signature, names, var = _binder(wrapped)
+    params = signature.parameters
+    if names is not None and len(args) <= len(names) and all(params[n].kind == _PK for n in names[: len(args)]):
+        bound = dict(zip(names, args, strict=False))
+        extra = {}
+        for name, value in kwargs.items():
+            if name in params and params[name].kind != _VK and name not in bound:
+                bound[name] = value
+            elif var is not None and name not in params:
+                extra[name] = value
+            else:
+                break
+        else:
+            missing = [n for n in names if n not in bound and params[n].default is inspect.Parameter.empty]
+            if not missing:
+                arguments = {n: bound[n] if n in bound else params[n].default for n in names}
+                if var is not None:
+                    arguments[var] = extra
+                return {k: v for k, v in arguments.items() if k not in ("self", "cls")}
+    bound_args = signature.bind(*args, **kwargs)  # anything else, and a wrong call raises as it would have
+    bound_args.apply_defaults()
+    return {k: v for k, v in bound_args.arguments.items() if k not in ("self", "cls")}
 
 
 _ROLE, _CONTENT = oi.MESSAGE_ROLE, oi.MESSAGE_CONTENT
 _PART = f"{oi.MESSAGE_CONTENTS}.{{}}.{oi.MESSAGE_CONTENT_TYPE}", f"{oi.MESSAGE_CONTENTS}.{{}}.{oi.MESSAGE_CONTENT_TEXT}"
+_ONE_TYPE, _ONE_TEXT = _PART[0].format(0), _PART[1].format(0)
 
 
 def prompt_message(message: Any) -> Message:
@@ -69,6 +106,9 @@ def prompt_message(message: Any) -> Message:
         return ()
     if isinstance(content, str):
         return ((_CONTENT, content), (_ROLE, role))
+    if isinstance(content, list) and len(content) == 1 and isinstance(part := content[0], dict):
+        if part.get("type") == "text" and (text := part.get("text")):  # what smolagents sends: one text part
+            return ((_ONE_TEXT, text), (_ONE_TYPE, "text"), (_ROLE, role))
     if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
         pairs: list[tuple[str, Any]] = [(_ROLE, role)]
         for index, text in enumerate(t for p in content if (t := p.get("text"))):

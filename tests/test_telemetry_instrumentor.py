@@ -193,3 +193,79 @@ def test_uninstrument_gives_smolagents_back_its_own_methods() -> None:
         assert MultiStepAgent.run.__wrapped__ is originals[0]
         uninstrument()
         assert (MultiStepAgent.run, Tool.__call__, CodeAgent._step_stream, models.LiteLLMModel.generate) == originals
+
+
+def _oi_message(message: Any) -> tuple[tuple[str, Any], ...]:
+    """OpenInference's own record of one message, as `prompt_message` gives it."""
+    from openinference.instrumentation.smolagents._wrappers import _llm_input_messages
+
+    prefix = "llm.input_messages.0."
+    return tuple(sorted((k[len(prefix) :], v) for k, v in _llm_input_messages({"messages": [message]})))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": "plain text"},
+        {"role": "system", "content": [{"type": "text", "text": "one part"}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": ""}, {"type": "text", "text": "c"}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": str(i)} for i in range(12)],
+        },  # indices past 9 sort as text
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+        {"role": "user", "content": ["not a part", {"type": "text", "text": "kept"}]},
+        {"role": "assistant", "content": None},
+        {"role": "", "content": "no role"},
+        {"role": "user", "content": [{"type": "text", "text": ""}]},
+    ],
+)
+def test_each_message_is_recorded_as_openinference_records_it(message: dict[str, Any]) -> None:
+    from smolagents import ChatMessage, MessageRole
+
+    from telemetry.instrumentor import prompt_message
+
+    assert prompt_message(message) == _oi_message(message)
+    if message["role"]:
+        as_object = ChatMessage(role=MessageRole(message["role"]), content=message["content"])
+        assert prompt_message(as_object) == _oi_message(message)
+
+
+def test_arguments_are_bound_as_openinference_binds_them() -> None:
+    import inspect
+
+    from telemetry.instrumentor import _arguments
+
+    class Model:
+        def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kwargs):  # type: ignore[no-untyped-def]
+            pass
+
+        def only_named(self, a, *, b=2):  # type: ignore[no-untyped-def]
+            pass
+
+        def star(self, *items, last=None):  # type: ignore[no-untyped-def]
+            pass
+
+    model = Model()
+    calls = [
+        (model.generate, (["m"],), {}),
+        (model.generate, (["m"], ["</code>"]), {"temperature": 0.1}),
+        (model.generate, (), {"messages": ["m"], "tools_to_call_from": ["t"], "extra": 1}),
+        (model.only_named, (1,), {"b": 3}),
+        (model.only_named, (), {"a": 1}),
+        (model.star, (1, 2), {"last": 3}),
+    ]
+    for method, args, kwargs in calls:
+        bound = inspect.signature(method).bind(*args, **kwargs)
+        bound.apply_defaults()
+        assert _arguments(method, args, kwargs) == dict(bound.arguments), (method.__name__, args, kwargs)
+    for method, args, kwargs in [
+        (model.generate, (), {}),
+        (model.only_named, (1, 2), {}),
+        (model.generate, (["m"],), {"messages": []}),
+    ]:
+        with pytest.raises(TypeError):  # a wrong call fails as it did without cogscope
+            _arguments(method, args, kwargs)
