@@ -12,21 +12,29 @@ tests/scripted_llm.py, through LiteLLM over real HTTP. Three ways, interleaved r
 
 Spans go to a loopback sink that answers as Phoenix does (OTLP POSTs, and the REST look-up the spool's sender
 makes to confirm that a span is stored), so Phoenix's own ingest does not share the cores with what is measured.
-Prints the median wall time per cycle and per step over bare; asserts nothing.
+The scripted model and the sink run in a child process, as a model server and Phoenix are processes of their own:
+in the measured process their threads would compete with the agent's for the interpreter lock at every call.
+The three ways take turns going first, each after a garbage collection. Prints the median wall time per cycle,
+and, paired repeat by repeat (the machine's speed drifts over a run), the median ratio to bare and to
+OpenInference alone and the median time per step over bare; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -36,9 +44,9 @@ for folder in (ROOT, ROOT / "bench"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from bench_trace_size import TASK, agent, script  # noqa: E402
+from bench_trace_size import TASK, agent  # noqa: E402
 
-from tests.scripted_llm import ScriptedLLM  # noqa: E402
+from tests.scripted_llm import Reply, ScriptedLLM  # noqa: E402
 
 
 class Sink:
@@ -84,15 +92,30 @@ class Sink:
         self.server.server_close()
 
 
-def bare(llm: ScriptedLLM, steps: int) -> float:
-    script(llm, steps)
+def reply(body: dict, steps: int) -> Reply:  # type: ignore[type-arg]
+    """The scripted cycle's next reply, from the request itself: N-1 code steps, then the final answer."""
+    done = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+    if done < steps - 1:
+        return Reply(f"Thought: step {done + 1}, count on.\n<code>\nn = {done + 1}\nprint(n)\n</code>", 1000, 30)
+    return Reply('Thought: done.\n<code>\nfinal_answer("counted")\n</code>', 1000, 20)
+
+
+def serve(steps: int) -> None:
+    """The child process: the scripted model and the sink, on loopback, until the parent closes stdin."""
+    llm, sink = ScriptedLLM().start(), Sink()
+    llm.respond(lambda body: reply(body, steps))
+    print(json.dumps({"api_base": llm.api_base, "sink": sink.url}), flush=True)
+    sys.stdin.read()
+
+
+def bare(llm: Any, steps: int) -> float:
     runner = agent(llm, steps)
     start = time.perf_counter()
     runner.run(TASK)
     return time.perf_counter() - start
 
 
-def openinference(llm: ScriptedLLM, steps: int, sink: Sink) -> float:
+def openinference(llm: Any, steps: int, sink: Any) -> float:
     from openinference.instrumentation.smolagents import SmolagentsInstrumentor
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
@@ -102,7 +125,6 @@ def openinference(llm: ScriptedLLM, steps: int, sink: Sink) -> float:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{sink.url}/v1/traces")))
     SmolagentsInstrumentor().instrument(tracer_provider=provider)
     try:
-        script(llm, steps)
         runner = agent(llm, steps)
         start = time.perf_counter()
         runner.run(TASK)
@@ -113,7 +135,7 @@ def openinference(llm: ScriptedLLM, steps: int, sink: Sink) -> float:
     return elapsed
 
 
-def cogscope(llm: ScriptedLLM, steps: int, sink: Sink, data_dir: Path) -> float:
+def cogscope(llm: Any, steps: int, sink: Any, data_dir: Path) -> float:
     from telemetry import Cycle, CycleSpec, Spool, setup_tracing
     from telemetry.tracing import uninstrument
 
@@ -121,7 +143,6 @@ def cogscope(llm: ScriptedLLM, steps: int, sink: Sink, data_dir: Path) -> float:
         endpoint=f"{sink.url}/v1/traces", project_name="bench-tracing", spool=Spool.in_dir(data_dir)
     )
     try:
-        script(llm, steps)
         runner = agent(llm, steps)
         start = time.perf_counter()
         result = Cycle(runner, TASK, spec=CycleSpec("bench"), tracing=tracing).run()
@@ -138,8 +159,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
-    llm, sink = ScriptedLLM().start(), Sink()
+    if args.serve:
+        serve(args.steps)
+        return
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--steps", str(args.steps)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    ports = json.loads(child.stdout.readline())
+    llm, sink = SimpleNamespace(api_base=ports["api_base"]), SimpleNamespace(url=ports["sink"])
     times: dict[str, list[float]] = {"bare": [], "OpenInference alone": [], "cogscope": []}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-tracing-") as folder:
@@ -150,19 +183,29 @@ def main() -> None:
             cogscope(llm, args.steps, sink, Path(folder))
             for name in times:
                 times[name].clear()
-            for _ in range(args.repeats):
-                times["bare"].append(bare(llm, args.steps))
-                times["OpenInference alone"].append(openinference(llm, args.steps, sink))
-                times["cogscope"].append(cogscope(llm, args.steps, sink, Path(folder)))
+            ways = {
+                "bare": lambda: bare(llm, args.steps),
+                "OpenInference alone": lambda: openinference(llm, args.steps, sink),
+                "cogscope": lambda: cogscope(llm, args.steps, sink, Path(folder)),
+            }
+            for repeat in range(args.repeats):
+                order = list(ways)[repeat % 3 :] + list(ways)[: repeat % 3]  # each way first in turn
+                for name in order:
+                    gc.collect()  # each cycle starts from a collected heap
+                    times[name].append(ways[name]())
     finally:
-        llm.stop()
-        sink.stop()
+        child.stdin.close()
+        child.wait(30)
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
-    base, oi = medians["bare"], medians["OpenInference alone"]
     print(f"{args.steps}-step CodeAgent cycle, zero-latency model, median of {args.repeats}")
+    print("paired: the median over repeats of each way against the bare and OpenInference cycles of the same repeat")
     print(f"{'':>20}  {'ms/cycle':>9}  {'x bare':>7}  {'x OI':>6}  {'ms/step over bare':>17}")
     for name, ms in medians.items():
-        print(f"{name:>20}  {ms:>9.1f}  {ms / base:>7.2f}  {ms / oi:>6.2f}  {(ms - base) / args.steps:>17.2f}")
+        pairs = list(zip(times[name], times["bare"], times["OpenInference alone"], strict=True))
+        x_bare = statistics.median(t / b for t, b, _ in pairs)
+        x_oi = statistics.median(t / o for t, _, o in pairs)
+        per_step = statistics.median((t - b) * 1000 / args.steps for t, b, _ in pairs)
+        print(f"{name:>20}  {ms:>9.1f}  {x_bare:>7.2f}  {x_oi:>6.2f}  {per_step:>17.2f}")
 
 
 if __name__ == "__main__":
