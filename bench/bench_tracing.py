@@ -8,7 +8,9 @@ tests/scripted_llm.py, through LiteLLM over real HTTP. Three ways, interleaved r
 - bare: smolagents alone, not instrumented;
 - OpenInference alone: the smolagents instrumentor, a BatchSpanProcessor and OpenTelemetry's OTLP/HTTP exporter;
 - cogscope: `setup_tracing` with its spool (the default: every span on disk, the sender thread delivering) and a
-  `Cycle`, timed until the cycle's result (totals included) reaches the caller.
+  `Cycle`, timed until the cycle's result (totals included) reaches the caller;
+- its tracer alone: the same tracing, the agent run under a root span in the caller's thread, without the `Cycle`
+  (which runs the agent in a thread of its own and hands each step to the caller as it ends).
 
 Spans go to a loopback sink that answers as Phoenix does (OTLP POSTs, and the REST look-up the spool's sender
 makes to confirm that a span is stored), so Phoenix's own ingest does not share the cores with what is measured.
@@ -155,6 +157,28 @@ def cogscope(llm: Any, steps: int, sink: Any, data_dir: Path) -> float:
     return elapsed
 
 
+def tracer_alone(llm: Any, steps: int, sink: Any, data_dir: Path) -> float:
+    """cogscope's tracer as `cogscope()` sets it up, the run under a root span in this thread: no `Cycle`."""
+    from telemetry import Spool, setup_tracing
+    from telemetry.tracing import uninstrument
+
+    tracing = setup_tracing(
+        endpoint=f"{sink.url}/v1/traces", project_name="bench-tracing", spool=Spool.in_dir(data_dir)
+    )
+    try:
+        runner = agent(llm, steps)
+        start = time.perf_counter()
+        with tracing.tracer().start_as_current_span("bench.cycle"):
+            for _ in runner.run(TASK, stream=True):
+                pass
+        elapsed = time.perf_counter() - start
+        tracing.drain(30)
+    finally:
+        uninstrument()
+        tracing.shutdown()
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
@@ -173,7 +197,7 @@ def main() -> None:
     assert child.stdout is not None and child.stdin is not None
     ports = json.loads(child.stdout.readline())
     llm, sink = SimpleNamespace(api_base=ports["api_base"]), SimpleNamespace(url=ports["sink"])
-    times: dict[str, list[float]] = {"bare": [], "OpenInference alone": [], "cogscope": []}
+    times: dict[str, list[float]] = {"bare": [], "OpenInference alone": [], "cogscope": [], "its tracer alone": []}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-tracing-") as folder:
             for name in times:  # warm-up: imports, first connections
@@ -181,15 +205,17 @@ def main() -> None:
             bare(llm, args.steps)
             openinference(llm, args.steps, sink)
             cogscope(llm, args.steps, sink, Path(folder))
+            tracer_alone(llm, args.steps, sink, Path(folder))
             for name in times:
                 times[name].clear()
             ways = {
                 "bare": lambda: bare(llm, args.steps),
                 "OpenInference alone": lambda: openinference(llm, args.steps, sink),
                 "cogscope": lambda: cogscope(llm, args.steps, sink, Path(folder)),
+                "its tracer alone": lambda: tracer_alone(llm, args.steps, sink, Path(folder)),
             }
             for repeat in range(args.repeats):
-                order = list(ways)[repeat % 3 :] + list(ways)[: repeat % 3]  # each way first in turn
+                order = list(ways)[repeat % len(ways) :] + list(ways)[: repeat % len(ways)]  # each way first in turn
                 for name in order:
                     gc.collect()  # each cycle starts from a collected heap
                     times[name].append(ways[name]())
