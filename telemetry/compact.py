@@ -2,7 +2,9 @@
 
 smolagents gives the model the whole memory at every step (system prompt, task, then every earlier step), and
 OpenInference records all of it on every LLM span, twice (`llm.input_messages.*` and the JSON of `input.value`).
-A cycle's size then grows with the square of its steps. `Compactor` rewrites each finished span before export:
+A cycle's size then grows with the square of its steps. cogscope's instrumentor (telemetry.instrumentor) writes
+each model call's span compact as the call starts (`Compactor.at_source`); `Compactor.compact` rewrites, before
+export, the spans written otherwise (a replay's stand-ins, OpenInference's own wrappers). Either way:
 
 - an LLM span keeps only the messages after the longest run of first messages it shares with the previous call of
   the same agent (`cogscope.role`) in the same trace, renumbered from 0, and names that call and the run's length
