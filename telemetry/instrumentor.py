@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 from collections.abc import Callable, Generator, Iterator, Mapping
 from enum import Enum
 from typing import Any
@@ -31,13 +32,29 @@ import wrapt
 from openinference.instrumentation import TraceConfig, get_attributes_from_context, safe_json_dumps
 from openinference.instrumentation.smolagents import SmolagentsInstrumentor
 from openinference.instrumentation.smolagents import _wrappers as oi
+from openinference.semconv.trace import MessageAttributes, MessageContentAttributes
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 
 from .attributes import ATTR_ROLE, INPUT, INPUT_MESSAGES, KIND, LLM_KIND, OUTPUT
 from .compact import Compactor, Message
 
+log = logging.getLogger("cogscope.instrumentor")
+
 _MESSAGE_PREFIX = f"{INPUT_MESSAGES}.0."
+# what the wrappers below use of OpenInference's own: if a release of it lacks any, its own wrappers stay
+_REQUIRED = (
+    "AGENT CHAIN TOOL JSON INPUT_MIME_TYPE OUTPUT_MIME_TYPE LLM_MODEL_NAME LLM_PROVIDER LLM_SYSTEM "
+    "LLM_TOKEN_COUNT_PROMPT LLM_TOKEN_COUNT_COMPLETION LLM_TOKEN_COUNT_TOTAL _finalize_step_span _flatten "
+    "_has_active_llm_parent_span _llm_input_messages _llm_invocation_parameters _llm_output_messages _llm_tools "
+    "_output_value_and_mime_type _output_value_and_mime_type_for_tool_span _smolagent_run_attributes _tools "
+    "extract_llm_endpoint_from_sdk_instance infer_llm_provider_from_class_name infer_llm_provider_from_host "
+    "infer_llm_system_from_model_name"
+).split()
+_SAVED = (
+    "_tracer _original_run_method _original_tool_call_method _original_step_stream_methods "
+    "_original_model_generate_methods _original_model_generate_stream_methods"
+).split()
 _SIGNATURES: dict[Any, tuple[inspect.Signature, tuple[str, ...] | None, str | None]] = {}  # function -> `_binder`
 _PK, _KO, _VK = (
     inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -88,8 +105,11 @@ def _arguments(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: Mappi
     return {k: v for k, v in bound_args.arguments.items() if k not in ("self", "cls")}
 
 
-_ROLE, _CONTENT = oi.MESSAGE_ROLE, oi.MESSAGE_CONTENT
-_PART = f"{oi.MESSAGE_CONTENTS}.{{}}.{oi.MESSAGE_CONTENT_TYPE}", f"{oi.MESSAGE_CONTENTS}.{{}}.{oi.MESSAGE_CONTENT_TEXT}"
+_ROLE, _CONTENT = MessageAttributes.MESSAGE_ROLE, MessageAttributes.MESSAGE_CONTENT
+_PART = (
+    f"{MessageAttributes.MESSAGE_CONTENTS}.{{}}.{MessageContentAttributes.MESSAGE_CONTENT_TYPE}",
+    f"{MessageAttributes.MESSAGE_CONTENTS}.{{}}.{MessageContentAttributes.MESSAGE_CONTENT_TEXT}",
+)
 _ONE_TYPE, _ONE_TEXT = _PART[0].format(0), _PART[1].format(0)
 
 
@@ -430,6 +450,15 @@ class Instrumentor(SmolagentsInstrumentor):  # type: ignore[misc]
         compactor = kwargs.pop("compactor", None) or Compactor()
         super()._instrument(**kwargs)
         from smolagents import MultiStepAgent, Tool
+
+        missing = [n for n in _REQUIRED if not hasattr(oi, n)] + [n for n in _SAVED if not hasattr(self, n)]
+        if missing:  # spans are still recorded (OpenInference's wrappers), and compacted when exported
+            log.warning(
+                "cogscope: this OpenInference release lacks %s; its own smolagents wrappers are used, which cost "
+                "more per step (cogscope's were written against openinference-instrumentation-smolagents 0.1.43)",
+                ", ".join(missing),
+            )
+            return
 
         # OpenInference restores what it saved when it uninstruments: the wrappers below replace only its own
         tracer = self._tracer

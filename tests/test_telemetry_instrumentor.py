@@ -269,3 +269,23 @@ def test_arguments_are_bound_as_openinference_binds_them() -> None:
     ]:
         with pytest.raises(TypeError):  # a wrong call fails as it did without cogscope
             _arguments(method, args, kwargs)
+
+
+def test_an_openinference_release_without_what_cogscope_uses_keeps_its_own_wrappers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tracing goes on, compacted at export, and the log says why it costs more."""
+    import telemetry.instrumentor
+
+    # a release that renamed one of the helpers cogscope's wrappers share with OpenInference's
+    monkeypatch.setattr(telemetry.instrumentor, "_REQUIRED", [*telemetry.instrumentor._REQUIRED, "_llm_renamed"])
+    llm = ScriptedLLM().start()
+    try:
+        with caplog.at_level("WARNING", logger="cogscope.instrumentor"):
+            _, spans = _cycle(llm, _with_cogscope, stream_outputs=False)
+    finally:
+        llm.stop()
+    assert "lacks _llm_renamed" in caplog.text and "its own smolagents wrappers are used" in caplog.text
+    calls = [s for s in spans if (s.attributes or {}).get("openinference.span.kind") == "LLM"]
+    assert len(calls) == 6
+    assert sum(PREFIX_FROM in s.attributes for s in calls) == 4  # compacted when exported, as before
