@@ -137,7 +137,9 @@ def openinference(llm: Any, steps: int, sink: Any) -> float:
     return elapsed
 
 
-def cogscope(llm: Any, steps: int, sink: Any, data_dir: Path) -> float:
+def cogscope(llm: Any, steps: int, sink: Any, data_dir: Path, *, cycle: bool = True) -> float:
+    """cogscope's tracing with its spool, the agent run by a `Cycle`; with `cycle=False` ("its tracer alone") run
+    under a root span in this thread instead."""
     from telemetry import Cycle, CycleSpec, Spool, setup_tracing
     from telemetry.tracing import uninstrument
 
@@ -147,32 +149,16 @@ def cogscope(llm: Any, steps: int, sink: Any, data_dir: Path) -> float:
     try:
         runner = agent(llm, steps)
         start = time.perf_counter()
-        result = Cycle(runner, TASK, spec=CycleSpec("bench"), tracing=tracing).run()
+        if cycle:
+            result = Cycle(runner, TASK, spec=CycleSpec("bench"), tracing=tracing).run()
+        else:
+            with tracing.tracer().start_as_current_span("bench.cycle"):
+                for _ in runner.run(TASK, stream=True):
+                    pass
         elapsed = time.perf_counter() - start
-        assert result.status == "ok" and result.totals.llm_calls == steps, result
+        if cycle:
+            assert result.status == "ok" and result.totals.llm_calls == steps, result
         tracing.drain(30)  # delivered before the next repeat: not part of the cycle's time
-    finally:
-        uninstrument()
-        tracing.shutdown()
-    return elapsed
-
-
-def tracer_alone(llm: Any, steps: int, sink: Any, data_dir: Path) -> float:
-    """cogscope's tracer as `cogscope()` sets it up, the run under a root span in this thread: no `Cycle`."""
-    from telemetry import Spool, setup_tracing
-    from telemetry.tracing import uninstrument
-
-    tracing = setup_tracing(
-        endpoint=f"{sink.url}/v1/traces", project_name="bench-tracing", spool=Spool.in_dir(data_dir)
-    )
-    try:
-        runner = agent(llm, steps)
-        start = time.perf_counter()
-        with tracing.tracer().start_as_current_span("bench.cycle"):
-            for _ in runner.run(TASK, stream=True):
-                pass
-        elapsed = time.perf_counter() - start
-        tracing.drain(30)
     finally:
         uninstrument()
         tracing.shutdown()
@@ -205,14 +191,14 @@ def main() -> None:
             bare(llm, args.steps)
             openinference(llm, args.steps, sink)
             cogscope(llm, args.steps, sink, Path(folder))
-            tracer_alone(llm, args.steps, sink, Path(folder))
+            cogscope(llm, args.steps, sink, Path(folder), cycle=False)
             for name in times:
                 times[name].clear()
             ways = {
                 "bare": lambda: bare(llm, args.steps),
                 "OpenInference alone": lambda: openinference(llm, args.steps, sink),
                 "cogscope": lambda: cogscope(llm, args.steps, sink, Path(folder)),
-                "its tracer alone": lambda: tracer_alone(llm, args.steps, sink, Path(folder)),
+                "its tracer alone": lambda: cogscope(llm, args.steps, sink, Path(folder), cycle=False),
             }
             for repeat in range(args.repeats):
                 order = list(ways)[repeat % len(ways) :] + list(ways)[: repeat % len(ways)]  # each way first in turn
