@@ -134,18 +134,27 @@ class Compactor:
         """The prompt attributes of an LLM call compacted as it starts (telemetry.instrumentor), by the rules above.
 
         `messages` and `tools` are the whole prompt and the `llm.tools.*` pairs as OpenInference would record them.
-        Returns the new messages renumbered from 0, the reference to the agent's previous call and the tools or the
-        call that stores them. `prefix_len` is always set (0 for a first call): it marks the span as compact, so
-        `compact` leaves its prompt alone when it is exported.
         """
-        own_id = span_id_hex(span_id)
+        return self._prompt_attributes(self._live, (trace_id, role), span_id_hex(span_id), messages, tools)
+
+    def _prompt_attributes(
+        self,
+        calls: OrderedDict[tuple[int, str], tuple[str, list[Message], tuple[tuple[str, Any], ...], str]],
+        key: tuple[int, str],
+        own_id: str,
+        messages: list[Message],
+        tools: tuple[tuple[str, Any], ...],
+    ) -> dict[str, Any]:
+        """A call's prompt, compact: its new messages renumbered from 0, the reference to the same agent's previous
+        call in `calls` and the tools, or the call that stores them. `prefix_len` is always set (0 for a first call):
+        it marks the span as compact, so `compact` leaves an exported span's prompt alone."""
         with self._lock:
-            previous = self._live.pop((trace_id, role), None)
+            previous = calls.pop(key, None)
             same_tools = previous is not None and bool(tools) and tools == previous[2]
-            tools_owner = previous[3] if previous is not None and same_tools else own_id
-            self._live[(trace_id, role)] = (own_id, messages, tools, tools_owner)
-            while len(self._live) > MAX_OPEN_CALLS:
-                self._live.popitem(last=False)
+            tools_owner = previous[3] if previous is not None and same_tools else own_id  # the call that stores them
+            calls[key] = (own_id, messages, tools, tools_owner)
+            while len(calls) > MAX_OPEN_CALLS:
+                calls.popitem(last=False)
         attributes: dict[str, Any] = {}
         keep = _common_prefix(previous[1], messages) if previous is not None else 0
         if previous is not None and keep:
@@ -179,7 +188,7 @@ class Compactor:
             return span
         if not (kind == LLM_KIND or attributes.get(REPLAYED)) or span.context is None:  # a call or its stand-in
             return span
-        if ATTR_PREFIX_LEN in attributes:  # compacted as it started (`at_source`)
+        if ATTR_PREFIX_LEN in attributes:  # compact already (as it started: `at_source`)
             return span
         if OUTPUT in attributes:
             attributes[OUTPUT] = _json_without(attributes[OUTPUT], "raw")
@@ -187,31 +196,12 @@ class Compactor:
             return replace_span(span, attributes=attributes)
         messages, rest = split_messages(attributes)
         tools = tuple(sorted((k, v) for k, v in rest.items() if _TOOL_KEY.match(k)))
-        key = (span.context.trace_id, str(attributes.get(ATTR_ROLE, "")))
-        own_id = span_id_hex(span.context.span_id)
-        with self._lock:
-            previous = self._last.pop(key, None)
-            same_tools = previous is not None and bool(tools) and tools == previous[2]
-            tools_owner = previous[3] if previous is not None and same_tools else own_id  # the call that stores them
-            self._last[key] = (own_id, messages, tools, tools_owner)
-            while len(self._last) > MAX_OPEN_CALLS:
-                self._last.popitem(last=False)
+        for tool_key, _ in tools:
+            del rest[tool_key]  # back below unless an earlier call of the agent stores the same tools
         if INPUT in rest:
             rest[INPUT] = _json_without(rest[INPUT], "messages")  # the span holds them already
-        keep = 0
-        if previous is not None:
-            previous_id, previous_messages = previous[0], previous[1]
-            keep = _common_prefix(previous_messages, messages)
-            if keep:
-                rest[ATTR_PREFIX_FROM] = previous_id
-                rest[ATTR_PREFIX_LEN] = keep
-            if same_tools:
-                for tool_key, _ in tools:
-                    del rest[tool_key]
-                rest[ATTR_TOOLS_FROM] = tools_owner
-        for index, message in enumerate(messages[keep:]):
-            for suffix, value in message:
-                rest[f"{INPUT_MESSAGES}.{index}.{suffix}"] = value
+        key = (span.context.trace_id, str(attributes.get(ATTR_ROLE, "")))
+        rest.update(self._prompt_attributes(self._last, key, span_id_hex(span.context.span_id), messages, tools))
         return replace_span(span, attributes=rest)
 
 

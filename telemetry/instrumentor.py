@@ -1,22 +1,26 @@
-"""The smolagents instrumentor: OpenInference's, with model calls and agent runs recorded compact as they happen.
+"""The smolagents instrumentor: OpenInference's, with wrappers that record the same spans for less.
 
-OpenInference's `SmolagentsInstrumentor` wraps an agent's runs, steps, tools and model calls. cogscope keeps its
-step and tool spans, its context-keeping executor and its tracer, and replaces two of its wrappers:
+OpenInference's `SmolagentsInstrumentor` wraps an agent's runs, steps, tools and model calls. cogscope installs it,
+keeps its context-keeping executor, its helpers and its semantic conventions, and replaces its four wrappers:
 
 - **model calls** (`generate`, `generate_stream`). OpenInference records the whole prompt on every call, twice:
   every message as `llm.input_messages.*`, and `input.value` as the JSON of the call's arguments, where each
-  message is the `repr` of a `ChatMessage`. `output.value` holds the `repr` of LiteLLM's whole raw response. All of
-  it is made on the agent's thread, and a cycle's cost grows with the square of its steps. cogscope writes the
+  message is the `repr` of a `ChatMessage`. `output.value` holds a deep copy of LiteLLM's whole raw response. All
+  of it is made on the agent's thread, and a cycle's cost grows with the square of its steps. cogscope writes the
   call's LLM span compact from the start (`Compactor.at_source`, the rules of telemetry.compact): the messages that
   are new since the agent's previous call in the trace, a reference to that call, the tools once, `input.value`
   without the messages and `output.value` without the raw response. The span is what compacting OpenInference's
   span at export gave, and `rebuild_prompts` rebuilds every prompt as before.
 - **agent runs** (`MultiStepAgent.run`). For a streamed run, OpenInference keeps the `str` of every item the run
   yields, each step with its whole prompt, to store their concatenation as the run's output. cogscope keeps the
-  final answer's step, which is what compacting that output kept.
+  final answer's step, which is what compacting that output kept. A run that raised keeps its ERROR status
+  (OpenInference sets OK over it).
+- **steps and tools**: the same spans, without binding each call's arguments through `inspect` anew.
 
-With `full_prompts` (COGSCOPE_FULL_PROMPTS) model calls keep OpenInference's own wrappers, whole prompts and all.
-The span names, kinds and attribute keys are OpenInference's, so Phoenix shows these spans as its own.
+Every span starts on OpenTelemetry's own tracer unless an OPENINFERENCE_HIDE_* setting asks for OpenInference's
+masking tracer, which sets every attribute twice. With `full_prompts` (COGSCOPE_FULL_PROMPTS) model calls keep
+OpenInference's own wrappers, whole prompts and all. tests/test_telemetry_instrumentor.py holds the spans equal to
+OpenInference's, compacted.
 """
 
 from __future__ import annotations
@@ -185,6 +189,7 @@ class _Wrapper:
         self._plain = getattr(tracer, "__wrapped__", None) if config is None or _masks_nothing(config) else None
 
     def start_span(self, name: str, attributes: dict[str, Any]) -> trace_api.Span:
+        """The span, with the session, user and other attributes of the context (as OpenInference's tracer adds)."""
         if self._plain is None:
             return self._tracer.start_span(name, attributes=attributes)
         return self._plain.start_span(name, attributes={**attributes, **dict(get_attributes_from_context())})
@@ -206,7 +211,6 @@ class _CompactCall(_Wrapper):
                 oi.INPUT_MIME_TYPE: oi.JSON,
                 INPUT: safe_json_dumps(others),
                 **dict(oi._llm_invocation_parameters(instance, arguments)),
-                **dict(get_attributes_from_context()),
             },
         )
         context = span.get_span_context()
@@ -316,7 +320,6 @@ class _StepWrapper(_Wrapper):
             {
                 KIND: oi.CHAIN,
                 INPUT: safe_json_dumps(_arguments(wrapped, args, kwargs)),
-                **dict(get_attributes_from_context()),
             },
         )
         # as OpenInference's: an exception is recorded by both, and the status names it (steps read that)
@@ -346,7 +349,6 @@ class _ToolWrapper(_Wrapper):
                 KIND: oi.TOOL,
                 INPUT: safe_json_dumps(_arguments(wrapped, args, kwargs)),
                 **dict(oi._tools(instance)),
-                **dict(get_attributes_from_context()),
             },
         )
         with trace_api.use_span(span, end_on_exit=True):
@@ -374,7 +376,6 @@ class _RunWrapper(_Wrapper):
                         KIND: oi.AGENT,
                         INPUT: safe_json_dumps(arguments),
                         **dict(oi._smolagent_run_attributes(agent, arguments)),
-                        **dict(get_attributes_from_context()),
                     }
                 )
             ),
@@ -403,13 +404,14 @@ class _RunWrapper(_Wrapper):
     def _stream(items: Iterator[Any], span: trace_api.Span, agent: Any, token: object) -> Generator[Any, None, None]:
         from smolagents import FinalAnswerStep
 
-        final = None
+        final, failed = None, False
         try:
             for item in items:
                 if isinstance(item, FinalAnswerStep):
                     final = item
                 yield item
         except Exception as e:
+            failed = True
             span.record_exception(e)
             span.set_status(trace_api.StatusCode.ERROR)
             raise
@@ -417,7 +419,8 @@ class _RunWrapper(_Wrapper):
             if final is not None:
                 span.set_attribute(OUTPUT, str(final))
             _set_run_tokens(span, agent)
-            span.set_status(trace_api.StatusCode.OK)
+            if not failed:
+                span.set_status(trace_api.StatusCode.OK)
             span.end()
             context_api.detach(token)
 
@@ -437,8 +440,8 @@ def _unwrapped(method: Any) -> Any:
 
 
 class Instrumentor(SmolagentsInstrumentor):  # type: ignore[misc]
-    """OpenInference's smolagents instrumentor with cogscope's wrappers for runs and (unless `compactor` keeps full
-    prompts) model calls.
+    """OpenInference's smolagents instrumentor with cogscope's wrappers (module docstring); model calls keep
+    OpenInference's when `compactor` keeps full prompts.
 
     Instrumentor().instrument(tracer_provider=provider, compactor=compactor)
     """

@@ -289,3 +289,25 @@ def test_an_openinference_release_without_what_cogscope_uses_keeps_its_own_wrapp
     calls = [s for s in spans if (s.attributes or {}).get("openinference.span.kind") == "LLM"]
     assert len(calls) == 6
     assert sum(PREFIX_FROM in s.attributes for s in calls) == 4  # compacted when exported, as before
+
+
+def test_a_run_whose_model_fails_keeps_its_error() -> None:
+    """The run's span says ERROR, with the exception; OpenInference's wrapper set OK over it."""
+    llm = ScriptedLLM().start()  # nothing scripted: the model call is answered with HTTP 500
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    uninstrument()
+    _with_cogscope(provider, Compactor())
+    try:
+        model = LiteLLMModel("openai/scripted", api_base=llm.api_base, api_key="sk-test", num_retries=0)
+        agent = CodeAgent(tools=[], model=model, name="boss", max_steps=2, verbosity_level=LogLevel.OFF)
+        with pytest.raises(Exception, match="Error in generating model output"):
+            list(agent.run("Decide", stream=True))
+    finally:
+        uninstrument()
+        provider.shutdown()
+        llm.stop()
+    (run,) = [s for s in exporter.get_finished_spans() if s.name == "boss.run"]
+    assert run.status.status_code.name == "ERROR"
+    assert [e.name for e in run.events] == ["exception"]
