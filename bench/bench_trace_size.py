@@ -34,10 +34,17 @@ from tests.scripted_llm import ScriptedLLM  # noqa: E402
 TASK = "Count to the number of steps you are given, one number per step, then give the final answer."
 
 
+def replies(steps: int) -> list[tuple[str, int, int]]:
+    """The cycle's model outputs with their (prompt, completion) tokens: N-1 code steps, then the final answer."""
+    counting = [
+        (f"Thought: step {i}, count on.\n<code>\nn = {i}\nprint(n)\n</code>", 1000, 30) for i in range(1, steps)
+    ]
+    return [*counting, ('Thought: done.\n<code>\nfinal_answer("counted")\n</code>', 1000, 20)]
+
+
 def script(llm: ScriptedLLM, steps: int) -> None:
-    for i in range(1, steps):
-        llm.enqueue(f"Thought: step {i}, count on.\n<code>\nn = {i}\nprint(n)\n</code>", 1000, 30)
-    llm.enqueue('Thought: done.\n<code>\nfinal_answer("counted")\n</code>', 1000, 20)
+    for content, prompt, completion in replies(steps):
+        llm.enqueue(content, prompt, completion)
 
 
 def agent(llm: ScriptedLLM, steps: int):  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@
     LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python bench/bench_tracing.py [--steps 10] [--repeats 15]
 
 One cycle is a CodeAgent with no tools running N steps against the zero-latency scripted server of
-tests/scripted_llm.py, through LiteLLM over real HTTP. Three ways, interleaved repeat by repeat:
+tests/scripted_llm.py, through LiteLLM over real HTTP. Four ways, interleaved repeat by repeat:
 
 - bare: smolagents alone, not instrumented;
 - OpenInference alone: the smolagents instrumentor, a BatchSpanProcessor and OpenTelemetry's OTLP/HTTP exporter;
@@ -16,7 +16,7 @@ Spans go to a loopback sink that answers as Phoenix does (OTLP POSTs, and the RE
 makes to confirm that a span is stored), so Phoenix's own ingest does not share the cores with what is measured.
 The scripted model and the sink run in a child process, as a model server and Phoenix are processes of their own:
 in the measured process their threads would compete with the agent's for the interpreter lock at every call.
-The three ways take turns going first, each after a garbage collection. Prints the median wall time per cycle,
+The ways take turns going first, each after a garbage collection. Prints the median wall time per cycle,
 and, paired repeat by repeat (the machine's speed drifts over a run), the median ratio to bare and to
 OpenInference alone and the median time per step over bare; asserts nothing.
 """
@@ -46,7 +46,7 @@ for folder in (ROOT, ROOT / "bench"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from bench_trace_size import TASK, agent  # noqa: E402
+from bench_trace_size import TASK, agent, replies  # noqa: E402
 
 from tests.scripted_llm import Reply, ScriptedLLM  # noqa: E402
 
@@ -95,11 +95,9 @@ class Sink:
 
 
 def reply(body: dict, steps: int) -> Reply:  # type: ignore[type-arg]
-    """The scripted cycle's next reply, from the request itself: N-1 code steps, then the final answer."""
+    """The scripted cycle's next reply (`bench_trace_size.replies`), from how many steps the request shows done."""
     done = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
-    if done < steps - 1:
-        return Reply(f"Thought: step {done + 1}, count on.\n<code>\nn = {done + 1}\nprint(n)\n</code>", 1000, 30)
-    return Reply('Thought: done.\n<code>\nfinal_answer("counted")\n</code>', 1000, 20)
+    return Reply(*replies(steps)[min(done, steps - 1)])
 
 
 def serve(steps: int) -> None:
