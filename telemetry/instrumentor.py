@@ -40,6 +40,7 @@ from openinference.semconv.trace import MessageAttributes, MessageContentAttribu
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 
+from . import context_guard
 from .attributes import ATTR_ROLE, INPUT, INPUT_MESSAGES, KIND, LLM_KIND, OUTPUT
 from .compact import Compactor, Message
 
@@ -451,6 +452,7 @@ class Instrumentor(SmolagentsInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         compactor = kwargs.pop("compactor", None) or Compactor()
+        context_guard.install()  # the spans below are made current across generators' yields
         super()._instrument(**kwargs)
         from smolagents import MultiStepAgent, Tool
 

@@ -20,12 +20,16 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 
+from . import context_guard
 from .compact import CompactingExporter, Compactor
 from .redaction import RedactingExporter
 from .roles import CallAnnotator
 from .signing import Signer
 from .spool import Sender, Spool, SpoolExporter
 from .writer import SpanWriter
+
+# before any span: on Python 3.11 a collection inside `context.attach` can crash the interpreter (context_guard)
+context_guard.install()
 
 DEFAULT_PROJECT = "cogscope"
 TRACER_NAME = "cogscope"

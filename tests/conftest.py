@@ -118,18 +118,26 @@ def _shared(
 
 
 _OWNED: list[Callable[[], None]] = []
+STOP_WAIT_S = 1200.0  # how long a worker whose session has ended keeps a shared server for the others
 
 
 def _stop_when_unused(
     lock: Any, read: Callable[[], dict[str, Any] | None], state_path: Path, stop: Callable[[], None]
 ) -> None:
+    deadline = time.monotonic() + STOP_WAIT_S
     while True:
         with lock:
             state = read() or {"users": []}
-            if not [pid for pid in state["users"] if _alive(pid)]:
+            users = [pid for pid in state["users"] if _alive(pid)]
+            if not users or time.monotonic() > deadline:
                 state_path.unlink(missing_ok=True)  # a worker that comes later starts a server of its own
                 break
         time.sleep(0.5)
+    if users:  # a worker stuck for that long fails on its own; the run must still end
+        print(
+            f"conftest: stopping a shared server that workers {users} still hold after {STOP_WAIT_S:g} s",
+            file=sys.stderr,
+        )
     stop()
 
 

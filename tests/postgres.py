@@ -47,13 +47,21 @@ def bin_dir() -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """Running. A zombie waiting for its reaper is not: an xdist worker that crashed stays one until the run ends,
+    and a server owner waiting for it to let go would wait for ever (a CI run hung so)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
         return False
-    except PermissionError:
+    except (OSError, IndexError):  # no /proc: ask the kernel (a zombie then counts as running)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    return state != "Z"
 
 
 def _reap_orphans(binaries: Path) -> None:

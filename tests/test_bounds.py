@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from telemetry.phoenix_server import phoenix_version
 from ui.local_llm import LocalModelServer, serves_local_model
 
 from .conftest import ROOT, cogscope_command
+from .postgres import _alive
 
 # -- an agent file whose tool fails in the way the model asks ---------------------------------------
 AGENT = '''
@@ -318,15 +320,6 @@ def _loopback(address: str) -> bool:
     return ip.is_loopback
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper is not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -482,3 +475,14 @@ def test_cogscope_run_leaves_the_phoenix_it_started_running(env, llm, tmp_path):
         if phoenix_pid is not None and _alive(phoenix_pid):
             os.kill(phoenix_pid, signal.SIGINT)  # it was started for this test: stop it
             _wait_until(lambda: not _alive(phoenix_pid), 60, "Phoenix did not stop on SIGINT")
+
+
+def test_a_crashed_process_not_yet_reaped_counts_as_gone():
+    # how the tests' shared servers know a worker has let go: an xdist worker that crashed stays a zombie until the
+    # run ends, and the server's owner waiting for it would hang the run
+    child = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"])
+    _wait_until(lambda: " Z " in Path(f"/proc/{child.pid}/stat").read_text(), 30, "the child did not end")
+    assert not _alive(child.pid)
+    child.wait()
+    assert not _alive(child.pid)
+    assert _alive(os.getpid())
