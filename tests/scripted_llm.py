@@ -183,6 +183,12 @@ class ScriptedLLM:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):  # the client hung up mid-reply (a stopped cycle)
+                    pass
+
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
