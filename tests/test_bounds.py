@@ -480,7 +480,7 @@ def test_cogscope_run_leaves_the_phoenix_it_started_running(env, llm, tmp_path):
 def test_a_crashed_process_not_yet_reaped_counts_as_gone():
     # how the tests' shared servers know a worker has let go: an xdist worker that crashed stays a zombie until the
     # run ends, and the server's owner waiting for it would hang the run
-    child = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"])
+    child = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
     _wait_until(lambda: " Z " in Path(f"/proc/{child.pid}/stat").read_text(), 30, "the child did not end")
     assert not _alive(child.pid)
     child.wait()

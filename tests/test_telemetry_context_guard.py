@@ -9,6 +9,7 @@ keep being attached."""
 from __future__ import annotations
 
 import gc
+import resource
 import signal
 import subprocess
 import sys
@@ -66,6 +67,10 @@ PROGRAM = textwrap.dedent(
 )
 
 
+def _no_core_file() -> None:  # a crash writes no `core` into the folder it ran in
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def _run(way: str, seed: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", PROGRAM, way, str(seed)],
@@ -73,6 +78,7 @@ def _run(way: str, seed: int) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
+        preexec_fn=_no_core_file,
     )
 
 
