@@ -9,7 +9,7 @@ it frees the map being copied, and the interpreter segfaults. A CI run of the su
 - **The set the collection interrupts.** OpenTelemetry's `attach` and `detach` are the sets this process makes
   most, one or two per span. They now run with the collector paused, so no collection can start inside the copy.
   A lock pairs each pause with its resume across threads, so one thread's resume never lands inside another's
-  copy. Cost: well under a microsecond per span. (A thread that calls `gc.disable()` between another thread's pause
+  copy. Cost: under a microsecond per span. (A thread that calls `gc.disable()` between another thread's pause
   and resume finds the collector enabled again.)
 - **The finalizer that sets a variable.** In this process that is LiteLLM's streamed response
   (`CustomStreamWrapper.__del__`): each streamed call leaves one in a reference cycle, and when the collector ends
@@ -26,13 +26,16 @@ import contextlib
 import gc
 import sys
 import threading
+from collections.abc import Callable
 from contextvars import Token
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import context as context_api
 from opentelemetry.context.context import Context, _RuntimeContext
 
 NEEDED = sys.version_info < (3, 12)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 _lock = threading.RLock()  # re-entrant: a finalizer run by freeing the old map may itself attach or detach
 
 
@@ -43,27 +46,25 @@ class CollectorPausedContext(_RuntimeContext):
         self.inner = inner
 
     def attach(self, context: Context) -> Token[Context]:
-        with _lock:
-            enabled = gc.isenabled()
-            gc.disable()
-            try:
-                return self.inner.attach(context)
-            finally:
-                if enabled:
-                    gc.enable()
+        return _paused(self.inner.attach, context)
 
     def get_current(self) -> Context:
         return self.inner.get_current()
 
     def detach(self, token: Token[Context]) -> None:
-        with _lock:
-            enabled = gc.isenabled()
-            gc.disable()
-            try:
-                self.inner.detach(token)
-            finally:
-                if enabled:
-                    gc.enable()
+        _paused(self.inner.detach, token)
+
+
+def _paused(call: Callable[[_T], _R], argument: _T) -> _R:
+    """`call(argument)` with the garbage collector paused (left off if it was off)."""
+    with _lock:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return call(argument)
+        finally:
+            if enabled:
+                gc.enable()
 
 
 LITELLM_STREAM = "litellm.litellm_core_utils.streaming_handler"
