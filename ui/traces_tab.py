@@ -181,6 +181,8 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         datatype=["str", "str", "str", "number", "number", "number", "str", "str", "str", "markdown"],
         interactive=False,
         wrap=True,
+        # headers on one line, and every column in view on a 1,400 px window
+        column_widths=["185px", "100px", "120px", "65px", "95px", "80px", "95px", "85px", "250px", "135px"],
         elem_id="traces-table",
         label="Cycles, newest first",
     )
