@@ -92,13 +92,15 @@ def quiet_stream_finalizer(stream_class: Any) -> bool:
     return True
 
 
+def _stream_class() -> Any:
+    """LiteLLM's streamed response class, once LiteLLM has defined it (None before)."""
+    return getattr(sys.modules.get(LITELLM_STREAM), "CustomStreamWrapper", None)
+
+
 def _on_collection(phase: str, info: dict[str, Any]) -> None:
     """A garbage-collection callback: once LiteLLM is imported, quiet its stream finalizer, then stop being called."""
-    module = sys.modules.get(LITELLM_STREAM)
-    if phase != "start" or module is None:
-        return
-    stream_class = getattr(module, "CustomStreamWrapper", None)
-    if stream_class is None:  # still being imported
+    stream_class = _stream_class() if phase == "start" else None
+    if stream_class is None:
         return
     quiet_stream_finalizer(stream_class)
     with contextlib.suppress(ValueError):
@@ -113,10 +115,11 @@ def install() -> bool:
     if not isinstance(runtime, CollectorPausedContext):
         # the same context variable underneath: contexts attached before this keep detaching as before
         context_api._RUNTIME_CONTEXT = CollectorPausedContext(runtime)
-    if _on_collection not in gc.callbacks:
-        stream_class = getattr(sys.modules.get(LITELLM_STREAM), "CustomStreamWrapper", None)
-        if stream_class is None or not quiet_stream_finalizer(stream_class):
-            gc.callbacks.append(_on_collection)
+    stream_class = _stream_class()
+    if stream_class is not None:
+        quiet_stream_finalizer(stream_class)
+    elif _on_collection not in gc.callbacks:
+        gc.callbacks.append(_on_collection)
     return True
 
 

@@ -291,9 +291,9 @@ def test_an_openinference_release_without_what_cogscope_uses_keeps_its_own_wrapp
     assert sum(PREFIX_FROM in s.attributes for s in calls) == 4  # compacted when exported, as before
 
 
-def test_a_run_whose_model_fails_keeps_its_error() -> None:
+def test_a_run_whose_model_fails_keeps_its_error(llm: ScriptedLLM) -> None:
     """The run's span says ERROR, with the exception; OpenInference's wrapper set OK over it."""
-    llm = ScriptedLLM().start()  # nothing scripted: the model call is answered with HTTP 500
+    # nothing scripted: the model call is answered with HTTP 500
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -307,7 +307,6 @@ def test_a_run_whose_model_fails_keeps_its_error() -> None:
     finally:
         uninstrument()
         provider.shutdown()
-        llm.stop()
     (run,) = [s for s in exporter.get_finished_spans() if s.name == "boss.run"]
     assert run.status.status_code.name == "ERROR"
     assert [e.name for e in run.events] == ["exception"]
