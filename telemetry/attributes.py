@@ -42,6 +42,7 @@ ATTR_STEPS = "cogscope.cycle.steps"  # how many `Step n` spans the cycle has (ma
 ATTR_REPLAY_OF = "cogscope.replay_of"  # on a replay or fork: the trace id it replays
 ATTR_MCP = "cogscope.mcp"  # JSON list of the MCP server commands whose tools the agent had
 ATTR_SIGNATURE = "cogscope.signature"  # HMAC of SIGNED (telemetry.signing)
+ATTR_SEAL = "cogscope.seal"  # HMAC over what replay takes from every span of the cycle (telemetry.sealing)
 ATTR_SESSION = SESSION
 ATTR_USER = SpanAttributes.USER_ID  # who started the cycle on a shared cogscope (its log-in name)
 

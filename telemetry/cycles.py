@@ -18,7 +18,6 @@ import pandas as pd
 
 from .attributes import (
     ATTR_ROLE,
-    ATTR_SIGNATURE,
     ATTR_STEP,
     ATTR_STEPS,
     ATTR_TOOL_S,
@@ -28,32 +27,30 @@ from .attributes import (
     MODEL_NAME,
     PROMPT_TOKENS,
     ROOT_ATTRIBUTES,
-    SIGNED,
 )
 from .phoenix_spans import TRACE_ID, query_spans, span_query
 from .prices import Prices
+from .sealing import CHANGED, HERE, NOT_HERE, full_layout, trace_trust, trust_columns
 from .signing import Signer
 from .tables import CYCLE_COLUMNS, calls_table, column, cycles_table, isin, roots_table, step_counts
 
 BY_TRACE_ID = 500  # up to this many cycles, their calls are looked up by trace id rather than by time
-TRUST_ATTRIBUTES = tuple(a for a in (*SIGNED, ATTR_SIGNATURE) if a not in ROOT_ATTRIBUTES)
-LIST_COLUMNS = [*CYCLE_COLUMNS, "recorded_here"]
+LIST_COLUMNS = [*CYCLE_COLUMNS, "recorded_here", "changed"]  # changed: signed here, its spans changed since
 
 
 def _ids(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns={"context.trace_id": "trace_id", "context.span_id": "span_id"})
 
 
-def fetch_roots(
-    client: Any, project: str, since: datetime | None, until: datetime | None, *, trust: bool = False
-) -> pd.DataFrame:
-    """The root spans started in [since, until): the columns `tables.roots_table` reads (and, with `trust`, the
-    signed attributes and signature)."""
+def fetch_roots(client: Any, project: str, since: datetime | None, until: datetime | None) -> pd.DataFrame:
+    """The root spans started in [since, until): the columns `tables.roots_table` reads."""
     wanted = ["trace_id", "name", "start_time", "end_time", "status_code", INPUT, *ROOT_ATTRIBUTES, ATTR_TOOL_S,
               ATTR_STEPS]  # fmt: skip
-    if trust:
-        wanted += TRUST_ATTRIBUTES
     roots = query_spans(client, span_query().where("parent_id is None").select(*wanted), project, since, until)
+    if roots.empty:
+        return _ids(roots)
+    # one cycle per trace: a span sent later as a second root (anyone can reach the collector) is not a cycle
+    roots = roots.sort_values("start_time", kind="stable").drop_duplicates("context.trace_id", keep="first")
     return _ids(roots)
 
 
@@ -167,15 +164,26 @@ class CycleFilter:
     user: str | None = None  # only the cycles this user started (on a shared cogscope); None: everyone's
 
 
-def _recorded_here(roots: pd.DataFrame, signer: Signer | None) -> list[bool]:
-    if signer is None:
-        return [False] * len(roots)
-    names = [*SIGNED, ATTR_SIGNATURE]
-    values = zip(*(column(roots, c).tolist() for c in names), strict=True)
-    return [
-        signer.verify(str(trace_id), dict(zip(names, row, strict=True)))
-        for trace_id, row in zip(roots["trace_id"].tolist(), values, strict=True)
-    ]
+def fetch_trust(client: Any, project: str, cycles: pd.DataFrame, signer: Signer | None) -> dict[str, str]:
+    """trace_id -> HERE, CHANGED or NOT_HERE for `cycles` (roots_table rows): `sealing.trace_trust` over the
+    spans of each cycle cogscope recorded, the very check `cogscope show` and replay make."""
+    ours = cycles[cycles["cogscope"].astype(bool)] if signer is not None else cycles.iloc[:0]
+    trust = dict.fromkeys(cycles["trace_id"].tolist(), NOT_HERE)
+    if ours.empty:
+        return trust
+    first, last = _span(ours)
+    query = span_query()
+    ids = [t for t in ours["trace_id"].tolist() if TRACE_ID.match(str(t))]
+    if len(ids) == len(ours) <= BY_TRACE_ID:
+        query, first, last = query.where(f"trace_id in {json.dumps(ids)}"), None, None
+    spans = query_spans(client, query.select("trace_id", *trust_columns()), project, first, last)
+    if spans.empty:
+        return trust
+    spans = full_layout(spans)
+    for trace_id, group in spans.groupby("context.trace_id", sort=False):
+        if trace_id in trust:
+            trust[str(trace_id)] = trace_trust(signer, str(trace_id), group)
+    return trust
 
 
 def filter_cycles(cycles: pd.DataFrame, f: CycleFilter) -> pd.DataFrame:
@@ -218,14 +226,14 @@ def list_cycles(
     """Recent cycles, newest first: rows of the cycles table (LIST_COLUMNS).
 
     The roots are filtered and cut to `limit` first; only the kept cycles' calls and steps are fetched.
-    `recorded_here` is True for a cycle whose root span carries this installation's signature (`signer`);
-    a forged or foreign trace is False."""
+    `recorded_here` is True for a cycle this installation signed and sealed (`signer`) whose spans still match
+    the seal; `changed` for one it signed whose spans were added to or changed since; a forged or foreign trace
+    is neither."""
     f = filter or CycleFilter()
-    roots = fetch_roots(client, project, f.since, f.until, trust=True)
+    roots = fetch_roots(client, project, f.since, f.until)
     if roots.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in LIST_COLUMNS})
-    described = roots_table(roots).assign(recorded_here=_recorded_here(roots, signer))
-    described = filter_cycles(described, f).sort_values("start_time", ascending=False)
+    described = filter_cycles(roots_table(roots), f).sort_values("start_time", ascending=False)
     if limit is not None:
         described = described.head(limit)
     if described.empty:
@@ -233,9 +241,10 @@ def list_cycles(
     calls = fetch_calls(client, project, described)
     steps = fetch_step_counts(client, project, described)
     tool_s = fetch_tool_time(client, project, described)
+    trust = fetch_trust(client, project, described, signer)
     table = cycles_table(described, calls, prices, steps=steps, tool_s=tool_s)
-    here = dict(zip(described["trace_id"].tolist(), described["recorded_here"].tolist(), strict=True))
-    table["recorded_here"] = table["trace_id"].map(here).astype(bool)
+    table["recorded_here"] = table["trace_id"].map(lambda t: trust.get(t) == HERE).astype(bool)
+    table["changed"] = table["trace_id"].map(lambda t: trust.get(t) == CHANGED).astype(bool)
     return table.sort_values("start_time", ascending=False).reset_index(drop=True)[LIST_COLUMNS]
 
 

@@ -34,12 +34,10 @@ from .attributes import (
     ATTR_MODEL,
     ATTR_OPTIONS,
     ATTR_SESSION,
-    ATTR_SIGNATURE,
     ATTR_STATUS,
     ERROR,
     MAX_STEPS,
     OK,
-    SIGNED,
     STEP_ERRORS,
     app_agent,
     app_task,
@@ -48,6 +46,7 @@ from .attributes import (
 from .cycle import Cycle, CycleSpec
 from .errors import TelemetryError
 from .prices import Prices, counted
+from .sealing import CHANGED, HERE, NOT_HERE, trace_trust
 from .signing import Signer
 from .steps import StepView, model_outputs, steps_from_frame, tool_outputs
 from .tables import CycleTotals, trace_tables
@@ -82,12 +81,13 @@ class Recording:
     status: str | None
     final_answer: str | None
     max_steps: int | None  # the step budget the agent ran with (the energy-derived one, for the heartbeat)
-    recorded_here: bool = False  # signed by this installation (telemetry.signing): not forged, not foreign
+    trust: str = NOT_HERE  # HERE: signed and sealed by this installation (telemetry.sealing); CHANGED; NOT_HERE
     totals: CycleTotals | None = None  # the recorded cycle's row of the cycles table
     # another app's cycle, replayed with a factory the operator named: the recorded agent's tools and managed
     # agents, which the rebuilt agent must have (else it is another agent)
     tools_names: tuple[str, ...] | None = None
     managed_names: tuple[str, ...] | None = None
+    factory_named: bool = False  # another app's cycle: its agent and options are the ones the operator named
 
     @classmethod
     def from_frame(
@@ -107,6 +107,8 @@ class Recording:
         roots = spans[spans["parent_id"].isna()]
         if roots.empty:
             raise ReplayError(f"trace {trace_id} has no root span yet; wait for Phoenix to ingest it, then retry")
+        if f"attributes.{ATTR_AGENT}" in roots and roots[f"attributes.{ATTR_AGENT}"].notna().any():
+            roots = roots[roots[f"attributes.{ATTR_AGENT}"].notna()]  # cogscope's root, not one added later
         root = roots.iloc[0]
         agent = _attr(root, ATTR_AGENT)
         if agent is None:
@@ -135,9 +137,18 @@ class Recording:
             status=_attr(root, ATTR_STATUS),
             final_answer=_attr(root, SpanAttributes.OUTPUT_VALUE),
             max_steps=_recorded_max_steps(spans, root["context.span_id"]),
-            recorded_here=signer is not None
-            and signer.verify(trace_id, {key: _attr(root, key) for key in (*SIGNED, ATTR_SIGNATURE)}),
+            trust=trace_trust(signer, trace_id, spans),
         )
+
+    @property
+    def recorded_here(self) -> bool:
+        """Signed by this installation, and its spans are the ones it sealed: not forged, not foreign, not changed."""
+        return self.trust == HERE
+
+    @property
+    def changed(self) -> bool:
+        """Signed here, but spans were added to the trace or changed after it was recorded."""
+        return self.trust == CHANGED
 
     @classmethod
     def _of_app(
@@ -188,6 +199,7 @@ class Recording:
             max_steps=_int(_attr(root, "smolagents.max_steps")),
             tools_names=tuple(str(t) for t in tools) if isinstance(tools, (list, tuple)) else None,
             managed_names=tuple(managed),
+            factory_named=True,
         )
 
 

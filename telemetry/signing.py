@@ -4,7 +4,9 @@ Phoenix accepts spans from anyone who can reach its collector, so a trace in the
 may be forged. cogscope signs every root span it writes with a key kept in the data dir
 (`trace.key`, mode 0600, made on first use); a trace whose signature checks out was recorded
 here, with exactly the agent, options, models and MCP commands it shows. Anything else is
-marked "not recorded here" in the Traces list and in `cogscope show`.
+marked "not recorded here" in the Traces list and in `cogscope show`. The same key seals what replay
+takes from every span of the cycle (telemetry.sealing): a signed trace whose spans no longer match
+is marked "changed after recording".
 
 The signature says where a trace came from, not that its code is safe: replay still runs a
 recorded agent file or MCP command only when the operator trusts it (ui/trust.py).
@@ -81,6 +83,14 @@ class Signer:
         if not isinstance(signature, str):
             return False
         return hmac.compare_digest(signature, self.sign(trace_id, attributes))
+
+    def seal(self, trace_id: str, content_digest: str) -> str:
+        """The seal of a trace's content (telemetry.sealing): an HMAC over its id and the digest of its spans."""
+        message = json.dumps(["seal", trace_id.lower(), content_digest], separators=(",", ":")).encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def check_seal(self, trace_id: str, content_digest: str, seal: str) -> bool:
+        return hmac.compare_digest(seal, self.seal(trace_id, content_digest))
 
     def __repr__(self) -> str:  # never print the key
         return "Signer(<key>)"

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from . import context_guard
 from .compact import CompactingExporter, Compactor
 from .redaction import RedactingExporter
+from .sealing import SealingExporter
 from .roles import CallAnnotator
 from .signing import Signer
 from .spool import Sender, Spool, SpoolExporter
@@ -195,21 +196,23 @@ def setup_tracing(
     provider.add_span_processor(CallAnnotator())  # role and step on each LLM span, before it is exported
     provider.add_span_processor(collector)  # a cycle's spans as they end: its totals at once
     sender = writer = None
+
+    def pipeline(inner: SpanExporter) -> SpanExporter:
+        """compact -> redact -> seal each signed cycle (telemetry.sealing) -> hand to the collector -> `inner`"""
+        collected: SpanExporter = CollectingExporter(inner, collector)
+        if signer is not None:
+            collected = SealingExporter(collected, signer)
+        return CompactingExporter(RedactingExporter(collected), compactor)
+
     if spool is not None and exporter is None:
         # off the agent's thread, on disk within WRITE_DELAY_S and at once when a cycle ends (telemetry.writer)
-        writer = SpanWriter(
-            CompactingExporter(
-                RedactingExporter(CollectingExporter(SpoolExporter(spool, endpoint), collector)), compactor
-            )
-        )
+        writer = SpanWriter(pipeline(SpoolExporter(spool, endpoint)))
         provider.add_span_processor(writer)
         sender = Sender(spool, headers=headers).start()
     else:
         inner = exporter if exporter is not None else OTLPSpanExporter(endpoint=endpoint)
         processor_cls = BatchSpanProcessor if batch else SimpleSpanProcessor
-        provider.add_span_processor(
-            processor_cls(CompactingExporter(RedactingExporter(CollectingExporter(inner, collector)), compactor))
-        )
+        provider.add_span_processor(processor_cls(pipeline(inner)))
     if set_global:
         trace.set_tracer_provider(provider)
     instrument(provider, compactor)

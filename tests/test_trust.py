@@ -204,3 +204,60 @@ def test_a_forged_trace_is_marked_and_replay_runs_nothing_it_names(
     assert trusted.code == 2 and "no longer loads" in trusted.err
     assert marker.read_text() == "imported"
     assert os.environ.get("COGSCOPE_ALLOW_MCP") is None
+
+
+# -- every entry point that builds an agent goes through one policy check, before anything is built -------------
+def _forge_app_cycle(phoenix, project: str) -> str:  # type: ignore[no-untyped-def]
+    """Another app's one-step cycle (plain OpenInference spans: an agent run, a step, a model call), sent straight
+    to Phoenix's collector."""
+    provider = TracerProvider(resource=Resource({"openinference.project.name": project}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=phoenix.collector_endpoint)))
+    tracer = provider.get_tracer("app")
+    output = json.dumps({"role": "assistant", "content": 'Thought: done.\n<code>\nfinal_answer("ok")\n</code>'})
+    try:
+        run = {"openinference.span.kind": "AGENT", "input.value": json.dumps({"task": "Decide."})}
+        with tracer.start_as_current_span("CodeAgent.run", attributes=run) as root:
+            with tracer.start_as_current_span("Step 1", attributes={"openinference.span.kind": "CHAIN"}):
+                with tracer.start_as_current_span(
+                    "LiteLLMModel.generate",
+                    attributes={"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "output.value": output},
+                ):
+                    pass
+            return format(root.get_span_context().trace_id, "032x")
+    finally:
+        provider.shutdown()
+
+
+def test_a_remote_user_cannot_point_any_entry_point_at_a_file(  # type: ignore[no-untyped-def]
+    shared_app: str, phoenix, project, read_trace, tmp_path: Path
+):
+    from gradio_client import Client
+
+    trace_id = _forge_app_cycle(phoenix, project)
+    read_trace(trace_id, min_spans=3)
+    client = Client(shared_app, auth=("alice", "correct-horse-battery"), verbose=False)
+    refused = "names a file, which only the operator may choose on a shared cogscope"
+    for api in ("/replay", "/fork_edit", "/fork_live"):
+        db = tmp_path / api.strip("/") / "deep" / "x.sqlite"
+        report, *_ = client.predict(
+            trace_id, False, None, "Thought: edited.\n<code>\nfinal_answer(1)\n</code>", "openai/scripted", False,
+            "heartbeat", f"memory={db}", "", api_name=api,
+        )  # fmt: skip
+        assert refused in str(report), (api, report)
+        assert not db.parent.parent.exists(), f"{api} made {db.parent.parent} before refusing"
+    for api in ("/run_cycle", "/heartbeat_loop"):
+        db = tmp_path / api.strip("/") / "deep" / "x.sqlite"
+        fields = ["heartbeat", "openai/scripted", "", "", "", "", f"memory={db}", "", "Decide."]
+        _messages, status, *_ = client.predict(*fields, *([1, 0] if api == "/heartbeat_loop" else []), api_name=api)
+        assert refused in str(status), (api, status)
+        assert not db.parent.parent.exists()
+
+
+def test_the_operator_still_replays_another_apps_cycle_into_a_file_they_name(  # type: ignore[no-untyped-def]
+    cogscope, phoenix, project, read_trace, tmp_path: Path
+):
+    trace_id = _forge_app_cycle(phoenix, project)
+    read_trace(trace_id, min_spans=3)
+    db = tmp_path / "mine" / "x.sqlite"
+    replay = cogscope("replay", trace_id, "--agent", "heartbeat", "--option", f"memory={db}", "--stub-tools")
+    assert db.exists(), replay.out + replay.err  # built with the operator's file (the replay itself may diverge)

@@ -42,7 +42,7 @@ from .errors import UsageError
 from .local_llm import LocalModelServer
 from .models import build_model, check_model
 from .slots import API, LOCAL, Slots
-from .trust import OPERATOR, Policy, shorten, untrusted_code
+from .trust import OPERATOR, BuildRequest, Policy, shorten
 
 
 @dataclass
@@ -141,10 +141,8 @@ class Runtime:
         if not task:
             raise UsageError("the task is empty; type what the agent should do")
         policy = self.policy
-        policy.check_agent(agent or "")
-        policy.check_mcp(mcp)
         options = clean_value(dict(options or {}))
-        policy.check_options(options)
+        policy.check_build(BuildRequest(agent or "", options, tuple(mcp)))
         try:
             spec = agents.get(agent or "")
         except agents.AgentsError as e:
@@ -286,8 +284,15 @@ class Runtime:
         A trace is data: its agent file/module and MCP commands are started only when registered or
         allowed, or when `trust` says the operator confirmed them (UntrustedCode otherwise).
         """
+        if factory is not None:  # what the person named is checked before the factory is imported
+            options = clean_value(dict(options or {}))
+            self.policy.check_build(BuildRequest(factory, options))
         recording = self.recording(trace_id, project, factory=factory, options=options)
-        needs = untrusted_code(recording, self.policy, factory_named=factory is not None and recording.agent == factory)
+        needs = self.policy.check_build(
+            BuildRequest(
+                recording.agent, recording.options, recording.mcp, recording=recording, typed=recording.factory_named
+            )
+        )
         if needs and not (trust and self.policy.runs_anything):
             raise UntrustedCode(recording, needs, can_confirm=self.policy.runs_anything)
         live = None
@@ -379,7 +384,13 @@ class UntrustedCode(UsageError):
         self.recording = recording
         self.needs = needs
         self.can_confirm = can_confirm
-        origin = "recorded by this installation" if recording.recorded_here else "NOT recorded by this installation"
+        origin = (
+            "recorded by this installation"
+            if recording.recorded_here
+            else "recorded here, then CHANGED after recording"
+            if recording.changed
+            else "NOT recorded by this installation"
+        )
         what = "; ".join(shorten(n, 300) for n in needs)
         fix = (
             "check them, then confirm (CLI: --trust-recorded-code)"

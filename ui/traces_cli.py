@@ -19,10 +19,20 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_DIVERGED = 0, 1
 NOT_HERE = "(not recorded here)"
+CHANGED = "(changed after recording)"
 FOREIGN_NOTE = (
     "Not recorded by this cogscope installation (no valid signature): it may be forged; "
     "replay runs its agent file or MCP commands only with --trust-recorded-code."
 )
+CHANGED_NOTE = (
+    "Changed after recording: this installation recorded the cycle, but spans were added to its trace or changed "
+    "since (they no longer match its seal); replay runs it only with --trust-recorded-code."
+)
+
+
+def trust_marker(recorded_here: bool, changed: bool) -> str:
+    """What the list adds after a cycle's agent: nothing for a cycle recorded here, else which doubt."""
+    return "" if recorded_here else f" {CHANGED}" if changed else f" {NOT_HERE}"
 
 
 def _runtime(settings: Settings) -> Any:
@@ -66,7 +76,7 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
         time=cycles["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
         agent=cycles["agent"]
         + cycles["replay_of"].map(lambda r: " (replay)" if isinstance(r, str) else "")
-        + cycles["recorded_here"].map(lambda here: "" if here else f" {NOT_HERE}"),
+        + [trust_marker(h, c) for h, c in zip(cycles["recorded_here"], cycles["changed"], strict=True)],
         duration=cycles["duration_s"].map(lambda s: f"{s:.1f}s"),
         cost=cycles["cost_usd"].map(usd),
         task=cycles["task"].str.slice(0, 40),
@@ -106,7 +116,9 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Cycle {tables.cycle['trace_id']}: {tables.cycle['agent']}, status {tables.cycle['status']}")
         print(f"Totals: {totals_text(tables.totals, sep=', ')}")
     if recording is not None:
-        if not recording.recorded_here:
+        if recording.changed:
+            print(CHANGED_NOTE)
+        elif not recording.recorded_here:
             print(FOREIGN_NOTE)
         if recording.mcp:
             print(f"MCP commands: {'; '.join(recording.mcp)}")
@@ -146,6 +158,7 @@ def show_record(
             task=recording.task if recording is not None else cycle.get("task"),
             final_answer=recording.final_answer if recording is not None else None,
             recorded_here=recording.recorded_here if recording is not None else False,
+            changed=recording.changed if recording is not None else False,
             replayable=recording is not None,
             read_only_reason=read_only,
         )

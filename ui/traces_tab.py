@@ -40,6 +40,12 @@ STATUS_CHOICES = ["all", "failed", *STATUSES]
 TABLE_COLUMNS = ["time", "agent", "status", "steps", "LLM calls", "tokens", "duration", "cost", "task", "trace"]
 LIMIT = 2000  # of a value shown in a step, unless "show long values whole"
 NOT_HERE = "⚠ not recorded here"
+CHANGED = "⚠ changed after recording"
+
+
+def trust_marker(recorded_here: bool, changed: bool) -> str:
+    """What the list adds after a cycle's agent: nothing for a cycle recorded here, else which doubt."""
+    return "" if recorded_here else f" {CHANGED}" if changed else f" {NOT_HERE}"
 
 
 def cycles_page(
@@ -93,7 +99,7 @@ def cycles_page(
             "time": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
             "agent": shown["agent"].map(lambda a: a if len(a) <= 40 else "…" + a[-39:])
             + shown["replay_of"].map(lambda r: " ↻ replay" if isinstance(r, str) else "")
-            + shown["recorded_here"].map(lambda here: "" if here else f" {NOT_HERE}"),
+            + [trust_marker(h, c) for h, c in zip(shown["recorded_here"], shown["changed"], strict=True)],
             "status": shown["status"],
             "steps": shown["steps"],
             "LLM calls": shown["llm_calls"],
@@ -140,6 +146,9 @@ def open_cycle(runtime: Runtime, trace_id: str, project: str | None = None) -> t
     origin = (
         ""
         if rec.recorded_here
+        else f"\n\n**{CHANGED}**: this installation recorded the cycle, but spans were added to its trace or changed "
+        "since; replay will show what it would run and ask before starting any of it."
+        if rec.changed
         else f"\n\n**{NOT_HERE}**: this cycle has no valid signature of this installation and may be forged; "
         "replay will show what it would run and ask before starting any of it."
     )
@@ -459,7 +468,13 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
 def confirm_markdown(error: UntrustedCode) -> str:
     """What replaying would start, exactly, and how to go on."""
     rec = error.recording
-    origin = "recorded by this installation" if rec.recorded_here else f"**{NOT_HERE}** (it may be forged)"
+    origin = (
+        "recorded by this installation"
+        if rec.recorded_here
+        else f"**{CHANGED}**"
+        if rec.changed
+        else f"**{NOT_HERE}** (it may be forged)"
+    )
     lines = [f"⚠️ **This replay would run code the trace names** — the trace was {origin}:", ""]
     lines += [fence(redacted(need)) for need in error.needs]
     if error.can_confirm:

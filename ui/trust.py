@@ -121,6 +121,19 @@ class Policy:
                     "leave it out to use the default"
                 )
 
+    def check_build(self, request: BuildRequest) -> list[str]:
+        """The one check every entry point that builds an agent (run, loop, replay, fork) makes before the factory
+        runs or any file or folder is made. What a person typed (the agent, its options, MCP commands; a replay's
+        factory and options) that this policy forbids is a UsageError; for an agent rebuilt from a trace, returns
+        what it would start or open that the operator has not trusted (`untrusted_code`; empty: nothing)."""
+        if request.recording is None or request.typed:
+            self.check_agent(request.agent)
+            self.check_mcp(request.mcp)
+            self.check_options(request.options)
+        if request.recording is None:
+            return []
+        return untrusted_code(request.recording, self, factory_named=request.typed)
+
     def sends_key(self, api_base: str | None) -> bool:
         """May the operator's provider key go to `api_base`?"""
         if not api_base:
@@ -133,11 +146,23 @@ class Policy:
 OPERATOR = Policy()
 
 
+@dataclass(frozen=True)
+class BuildRequest:
+    """What an entry point is about to build an agent from, for `Policy.check_build`."""
+
+    agent: str
+    options: Mapping[str, Any]
+    mcp: Sequence[str] = ()
+    recording: Any = None  # a telemetry.replay.Recording: the agent is rebuilt from a trace (replay, fork)
+    typed: bool = True  # the agent and options are what the person named (for a recording: a factory they named)
+
+
 def untrusted_code(recording: Any, policy: Policy, *, factory_named: bool = False) -> list[str]:
     """What replaying a recorded cycle would start or open that the operator has not registered or listed.
 
     `recording` is a telemetry.replay.Recording. File options (`memory=...`) count too, unless this
-    installation signed the trace: a forged trace must not point a registered agent at any file it likes.
+    installation signed the trace: a forged trace must not point a registered agent at any file it likes. A trace
+    changed after it was recorded here (`recording.changed`) is not replayed without the operator's word either.
     `factory_named`: the operator named the factory (and its options) for another app's cycle: trusted.
     """
     agent = str(recording.agent)
@@ -148,6 +173,11 @@ def untrusted_code(recording: Any, policy: Policy, *, factory_named: bool = Fals
         kind = "agent file" if agent.rpartition(":")[0].endswith(".py") or "/" in agent else "agent module"
         needs.append(f"import {kind} {agent}")
     needs += [f"start MCP command {c!r}" for c in recording.mcp if not policy.mcp_allowed(c)]
+    if getattr(recording, "changed", False):
+        needs.append(
+            "replay model outputs and tool results of a trace whose spans were added or changed after it was "
+            "recorded here (it no longer matches its seal)"
+        )
     if not recording.recorded_here:
         needs += [f"open file {v!r} (option {k})" for k, v in recording.options.items() if PATH_OPTION.search(k)]
     return needs
