@@ -20,11 +20,17 @@ from smolagents.monitoring import LogLevel
 
 from .energy import STEP_COST, EnergyLedger, max_steps_for
 from .errors import EnergyExhausted, EnergyRefused
-from .store import MemoryStore
+from .store import MemoryStore, clip
 from .tools import cognitive_tools
 
 DEFAULT_MAX_STEPS = 8
 DEFAULT_TASK = "Heartbeat: run one OODA cycle and take the most useful next action."
+# what one heartbeat prompt takes from the store, however much the store holds (a memory of any size, stored
+# before MAX_MEMORY_CHARS or by other code, reaches the model only cut): the newest memories, each line cut,
+# and the goals and memories together cut again
+PROMPT_MEMORIES = 5
+PROMPT_LINE_CHARS = 500
+PROMPT_STORE_CHARS = 4_000
 HEARTBEAT_TOOLS = ("observe", "recall_memory", "review_goals", "reflect", "synthesize", "remember", "update_energy")
 
 _stores: dict[str, MemoryStore] = {}
@@ -66,9 +72,13 @@ Most recent memories:
 
 
 def render_instructions(store: MemoryStore, budget: int) -> str:
+    """The heartbeat's instructions: energy, budget, goals and recent memories, within the PROMPT_* bounds."""
     energy = store.energy()
-    goals = "\n".join(f"- [p{g.priority}] {g.text}" for g in store.goals()) or "- (none)"
-    recent = "\n".join(f"- {m.line()}" for m in store.recent(5)) or "- (nothing yet)"
+    goals = "\n".join(clip(f"- [p{g.priority}] {g.text}", PROMPT_LINE_CHARS) for g in store.goals()) or "- (none)"
+    lines = [f"- {m.line(PROMPT_LINE_CHARS)}" for m in store.recent(PROMPT_MEMORIES)]
+    recent = "\n".join(lines) or "- (nothing yet)"
+    goals = clip(goals, PROMPT_STORE_CHARS // 2)
+    recent = clip(recent, PROMPT_STORE_CHARS - len(goals))
     return INSTRUCTIONS.format(
         step_cost=STEP_COST, energy=energy.current, max=energy.max, budget=budget, goals=goals, recent=recent
     )

@@ -13,6 +13,7 @@ other processes see either all of a write or none of it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -117,6 +118,16 @@ _MIGRATIONS = {
 }
 
 MEMORY_KINDS = ("episodic", "semantic", "procedural", "reflection")
+MAX_MEMORY_CHARS = 4_000
+"""What one memory may hold. The `remember` tool refuses longer text (the model reads why); anything else that
+stores a memory (`reflect`, your own code) has it cut to this, with a marker that says how much was cut."""
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, or its first characters and a marker saying how many more there were, in at most `limit` + 40."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" … [cut: {len(text) - limit:,} more characters]"
 GOAL_STATUSES = ("active", "done", "dropped")
 
 EXAMPLE_MEMORIES: list[tuple[str, str, str, float]] = [
@@ -159,8 +170,10 @@ class Memory:
     salience: float
     created: str
 
-    def line(self) -> str:
-        return f"[{self.kind}, salience {self.salience:.1f}] {self.text}"
+    def line(self, limit: int = MAX_MEMORY_CHARS) -> str:
+        """'[kind, salience] text', the text cut at `limit` characters (a memory stored before the bound may be
+        longer)."""
+        return f"[{self.kind}, salience {self.salience:.1f}] {clip(self.text, limit)}"
 
 
 @dataclass(frozen=True)
@@ -213,6 +226,22 @@ def _unit(value: float, what: str) -> float:
     return value
 
 
+def _create_private(path: Path) -> None:
+    """Make the store's folder (mode 700 when new) and file (mode 600 when new: SQLite gives its journal files the
+    same mode), so that only the user who runs cogscope can read what the agent remembers."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise MemoryStoreError(
+            f"cannot create the memory store folder {path.parent}: {e.strerror}; "
+            "set COGSCOPE_DATA_DIR to a writable folder"
+        ) from None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass  # it exists already, or sqlite3 says what is wrong with the path, in the words the store's errors use
+
+
 class MemoryStore:
     """Memories, goals, energy and mental models in one SQLite file (or `:memory:`)."""
 
@@ -220,14 +249,7 @@ class MemoryStore:
         self.path = str(path)
         self._lock = threading.RLock()
         if self.path != ":memory:":
-            parent = Path(self.path).expanduser().parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise MemoryStoreError(
-                    f"cannot create the memory store folder {parent}: {e.strerror}; "
-                    "set COGSCOPE_DATA_DIR to a writable folder"
-                ) from None
+            _create_private(Path(self.path).expanduser())
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout = 5000")
@@ -301,12 +323,13 @@ class MemoryStore:
 
     # -- memories --------------------------------------------------------------------
     def remember(self, text: str, kind: str = "episodic", tags: str = "", salience: float = 0.5) -> int:
+        """Store one memory; text longer than MAX_MEMORY_CHARS is cut to it (`clip`)."""
         if not text.strip():
             raise ValueError("a memory needs some text")
         with self._transaction() as db:
             cur = db.execute(
                 "INSERT INTO memories(text, kind, tags, salience) VALUES (?, ?, ?, ?)",
-                (text.strip(), kind, tags, min(1.0, max(0.0, salience))),
+                (clip(text.strip(), MAX_MEMORY_CHARS), kind, clip(tags, 200), min(1.0, max(0.0, salience))),
             )
             return int(cur.lastrowid or 0)
 
@@ -456,7 +479,8 @@ class MemoryStore:
             old = self._energy(db)
             current = min(old.max, max(0.0, old.current + float(delta)))
             db.execute("UPDATE energy SET current = ? WHERE id = 1", (current,))
-            self._log(db, cycle_id, f"update_energy: {reason.strip()}", old.current - current + 0.0, current)
+            why = clip(reason.strip(), 200)
+            self._log(db, cycle_id, f"update_energy: {why}", old.current - current + 0.0, current)
             return Energy(current, old.max, old.regen_per_cycle)
 
     @staticmethod

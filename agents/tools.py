@@ -16,7 +16,7 @@ from smolagents import ChatMessage, MessageRole, Model, Tool
 from .energy import ENERGY_COSTS, EnergyLedger
 from .errors import MentalModelError
 from .mental_models import Revision
-from .store import MEMORY_KINDS, MemoryStore
+from .store import MAX_MEMORY_CHARS, MEMORY_KINDS, MemoryStore, clip
 
 NO_CYCLE = "manual"
 """The cycle id logged for energy changes made by a tool that has no ledger."""
@@ -72,10 +72,10 @@ class RecallMemoryTool(_CognitiveTool):
 class RememberTool(_CognitiveTool):
     name = "remember"
     description = (
-        "Store one memory in long-term memory so later cycles can recall it. Use it for something worth "
-        "keeping: what happened (kind 'episodic'), a fact about the user or the world ('semantic'), a "
-        "how-to that worked ('procedural') or a conclusion ('reflection'). Returns 'Remembered #<id>.' "
-        + _cost("remember")
+        f"Store one memory (at most {MAX_MEMORY_CHARS:,} characters) in long-term memory so later cycles can "
+        "recall it. Use it for something worth keeping: what happened (kind 'episodic'), a fact about the user "
+        "or the world ('semantic'), a how-to that worked ('procedural') or a conclusion ('reflection'). "
+        "Returns 'Remembered #<id>.' " + _cost("remember")
     )
     inputs = {
         "text": {"type": "string", "description": "The memory, one self-contained sentence."},
@@ -93,6 +93,11 @@ class RememberTool(_CognitiveTool):
             return f"Unknown kind {kind!r}: use one of {', '.join(MEMORY_KINDS)}. Nothing was stored."
         if not text.strip():
             return "Nothing to remember: give the memory as a sentence."
+        if len(text.strip()) > MAX_MEMORY_CHARS:
+            return (
+                f"That memory is {len(text.strip()):,} characters; one memory holds at most {MAX_MEMORY_CHARS:,}. "
+                "Nothing was stored: remember a short summary instead."
+            )
         if refused := self._refusal():
             return refused
         return f"Remembered #{self.store.remember(text, kind=kind)}."
@@ -165,8 +170,9 @@ class ReflectTool(_CognitiveTool):
         counts = Counter(tag for m in memories for tag in {t.strip() for t in m.tags.split(",") if t.strip()})
         common = sorted((tag for tag, n in counts.items() if n >= 2), key=lambda tag: (-counts[tag], tag))
         text = (
-            f"Reflection on {topic.strip()}: {len(memories)} memories; "
-            f"most salient: {salient.text.rstrip('.')}; common tags: {', '.join(common) or 'none shared'}."
+            f"Reflection on {clip(topic.strip(), 200)}: {len(memories)} memories; "
+            f"most salient: {clip(salient.text, 1_000).rstrip('.')}; "
+            f"common tags: {', '.join(common) or 'none shared'}."
         )
         self.store.remember(text, kind="reflection", tags=",".join(["reflection", *common]), salience=salient.salience)
         return text

@@ -385,7 +385,8 @@ def ensure_phoenix(
         )
     if database_url is not None:
         check_database(database_url)
-    working_dir.mkdir(parents=True, exist_ok=True)
+    working_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    working_dir.chmod(0o700)  # Phoenix's SQLite (phoenix.db: every trace) is for the user who runs cogscope only
     log_path = working_dir / "phoenix.log"
     env = {
         **os.environ,
@@ -409,6 +410,7 @@ def ensure_phoenix(
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C in the terminal reaches cogscope, which then stops Phoenix itself
+                umask=0o077,  # phoenix.db and what else Phoenix writes: mode 600
                 **lifeline.popen_kwargs(env),
             )
     except BaseException:

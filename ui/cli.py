@@ -91,6 +91,15 @@ def _arg_count(text: str) -> int:
     return int(text)
 
 
+def _arg_cycles(text: str) -> int:
+    from .inputs import check_cycles
+
+    try:
+        return check_cycles(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--cycles ")) from None
+
+
 def _arg_interval(text: str) -> float:
     from .inputs import check_interval
 
@@ -151,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     beat.add_argument(
         "--interval", type=_arg_interval, default=5.0, help="seconds from one cycle's start to the next (default 5)"
     )
-    beat.add_argument("--cycles", type=int, default=3, help="how many cycles (default 3)")
+    beat.add_argument("--cycles", type=_arg_cycles, default=3, help="how many cycles, 1 to 1000 (default 3)")
     serve = sub.add_parser("mcp-serve", help="serve the cognitive tools over MCP (stdio)")
     serve.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
     traces = sub.add_parser("traces", help="list recent cycles from Phoenix, newest first")
@@ -408,8 +417,6 @@ def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
 
     from .heartbeat_loop import heartbeat_cycles
 
-    if args.cycles < 1:
-        raise UsageError(f"--cycles {args.cycles} must be at least 1")
     task = (args.task or "").strip() or agents.DEFAULT_TASK
     inputs = _cycle_inputs(args, settings)
     session = args.session or f"heartbeat-{uuid.uuid4().hex[:8]}"
@@ -469,6 +476,7 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
 
     from .app import build_app
     from .auth import RequireLogin, load_credentials
+    from .headers import ContentSecurityPolicy
     from .config import LOCAL_MODEL
     from .run_tab import cycle_events_limit
     from .runtime import Runtime
@@ -511,7 +519,7 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
             quiet=True,
             show_error=True,
             auth=credentials.check if credentials else None,
-            app_kwargs={"middleware": [Middleware(RequireLogin)]},
+            app_kwargs={"middleware": [Middleware(RequireLogin), Middleware(ContentSecurityPolicy)]},
             auth_message="cogscope: log in with the user and password the operator gave you",
         )
         # the first Run would otherwise import LiteLLM and the built-in agents itself: do it while nobody waits

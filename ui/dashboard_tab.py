@@ -36,7 +36,7 @@ from telemetry import (
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_models
 from .pickers import SOURCES, chosen_project, chosen_user, project_pickers
-from .render import redacted, usd_cells
+from .render import inline, redacted, usd_cells
 from .runtime import Runtime
 
 WINDOWS = TIME_WINDOWS
@@ -395,7 +395,7 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | 
                 user=chosen_user(whose_v, request),
             )
         except (UsageError, agents.AgentsError, Exception) as e:  # noqa: B014 - any failure: say it, stay up
-            return (gr.skip(),) * 9 + (f"❌ {redacted(e)}",)
+            return (gr.skip(),) * 9 + (f"❌ {inline(e)}",)
 
     # the API's parameters: the newer ones last
     inputs = [window, agent, session, status, interval, what_if_box, project, source, whose]

@@ -9,7 +9,7 @@ from typing import Any
 
 from telemetry import Cycle
 
-from .inputs import check_interval
+from .inputs import check_cycles, check_interval
 from .runtime import Runtime
 
 
@@ -20,9 +20,11 @@ def heartbeat_cycles(
 
     `interval` counts from one cycle's start to the next; a cycle longer than the interval is
     followed at once. Setting `stop` ends the loop after the cycle that is running. An interval that is not
-    a number of seconds from 0 to a day (nan, inf, negative) is a UsageError before the first cycle.
+    a number of seconds from 0 to a day (nan, inf, negative), or a number of cycles not from 1 to 1,000, is a
+    UsageError before the first cycle.
     """
     interval = check_interval(interval, "the interval")
+    cycles = check_cycles(cycles, "the number of cycles")
     for number in range(1, cycles + 1):
         if stop.is_set():
             return

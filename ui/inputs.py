@@ -51,8 +51,35 @@ def parse_models(values: Iterable[str], flag: str = "--model") -> dict[str, str]
     return models
 
 
-def _value(text: str) -> Any:
-    """JSON when it parses (numbers, true/false, lists), else the text itself."""
+MAX_OPTION_DEPTH = 100  # lists and objects nested deeper than this in one option's JSON value are refused
+MAX_LOOP_CYCLES = 1000  # the most cycles one heartbeat loop may run (the UI's and `cogscope heartbeat --cycles`)
+
+
+def _depth(text: str) -> int:
+    """How deep `[` and `{` nest in `text` (outside JSON strings), counted without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _value(key: str, text: str) -> Any:
+    """JSON when it parses (numbers, true/false, lists), else the text itself. JSON nested deeper than
+    MAX_OPTION_DEPTH is refused (Python's parser would stop at its recursion limit with a traceback)."""
+    if text[:1] in "[{" and _depth(text) > MAX_OPTION_DEPTH:
+        raise UsageError(
+            f"option {key!r}: its JSON value nests lists or objects more than {MAX_OPTION_DEPTH} deep; "
+            "give a flatter value"
+        )
     try:
         return json.loads(text)
     except ValueError:
@@ -71,7 +98,7 @@ def parse_options(values: Iterable[str]) -> dict[str, Any]:
             key = key.strip()
             if not sep or not KEY.match(key):
                 raise UsageError(f"option {line!r} is not KEY=VALUE; write it like max_steps=3")
-            options[key] = _value(value.strip())
+            options[key] = _value(key, value.strip())
     return options
 
 
@@ -104,6 +131,20 @@ def check_interval(seconds: float, flag: str = "--interval") -> float:
             f"{flag} {seconds:g} is not a number of seconds from 0 to {MAX_INTERVAL_S:g} (a day); give one like 5"
         )
     return float(seconds)
+
+
+def check_cycles(value: Any, flag: str = "--cycles") -> int:
+    """A heartbeat loop's number of cycles: a whole number from 1 to MAX_LOOP_CYCLES; UsageError otherwise."""
+    try:
+        count = float(str(value).strip())
+    except ValueError:
+        count = float("nan")
+    if not (count.is_integer() and 1 <= count <= MAX_LOOP_CYCLES):  # also nan and inf
+        raise UsageError(
+            f"{flag} {shorten(str(value), 40)!r} is not a number of cycles; give a whole number from 1 to "
+            f"{MAX_LOOP_CYCLES:,}"
+        )
+    return int(count)
 
 
 def parse_money(text: str, flag: str) -> float:

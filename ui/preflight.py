@@ -27,7 +27,7 @@ def check_data_dir(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise UsageError(f"data dir {path} is not a folder (it is a file); {DATA_DIR_FIX}")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)  # new: the user's alone (memories, traces, keys)
     except OSError as e:
         raise UsageError(f"data dir {path} cannot be created ({_reason(e)}); {DATA_DIR_FIX}") from None
     try:

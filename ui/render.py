@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,33 @@ if TYPE_CHECKING:
 def redacted(text: Any) -> str:
     """`text` as a string with secrets blanked and lone surrogates escaped: for any text a page or CLI shows."""
     return redact("" if text is None else str(text))
+
+
+# -- untrusted text in markdown ------------------------------------------------------------------------------
+# Text from models, tools, traces and users reaches the page only through `fence` (a block) or `inline` (a
+# title, a cell, a sentence): it shows as typed, and nothing in it becomes a heading, a link, an image or HTML.
+# ui/headers.py's Content-Security-Policy is the second wall: the page loads no image from elsewhere, whatever
+# renders.
+BACKTICKS = re.compile(r"`+")
+MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character: CommonMark escapes each
+
+
+def fence(text: str, language: str = "") -> str:
+    """`text` as a fenced code block that nothing inside it can close.
+
+    A closing fence must be a run of at least as many backticks as the opening one (CommonMark), so a fence longer
+    than every run of backticks anywhere in the text cannot be closed early, whatever follows the run (a space, an
+    indent, tildes). Inside a code block, markdown and HTML are text."""
+    longest = max((len(run) for run in BACKTICKS.findall(text)), default=0)
+    marks = "`" * max(3, longest + 1)
+    return f"{marks}{BACKTICKS.sub('', language)}\n{text}\n{marks}"
+
+
+def inline(text: Any) -> str:
+    """Untrusted text for a place in markdown that is not a block (a title, a table cell, after a label): redacted,
+    on one line, every ASCII punctuation character backslash-escaped, so it renders exactly as typed."""
+    one_line = " ".join(redacted(text).splitlines())
+    return MARKDOWN_PUNCTUATION.sub(r"\\\1", one_line)
 
 
 STATUS_LABELS = {
@@ -82,11 +110,40 @@ def step_messages(step: Any) -> Iterator[dict[str, Any]]:
         metadata = dict(message.metadata or {})
         if metadata.get("title"):
             metadata.pop("status", None)
+            metadata["title"] = TITLE_MARKUP.sub("", redact(str(metadata["title"])))
+        content = message.content
+        if isinstance(content, str):
+            content = inert_message(redact(content))
+        elif not isinstance(content, dict):  # smolagents' files are {"path": ...}; anything else shows as text
+            content = fence(redacted(content))
         yield {
             "role": message.role if isinstance(message.role, str) else message.role.value,
-            "content": redact(message.content) if isinstance(message.content, str) else message.content,
+            "content": content,
             "metadata": redact_value(metadata),
         }
+
+
+# what smolagents' helper writes itself around the text it is given; everything else in a message is that text
+OWN_MARKUP = re.compile(
+    r"\*\*(?:Step \d+|Planning step)\*\*|-+"
+    r'|<span style="color: #bbbbc2; font-size: 12px;">\*\*(?:Step \d+|Planning step)\*\*[\w |:,.]*</span>\s*'
+)
+FINAL_ANSWER = re.compile(r"\*\*Final answer:\*\*\s*(.*)", re.DOTALL)
+CODE_BLOCK = re.compile(r"```(\w*)\n(.*?)(?:\n```)?\s*", re.DOTALL)
+TITLE_MARKUP = re.compile(r"[`*_<>\[\]()!#&\\|~$]")  # a title shows a tool's name: no markup in it
+
+
+def inert_message(content: str) -> str:
+    """A chat message from smolagents' helper, with the text it wraps made inert (`fence`): its own headers and
+    footnotes stay as they are; the final answer keeps its label; a code block or the observations are fenced
+    again (smolagents' fence is three backticks, which the text can close); any other text is fenced whole."""
+    if OWN_MARKUP.fullmatch(content):
+        return content
+    if (answer := FINAL_ANSWER.fullmatch(content)) is not None:
+        return f"**Final answer:**\n{fence(answer.group(1).strip())}"
+    if (block := CODE_BLOCK.fullmatch(content)) is not None:
+        return fence(block.group(2), block.group(1))
+    return fence(content)
 
 
 def trace_link_markdown(url: str | None, line: str) -> str:
@@ -106,7 +163,7 @@ def totals_markdown(result: CycleResult, link_markdown: str) -> str:
         f"Trace `{result.trace_id}` · {link_markdown}",
     ]
     if result.error:
-        lines[1:1] = ["", f"Error: {result.error}"]
+        lines[1:1] = ["", f"Error: {inline(result.error)}"]
     return redact("\n".join(lines))
 
 
@@ -180,19 +237,15 @@ def step_text(
     return redact("\n".join(lines))
 
 
-def fence(text: str, language: str = "") -> str:
-    longest = max((len(run) for run in text.split("\n") if set(run) == {"`"}), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{language}\n{text}\n{fence}"
 
 
 def step_markdown(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
     """One step as markdown (the Traces tab): its title, then each part in a fenced block."""
-    parts = [f"### {html.escape(step_title(view))}"]
+    parts = [f"### {inline(step_title(view))}"]
     for part in step_parts(view, _cutter(full, limit)):
         if part.arguments is not None:
             name = part.label.removeprefix("tool ")
-            parts += [f"**Tool call** `{html.escape(name)}`", fence(part.arguments, "json"), "→", fence(part.text)]
+            parts += [f"**Tool call** {inline(name)}", fence(part.arguments, "json"), "→", fence(part.text)]
         else:
             parts += [f"**{part.label[0].upper() + part.label[1:]}**", fence(part.text, part.language)]
     return "\n\n".join(parts)
@@ -203,7 +256,7 @@ def messages_markdown(view: StepView, *, full: bool = False, limit: int = 2000) 
     if not view.input_messages:
         return "_No input messages recorded for this step._"
     cut = _cutter(full, limit)
-    return "\n\n".join(f"**{html.escape(m['role'])}**\n\n{fence(cut(m['content']))}" for m in view.input_messages)
+    return "\n\n".join(f"**{inline(m['role'])}**\n\n{fence(cut(m['content']))}" for m in view.input_messages)
 
 
 # -- live steps (`cogscope run`, `heartbeat`, `replay`) -----------------------------------------------------

@@ -18,9 +18,9 @@ from telemetry import Cycle
 
 from .errors import UsageError
 from .heartbeat_loop import heartbeat_cycles
-from .inputs import parse_lines, parse_options
+from .inputs import MAX_LOOP_CYCLES, check_cycles, parse_lines, parse_options
 from .models import SUGGESTED_MODELS
-from .render import LiveWords, redacted, step_messages, totals_markdown, trace_link_markdown
+from .render import LiveWords, fence, inline, redacted, step_messages, totals_markdown, trace_link_markdown
 from .runtime import Runtime
 from .slots import API, LOCAL, RUNNING, Ticket
 from .trust import OPERATOR, Policy
@@ -123,7 +123,7 @@ def memory_state(options: dict[str, Any]) -> str:
     try:
         return "#### Memory state\n" + redacted(agents.state_markdown(agents.open_store(options.get("memory"))))
     except agents.AgentsError as e:
-        return f"#### Memory state\n❌ {redacted(e)}"
+        return f"#### Memory state\n❌ {inline(e)}"
 
 
 LINK_WAIT_S = 3.0  # how long a finished cycle waits for its spans to reach Phoenix before saying "pending"
@@ -160,16 +160,17 @@ def _stream(cycle: Cycle, messages: list[dict[str, Any]], label: str) -> Iterato
     steps = 0
     words = LiveWords()
     draft: dict[str, Any] | None = None
+    shown = ""
     for item in cycle:
         if isinstance(item, ChatMessageStreamDelta):
             words.add(item)
             text = words.text()
             if text and draft is None:
-                draft = {"role": "assistant", "content": text, "metadata": {"title": WRITING}}
+                draft = {"role": "assistant", "content": fence(text), "metadata": {"title": WRITING}}
                 messages.append(draft)
-            elif draft is None or text == draft["content"]:
+            elif draft is None or text == shown:
                 continue
-            draft["content"] = text
+            draft["content"], shown = fence(text), text
             # words that are already followed by more go out with those: each update makes Gradio diff and send
             # the whole chat, and a busy shared app would fall behind the model doing that for every word
             if not cycle.backlog():
@@ -177,7 +178,7 @@ def _stream(cycle: Cycle, messages: list[dict[str, Any]], label: str) -> Iterato
             continue
         if draft is not None:
             messages.remove(draft)
-        draft, words = None, LiveWords()
+        draft, words, shown = None, LiveWords(), ""
         steps += 1
         messages.extend(step_messages(item))
         yield f"⏳ {label} ... {steps} step(s) so far"
@@ -229,10 +230,10 @@ def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Run
         inputs = form.cycle_inputs(runtime.policy)
         cycle = runtime.prepare_cycle(task=task, session_id=_session_id(request), user=_user(request), **inputs)
     except UsageError as e:
-        yield messages, f"❌ {redacted(e)}", "", gr.skip()
+        yield messages, f"❌ {inline(e)}", "", gr.skip()
         return
     running = _running_for(request, cycle=cycle)
-    messages.append({"role": "user", "content": redacted(task.strip())})
+    messages.append({"role": "user", "content": fence(redacted(task.strip()))})
     label = f"Running {form.agent}"
     try:
         for status in await_slot(cycle, running, request, runtime=runtime):
@@ -267,9 +268,9 @@ def run_loop(
     task = (task or "").strip() or agents.DEFAULT_TASK
     try:
         inputs = form.cycle_inputs(runtime.policy)
-        count = int(cycles or 0)
-        if count < 1 or interval is None or interval < 0:
-            raise UsageError("the loop needs at least 1 cycle and an interval of 0 seconds or more")
+        count = check_cycles(cycles, "Cycles")
+        if interval is None or not interval >= 0:
+            raise UsageError("the loop needs an interval of 0 seconds or more")
         # build the first cycle's agent now, so bad input shows before anything runs
         loop = heartbeat_cycles(
             runtime,
@@ -283,7 +284,7 @@ def run_loop(
         )
         first = next(loop)
     except UsageError as e:
-        yield messages, f"❌ {redacted(e)}", "", gr.skip()
+        yield messages, f"❌ {inline(e)}", "", gr.skip()
         return
     running = _running_for(request, loop_stop=stop)
     summaries: list[str] = []
@@ -291,7 +292,7 @@ def run_loop(
         number, cycle = first
         while True:
             running.cycle = cycle
-            messages.append({"role": "user", "content": redacted(f"Cycle {number}/{count}: {task}")})
+            messages.append({"role": "user", "content": f"Cycle {number}/{count}:\n\n{fence(redacted(task))}"})
             summaries = [_landed(summary, runtime) for summary in summaries]
             for status in await_slot(cycle, running, request, runtime=runtime):
                 yield messages, f"Cycle {number}/{count}: {status}", "\n\n".join(summaries), gr.skip()
@@ -314,7 +315,7 @@ def run_loop(
             except StopIteration:
                 break
             except UsageError as e:
-                yield messages, f"❌ {redacted(e)}", "\n\n".join(summaries), gr.skip()
+                yield messages, f"❌ {inline(e)}", "\n\n".join(summaries), gr.skip()
                 return
     finally:
         if running.cycle is not None:
@@ -391,7 +392,7 @@ def agent_changed(agent: str, policy: Policy = OPERATOR) -> tuple[Any, ...]:
         policy.check_agent(agent or "")  # before importing anything a remote user typed
         spec = agents.get(agent or "")
     except (agents.AgentsError, UsageError) as e:
-        return (f"❌ {redacted(e)}", *[gr.update(visible=False)] * ROLE_SLOTS)
+        return (f"❌ {inline(e)}", *[gr.update(visible=False)] * ROLE_SLOTS)
     roles = [r for r in spec.roles if r != "default"]
     options = ", ".join(f"`{k}`" for k in spec.options) or "none"
     summary = f"{spec.summary}  \nOptions: {options}"
@@ -472,7 +473,10 @@ def build_run_tab(runtime: Runtime) -> None:
                 stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
             with gr.Accordion("Heartbeat loop", open=False, elem_id="loop-accordion"):
                 with gr.Row():
-                    cycles = gr.Number(value=3, precision=0, minimum=1, label="Cycles", elem_id="loop-cycles")
+                    # bounds checked by run_loop (check_cycles), which says what is wrong in the status line
+                    cycles = gr.Number(
+                        value=3, precision=0, label="Cycles", info=f"1 to {MAX_LOOP_CYCLES:,}", elem_id="loop-cycles"
+                    )
                     interval = gr.Number(value=5, minimum=0, label="Interval (s)", elem_id="loop-interval")
                 loop = gr.Button("Start loop", elem_id="loop-button")
             status = gr.Markdown("Ready.", elem_id="run-status")

@@ -22,6 +22,7 @@ from .pickers import SOURCES, chosen_project, chosen_user, project_pickers
 from .render import (
     STATUS_LABELS,
     fence,
+    inline,
     messages_markdown,
     redacted,
     step_markdown,
@@ -130,19 +131,19 @@ def open_cycle(runtime: Runtime, trace_id: str, project: str | None = None) -> t
         rec = Recording.from_frame(frame, trace_id, signer=runtime.tracing.signer, prices=runtime.settings.prices)
     except ReplayError as e:
         status = (
-            f"**{STATUS_LABELS.get(str(tables.cycle['status']), tables.cycle['status'])}** · "
+            f"**{inline(STATUS_LABELS.get(str(tables.cycle['status']), tables.cycle['status']))}** · "
             if tables.cycle is not None
             else ""
         )
         return (
-            f"{status}**Trace `{trace_id}`** · {totals} · read-only: {redacted(e)} · {link}",
+            f"{status}**Trace `{trace_id}`** · {totals} · read-only: {inline(e)} · {link}",
             steps,
             step_titles(steps),
         )
     replay_note = ""
     roots = frame[frame["parent_id"].isna()]
     if not roots.empty and isinstance(roots.iloc[0].get("attributes.cogscope.replay_of"), str):
-        replay_note = f" · replay of `{roots.iloc[0]['attributes.cogscope.replay_of']}`"
+        replay_note = f" · replay of {inline(roots.iloc[0]['attributes.cogscope.replay_of'])}"
     origin = (
         ""
         if rec.recorded_here
@@ -152,12 +153,12 @@ def open_cycle(runtime: Runtime, trace_id: str, project: str | None = None) -> t
         else f"\n\n**{NOT_HERE}**: this cycle has no valid signature of this installation and may be forged; "
         "replay will show what it would run and ask before starting any of it."
     )
-    mcp = f" · MCP `{'; '.join(rec.mcp)}`" if rec.mcp else ""
+    mcp = f" · MCP {inline('; '.join(rec.mcp))}" if rec.mcp else ""
     summary = (
-        f"**{STATUS_LABELS.get(str(rec.status), rec.status)}** · agent `{redacted(rec.agent)}`{redacted(mcp)} · "
-        f"{totals} · models {redacted(', '.join(f'{r}={m}' for r, m in rec.models.items()))}"
+        f"**{inline(STATUS_LABELS.get(str(rec.status), rec.status))}** · agent {inline(rec.agent)}{mcp} · "
+        f"{totals} · models {inline(', '.join(f'{r}={m}' for r, m in rec.models.items()))}"
         f"{replay_note} · {link}\n\n"
-        f"Task: {html.escape(truncate(rec.task, 500))}\n\nFinal answer: {html.escape(truncate(rec.final_answer, 500))}"
+        f"Task: {inline(truncate(rec.task, 500))}\n\nFinal answer: {inline(truncate(rec.final_answer, 500))}"
         f"{origin}"
     )
     return summary, steps, step_titles(steps)
@@ -258,7 +259,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
                 runtime, s, a, w, t, n, project=p, source=o, user=chosen_user(h, request)
             )
         except Exception as e:  # Phoenix unreachable, an unknown project, ...: say so, keep the app up
-            return gr.skip(), f"❌ {redacted(e)}", n, gr.skip()
+            return gr.skip(), f"❌ {inline(e)}", n, gr.skip()
         return frame, cap, number, trace_ids
 
     # named functions with explicit parameters: Gradio finds the gr.Request parameter by its type hint
@@ -307,7 +308,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         try:
             text_summary, steps, titles = open_cycle(runtime, trace_id, project_v)
         except UsageError as e:
-            return f"❌ {redacted(e)}", [], gr.update(choices=[], value=None), "", "", ""
+            return f"❌ {inline(e)}", [], gr.update(choices=[], value=None), "", "", ""
         first = 0 if steps else None
         step_md, msgs, output = show_step(steps, first, whole_v)
         return (
@@ -402,7 +403,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
             yield confirm_markdown(e), messages_out, gr.update(visible=e.can_confirm, value=False)
             return
         except UsageError as e:
-            yield f"❌ {redacted(e)}", messages_out, gr.skip()
+            yield f"❌ {inline(e)}", messages_out, gr.skip()
             return
         label = "Replaying" if fork_at is None else f"Forking at step {fork_at}"
         yield f"⏳ {label} ...", messages_out, gr.update(visible=False, value=False)
@@ -454,10 +455,10 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
     table = (
         "| | original | " + ("replay" if replay.fork_at is None else f"fork at step {replay.fork_at}") + " |\n"
         "| --- | --- | --- |\n"
-        f"| status | {rec.status} | {result.status} |\n"
+        f"| status | {inline(rec.status)} | {result.status} |\n"
         f"| steps | {len(rec.steps)} | {result.totals.steps} |\n"
-        f"| final answer | {html.escape(truncate(rec.final_answer, 120))} | "
-        f"{html.escape(truncate(result.final_answer, 120))} |\n"
+        f"| final answer | {inline(truncate(rec.final_answer, 120))} | "
+        f"{inline(truncate(result.final_answer, 120))} |\n"
         f"| LLM calls | {before.llm_calls if before else '?'} | {after.llm_calls} |\n"
         f"| tokens | {f'{before.total_tokens:,}' if before else '?'} | {after.total_tokens:,} |\n"
         f"| cost | {usd(before.cost_usd) if before else '?'} | {usd(after.cost_usd)} |\n"
