@@ -27,7 +27,6 @@ import functools
 import io
 import os
 import re
-import string
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,37 +39,42 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
+from .secret_forms import MAX_GAP, SEPARATORS, forms, squeeze, view
+
 REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 4  # of a secret-named variable's value; "1" or "on" would blank ordinary text
 MIN_SPACED_LENGTH = 6  # letters and digits a value needs before its spelt-out forms are searched for
 MIN_LINE_LENGTH = 8  # each line of a multi-line value (a PEM body) this long is a secret of its own
-MAX_GAP = 16  # separators allowed between two characters of a spelt-out secret (`\", \"-\", \"` is 12)
 EXACT_ONLY_BELOW = 8  # values shorter than this must stand alone (not inside a longer word) to be blanked
 
 # -- which variables are secret by name ---------------------------------------------------------------
-_NAME_WORDS = frozenset(
-    "KEY KEYS APIKEY TOKEN TOKENS SECRET SECRETS PASS PASSWD PWD PASSWORD PASSWORDS PASSPHRASE PAT "
-    "CREDENTIAL CREDENTIALS CREDS AUTH PRIVATE DSN COOKIE SALT BEARER JWT SIGNATURE".split()
-)
-_NAME_PARTS = ("PASSWORD", "PASSWD", "SECRET", "APIKEY", "API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIAL")
-_NAME_SUFFIXES = ("TOKEN", "PASSWD", "PASSWORD", "_PWD", "_PAT", "_DSN", "DATABASE_URL", "CONNECTION_STRING")
-# not secrets though their names say so: the shell's directories, sockets, file and directory names
-_NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "XAUTHORITY", "GPG_AGENT_INFO"})
-_NOT_SECRET_SUFFIXES = ("_FILE", "_PATH", "_DIR", "_SOCK", "_SOCKET", "_HOST", "_PORT", "_USER", "_USERNAME")
+# A name is secret when it contains one of these (any case, anywhere: STRIPEKEY, DBPASS, GITHUBPAT, APIAUTH) ...
+SECRET_NAME_PARTS = (
+    "KEY", "TOKEN", "SECRET", "PASS", "PWD", "PAT", "AUTH", "CREDENTIAL", "CREDS", "PRIVATE", "DSN", "JWT",
+    "COOKIE", "SALT", "BEARER", "SIGNATURE", "DATABASE_URL", "CONNECTION_STRING",
+)  # fmt: skip
+# ... unless it is one of these, which hold a directory, a socket or a file name (the shell's own variables) ...
+NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD", "XAUTHORITY", "SSH_AUTH_SOCK", "GPG_AGENT_INFO"})
+# ... or ends in one of these (a path, an address, a user name: not the secret itself) ...
+NOT_SECRET_SUFFIXES = ("PATH", "_FILE", "_DIR", "_SOCK", "_SOCKET", "_HOST", "_PORT", "_USER", "_USERNAME")
+# ... or contains a part only inside one of these ordinary words (AUTHOR, but not AUTHORIZATION or AUTHORISE).
+ORDINARY_WORDS = (
+    "PATH", "PATTERN", "PATCH", "COMPAT", "SPATIAL", "PATIENT", "KEYBOARD", "KEYWORD", "KEYMAP", "MONKEY",
+    "TOKENIZER", "BYPASS", "COMPASS", "PASSENGER", "PASSTHROUGH", "AUTHOR",
+)  # fmt: skip
+_ORDINARY = re.compile("|".join(w + ("(?!I[SZ])" if w == "AUTHOR" else "") for w in ORDINARY_WORDS))
 _NOT_SECRET_VALUES = frozenset(
     "true false none null nil yes no on off enabled disabled enable disable default auto unset empty".split()
 )
-_NAME_SPLIT = re.compile(r"[^A-Z0-9]+")
 
 
 def is_secret_name(name: str) -> bool:
-    """Does an environment variable's name say its value is a secret?"""
+    """Does an environment variable's name say its value is a secret? (The README's list, exactly.)"""
     upper = name.upper()
-    if upper in _NOT_SECRET_NAMES or upper.endswith(_NOT_SECRET_SUFFIXES):
+    if upper in NOT_SECRET_NAMES or upper.endswith(NOT_SECRET_SUFFIXES):
         return False
-    if any(part in upper for part in _NAME_PARTS) or upper.endswith(_NAME_SUFFIXES):
-        return True
-    return any(word in _NAME_WORDS for word in _NAME_SPLIT.split(upper))
+    rest = _ORDINARY.sub("_", upper)
+    return any(part in rest for part in SECRET_NAME_PARTS)
 
 
 def _is_secret_value(value: str) -> bool:
@@ -97,34 +101,66 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(values, key=len, reverse=True)  # longest first, so a key that contains another is blanked whole
 
 
-# -- values: exact, reversed and spelt out ------------------------------------------------------------
-_SEPARATORS = string.whitespace + string.punctuation  # ASCII only (the cheap search works on bytes)
-_SEPARATOR_BYTES = _SEPARATORS.encode()
-_SEP_CLASS = r"[\t-\r !-/:-@\[-`{-~]"  # the same characters as _SEPARATORS, as ranges
-_ALNUM = "A-Za-z0-9"
+# -- values: in every form of telemetry.secret_forms --------------------------------------------------
+_SEP_CLASS = r"[\t-\r !-/:-@\[-`{-~]"  # the same characters as SEPARATORS, as ranges
+_GAP = _SEP_CLASS + "{0,%d}" % MAX_GAP
+# a short value stands alone: no letter or digit next to it, except the letter of a JSON escape (`\nhunter2`)
+_LEFT = r"(?:(?<![A-Za-z0-9])|(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4}))"
+_RIGHT = r"(?![A-Za-z0-9])"
+NEEDLE_BYTES = 32  # the cheap search looks for this much of a form (longer needles search no faster)
 
 
 @dataclass(frozen=True)
 class _ValuePattern:
-    needle: bytes  # the value without separators: present in a text with its separators deleted, or no match
-    pattern: re.Pattern[str]
+    needle: bytes  # the form squeezed (secret_forms.squeeze): in a squeezed text, or the pattern cannot match
+    pattern: re.Pattern[str]  # runs on the text's view (secret_forms.view), case-insensitively
+
+
+def _form_pattern(form: str, alone: bool) -> _ValuePattern:
+    shown = view(form)[0]
+    chars = [c for c in shown if c not in SEPARATORS]
+    if len(chars) >= MIN_SPACED_LENGTH:
+        pattern = _GAP.join(re.escape(c) for c in chars)
+    else:
+        pattern = re.escape(shown)
+    if alone:
+        pattern = f"{_LEFT}(?:{pattern}){_RIGHT}"
+    return _ValuePattern(squeeze(form)[:NEEDLE_BYTES], re.compile(pattern, re.IGNORECASE))  # b"": always searched
 
 
 @functools.lru_cache(maxsize=1024)  # an environment that changes recompiles only its new values
 def _value_patterns(value: str) -> tuple[_ValuePattern, ...]:
-    """The patterns that find `value` and its reversed form, exactly or spelt out."""
-    out = []
-    for form in dict.fromkeys((value, value[::-1])):
-        stripped = form.encode("utf-8", "surrogatepass").translate(None, _SEPARATOR_BYTES)
-        if len(stripped) >= MIN_SPACED_LENGTH:
-            chars = stripped.decode("utf-8", "surrogatepass")
-            pattern = (_SEP_CLASS + "{0,%d}" % MAX_GAP).join(re.escape(c) for c in chars)
+    """The patterns that find `value` in each of its forms, exactly or spelt out, in any case."""
+    plain, encoded = forms(value)
+    out = [_form_pattern(form, alone=len(form) < EXACT_ONLY_BELOW) for form in plain]
+    out += [_form_pattern(form, alone=False) for form in encoded]
+    unique = {(p.needle, p.pattern.pattern): p for p in out}
+    return tuple(unique.values())
+
+
+def _spans(text: str, patterns: Iterable[_ValuePattern]) -> list[tuple[int, int]]:
+    """Where in `text` the patterns match (positions of `text`, merged where they overlap)."""
+    shown, index = view(text)
+    found = sorted(m.span() for p in patterns for m in p.pattern.finditer(shown) if m.end() > m.start())
+    if index is not None:
+        found = [(index[start], index[end - 1] + 1) for start, end in found]
+        found.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in found:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
-            pattern = re.escape(form)
-        if len(form) < EXACT_ONLY_BELOW:
-            pattern = f"(?<![{_ALNUM}])(?:{pattern})(?![{_ALNUM}])"
-        out.append(_ValuePattern(stripped, re.compile(pattern)))  # b"" (all punctuation): always searched
-    return tuple(out)
+            merged.append((start, end))
+    return merged
+
+
+def blank_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    out, pos = [], 0
+    for start, end in spans:
+        out += [text[pos:start], REDACTED]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 # -- well-known formats ---------------------------------------------------------------------------------
@@ -351,10 +387,10 @@ class Redactor:
             return text
         patterns = self._current()
         if patterns:
-            squeezed = text.encode("utf-8").translate(None, _SEPARATOR_BYTES)
-            for p in patterns:
-                if p.needle in squeezed:
-                    text = p.pattern.sub(REDACTED, text)
+            squeezed = squeeze(text)
+            hits = [p for p in patterns if p.needle in squeezed]
+            if hits:
+                text = blank_spans(text, _spans(text, hits))
         return redact_formats(text)
 
     def redact_value(self, value: Any) -> Any:
