@@ -6,16 +6,16 @@ Redaction is by value as well as by name:
   Slack `xox?-...`, AWS access key ids and `aws_secret_access_key=...` values, Google `AIza...`, JWTs,
   PEM private key blocks, `Bearer ...` tokens, `password=...`-style pairs, and the password of a
   `scheme://user:PASSWORD@host` URL (scheme, user and host are kept);
-- the value of every environment variable whose name looks secret (`*_KEY`, `*TOKEN`, `*SECRET*`,
-  `*PASS*`, `*PWD`, `*_PAT`, `*CREDENTIAL*`, `*AUTH*`, `*PRIVATE*`, `*DSN`, `DATABASE_URL`, ...; values of
-  4 characters or more, not `true`/`none`/...), the password inside any variable's URL, each line of a
-  multi-line value, and each of them reversed or spelt out with whitespace or punctuation between the
-  characters (`s k - t e s t`, `['s', 'k', ...]`).
+- the value of every environment variable whose name contains one of `SECRET_NAME_PARTS` (a substring, any case:
+  STRIPEKEY, DBPASS, GITHUBPAT), but for the listed exceptions (`NOT_SECRET_NAMES`, `NOT_SECRET_SUFFIXES`,
+  `ORDINARY_WORDS`); values of 4 characters or more, not `true`/`none`/...; the password inside any variable's URL;
+  each line of a multi-line value; each of them in every form of `telemetry.secret_forms` (any case, reversed,
+  ROT13, JSON-escaped, URL-encoded, hex, code points, base64, spelt out with separators).
 
 The patterns are built once per environment snapshot and rebuilt when `os.environ` changes (a dict
-comparison per call). Texts are first searched cheaply (bytes with the separators deleted); the regular
-expressions run only on texts that contain a candidate, so clean text costs a few microseconds per kB.
-`bench/bench_redaction.py` prints the figures.
+comparison per call). Texts are first searched cheaply (`secret_forms.squeeze`: lower-cased, letters and digits
+only, each form's squeezed needle a substring test); the regular expressions run only on texts that contain a
+candidate. `bench/bench_redaction.py` prints the figures.
 
 Every text is also made encodable: lone surrogates (`'\\ud800'`) become their escape (`\\ud800`), so a span or a
 prompt is never lost to an encoding error.
@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from .secret_forms import MAX_GAP, SEPARATORS, forms, squeeze, view
+from .secret_forms import MAX_GAP, SEPARATORS, NeedleSet, forms, squeeze, view
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 4  # of a secret-named variable's value; "1" or "on" would blank ordinary text
@@ -112,11 +112,17 @@ NEEDLE_BYTES = 32  # the cheap search looks for this much of a form (longer need
 
 @dataclass(frozen=True)
 class _ValuePattern:
-    needle: bytes  # the form squeezed (secret_forms.squeeze): in a squeezed text, or the pattern cannot match
-    pattern: re.Pattern[str]  # runs on the text's view (secret_forms.view), case-insensitively
+    """The patterns of the forms whose squeezed needle is `needle` (compiled when first needed: most never are)."""
+
+    needle: bytes  # a form squeezed (secret_forms.squeeze): in a squeezed text, or no pattern here can match
+    sources: tuple[str, ...]  # regular expressions over the text's view (secret_forms.view: lower case)
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("|".join(f"(?:{s})" for s in self.sources))
 
 
-def _form_pattern(form: str, alone: bool) -> _ValuePattern:
+def _form_pattern(form: str, alone: bool) -> tuple[bytes, str]:
     shown = view(form)[0]
     chars = [c for c in shown if c not in SEPARATORS]
     if len(chars) >= MIN_SPACED_LENGTH:
@@ -125,17 +131,19 @@ def _form_pattern(form: str, alone: bool) -> _ValuePattern:
         pattern = re.escape(shown)
     if alone:
         pattern = f"{_LEFT}(?:{pattern}){_RIGHT}"
-    return _ValuePattern(squeeze(form)[:NEEDLE_BYTES], re.compile(pattern, re.IGNORECASE))  # b"": always searched
+    return squeeze(form)[:NEEDLE_BYTES], pattern  # b"" (no letter or digit): always searched
 
 
-@functools.lru_cache(maxsize=1024)  # an environment that changes recompiles only its new values
+@functools.lru_cache(maxsize=1024)  # an environment that changes rebuilds only its new values
 def _value_patterns(value: str) -> tuple[_ValuePattern, ...]:
-    """The patterns that find `value` in each of its forms, exactly or spelt out, in any case."""
+    """The patterns that find `value` in each of its forms, exactly or spelt out, in any case; one per needle."""
     plain, encoded = forms(value)
-    out = [_form_pattern(form, alone=len(form) < EXACT_ONLY_BELOW) for form in plain]
-    out += [_form_pattern(form, alone=False) for form in encoded]
-    unique = {(p.needle, p.pattern.pattern): p for p in out}
-    return tuple(unique.values())
+    found = [_form_pattern(form, alone=len(form) < EXACT_ONLY_BELOW) for form in plain]
+    found += [_form_pattern(form, alone=False) for form in encoded]
+    by_needle: dict[bytes, dict[str, None]] = {}
+    for needle, source in found:
+        by_needle.setdefault(needle, {})[source] = None
+    return tuple(_ValuePattern(needle, tuple(sources)) for needle, sources in by_needle.items())
 
 
 def _spans(text: str, patterns: Iterable[_ValuePattern]) -> list[tuple[int, int]]:
@@ -341,7 +349,7 @@ class Redactor:
         self._extra = tuple(s for s in extra_secrets if _is_secret_value(s))
         self._lock = threading.Lock()
         self._snapshot: dict[Any, Any] | None = None
-        self._patterns: tuple[_ValuePattern, ...] = ()
+        self._patterns: tuple[tuple[_ValuePattern, ...], NeedleSet] = ((), NeedleSet(()))
         self._secrets: tuple[str, ...] = ()
 
     # the environment snapshot
@@ -350,7 +358,7 @@ class Redactor:
             return self._environ
         return getattr(os.environ, "_data", os.environ)  # the raw dict: compared without decoding
 
-    def _current(self) -> tuple[_ValuePattern, ...]:
+    def _current(self) -> tuple[tuple[_ValuePattern, ...], NeedleSet]:
         source = self._source()
         if self._snapshot is not None and source == self._snapshot:
             return self._patterns
@@ -367,7 +375,7 @@ class Redactor:
                 ordered = sorted(secrets, key=len, reverse=True)
                 patterns = [p for value in ordered for p in _value_patterns(value)]
                 self._secrets = tuple(ordered)
-                self._patterns = tuple(patterns)
+                self._patterns = (tuple(patterns), NeedleSet([p.needle for p in patterns]))
                 self._snapshot = snapshot
         return self._patterns
 
@@ -385,10 +393,9 @@ class Redactor:
         text = clean_text(text)
         if len(text) < MIN_SECRET_LENGTH:
             return text
-        patterns = self._current()
+        patterns, needles = self._current()
         if patterns:
-            squeezed = squeeze(text)
-            hits = [p for p in patterns if p.needle in squeezed]
+            hits = [patterns[i] for i in needles.found(squeeze(text))]
             if hits:
                 text = blank_spans(text, _spans(text, hits))
         return redact_formats(text)

@@ -15,8 +15,8 @@ A secret value (a secret-named variable's value, a URL's password, an extra secr
 
 `squeeze` is the cheap first search: a text lower-cased and NFKC-normalised, with everything but ASCII letters and
 digits deleted; a form can be in a text only if its own squeezed form is a substring of it. `view` is the text the
-regular expressions run on when it is: each non-ASCII character normalised on its own, with a map back to the
-positions of the original text.
+regular expressions run on when it is: lower-cased (so they need no IGNORECASE, which would cost them their fast
+literal prefix search), each non-ASCII character normalised on its own, with a map back to the original's positions.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ import functools
 import json
 import re
 import string
+import sys
 import unicodedata
+from collections.abc import Sequence
 from urllib.parse import quote, quote_plus
 
 MAX_GAP = 16  # separators allowed between two characters of a spelt-out secret (`\", \"-\", \"` is 12)
@@ -48,32 +50,30 @@ def squeeze(text: str) -> bytes:
 @functools.lru_cache(maxsize=4096)
 def _view_char(c: str) -> str:
     """One non-ASCII character as the patterns see it: a compatibility letter as its plain letter(s), a letter as
-    itself, an invisible format character as nothing, anything else as a space (a separator)."""
+    itself, an invisible format character as nothing, anything else as a space (a separator); lower case."""
     normal = unicodedata.normalize("NFKC", c)
-    if normal.isascii():
-        return normal
-    if c.isalnum():
-        return normal
+    if normal.isascii() or c.isalnum():
+        return normal.lower()
     return "" if unicodedata.category(c) == "Cf" else " "
 
 
 def view(text: str) -> tuple[str, list[int] | None]:
-    """`text` with each non-ASCII character replaced by `_view_char`, and the map from each of its positions to
-    the original's (None: the text is ASCII and is its own view)."""
+    """`text` lower-cased, each non-ASCII character replaced by `_view_char`, and the map from each position of
+    the view to the original's (None: the text is ASCII, and its view has the same positions)."""
     if text.isascii():
-        return text, None
+        return text.lower(), None
     parts: list[str] = []
     index: list[int] = []
     pos = 0
     for m in _NON_ASCII.finditer(text):
-        parts.append(text[pos : m.start()])
+        parts.append(text[pos : m.start()].lower())
         index.extend(range(pos, m.start()))
         for i in range(m.start(), m.end()):
             shown = _view_char(text[i])
             parts.append(shown)
             index.extend([i] * len(shown))
         pos = m.end()
-    parts.append(text[pos:])
+    parts.append(text[pos:].lower())
     index.extend(range(pos, len(text)))
     return "".join(parts), index
 
@@ -111,3 +111,37 @@ def forms(value: str) -> tuple[list[str], list[str]]:
     encoded = [data.hex(), "".join(str(ord(c)) for c in value), *_base64_pieces(data)]
     encoded = [form for form in encoded if len(squeeze(form)) >= MIN_DERIVED]
     return list(dict.fromkeys(plain)), list(dict.fromkeys(encoded))
+
+
+class NeedleSet:
+    """Which of many needles (squeezed forms) a squeezed text contains, in about one pass over the text.
+
+    A needle of `2 * BLOCK - 1` bytes or more contains a whole `BLOCK`-byte block of the text at a position that is
+    a multiple of `BLOCK`, wherever it occurs; so the text's aligned blocks go into one set of integers (a
+    memoryview cast, no Python loop) and only needles one of whose `BLOCK` grams is in it are searched for.
+    Shorter needles are searched for one by one. With ~75 needles (9 secrets) this is several times faster than
+    75 substring searches.
+    """
+
+    BLOCK = 8
+
+    def __init__(self, needles: Sequence[bytes]) -> None:
+        self.needles = tuple(needles)
+        self.short: list[int] = []
+        self.grams: dict[int, list[int]] = {}
+        for i, needle in enumerate(self.needles):
+            if len(needle) < 2 * self.BLOCK - 1:
+                self.short.append(i)
+                continue
+            for j in range(self.BLOCK):
+                gram = int.from_bytes(needle[j : j + self.BLOCK], sys.byteorder)
+                self.grams.setdefault(gram, []).append(i)
+
+    def found(self, hay: bytes) -> list[int]:
+        """The indices of the needles that are substrings of `hay`, in order."""
+        hits = {i for i in self.short if self.needles[i] in hay}
+        if self.grams and len(hay) >= self.BLOCK:
+            blocks = set(memoryview(hay)[: len(hay) // self.BLOCK * self.BLOCK].cast("Q"))
+            for gram in blocks.intersection(self.grams):
+                hits.update(i for i in self.grams[gram] if i not in hits and self.needles[i] in hay)
+        return sorted(hits)
