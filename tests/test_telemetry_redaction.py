@@ -218,3 +218,20 @@ def test_ordinary_text_and_blobs_are_left_alone_with_secrets_set() -> None:
     ]
     for text in texts:
         assert redactor.redact(text) == text
+
+
+def test_the_length_limits_the_readme_gives() -> None:
+    """Spelt out from 6 letters and digits; hex and code points from 4 characters; base64 from 6 (7 inside a
+    longer base64 text); fewer than 4 characters: not a secret at all."""
+    four, six, seven = "q7Zk", "q7Zk2m", "q7Zk2mX"
+    assert Redactor(environ={"APIKEY": "q7Z"}).secrets == ()
+    for value in (four, six, seven):
+        r = Redactor(environ={"APIKEY": value})
+        assert REDACTED in r.redact(f"hex {value.encode().hex()} end"), value
+        assert REDACTED in r.redact(f"code points {[ord(c) for c in value]} end"), value
+    assert Redactor(environ={"APIKEY": four}).redact(" ".join(four)) == " ".join(four)  # too short to spell out
+    assert Redactor(environ={"APIKEY": six}).redact(" ".join(six)) == REDACTED
+    assert REDACTED in Redactor(environ={"APIKEY": six}).redact(_b64(six.encode() + b"tail"))
+    r = Redactor(environ={"APIKEY": seven})
+    for offset in (1, 2):
+        assert REDACTED in r.redact(_b64(b"\x00\xff"[:offset] + seven.encode() + b"tail")), offset
