@@ -568,3 +568,18 @@ def test_a_provider_that_signs_in_interactively_is_refused_before_litellm_looks(
         assert "signs in through a browser" in line and model in line, line
         assert time.monotonic() - start < 10  # no device flow waited for
     assert list(home.rglob("*")) == []  # no token folder made, no token file read or written
+
+
+def test_only_a_remote_user_is_held_to_the_allowed_api_bases() -> None:
+    from ui.errors import UsageError
+    from ui.trust import OPERATOR, Policy
+
+    allowed = "http://10.0.0.5:8000/v1"
+    remote = Policy.for_app(host="0.0.0.0", allowed_api_bases=[allowed + "/"])
+    for base in (None, "", "  ", allowed, allowed + "/", f" {allowed} "):
+        remote.check_api_base(base)
+    for base in ("http://127.0.0.1:6379", "http://169.254.169.254/latest", "http://10.0.0.5:8000/v2", "file:///etc"):
+        with pytest.raises(UsageError, match="not one the operator allowed.*--allow-api-base"):
+            remote.check_api_base(base)
+    for free in (OPERATOR, Policy.for_app(host="127.0.0.1"), Policy.for_app(host="0.0.0.0", allow_commands=True)):
+        free.check_api_base("http://127.0.0.1:6379")  # the operator, or a remote user who may run anything anyway
