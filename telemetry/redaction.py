@@ -6,16 +6,16 @@ Redaction is by value as well as by name:
   Slack `xox?-...`, AWS access key ids and `aws_secret_access_key=...` values, Google `AIza...`, JWTs,
   PEM private key blocks, `Bearer ...` tokens, `password=...`-style pairs, and the password of a
   `scheme://user:PASSWORD@host` URL (scheme, user and host are kept);
-- the value of every environment variable whose name looks secret (`*_KEY`, `*TOKEN`, `*SECRET*`,
-  `*PASS*`, `*PWD`, `*_PAT`, `*CREDENTIAL*`, `*AUTH*`, `*PRIVATE*`, `*DSN`, `DATABASE_URL`, ...; values of
-  4 characters or more, not `true`/`none`/...), the password inside any variable's URL, each line of a
-  multi-line value, and each of them reversed or spelt out with whitespace or punctuation between the
-  characters (`s k - t e s t`, `['s', 'k', ...]`).
+- the value of every environment variable whose name contains one of `SECRET_NAME_PARTS` (a substring, any case:
+  STRIPEKEY, DBPASS, GITHUBPAT), but for the listed exceptions (`NOT_SECRET_NAMES`, `NOT_SECRET_SUFFIXES`,
+  `ORDINARY_WORDS`); values of 4 characters or more, not `true`/`none`/...; the password inside any variable's URL;
+  each line of a multi-line value; each of them in every form of `telemetry.secret_forms` (any case, reversed,
+  ROT13, JSON-escaped, URL-encoded, hex, code points, base64, spelt out with separators).
 
 The patterns are built once per environment snapshot and rebuilt when `os.environ` changes (a dict
-comparison per call). Texts are first searched cheaply (bytes with the separators deleted); the regular
-expressions run only on texts that contain a candidate, so clean text costs a few microseconds per kB.
-`bench/bench_redaction.py` prints the figures.
+comparison per call). Texts are first searched cheaply (`secret_forms.squeeze`: lower-cased, letters and digits
+only, each form's squeezed needle a substring test); the regular expressions run only on texts that contain a
+candidate. `bench/bench_redaction.py` prints the figures.
 
 Every text is also made encodable: lone surrogates (`'\\ud800'`) become their escape (`\\ud800`), so a span or a
 prompt is never lost to an encoding error.
@@ -27,7 +27,6 @@ import functools
 import io
 import os
 import re
-import string
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,37 +39,42 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
+from .secret_forms import MAX_GAP, SEPARATORS, NeedleSet, forms, squeeze, view
+
 REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 4  # of a secret-named variable's value; "1" or "on" would blank ordinary text
 MIN_SPACED_LENGTH = 6  # letters and digits a value needs before its spelt-out forms are searched for
 MIN_LINE_LENGTH = 8  # each line of a multi-line value (a PEM body) this long is a secret of its own
-MAX_GAP = 16  # separators allowed between two characters of a spelt-out secret (`\", \"-\", \"` is 12)
 EXACT_ONLY_BELOW = 8  # values shorter than this must stand alone (not inside a longer word) to be blanked
 
 # -- which variables are secret by name ---------------------------------------------------------------
-_NAME_WORDS = frozenset(
-    "KEY KEYS APIKEY TOKEN TOKENS SECRET SECRETS PASS PASSWD PWD PASSWORD PASSWORDS PASSPHRASE PAT "
-    "CREDENTIAL CREDENTIALS CREDS AUTH PRIVATE DSN COOKIE SALT BEARER JWT SIGNATURE".split()
-)
-_NAME_PARTS = ("PASSWORD", "PASSWD", "SECRET", "APIKEY", "API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIAL")
-_NAME_SUFFIXES = ("TOKEN", "PASSWD", "PASSWORD", "_PWD", "_PAT", "_DSN", "DATABASE_URL", "CONNECTION_STRING")
-# not secrets though their names say so: the shell's directories, sockets, file and directory names
-_NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "XAUTHORITY", "GPG_AGENT_INFO"})
-_NOT_SECRET_SUFFIXES = ("_FILE", "_PATH", "_DIR", "_SOCK", "_SOCKET", "_HOST", "_PORT", "_USER", "_USERNAME")
+# A name is secret when it contains one of these (any case, anywhere: STRIPEKEY, DBPASS, GITHUBPAT, APIAUTH) ...
+SECRET_NAME_PARTS = (
+    "KEY", "TOKEN", "SECRET", "PASS", "PWD", "PAT", "AUTH", "CREDENTIAL", "CREDS", "PRIVATE", "DSN", "JWT",
+    "COOKIE", "SALT", "BEARER", "SIGNATURE", "DATABASE_URL", "CONNECTION_STRING",
+)  # fmt: skip
+# ... unless it is one of these, which hold a directory, a socket or a file name (the shell's own variables) ...
+NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD", "XAUTHORITY", "SSH_AUTH_SOCK", "GPG_AGENT_INFO"})
+# ... or ends in one of these (a path, an address, a user name: not the secret itself) ...
+NOT_SECRET_SUFFIXES = ("PATH", "_FILE", "_DIR", "_SOCK", "_SOCKET", "_HOST", "_PORT", "_USER", "_USERNAME")
+# ... or contains a part only inside one of these ordinary words (AUTHOR, but not AUTHORIZATION or AUTHORISE).
+ORDINARY_WORDS = (
+    "PATH", "PATTERN", "PATCH", "COMPAT", "SPATIAL", "PATIENT", "KEYBOARD", "KEYWORD", "KEYMAP", "MONKEY",
+    "TOKENIZER", "BYPASS", "COMPASS", "PASSENGER", "PASSTHROUGH", "AUTHOR",
+)  # fmt: skip
+_ORDINARY = re.compile("|".join(w + ("(?!I[SZ])" if w == "AUTHOR" else "") for w in ORDINARY_WORDS))
 _NOT_SECRET_VALUES = frozenset(
     "true false none null nil yes no on off enabled disabled enable disable default auto unset empty".split()
 )
-_NAME_SPLIT = re.compile(r"[^A-Z0-9]+")
 
 
 def is_secret_name(name: str) -> bool:
-    """Does an environment variable's name say its value is a secret?"""
+    """Does an environment variable's name say its value is a secret? (The README's list, exactly.)"""
     upper = name.upper()
-    if upper in _NOT_SECRET_NAMES or upper.endswith(_NOT_SECRET_SUFFIXES):
+    if upper in NOT_SECRET_NAMES or upper.endswith(NOT_SECRET_SUFFIXES):
         return False
-    if any(part in upper for part in _NAME_PARTS) or upper.endswith(_NAME_SUFFIXES):
-        return True
-    return any(word in _NAME_WORDS for word in _NAME_SPLIT.split(upper))
+    rest = _ORDINARY.sub("_", upper)
+    return any(part in rest for part in SECRET_NAME_PARTS)
 
 
 def _is_secret_value(value: str) -> bool:
@@ -97,34 +101,74 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(values, key=len, reverse=True)  # longest first, so a key that contains another is blanked whole
 
 
-# -- values: exact, reversed and spelt out ------------------------------------------------------------
-_SEPARATORS = string.whitespace + string.punctuation  # ASCII only (the cheap search works on bytes)
-_SEPARATOR_BYTES = _SEPARATORS.encode()
-_SEP_CLASS = r"[\t-\r !-/:-@\[-`{-~]"  # the same characters as _SEPARATORS, as ranges
-_ALNUM = "A-Za-z0-9"
+# -- values: in every form of telemetry.secret_forms --------------------------------------------------
+_SEP_CLASS = r"[\t-\r !-/:-@\[-`{-~]"  # the same characters as SEPARATORS, as ranges
+_GAP = _SEP_CLASS + "{0,%d}" % MAX_GAP
+# a short value stands alone: no letter or digit next to it, except the letter of a JSON escape (`\nhunter2`)
+_LEFT = r"(?:(?<![A-Za-z0-9])|(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4}))"
+_RIGHT = r"(?![A-Za-z0-9])"
+NEEDLE_BYTES = 32  # the cheap search looks for this much of a form (longer needles search no faster)
 
 
 @dataclass(frozen=True)
 class _ValuePattern:
-    needle: bytes  # the value without separators: present in a text with its separators deleted, or no match
-    pattern: re.Pattern[str]
+    """The patterns of the forms whose squeezed needle is `needle` (compiled when first needed: most never are)."""
+
+    needle: bytes  # a form squeezed (secret_forms.squeeze): in a squeezed text, or no pattern here can match
+    sources: tuple[str, ...]  # regular expressions over the text's view (secret_forms.view: lower case)
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("|".join(f"(?:{s})" for s in self.sources))
 
 
-@functools.lru_cache(maxsize=1024)  # an environment that changes recompiles only its new values
+def _form_pattern(form: str, alone: bool) -> tuple[bytes, str]:
+    shown = view(form)[0]
+    chars = [c for c in shown if c not in SEPARATORS]
+    if len(chars) >= MIN_SPACED_LENGTH:
+        pattern = _GAP.join(re.escape(c) for c in chars)
+    else:
+        pattern = re.escape(shown)
+    if alone:
+        pattern = f"{_LEFT}(?:{pattern}){_RIGHT}"
+    return squeeze(form)[:NEEDLE_BYTES], pattern  # b"" (no letter or digit): always searched
+
+
+@functools.lru_cache(maxsize=1024)  # an environment that changes rebuilds only its new values
 def _value_patterns(value: str) -> tuple[_ValuePattern, ...]:
-    """The patterns that find `value` and its reversed form, exactly or spelt out."""
-    out = []
-    for form in dict.fromkeys((value, value[::-1])):
-        stripped = form.encode("utf-8", "surrogatepass").translate(None, _SEPARATOR_BYTES)
-        if len(stripped) >= MIN_SPACED_LENGTH:
-            chars = stripped.decode("utf-8", "surrogatepass")
-            pattern = (_SEP_CLASS + "{0,%d}" % MAX_GAP).join(re.escape(c) for c in chars)
+    """The patterns that find `value` in each of its forms, exactly or spelt out, in any case; one per needle."""
+    plain, encoded = forms(value)
+    found = [_form_pattern(form, alone=len(form) < EXACT_ONLY_BELOW) for form in plain]
+    found += [_form_pattern(form, alone=False) for form in encoded]
+    by_needle: dict[bytes, dict[str, None]] = {}
+    for needle, source in found:
+        by_needle.setdefault(needle, {})[source] = None
+    return tuple(_ValuePattern(needle, tuple(sources)) for needle, sources in by_needle.items())
+
+
+def _spans(text: str, patterns: Iterable[_ValuePattern]) -> list[tuple[int, int]]:
+    """Where in `text` the patterns match (positions of `text`, merged where they overlap)."""
+    shown, index = view(text)
+    found = sorted(m.span() for p in patterns for m in p.pattern.finditer(shown) if m.end() > m.start())
+    if index is not None:
+        found = [(index[start], index[end - 1] + 1) for start, end in found]
+        found.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in found:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
-            pattern = re.escape(form)
-        if len(form) < EXACT_ONLY_BELOW:
-            pattern = f"(?<![{_ALNUM}])(?:{pattern})(?![{_ALNUM}])"
-        out.append(_ValuePattern(stripped, re.compile(pattern)))  # b"" (all punctuation): always searched
-    return tuple(out)
+            merged.append((start, end))
+    return merged
+
+
+def blank_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    out, pos = [], 0
+    for start, end in spans:
+        out += [text[pos:start], REDACTED]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 # -- well-known formats ---------------------------------------------------------------------------------
@@ -305,7 +349,7 @@ class Redactor:
         self._extra = tuple(s for s in extra_secrets if _is_secret_value(s))
         self._lock = threading.Lock()
         self._snapshot: dict[Any, Any] | None = None
-        self._patterns: tuple[_ValuePattern, ...] = ()
+        self._patterns: tuple[tuple[_ValuePattern, ...], NeedleSet] = ((), NeedleSet(()))
         self._secrets: tuple[str, ...] = ()
 
     # the environment snapshot
@@ -314,7 +358,7 @@ class Redactor:
             return self._environ
         return getattr(os.environ, "_data", os.environ)  # the raw dict: compared without decoding
 
-    def _current(self) -> tuple[_ValuePattern, ...]:
+    def _current(self) -> tuple[tuple[_ValuePattern, ...], NeedleSet]:
         source = self._source()
         if self._snapshot is not None and source == self._snapshot:
             return self._patterns
@@ -331,7 +375,7 @@ class Redactor:
                 ordered = sorted(secrets, key=len, reverse=True)
                 patterns = [p for value in ordered for p in _value_patterns(value)]
                 self._secrets = tuple(ordered)
-                self._patterns = tuple(patterns)
+                self._patterns = (tuple(patterns), NeedleSet([p.needle for p in patterns]))
                 self._snapshot = snapshot
         return self._patterns
 
@@ -349,12 +393,11 @@ class Redactor:
         text = clean_text(text)
         if len(text) < MIN_SECRET_LENGTH:
             return text
-        patterns = self._current()
+        patterns, needles = self._current()
         if patterns:
-            squeezed = text.encode("utf-8").translate(None, _SEPARATOR_BYTES)
-            for p in patterns:
-                if p.needle in squeezed:
-                    text = p.pattern.sub(REDACTED, text)
+            hits = [patterns[i] for i in needles.found(squeeze(text))]
+            if hits:
+                text = blank_spans(text, _spans(text, hits))
         return redact_formats(text)
 
     def redact_value(self, value: Any) -> Any:

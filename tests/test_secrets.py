@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import json
-import string
+import socket
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -27,8 +28,10 @@ from telemetry.tracing import uninstrument
 from ui.errors import ModelError
 from ui.models import PLACEHOLDER_KEY, BoundedRetrying, build_model
 
-from .conftest import SECRET
+from .conftest import SECRET, running_app
 from .scripted_llm import ScriptedLLM
+from .secret_leaks import leaks
+from .test_telemetry_redaction import ISSUE_NAMES, readme_name_rules
 
 # -- canaries (built from pieces, so no scanner mistakes this file for a leak) --------------------------
 PEM_BODY = ["MIIEpQIBAAKCAQEAcanaryPEMline1xyzABCDEFGHIJ", "Q2FuYXJ5UEVNbGluZTJxd2VydHl1aW9wYXNkZmdo"]
@@ -44,33 +47,33 @@ CANARIES = {
     "DEPLOY_PRIVATE_KEY": PEM,
     "MY_SERVICE_TOKEN": "tok-" + "canary-31415",
 }
+# secret by name only (no known format): the issue's names, and one name for each part the README lists
+BY_NAME = ISSUE_NAMES + [f"CANARY{part}X" for part in readme_name_rules()["parts"]]
+CANARIES.update({name: f"v{i:02d}-{name.lower()[:6]}-" + "q7Zk" + "m3Wp" for i, name in enumerate(BY_NAME)})
 # what must never be seen: each value (a PEM by its lines), and the URL's password on its own
 LEAKS = [v for k, v in CANARIES.items() if k not in ("DEPLOY_PRIVATE_KEY",)] + PEM_BODY + ["pw-canary-9"]
-_SEPARATORS = (string.whitespace + string.punctuation).encode()
-
-
-def _squeeze(text: str) -> str:
-    """`text` without whitespace and punctuation: a spelt-out secret (`s k - t e s t`) becomes plain here."""
-    return text.encode("utf-8", "backslashreplace").translate(None, _SEPARATORS).decode("utf-8", "replace")
 
 
 def assert_no_canary(text: str, where: str) -> None:
-    squeezed = _squeeze(text)
+    """No canary can be read from `text`, as is or by any decoding of tests/secret_leaks.py."""
     for value in LEAKS:
-        bare = _squeeze(value)
-        for form, label in ((value, "as is"), (value[::-1], "reversed")):
-            assert form not in text, f"canary {value[:12]}... ({label}) leaked in {where}"
-        for form, label in ((bare, "spelt out"), (bare[::-1], "reversed and spelt out")):
-            assert form not in squeezed, f"canary {value[:12]}... ({label}) leaked in {where}"
+        found = leaks(text, value)
+        assert not found, f"canary {value[:12]}... leaked in {where} ({'; '.join(sorted(set(found)))})"
 
 
 AGENT_FILE = textwrap.dedent(
     '''
-    """An agent whose one tool prints the whole environment, and keys reversed and spelt out."""
+    """An agent whose one tool prints the whole environment, keys reversed and spelt out, and encoded."""
 
+    import base64
+    import codecs
+    import json
     import os
+    from urllib.parse import quote_plus
 
     from smolagents import ToolCallingAgent, tool
+
+    BY_NAME = NAMES
 
 
     @tool
@@ -86,6 +89,19 @@ AGENT_FILE = textwrap.dedent(
                 f"{name} dashed: {'-'.join(value)}",
                 f"{name} listed: {list(value)}",
                 f"{name} reversed and spaced: {' '.join(value[::-1])}",
+            ]
+        for name in BY_NAME:  # secret by name only, in every encoding the README says is caught
+            value = env.get(name, "")
+            data = value.encode()
+            lines += [
+                f"{name} title: {value.title()} upper: {value.upper()} rot13: {codecs.encode(value, 'rot13')}",
+                f"{name} run input: {json.dumps({'input': json.dumps({'task': 'x' + chr(10) + value})})}",
+                f"{name} hex: {data.hex()} %XX: {''.join('%%%02X' % b for b in data)} url: {quote_plus(value)}",
+                f"{name} code points: {[ord(c) for c in value]}",
+                f"{name} base64: {base64.b64encode(b'ab' + data + b'cd').decode()}",
+                f"{name} url-safe base64: {base64.urlsafe_b64encode(b'?' + data).decode()}",
+                f"{name} zero-width: {chr(0x200b).join(value)} no-break: {chr(0xa0).join(value)}",
+                f"{name} full-width: {''.join(chr(ord(c) + 0xFEE0) if '!' <= c <= '~' else c for c in value)}",
             ]
         if os.environ.get("ENV_AGENT_SURROGATE"):
             lines.append("a lone surrogate: \\ud800 (end)")
@@ -110,7 +126,7 @@ def canaries(env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def agent_file(tmp_path: Path) -> str:
     path = tmp_path / "env_agent.py"
-    path.write_text(AGENT_FILE)
+    path.write_text(AGENT_FILE.replace("NAMES", repr(BY_NAME)))
     return f"{path}:make"
 
 
@@ -469,3 +485,101 @@ def test_a_hung_llm_ends_the_cycle_with_a_timeout_error(cogscope, llm) -> None: 
     assert "LLM timeout of 2 s" in result.out and "COGSCOPE_LLM_TIMEOUT" in result.out
     assert len(llm.requests) == 1  # no hidden retry of the hung call
     llm.release()  # only now: the cycle above had ended without its reply
+
+
+# -- where a model id or an API base may make the server go ------------------------------------------
+class Listener:
+    """A TCP port that counts who connects and what they send: an internal service an attacker aims the server at."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.connections = 0
+        self.received = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            with conn:
+                conn.settimeout(1)
+                try:
+                    self.received += conn.recv(65536)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def test_a_remote_user_may_send_model_requests_only_to_api_bases_the_operator_allowed(env, llm, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gradio_client import Client
+
+    auth = tmp_path / "users.txt"
+    auth.write_text("alice:correct-horse-battery\n")
+    auth.chmod(0o600)
+    allowed, target = ScriptedLLM().start(), Listener()
+    try:
+        args = ("--host", "0.0.0.0", "--auth-file", str(auth), "--allow-api-base", allowed.api_base)
+        with running_app(env, llm, *args) as url:
+            client = Client(url, auth=("alice", "correct-horse-battery"), verbose=False)
+
+            def run(api_base: str) -> str:
+                *_, status, _totals, _state = client.predict(
+                    "heartbeat", "openai/scripted", "", "", "", api_base, "", "", "Decide.", api_name="/run_cycle"
+                )
+                return str(status)
+
+            port = target.url.split(":")[2].split("/")[0]
+            for typed in (target.url, target.url + "/", f"http://localhost:{port}/anything", f"http://127.0.0.1:{port}"):
+                status = run(typed)
+                assert "is not one the operator allowed" in status and "--allow-api-base" in status, status
+            assert (target.connections, target.received) == (0, b"")  # not even the reachability probe
+            allowed.enqueue('Thought: done.\n<code>\nfinal_answer("rested")\n</code>')
+            assert "Cycle finished" in run(allowed.api_base + "/")
+            assert allowed.requests and SECRET in allowed.headers[0].get("authorization", "")  # allowed: the key too
+    finally:
+        target.close()
+        allowed.stop()
+
+
+def test_a_provider_that_signs_in_interactively_is_refused_before_litellm_looks(cogscope, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    home.mkdir()
+    for model in ("github_copilot/gpt-4o", "chatgpt/gpt-5", "GitHub_Copilot/x"):
+        start = time.monotonic()
+        result = cogscope(
+            "run", "--agent", "heartbeat", "--task", "Decide.", "--model", model,
+            HOME=str(home), GITHUB_COPILOT_TOKEN_DIR=None, CHATGPT_TOKEN_DIR=None,
+        )  # fmt: skip
+        line = result.error_line()
+        assert "signs in through a browser" in line and model in line, line
+        assert time.monotonic() - start < 10  # no device flow waited for
+    assert list(home.rglob("*")) == []  # no token folder made, no token file read or written
+
+
+def test_only_a_remote_user_is_held_to_the_allowed_api_bases() -> None:
+    from ui.errors import UsageError
+    from ui.trust import OPERATOR, Policy
+
+    allowed = "http://10.0.0.5:8000/v1"
+    remote = Policy.for_app(host="0.0.0.0", allowed_api_bases=[allowed + "/"])
+    for base in (None, "", "  ", allowed, allowed + "/", f" {allowed} "):
+        remote.check_api_base(base)
+    for base in ("http://127.0.0.1:6379", "http://169.254.169.254/latest", "http://10.0.0.5:8000/v2", "file:///etc"):
+        with pytest.raises(UsageError, match="not one the operator allowed.*--allow-api-base"):
+            remote.check_api_base(base)
+    for free in (OPERATOR, Policy.for_app(host="127.0.0.1"), Policy.for_app(host="0.0.0.0", allow_commands=True)):
+        free.check_api_base("http://127.0.0.1:6379")  # the operator, or a remote user who may run anything anyway

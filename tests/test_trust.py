@@ -125,12 +125,11 @@ def test_with_a_log_in_every_route_needs_it_and_remote_users_run_only_what_the_o
     assert "names a file, which only the operator may choose" in run(options=f"memory={tmp_path}/x.sqlite")
     assert not marker.exists() and not (tmp_path / "x.sqlite").exists()
 
-    # a registered agent runs; a base URL typed in the browser does not receive the operator's key
+    # a registered agent runs; a base URL the operator did not allow is refused (tests/test_secrets.py goes further)
     other = ScriptedLLM().start()
     try:
-        other.enqueue('Thought: done.\n<code>\nfinal_answer("rested")\n</code>')
-        assert "Cycle finished" in run(api_base=other.api_base)
-        assert other.headers and all(SECRET not in json.dumps(h) for h in other.headers)
+        assert "is not one the operator allowed" in run(api_base=other.api_base)
+        assert not other.requests and all(SECRET not in json.dumps(h) for h in other.headers)
         llm.enqueue('Thought: done.\n<code>\nfinal_answer("rested")\n</code>')
         assert "Cycle finished" in run(api_base=llm.api_base)  # the operator's own COGSCOPE_API_BASE: the key
         assert any(SECRET in h.get("authorization", "") for h in llm.headers)

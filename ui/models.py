@@ -49,6 +49,9 @@ DEFAULT_TIMEOUT = 120.0  # seconds one LLM call may take (Settings.llm_timeout, 
 RATE_LIMIT_ATTEMPTS = 3  # calls in all when the provider answers "rate limited" (smolagents' own figure)
 # providers that sign requests with credentials of their own from the environment (not an api_key we can replace)
 ENV_CREDENTIAL_PROVIDERS = ("bedrock", "sagemaker", "vertex_ai", "vertex_ai_beta", "watsonx")
+# providers whose mere lookup (litellm.get_llm_provider) reads a token file under ~/.config/litellm and, without
+# one, starts an OAuth device flow that waits for someone to sign in; LiteLLM's own list is added when it has one
+INTERACTIVE_PROVIDERS = ("github_copilot", "chatgpt")
 
 
 def check_model_id(model_id: str) -> str:
@@ -64,6 +67,7 @@ def check_model_id(model_id: str) -> str:
             f"malformed model id {model_id!r}; write it as LiteLLM does, provider/name, e.g. openai/gpt-4o-mini"
         )
     litellm = quiet_litellm()
+    check_not_interactive(model_id, litellm)
     try:
         litellm.get_llm_provider(model_id)
     except Exception:
@@ -72,6 +76,19 @@ def check_model_id(model_id: str) -> str:
             "e.g. openai/..., anthropic/..., gemini/..., ollama/... (or use `local`)"
         ) from None
     return model_id
+
+
+def check_not_interactive(model_id: str, litellm: Any) -> None:
+    """Refuse a provider that signs in interactively, before LiteLLM is asked anything about the id."""
+    provider = model_id.split("/", 1)[0].lower() if "/" in model_id else ""
+    constants = getattr(litellm, "constants", None)
+    interactive = {*INTERACTIVE_PROVIDERS, *getattr(constants, "PROVIDERS_THAT_AUTHENTICATE_ON_PROVIDER_INFO", ())}
+    if provider in interactive:
+        raise ModelError(
+            f"model {model_id!r}: the {provider} provider signs in through a browser (an OAuth device flow) and "
+            "reads a token file under ~/.config/litellm; cogscope does not use such providers: choose one with an "
+            "API key (openai/..., anthropic/...), an OpenAI-compatible server (--api-base), or `local`"
+        )
 
 
 def quiet_litellm() -> Any:

@@ -153,6 +153,7 @@ class Runtime:
         unknown = sorted(set(models) - set(spec.roles))
         if unknown:
             raise UsageError(f"agent {spec.name!r} has no role {unknown[0]!r}; its roles: {', '.join(spec.roles)}")
+        policy.check_api_base(api_base)
         checked: dict[str, str] = {}
         bases: dict[str, str | None] = {}
         for role, model_id in models.items():
@@ -297,6 +298,7 @@ class Runtime:
             raise UntrustedCode(recording, needs, can_confirm=self.policy.runs_anything)
         live = None
         if live_model:
+            self.policy.check_api_base(api_base)
             live_model, base = check_model(live_model, api_base)
             live = build_model(
                 live_model, base, self.local, timeout=self.settings.llm_timeout, send_key=self.policy.sends_key(base)

@@ -8,7 +8,7 @@
 - A **recorded trace** is data: replay starts its agent file/module or MCP commands only when they are
   registered or listed, or when the operator confirms exactly what will run.
 - A base URL typed in the **browser** receives the operator's provider key only when the operator listed it
-  (`--allow-api-base`, or `COGSCOPE_API_BASE`).
+  (`--allow-api-base`, or `COGSCOPE_API_BASE`); a remote user may use no other base at all.
 """
 
 from __future__ import annotations
@@ -141,6 +141,17 @@ class Policy:
         if not self.browser:
             return True  # typed by the operator on the command line
         return normalize_base(api_base) in self.allowed_api_bases
+
+    def check_api_base(self, api_base: str | None) -> None:
+        """A remote user may send the server's model requests only to API bases the operator allowed (else any
+        host and port the server can reach would get them); checked before the base is probed or called."""
+        if not normalize_base(api_base) or self.runs_anything or normalize_base(api_base) in self.allowed_api_bases:
+            return
+        allowed = ", ".join(self.allowed_api_bases) or "none; leave the field empty for the provider's own endpoint"
+        raise UsageError(
+            f"API base {shorten(normalize_base(api_base))!r} is not one the operator allowed; on a shared cogscope "
+            f"the server sends model requests only to these: {allowed} (the operator adds more with --allow-api-base)"
+        )
 
 
 OPERATOR = Policy()
