@@ -11,7 +11,8 @@ Where things are:
 - `projection`: a cycle's cost per day and per month, and the what-if
 - `prices`: the prices per model (LiteLLM's map and the prices file), and `usd`, how amounts are written
 - `steps`: what happened in each step (the step-through); `replay`: deterministic replay and fork
-- `cycle`: running one cycle under its root span; `tracing`, `spool`, `redaction`, `signing`: getting spans out
+- `cycle`: running one cycle under its root span; `tracing`, `spool`, `redaction`, `signing`, `sealing`: getting spans
+  out, and telling this installation's cycles from forged or changed ones
 """
 
 from typing import TYPE_CHECKING, Any

