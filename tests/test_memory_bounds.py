@@ -20,7 +20,8 @@ def _mode(path: Path) -> int:
 def test_a_3_mb_memory_never_reaches_a_later_heartbeat_prompt(record, llm, env):
     # the model tries to remember 3 MB: refused with a line it reads; another writer (older code, a factory of
     # the user's) stores 3 MB straight into the store: cut to MAX_MEMORY_CHARS
-    llm.enqueue(f'Thought: keep it all.\n<code>\nr = remember(text="x" * {HUGE}, kind="episodic")\nfinal_answer(r)\n</code>')
+    code = f'r = remember(text="x" * {HUGE}, kind="episodic")\nfinal_answer(r)'
+    llm.enqueue(f"Thought: keep it all.\n<code>\n{code}\n</code>")
     record("Remember everything", api_base=llm.api_base)
     store = MemoryStore(Path(env["COGSCOPE_DATA_DIR"]) / "memory.sqlite")
     assert max(len(m.text) for m in store.recent(50)) <= MAX_MEMORY_CHARS + 40

@@ -17,6 +17,8 @@ from telemetry.redaction import REDACTED
 from telemetry.steps import StepView
 from telemetry.steps import ToolCall as RecordedToolCall
 from ui.render import (
+    fence,
+    inline,
     step_messages,
     step_text,
     step_title,
@@ -52,7 +54,7 @@ def test_an_action_step_reads_as_step_thought_code_logs_and_footnote():
         {"role": "assistant", "content": "**Step 2**", "metadata": {"status": "done"}},
         {
             "role": "assistant",
-            "content": f"Thought: look first.\n<code>\n{CODE}\n</code>",
+            "content": f"```\nThought: look first.\n<code>\n{CODE}\n</code>\n```",  # text from a model: inert
             "metadata": {"status": "done"},
         },
         # titled messages lose `status: done`, so Gradio shows them open
@@ -61,7 +63,7 @@ def test_an_action_step_reads_as_step_thought_code_logs_and_footnote():
             "content": f"```python\n{CODE}\n```",
             "metadata": {"title": "🛠️ Used tool python_interpreter"},
         },
-        {"role": "assistant", "content": "```bash\nkettle on\n", "metadata": {"title": "📝 Execution Logs"}},
+        {"role": "assistant", "content": "```bash\nkettle on\n```", "metadata": {"title": "📝 Execution Logs"}},
         {
             "role": "assistant",
             "content": footnote("**Step 2** | Input tokens: 1,000 | Output tokens: 100 | Duration: 1.5s"),
@@ -76,7 +78,11 @@ def test_a_failed_step_shows_its_error_line():
     messages = list(step_messages(action_step(error=error, observations=None, token_usage=None)))
     errors = [m for m in messages if m["metadata"].get("title") == "💥 Error"]
     assert errors == [
-        {"role": "assistant", "content": "Code execution failed at line '1/0'", "metadata": {"title": "💥 Error"}}
+        {
+            "role": "assistant",
+            "content": "```\nCode execution failed at line '1/0'\n```",
+            "metadata": {"title": "💥 Error"},
+        }
     ]
     assert not any(m["metadata"].get("title") == "📝 Execution Logs" for m in messages)
     assert messages[-2]["content"] == footnote("**Step 2** | Duration: 1.5s")  # no tokens known: none shown
@@ -92,15 +98,19 @@ def test_a_planning_step_and_a_final_answer():
     )
     assert [m["content"] for m in step_messages(plan)] == [
         "**Planning step**",
-        "1. Recall\n2. Decide",
+        "```\n1. Recall\n2. Decide\n```",
         footnote("**Planning step** | Input tokens: 50 | Output tokens: 20 | Duration: 2.0s"),
         "-----",
     ]
     assert list(step_messages(FinalAnswerStep(output="Take a short walk."))) == [
-        {"role": "assistant", "content": "**Final answer:** Take a short walk.", "metadata": {"status": "done"}}
+        {
+            "role": "assistant",
+            "content": "**Final answer:**\n```\nTake a short walk.\n```",
+            "metadata": {"status": "done"},
+        }
     ]
     (text,) = step_messages(FinalAnswerStep(output=AgentText("Take a short walk.")))
-    assert text["content"] == "**Final answer:**\nTake a short walk.\n"
+    assert text["content"] == "**Final answer:**\n```\nTake a short walk.\n```"
 
 
 def test_secrets_are_blanked_in_step_messages(monkeypatch):
@@ -115,8 +125,8 @@ def test_secrets_are_blanked_in_step_messages(monkeypatch):
     assert SECRET not in repr(messages)
     by_title = {m["metadata"].get("title"): m["content"] for m in messages}
     assert by_title["🛠️ Used tool python_interpreter"] == f"```python\nconnect(key='{REDACTED}')\n```"
-    assert by_title["📝 Execution Logs"] == f"```bash\nconnected with {REDACTED}\n"
-    assert by_title["💥 Error"] == f"refused {REDACTED}"
+    assert by_title["📝 Execution Logs"] == f"```bash\nconnected with {REDACTED}\n```"
+    assert by_title["💥 Error"] == f"```\nrefused {REDACTED}\n```"
 
 
 # -- step-through: StepView as text ----------------------------------------------------------------
@@ -274,7 +284,7 @@ def test_totals_markdown_of_a_failed_cycle():
 def test_totals_markdown_blanks_secrets(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_API_KEY", SECRET)
     text = totals_markdown(result("error", error=f"401: bad key {SECRET}"), "link")
-    assert SECRET not in text and f"Error: 401: bad key {REDACTED}" in text
+    assert SECRET not in text and f"Error: 401: bad key {inline(REDACTED)}" in text
 
 
 @pytest.mark.parametrize(
@@ -306,3 +316,25 @@ def test_totals_text_counts_in_words():
     one = CycleTotals(steps=1, llm_calls=1, prompt_tokens=10, completion_tokens=2, duration_s=0.5, cost_usd=0.0)
     assert totals_text(one) == "1 step · 1 LLM call · 12 tokens (10 prompt + 2 completion) · cost $0 · 0.50 s"
     assert totals_text(TOTALS).startswith("2 steps · 2 LLM calls · ")
+
+
+@pytest.mark.parametrize(
+    "breaker", ["``` ", "```", "````", "   ```", "``` python", "~~~", "`````` ``` `", "```\u00a0"]
+)
+def test_nothing_in_a_text_closes_its_fence(breaker):
+    """CommonMark: a fence closes only on a line of at least as many backticks as opened it (indented up to 3
+    spaces, then only spaces); `fence` opens with more backticks than any run in the text."""
+    import re
+
+    text = f"before\n{breaker}\n# Verified by cogscope\n![x](http://127.0.0.1:9/x.png)"
+    block = fence(text, "json")
+    opening = block.split("\n", 1)[0].removesuffix("json")
+    body = block.split("\n")[1:-1]
+    assert block.split("\n")[-1] == opening
+    assert not any(re.fullmatch(rf" {{0,3}}`{{{len(opening)},}}\s*", line) for line in body)
+
+
+def test_inline_text_cannot_become_markup():
+    assert inline("a ![x](http://h/x.png) <img src=x> *b* `c` | d\n# e") == (
+        "a \\!\\[x\\](http://h/x.png) \\<img src=x\\> \\*b\\* \\`c\\` \\| d \\# e"
+    )

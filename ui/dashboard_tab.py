@@ -36,7 +36,7 @@ from telemetry import (
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_models
 from .pickers import SOURCES, chosen_project, chosen_user, project_pickers
-from .render import inline, redacted, usd_cells
+from .render import inline, usd_cells
 from .runtime import Runtime
 
 WINDOWS = TIME_WINDOWS

@@ -12,7 +12,6 @@ what went through here or through `redacted`.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -50,7 +49,9 @@ def redacted(text: Any) -> str:
 # ui/headers.py's Content-Security-Policy is the second wall: the page loads no image from elsewhere, whatever
 # renders.
 BACKTICKS = re.compile(r"`+")
-MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character: CommonMark escapes each
+# what markdown acts on in the middle of a line (emphasis, code, links, images, HTML, entities, table cells, maths);
+# `inline` text always follows a label on its line, so line-start markup (headings, lists, quotes) cannot start
+MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>!|&~$#])")
 
 
 def fence(text: str, language: str = "") -> str:
@@ -65,10 +66,11 @@ def fence(text: str, language: str = "") -> str:
 
 
 def inline(text: Any) -> str:
-    """Untrusted text for a place in markdown that is not a block (a title, a table cell, after a label): redacted,
-    on one line, every ASCII punctuation character backslash-escaped, so it renders exactly as typed."""
+    """Untrusted text for a place in markdown that is not a block, after a label on its line (a title, a table cell,
+    an error): redacted, on one line, what markdown acts on backslash-escaped (CommonMark escapes any ASCII
+    punctuation), so it renders exactly as typed."""
     one_line = " ".join(redacted(text).splitlines())
-    return MARKDOWN_PUNCTUATION.sub(r"\\\1", one_line)
+    return MARKDOWN_ACTIVE.sub(r"\\\1", one_line)
 
 
 STATUS_LABELS = {
@@ -130,7 +132,7 @@ OWN_MARKUP = re.compile(
 )
 FINAL_ANSWER = re.compile(r"\*\*Final answer:\*\*\s*(.*)", re.DOTALL)
 CODE_BLOCK = re.compile(r"```(\w*)\n(.*?)(?:\n```)?\s*", re.DOTALL)
-TITLE_MARKUP = re.compile(r"[`*_<>\[\]()!#&\\|~$]")  # a title shows a tool's name: no markup in it
+TITLE_MARKUP = re.compile(r"[`*<>\[\]()!#&\\|~$]")  # a title shows a tool's name: no markup in it
 
 
 def inert_message(content: str) -> str:
