@@ -43,6 +43,7 @@ import string
 import sys
 import sysconfig
 import threading
+import time
 import types
 from typing import Any
 
@@ -640,15 +641,25 @@ class AuditWall:
     def _inside(path: str, roots: tuple[str, ...]) -> bool:
         return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
-    def _resolve(self, path: Any) -> str | None:
+    def _resolve(self, path: Any, *, follow: bool = True) -> str | None:
+        """The real path (`follow=False`: of its folder, the last part kept as named, as lstat sees it)."""
         if isinstance(path, int) or path is None:
             return None  # an open descriptor: the OS already decided about it
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        return os.path.realpath(os.fspath(path))
+        path = os.fsdecode(os.fspath(path))
+        previous = getattr(CHECKING, "active", False)
+        CHECKING.active = True  # realpath's own lstat/readlink calls are not checked again
+        try:
+            if follow:
+                return os.path.realpath(path)
+            head, tail = os.path.split(os.path.abspath(path))
+            return os.path.join(os.path.realpath(head), tail)
+        except OSError:
+            return os.path.abspath(path)
+        finally:
+            CHECKING.active = previous
 
-    def _check_path(self, event: str, path: Any, roots: tuple[str, ...], what: str) -> None:
-        resolved = self._resolve(path)
+    def _check_path(self, event: str, path: Any, roots: tuple[str, ...], what: str, *, follow: bool = True) -> None:
+        resolved = self._resolve(path, follow=follow)
         if resolved is not None and not self._inside(resolved, roots):
             raise Refused(f"the sandbox refuses to {what} {str(path)!r} ({event}): outside the working folder")
 
@@ -688,7 +699,8 @@ class AuditWall:
             if kwargs.get(key) is not None and any(not os.path.isabs(os.fsdecode(os.fspath(p))) for p in paths):
                 raise Refused(f"the sandbox refuses os.{name}() with {key}: a path relative to a descriptor")
         if name in METADATA_FUNCTIONS and paths:
-            self._check_path(f"os.{name}", paths[0], self.read_roots, "look at")
+            follow = name in ("stat", "access") and kwargs.get("follow_symlinks", True)
+            self._check_path(f"os.{name}", paths[0], self.read_roots, "look at", follow=bool(follow))
 
     def _check_sqlite(self, event: str, args: tuple[Any, ...]) -> None:
         if event == "sqlite3.connect/handle" and args:
@@ -800,9 +812,11 @@ def main() -> None:
         sysconfig.get_paths()  # loads its data module now, while everything is still readable
         import _strptime  # noqa: F401  likewise
         walls: dict[str, Any] = {}
+        began = time.perf_counter()
         workdir = isolate(config, walls)
         set_limits(config, walls)
         build_walls(config, workdir, walls)
+        walls["walls_ms"] = round((time.perf_counter() - began) * 1000, 1)
         authorized = list(config.get("authorized_imports", []))
         for module in authorized:  # after the walls, so that every thread they start is walled in too
             if module != "*" and not module.endswith("*"):

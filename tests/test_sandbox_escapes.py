@@ -342,3 +342,19 @@ def test_pandas_works_when_authorized(scene: Scene) -> None:
 def test_numpy_threads_work(scene: Scene) -> None:
     ran = scene.run(["import numpy as np\nm = np.ones((400, 400))\nprint('sum', np.dot(m, m).sum())"])
     assert ran["steps"][0]["ok"] and "sum 64000000.0" in ran["steps"][0]["logs"], ran
+
+
+def test_without_landlock_the_worker_refuses_unless_told_weak(scene: Scene) -> None:
+    """A kernel without Landlock (its system calls answer ENOSYS): one line naming the fix, no code run; with
+    COGSCOPE_SANDBOX_WEAK=1 the code runs behind the interpreter's walls and seccomp, and says so."""
+    if scene.mode != "root":
+        pytest.skip("one setting is enough: the refusal does not depend on it")
+    code = "import pathlib\npathlib.Path('ran').write_text('x')\nprint('code ran')"
+    refused = scene.run([code], deny_landlock=True)
+    error = refused["steps"][0].get("error", "")
+    assert not refused["steps"][0]["ok"] and "code ran" not in text_of(refused), refused
+    assert "Landlock is not available" in error and "COGSCOPE_SANDBOX_WEAK=1" in error, error
+    assert "\n" not in error, error
+    weak = scene.run([code], deny_landlock=True, limits={"step_seconds": 20, "weak": True})
+    assert weak["steps"][0]["ok"] and "code ran" in weak["steps"][0]["logs"], weak
+    assert "Landlock is not available" in weak["walls"]["weak"] and weak["walls"]["seccomp"], weak["walls"]
