@@ -9,20 +9,27 @@ Inside, smolagents' own LocalPythonExecutor evaluates the code (its import allow
 with these walls added around it, in this order at start-up:
 
 - the environment is already scrubbed by the parent (PATH, LANG/LC_ALL, HOME, TMPDIR only);
-- as root: private mount and network namespaces; the working folder is bind-mounted over /tmp (so that
-  HOME=TMPDIR=/tmp is reachable after the uid drop whatever the permissions of its real parents, and the
-  real /tmp is out of sight); then setgroups([]), setgid/setuid to nobody (65534);
-  not root: a user + network namespace when the kernel allows it;
-  with no namespace at all, the audit hook below refuses every socket;
-- PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG=SIGKILL (after the uid change, which clears it), and the worker
-  also exits when its stdin closes;
+- as root: private mount and network namespaces; a tmpfs of COGSCOPE_SANDBOX_DISK_MB mounted over /tmp is the
+  working folder (reachable after the uid drop whatever the permissions of its real parents; the real /tmp is
+  out of sight); then setgroups([]), setgid/setuid to nobody (65534);
+  not root (root of a user namespace included): a user, mount and network namespace when the kernel allows it,
+  with the same tmpfs mounted over the working folder; where it does not, the app measures the folder;
+- PR_SET_PDEATHSIG=SIGKILL (after the uid change, which clears it), and the worker also exits when its stdin
+  closes;
 - rlimits: core 0, file size, open files, processes (as nobody), CPU (soft = this step's budget, raised
   before each step; hard = the cycle's), address space last (after every import);
-- an audit hook: no subprocess, exec, fork, spawn, kill, ctypes; files opened for writing only inside the
-  working folder, for reading only there or in Python's own install; no sockets unless the network is
-  allowed; no lazy import of a module the agent did not authorize;
-- format strings whose fields reach an attribute starting with `_` (`{0.__init__.__globals__}`) or a
-  frame/code attribute are refused, in str.format, str.format_map and string.Formatter.
+- the kernel's walls (agents/walls.py), while the process has a single thread: PR_SET_NO_NEW_PRIVS, Landlock
+  (read Python's install and the system libraries, read/write the working folder, no TCP, no signal out of its
+  domain) and a seccomp filter (no fork, exec, setsid, kill of others, ptrace, mount, socket...). Without them
+  the worker refuses to start unless the operator set COGSCOPE_SANDBOX_WEAK=1. Authorized modules are imported
+  only after this, so that every thread they start is walled in too;
+- a second line in the interpreter, which code that leaves smolagents' evaluator (a pickle) can switch off but
+  the walls above do not depend on: an audit hook (no subprocess, exec, fork, spawn, kill, ctypes; files opened
+  for writing only inside the working folder, for reading only there or in Python's own install, also through
+  dir_fd and os.stat/lstat/readlink/access; sqlite3 databases and ATTACH only in the folder; no sockets unless
+  the network is allowed; no import of os, ctypes, subprocess and the like unless authorized); format strings
+  whose fields reach an attribute starting with `_`, a frame/code attribute or a module are refused, in
+  str.format, str.format_map and string.Formatter.
 
 Tools are proxies: calling one sends {"op": "call", "call": name, "args": [...], "kwargs": {...}} to the
 parent, which runs the real tool and answers with its JSON result or its error.
@@ -515,7 +522,8 @@ def isolate(config: dict[str, Any], walls: dict[str, Any]) -> str:
     disk = f"size={int(limits.get('disk_mb', 256))}m,mode=0700"
     walls.update(netns=False, mountns=False, userns=False, uid=os.getuid(), disk="watched")
     if WALLS.real_root():
-        workdir = isolate_root(lib, workdir, net, disk, walls)
+        authorized = list(config.get("authorized_imports", []))
+        workdir = isolate_root(lib, workdir, net, disk, walls, python_paths(authorized))
     else:
         workdir = isolate_user(lib, workdir, net, disk, walls)
     os.environ.update(HOME=workdir, TMPDIR=workdir)
@@ -525,13 +533,12 @@ def isolate(config: dict[str, Any], walls: dict[str, Any]) -> str:
     return workdir
 
 
-def isolate_root(lib: Any, workdir: str, net: int, disk: str, walls: dict[str, Any]) -> str:
+def isolate_root(lib: Any, workdir: str, net: int, disk: str, walls: dict[str, Any], paths: list[str]) -> str:
     """As root: private mount and network namespaces, a size-limited tmpfs as the working folder (at /tmp, so the
     real /tmp is out of sight), Python's directories revealed, then the user nobody."""
     if lib.unshare(CLONE_NEWNS | net) == 0:
         walls["mountns"], walls["netns"] = True, bool(net)
         if lib.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
-            paths = python_paths()
             options = f"{disk},uid={NOBODY},gid={NOBODY}".encode()
             if lib.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0:
                 os.chdir("/tmp")
