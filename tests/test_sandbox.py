@@ -321,7 +321,8 @@ ATTACKS = [
     attack(
         "dir-fd-relative",
         OPEN,
-        'import os\nfd = os.open("/usr/lib", os.O_RDONLY)\nprint(os.read(os.open("../../etc/passwd", os.O_RDONLY, dir_fd=fd), 99))',
+        'import os\nfd = os.open("/usr/lib", os.O_RDONLY)\n'
+        'print(os.read(os.open("../../etc/passwd", os.O_RDONLY, dir_fd=fd), 99))',
         f"{REFUSED} os.open() with dir_fd",
     ),
     attack(

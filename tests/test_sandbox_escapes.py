@@ -141,7 +141,11 @@ class Scene:
             "steps": [self.fill(code) for code in steps],
             **spec,
         }
-        prefix = {"root": [], "userns-root": ["unshare", "--user", "--map-root-user"], "unmapped": ["unshare", "--user"]}
+        prefix = {
+            "root": [],
+            "userns-root": ["unshare", "--user", "--map-root-user"],
+            "unmapped": ["unshare", "--user"],
+        }
         env = {**os.environ, "COGSCOPE_TEST_CANARY": CANARY, "OPENAI_API_KEY": CANARY, "PYTHONPATH": str(ROOT)}
         done = subprocess.run(
             [*prefix[self.mode], sys.executable, str(DRIVER)],
@@ -237,7 +241,8 @@ def test_os_open_with_dir_fd(scene: Scene) -> None:
 @pytest.mark.parametrize(
     "code",
     [
-        "import sqlite3\nprint(sqlite3.connect('file:{db}?mode=ro', uri=True).execute('select * from secrets').fetchall())",
+        "import sqlite3\ncon = sqlite3.connect('file:{db}?mode=ro', uri=True)\n"
+        "print(con.execute('select * from secrets').fetchall())",
         "import sqlite3\ncon = sqlite3.connect(':memory:')\ncon.execute(\"ATTACH DATABASE '{db}' AS m\")\n"
         "print(con.execute('select * from m.secrets').fetchall())",
         "import sqlite3\ncon = sqlite3.connect(':memory:')\ncon.execute(\"ATTACH DATABASE '{outside}' AS o\")\n"
