@@ -413,6 +413,7 @@ def evaluate_import(expression: Any, state: Any, authorized: Any) -> Any:
         return _original_evaluate_import(expression, state, authorized)
     finally:
         IMPORTING.active = False
+        fence_sqlite()
 
 
 def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
@@ -710,9 +711,7 @@ class AuditWall:
             self._check_path(f"os.{name}", paths[0], self.read_roots, "look at", follow=bool(follow))
 
     def _check_sqlite(self, event: str, args: tuple[Any, ...]) -> None:
-        if event == "sqlite3.connect/handle" and args:
-            args[0].set_authorizer(self._sqlite_authorizer)
-        elif event == "sqlite3.connect" and args:
+        if event == "sqlite3.connect" and args:
             self._check_database(event, args[0])
 
     def _check_database(self, event: str, target: Any) -> None:
@@ -775,6 +774,27 @@ def fenced(name: str, original: Any) -> Any:
     call.__name__ = call.__qualname__ = name
     call.__doc__ = original.__doc__
     return call
+
+
+def fence_sqlite() -> None:
+    """sqlite3.connect, once sqlite3 is loaded, answers connections whose ATTACH is checked by the hook
+    (the connection cannot take an authorizer earlier: the hook's handle event comes before its __init__)."""
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is None or getattr(sqlite3.connect, "fenced", False):
+        return
+    original = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        connection = original(*args, **kwargs)
+        if AUDIT is not None:
+            connection.set_authorizer(AUDIT._sqlite_authorizer)
+        return connection
+
+    connect.fenced = True  # type: ignore[attr-defined]
+    connect.__doc__ = original.__doc__
+    sqlite3.connect = connect
+    if hasattr(sqlite3, "dbapi2"):
+        sqlite3.dbapi2.connect = connect
 
 
 def fence_os_functions() -> None:
@@ -843,6 +863,7 @@ def main() -> None:
         AUDIT = AuditWall(workdir, authorized, bool(config["limits"]["network"]))
         sys.path[:] = [p for p in sys.path if p and AUDIT._inside(os.path.realpath(p), AUDIT.read_roots)]
         fence_os_functions()
+        fence_sqlite()
         sys.addaudithook(AUDIT)
         walls["audit"] = True
         channel.start_reader()

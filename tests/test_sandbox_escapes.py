@@ -363,3 +363,17 @@ def test_without_landlock_the_worker_refuses_unless_told_weak(scene: Scene) -> N
     weak = scene.run([code], deny_landlock=True, limits={"step_seconds": 20, "weak": True})
     assert weak["steps"][0]["ok"] and "code ran" in weak["steps"][0]["logs"], weak
     assert "Landlock is not available" in weak["walls"]["weak"] and weak["walls"]["seccomp"], weak["walls"]
+
+
+def test_sqlite_in_the_folder_works(scene: Scene) -> None:
+    """The positive control of the sqlite3 attacks: databases (and ATTACH) inside the working folder work."""
+    ran = scene.run(
+        [
+            "import sqlite3\ncon = sqlite3.connect('work.db')\ncon.execute('create table t (x)')\n"
+            "con.execute(\"ATTACH DATABASE 'more.db' AS more\")\ncon.execute('create table more.u (y)')\n"
+            "con.execute('insert into more.u values (41)')\ncon.commit()\n"
+            "print('answer', con.execute('select y + 1 from more.u').fetchall())"
+        ],
+        authorized=["sqlite3"],
+    )
+    assert ran["steps"][0]["ok"] and "answer [(42,)]" in ran["steps"][0]["logs"], ran
