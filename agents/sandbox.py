@@ -16,9 +16,9 @@ step as with smolagents' LocalPythonExecutor. The worker runs the code with that
 worker: it holds proxies that ask this process, in JSON, to call the real tool or managed agent, which runs
 here, in the thread that runs the agent, so its trace spans nest under the step exactly as before.
 
-A limit (wall clock, CPU, memory) or a worker that dies ends the cycle: the executor raises an exception
-whose message is one line naming the limit (smolagents makes it the step's error), calls `on_limit(reason)`
-once, and no executor of this sandbox starts a worker again.
+A limit (wall clock, CPU, memory, the folder's disk where the app measures it) or a worker that dies ends the
+cycle: the executor raises an exception whose message is one line naming the limit (smolagents makes it the
+step's error), calls `on_limit(reason)` once, and no executor of this sandbox starts a worker again.
 """
 
 from __future__ import annotations
