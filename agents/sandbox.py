@@ -16,9 +16,9 @@ step as with smolagents' LocalPythonExecutor. The worker runs the code with that
 worker: it holds proxies that ask this process, in JSON, to call the real tool or managed agent, which runs
 here, in the thread that runs the agent, so its trace spans nest under the step exactly as before.
 
-A limit (wall clock, CPU, memory) or a worker that dies ends the cycle: the executor raises an exception
-whose message is one line naming the limit (smolagents makes it the step's error), calls `on_limit(reason)`
-once, and no executor of this sandbox starts a worker again.
+A limit (wall clock, CPU, memory, the folder's disk where the app measures it) or a worker that dies ends the
+cycle: the executor raises an exception whose message is one line naming the limit (smolagents makes it the
+step's error), calls `on_limit(reason)` once, and no executor of this sandbox starts a worker again.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from smolagents import CodeAgent, MultiStepAgent
 from smolagents.local_python_executor import CodeOutput, InterpreterError, PythonExecutor
 
 from .errors import AgentsError
+from .walls import real_root
 
 WORKER = Path(__file__).with_name("sandbox_worker.py")
 NOBODY = 65534
@@ -49,6 +50,7 @@ MAX_MESSAGE = 32 * 1024 * 1024  # bytes of one JSON line from the worker
 START_TIMEOUT_S = 60.0  # a worker that is not ready by then is broken
 WALL_GRACE_S = 1.5  # the CPU limit is in whole seconds: past it, so a busy loop is told as CPU, a sleep as time
 MEMORY_EXIT = 86  # the worker's exit code after a MemoryError it could not report
+DISK_POLL_S = 0.05  # how often the folder is measured where no size-limited file system holds it
 
 
 class SandboxError(AgentsError):
@@ -71,6 +73,8 @@ class SandboxLimits:
     network: bool = False  # may the code open sockets? (COGSCOPE_SANDBOX_NETWORK)
     file_mb: int = 64  # the largest file the code may write
     open_files: int = 64  # descriptors the worker may hold
+    disk_mb: int = 256  # all the files of a working folder together (COGSCOPE_SANDBOX_DISK_MB)
+    weak: bool = False  # run without Landlock and seccomp where the kernel has none (COGSCOPE_SANDBOX_WEAK)
 
 
 def valid_text(text: str) -> str:
@@ -103,6 +107,18 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError, OverflowError):
         return 0
+
+
+def folder_bytes(folder: Path) -> int:
+    """The disk space the files under `folder` take (allocated blocks; links not followed)."""
+    total = 0
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
 
 
 def agent_tree(agent: MultiStepAgent) -> Iterator[MultiStepAgent]:
@@ -338,6 +354,8 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
                 "network": limits.network,
                 "file_mb": limits.file_mb,
                 "open_files": limits.open_files,
+                "disk_mb": limits.disk_mb,
+                "weak": limits.weak,
             },
         }
         if self._worker is not None:
@@ -371,6 +389,8 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
                 worker.ready = True
                 worker.walls = dict(message.get("walls") or {})
                 self.sandbox.walls = self.sandbox.walls or worker.walls
+                if worker.walls.get("disk") == "watched":  # no file system of its own: measure the folder
+                    self.sandbox._watch_disk()
             elif message.get("op") == "fatal":
                 error = str(message.get("error", ""))
                 words = worker.last_words()
@@ -463,8 +483,9 @@ class Sandbox:
         self.walls: dict[str, Any] = {}  # what the first worker reported: uid, netns, mountns, audit, ...
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
         self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if os.getuid() == 0:
+        if real_root():
             os.chown(self.workdir, NOBODY, NOBODY)
         self.executors: list[SandboxExecutor] = []
         for member in agent_tree(agent):
@@ -492,6 +513,29 @@ class Sandbox:
                 self.on_limit(reason)
             except Exception:  # the limit must still end the step
                 pass
+
+    def _watch_disk(self) -> None:
+        """Where a worker has no size-limited file system (no namespace could be made): a thread measures the
+        folder every DISK_POLL_S and ends the cycle past the limit. A burst can overshoot by what the disk writes
+        in that time."""
+        with self._lock:
+            if self._watcher is not None:
+                return
+            self._watcher = threading.Thread(target=self._watch, name="sandbox-disk", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        limit = self.limits.disk_mb * 1_048_576
+        while not self.closed and self.stopped is None:
+            if folder_bytes(self.workdir) > limit:
+                reason = (
+                    f"the sandbox's working folder went over its {self.limits.disk_mb} MB disk limit "
+                    "(COGSCOPE_SANDBOX_DISK_MB); the sandbox worker was killed"
+                )
+                self._stop(reason)
+                self.kill(reason)
+                return
+            time.sleep(DISK_POLL_S)
 
     def kill(self, reason: str | None = None) -> None:
         """Kill the running workers now (the cycle's watchdog); no worker starts after this."""

@@ -9,20 +9,27 @@ Inside, smolagents' own LocalPythonExecutor evaluates the code (its import allow
 with these walls added around it, in this order at start-up:
 
 - the environment is already scrubbed by the parent (PATH, LANG/LC_ALL, HOME, TMPDIR only);
-- as root: private mount and network namespaces; the working folder is bind-mounted over /tmp (so that
-  HOME=TMPDIR=/tmp is reachable after the uid drop whatever the permissions of its real parents, and the
-  real /tmp is out of sight); then setgroups([]), setgid/setuid to nobody (65534);
-  not root: a user + network namespace when the kernel allows it;
-  with no namespace at all, the audit hook below refuses every socket;
-- PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG=SIGKILL (after the uid change, which clears it), and the worker
-  also exits when its stdin closes;
+- as root: private mount and network namespaces; a tmpfs of COGSCOPE_SANDBOX_DISK_MB mounted over /tmp is the
+  working folder (reachable after the uid drop whatever the permissions of its real parents; the real /tmp is
+  out of sight); then setgroups([]), setgid/setuid to nobody (65534);
+  not root (root of a user namespace included): a user, mount and network namespace when the kernel allows it,
+  with the same tmpfs mounted over the working folder; where it does not, the app measures the folder;
+- PR_SET_PDEATHSIG=SIGKILL (after the uid change, which clears it), and the worker also exits when its stdin
+  closes;
 - rlimits: core 0, file size, open files, processes (as nobody), CPU (soft = this step's budget, raised
   before each step; hard = the cycle's), address space last (after every import);
-- an audit hook: no subprocess, exec, fork, spawn, kill, ctypes; files opened for writing only inside the
-  working folder, for reading only there or in Python's own install; no sockets unless the network is
-  allowed; no lazy import of a module the agent did not authorize;
-- format strings whose fields reach an attribute starting with `_` (`{0.__init__.__globals__}`) or a
-  frame/code attribute are refused, in str.format, str.format_map and string.Formatter.
+- the kernel's walls (agents/walls.py), while the process has a single thread: PR_SET_NO_NEW_PRIVS, Landlock
+  (read Python's install and the system libraries, read/write the working folder, no TCP, no signal out of its
+  domain) and a seccomp filter (no fork, exec, setsid, kill of others, ptrace, mount, socket...). Without them
+  the worker refuses to start unless the operator set COGSCOPE_SANDBOX_WEAK=1. Authorized modules are imported
+  only after this, so that every thread they start is walled in too;
+- a second line in the interpreter, which code that leaves smolagents' evaluator (a pickle) can switch off but
+  the walls above do not depend on: an audit hook (no subprocess, exec, fork, spawn, kill, ctypes; files opened
+  for writing only inside the working folder, for reading only there or in Python's own install, also through
+  dir_fd and os.stat/lstat/readlink/access; sqlite3 databases and ATTACH only in the folder; no sockets unless
+  the network is allowed; no import of os, ctypes, subprocess and the like unless authorized); format strings
+  whose fields reach an attribute starting with `_`, a frame/code attribute or a module are refused, in
+  str.format, str.format_map and string.Formatter.
 
 Tools are proxies: calling one sends {"op": "call", "call": name, "args": [...], "kwargs": {...}} to the
 parent, which runs the real tool and answers with its JSON result or its error.
@@ -43,6 +50,8 @@ import string
 import sys
 import sysconfig
 import threading
+import time
+import types
 from typing import Any
 
 
@@ -76,12 +85,43 @@ def _executor_only() -> None:
 _executor_only()
 from smolagents import local_python_executor as lpe  # noqa: E402
 
+
+def _load_walls() -> Any:
+    """agents/walls.py, loaded by its path (this file runs as a script: `agents` is not a package here)."""
+    import importlib.util
+
+    here = os.path.dirname(os.path.realpath(__file__))
+    spec = importlib.util.spec_from_file_location("cogscope_walls", os.path.join(here, "walls.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    # the folder of this script is no import root for model code (an authorized `tools` must not be agents/tools.py)
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != here]
+    return module
+
+
+WALLS = _load_walls()
+
 NOBODY = 65534
 MAX_MESSAGE = 32 * 1024 * 1024  # bytes of one JSON line either way
 MEMORY_EXIT = 86  # the exit code after a MemoryError (agents.sandbox reads it as the memory limit)
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
-MS_REC, MS_PRIVATE, MS_BIND = 0x4000, 0x40000, 0x1000
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+MS_REC, MS_PRIVATE, MS_BIND, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 0x1000, 0x2, 0x4
+PR_SET_PDEATHSIG = 1
+# read-only for the code besides Python's own directories: the C libraries, time zones, randomness, CPU counts
+SYSTEM_READ = (
+    "/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/localtime", "/dev/urandom", "/dev/random",
+    "/dev/zero", "/sys/devices/system/cpu",
+)  # fmt: skip
+NETWORK_READ = (  # with COGSCOPE_SANDBOX_NETWORK=1: name resolution and certificates
+    "/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf",
+    "/etc/gai.conf", "/etc/host.conf", "/etc/services", "/etc/protocols",
+)  # fmt: skip
+WEAK_HINT = (
+    "set COGSCOPE_SANDBOX_WEAK=1 to run model code behind the interpreter's walls only "
+    "(weaker: see the README's Security section)"
+)
 
 # attributes that lead from any object to frames, code and globals: refused in code and in format fields
 INTROSPECTION = frozenset(
@@ -292,12 +332,37 @@ def check_format(template: Any, depth: int = 0) -> None:
             check_format(spec, depth + 1)
 
 
+def checked_field(field_name: str, first: Any, rest: Any) -> Any:
+    """The object a format field names, walked one step at a time: no `_` or introspection attribute, and no
+    step may reach a module (`'{0.sys.modules[__main__]}'.format(datetime)` is refused)."""
+    obj = first
+    for is_attribute, key in rest:
+        if is_attribute:
+            check_attribute(str(key), in_format=True)
+            obj = getattr(obj, key)
+        else:
+            obj = obj[key]
+        if isinstance(obj, types.ModuleType):
+            raise lpe.InterpreterError(
+                f"Forbidden format field {field_name!r}: it reaches the module {obj.__name__} "
+                "(the sandbox refuses to traverse modules)"
+            )
+    return obj
+
+
 def guarded_format(method: Any, template: Any = None) -> Any:
-    """str.format / str.format_map as the code sees them: bound (`"...".format`) or not (`str.format`)."""
+    """str.format / str.format_map as the code sees them: bound (`"...".format`) or not (`str.format`); the
+    fields are looked up by string.Formatter with checked_field, one step at a time."""
+    is_map = getattr(method, "__name__", "") == "format_map"
 
     def checked(*args: Any, **kwargs: Any) -> Any:
-        check_format(template if template is not None else (args[0] if args else None))
-        return method(*args, **kwargs)
+        text, rest = (template, args) if template is not None else (args[0] if args else None, args[1:])
+        if not isinstance(text, str):
+            return method(*args, **kwargs)
+        check_format(text)
+        if is_map:
+            return string.Formatter().vformat(text, (), rest[0] if rest else {})
+        return string.Formatter().vformat(text, rest, kwargs)
 
     checked.__name__ = getattr(method, "__name__", "format")
     return checked
@@ -315,7 +380,6 @@ def guard_value(obj: Any, name: str, value: Any) -> Any:
 _original_evaluate_attribute = lpe.evaluate_attribute
 _original_evaluate_call = lpe.evaluate_call
 _original_evaluate_import = lpe.evaluate_import
-_original_get_field = string.Formatter.get_field
 IMPORTING = threading.local()
 
 
@@ -349,6 +413,7 @@ def evaluate_import(expression: Any, state: Any, authorized: Any) -> Any:
         return _original_evaluate_import(expression, state, authorized)
     finally:
         IMPORTING.active = False
+        fence_sqlite()
 
 
 def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
@@ -358,11 +423,8 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
 
 
 def get_field(self: Any, field_name: str, args: Any, kwargs: Any) -> Any:
-    _first, rest = _string.formatter_field_name_split(field_name)
-    for is_attribute, key in rest:
-        if is_attribute:
-            check_attribute(str(key), in_format=True)
-    return _original_get_field(self, field_name, args, kwargs)
+    first, rest = _string.formatter_field_name_split(field_name)
+    return checked_field(field_name, self.get_value(first, args, kwargs), rest), first
 
 
 def install_interpreter_walls() -> None:
@@ -379,10 +441,37 @@ def libc() -> Any:
     return lib
 
 
-def python_paths() -> list[str]:
-    """The directories Python itself reads from: its install, the venv, sys.path."""
-    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values(), *sys.path}
-    return sorted({os.path.realpath(p) for p in found if p and os.path.isdir(p)})
+def python_paths(authorized: list[str] | None = None) -> list[str]:
+    """The directories Python reads from: its install, the venv, the sys.path entries inside them, and wherever
+    an authorized module lives. Not the app's checkout (an editable install), nor anything else on sys.path."""
+    import importlib.util
+
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values()}
+    prefixes = {os.path.realpath(p) for p in prefixes if p and os.path.isdir(p)}
+    found = set(prefixes)
+    for entry in sys.path:
+        real = os.path.realpath(entry) if entry else ""
+        if real and os.path.isdir(real) and any(real == p or real.startswith(p + "/") for p in prefixes):
+            found.add(real)
+    for name in authorized or []:
+        top = name.split(".")[0]
+        if top in ("*", "") or top in sys.builtin_module_names:
+            continue
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.submodule_search_locations:
+            found.update(os.path.realpath(p) for p in spec.submodule_search_locations)
+        elif spec is not None and spec.origin and os.path.isfile(spec.origin):
+            found.add(os.path.realpath(spec.origin))
+    return sorted(found)
+
+
+def read_paths(authorized: list[str], network: bool) -> list[str]:
+    """Everything the code may read, besides its working folder."""
+    own = f"/proc/{os.getpid()}/status"  # the worker's own memory figures (vm_size_mb)
+    return [*python_paths(authorized), *SYSTEM_READ, own, *(NETWORK_READ if network else ())]
 
 
 def hidden_from_others(path: str) -> str | None:
@@ -426,38 +515,92 @@ def reveal(lib: Any, paths: list[str], walls: dict[str, Any]) -> None:
 
 
 def isolate(config: dict[str, Any], walls: dict[str, Any]) -> str:
-    """Namespaces and the uid drop; returns the working folder as this process now sees it."""
+    """Namespaces, the bounded working folder and the uid drop; returns the working folder as seen from here."""
     lib = libc()
     workdir = os.path.realpath(config["workdir"])
-    network = bool(config["limits"]["network"])
-    net = 0 if network else CLONE_NEWNET
-    walls.update(netns=False, mountns=False, userns=False, uid=os.getuid())
-    if os.getuid() == 0:
-        if lib.unshare(CLONE_NEWNS | net) == 0:
-            walls["mountns"], walls["netns"] = True, not network
-            if lib.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
-                paths = python_paths()
-                if lib.mount(workdir.encode(), b"/tmp", None, MS_BIND, None) == 0:
-                    os.chdir("/tmp")
-                    workdir = "/tmp"
-                reveal(lib, paths, walls)
-        elif net and lib.unshare(net) == 0:
-            walls["netns"] = True
-        os.environ.update(HOME=workdir, TMPDIR=workdir)
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-        walls["uid"] = NOBODY
-    elif net and lib.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
-        walls["netns"] = walls["userns"] = True
-    if lib.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        walls["no_new_privs"] = False
+    limits = config["limits"]
+    net = 0 if limits["network"] else CLONE_NEWNET
+    disk = f"size={int(limits.get('disk_mb', 256))}m,mode=0700"
+    walls.update(netns=False, mountns=False, userns=False, uid=os.getuid(), disk="watched")
+    if WALLS.real_root():
+        authorized = list(config.get("authorized_imports", []))
+        workdir = isolate_root(lib, workdir, net, disk, walls, python_paths(authorized))
     else:
-        walls["no_new_privs"] = True
+        workdir = isolate_user(lib, workdir, net, disk, walls)
+    os.environ.update(HOME=workdir, TMPDIR=workdir)
     lib.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != int(config["parent_pid"]):
         os._exit(0)  # the parent died before PDEATHSIG was set
     return workdir
+
+
+def isolate_root(lib: Any, workdir: str, net: int, disk: str, walls: dict[str, Any], paths: list[str]) -> str:
+    """As root: private mount and network namespaces, a size-limited tmpfs as the working folder (at /tmp, so the
+    real /tmp is out of sight), Python's directories revealed, then the user nobody."""
+    if lib.unshare(CLONE_NEWNS | net) == 0:
+        walls["mountns"], walls["netns"] = True, bool(net)
+        if lib.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
+            options = f"{disk},uid={NOBODY},gid={NOBODY}".encode()
+            if lib.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0:
+                os.chdir("/tmp")
+                workdir, walls["disk"] = "/tmp", "tmpfs"
+            reveal(lib, paths, walls)
+    elif net and lib.unshare(net) == 0:
+        walls["netns"] = True
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+    walls["uid"], walls["dropped"] = NOBODY, True
+    return workdir
+
+
+def isolate_user(lib: Any, workdir: str, net: int, disk: str, walls: dict[str, Any]) -> str:
+    """Not root: a user, mount and network namespace where the kernel allows one, with a size-limited tmpfs as the
+    working folder. Where it does not (a user namespace with no mapping), the app watches the folder instead."""
+    uid, gid = os.getuid(), os.getgid()
+    if lib.unshare(CLONE_NEWUSER | CLONE_NEWNS | net) != 0:
+        return workdir
+    walls.update(userns=True, mountns=True, netns=bool(net))
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError:
+        return workdir
+    if lib.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return workdir
+    if lib.mount(b"tmpfs", workdir.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, disk.encode()) == 0:
+        os.chdir(workdir)  # onto the new file system
+        walls["disk"] = "tmpfs"
+    return workdir
+
+
+def build_walls(config: dict[str, Any], workdir: str, walls: dict[str, Any]) -> None:
+    """Landlock and seccomp, while this process has one thread: irreversible, and inherited by every later one.
+
+    Without them the worker refuses to run code (WallError), unless the operator set COGSCOPE_SANDBOX_WEAK=1."""
+    network = bool(config["limits"]["network"])
+    authorized = list(config.get("authorized_imports", []))
+    failed: list[str] = []
+    WALLS.no_new_privs()
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+        if threads != 1:
+            raise WALLS.WallError(f"the worker has {threads} threads before its walls are up; it must have one")
+        read = read_paths(authorized, network)
+        ruleset, report = WALLS.landlock_ruleset(read=read, write=[workdir, "/dev/null"], network=network)
+        WALLS.landlock_restrict(ruleset)
+        walls.update(report)
+    except WALLS.WallError as e:
+        failed.append(str(e))
+    try:
+        walls["seccomp"] = WALLS.seccomp_filter(network=network)
+    except WALLS.WallError as e:
+        failed.append(str(e))
+    if failed and not config["limits"].get("weak"):
+        raise WALLS.WallError(f"{failed[0]}; {WEAK_HINT}")
+    if failed:
+        walls["weak"] = "; ".join(failed)
 
 
 def cpu_used() -> float:
@@ -468,11 +611,11 @@ def cpu_used() -> float:
 def set_limits(config: dict[str, Any], walls: dict[str, Any]) -> None:
     limits = config["limits"]
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    file_bytes = int(limits.get("file_mb", 64)) * 1_048_576
+    file_bytes = min(int(limits.get("file_mb", 64)), int(limits.get("disk_mb", 256))) * 1_048_576
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     files = int(limits.get("open_files", 64))
     resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
-    if os.getuid() == NOBODY:  # counts every process of the uid: only safe when the uid is ours alone
+    if walls.get("dropped"):  # counts every process of the uid: only when this worker became nobody (as root)
         resource.setrlimit(resource.RLIMIT_NPROC, (128, 128))
     hard = max(1, int(cpu_used() + float(limits["cycle_cpu_seconds"]) + 1))
     resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
@@ -491,12 +634,11 @@ def vm_size_mb() -> float:
 
 
 class AuditWall:
-    """The audit hook (PEP 578) that refuses what no code step may do."""
+    """The audit hook (PEP 578): a second line behind Landlock and seccomp, refusing what no code step may do."""
 
     def __init__(self, workdir: str, authorized: list[str], network: bool) -> None:
-        self.write_roots = tuple({os.path.realpath(workdir), workdir})
-        reads = {*self.write_roots, "/usr/lib", "/usr/local/lib", "/usr/share/zoneinfo", "/etc/localtime"}
-        reads |= {"/dev/null", "/dev/urandom", "/dev/zero", *python_paths()}
+        self.write_roots = tuple({os.path.realpath(workdir), workdir, "/dev/null"})
+        reads = {*self.write_roots, *read_paths(authorized, network)}
         self.read_roots = tuple(sorted(reads))
         self.authorized = list(authorized)
         self.network = network
@@ -507,15 +649,25 @@ class AuditWall:
     def _inside(path: str, roots: tuple[str, ...]) -> bool:
         return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
-    def _resolve(self, path: Any) -> str | None:
+    def _resolve(self, path: Any, *, follow: bool = True) -> str | None:
+        """The real path (`follow=False`: of its folder, the last part kept as named, as lstat sees it)."""
         if isinstance(path, int) or path is None:
             return None  # an open descriptor: the OS already decided about it
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        return os.path.realpath(os.fspath(path))
+        path = os.fsdecode(os.fspath(path))
+        previous = getattr(CHECKING, "active", False)
+        CHECKING.active = True  # realpath's own lstat/readlink calls are not checked again
+        try:
+            if follow:
+                return os.path.realpath(path)
+            head, tail = os.path.split(os.path.abspath(path))
+            return os.path.join(os.path.realpath(head), tail)
+        except OSError:
+            return os.path.abspath(path)
+        finally:
+            CHECKING.active = previous
 
-    def _check_path(self, event: str, path: Any, roots: tuple[str, ...], what: str) -> None:
-        resolved = self._resolve(path)
+    def _check_path(self, event: str, path: Any, roots: tuple[str, ...], what: str, *, follow: bool = True) -> None:
+        resolved = self._resolve(path, follow=follow)
         if resolved is not None and not self._inside(resolved, roots):
             raise Refused(f"the sandbox refuses to {what} {str(path)!r} ({event}): outside the working folder")
 
@@ -543,24 +695,124 @@ class AuditWall:
             raise Refused("the sandbox refuses resource.setrlimit")
         elif event.startswith("socket.") and not self.network:
             raise Refused(f"the sandbox refuses network access ({event}): this agent's code runs without network")
-        elif event == "sqlite3.connect":
-            target = str(args[0]) if args else ""
-            if target != ":memory:" and not target.startswith("file::memory:"):
-                self._check_path(event, target, self.write_roots, "open the database")
+        elif event.startswith("sqlite3."):
+            self._check_sqlite(event, args)
         elif event == "import":
             self._check_import(str(args[0]))
 
+    def check_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """os functions without an audit event of their own (stat, readlink, access), and any `dir_fd`."""
+        paths = [a for a in args[:2] if isinstance(a, str | bytes | os.PathLike)]
+        for key in ("dir_fd", "src_dir_fd", "dst_dir_fd"):
+            if kwargs.get(key) is not None and any(not os.path.isabs(os.fsdecode(os.fspath(p))) for p in paths):
+                raise Refused(f"the sandbox refuses os.{name}() with {key}: a path relative to a descriptor")
+        if name in METADATA_FUNCTIONS and paths:
+            follow = name in ("stat", "access") and kwargs.get("follow_symlinks", True)
+            self._check_path(f"os.{name}", paths[0], self.read_roots, "look at", follow=bool(follow))
+
+    def _check_sqlite(self, event: str, args: tuple[Any, ...]) -> None:
+        if event == "sqlite3.connect" and args:
+            self._check_database(event, args[0])
+
+    def _check_database(self, event: str, target: Any) -> None:
+        """A database name or URI (`file:/path?mode=ro`), in-memory ones aside, must be in the working folder."""
+        name = os.fsdecode(os.fspath(target)) if isinstance(target, str | bytes | os.PathLike) else str(target)
+        if name.startswith("file:"):
+            path, _, query = name[5:].partition("?")
+            if "mode=memory" in query:
+                return
+            name = path.removeprefix("//localhost") if path.startswith("//localhost/") else path
+        if name not in ("", ":memory:"):
+            self._check_path(event, name, self.write_roots, "open the database")
+
+    def _sqlite_authorizer(self, action: int, arg1: Any, *_rest: Any) -> int:
+        if action == SQLITE_ATTACH and self.armed:
+            try:
+                self._check_database("sqlite3 ATTACH", arg1 or "")
+            except Refused:
+                return SQLITE_DENY
+        return SQLITE_OK
+
     def _check_import(self, name: str) -> None:
+        """Only modules that reach past the interpreter (ctypes, os, subprocess, ...): what a library loads for its
+        own use (pandas loading pyarrow.pandas_compat) is left to the kernel's walls, which hold whatever it is."""
         if getattr(IMPORTING, "active", False) or lpe.check_import_authorized(name, self.authorized):
             return
-        top = name.split(".")[0]
+        if name.split(".")[0] not in DANGEROUS_MODULES:
+            return
         frame = sys._getframe(2)
         while frame is not None:  # nested in an import already allowed: that module needs it
             if frame.f_code.co_name == "_find_and_load":
                 return
             frame = frame.f_back
-        if top in DANGEROUS_MODULES or not (top.startswith("_") or top == "encodings"):
-            raise Refused(f"the sandbox refuses to import {name}: it is not among this agent's authorized imports")
+        raise Refused(f"the sandbox refuses to import {name}: it is not among this agent's authorized imports")
+
+
+SQLITE_OK, SQLITE_DENY, SQLITE_ATTACH = 0, 1, 24
+METADATA_FUNCTIONS = ("stat", "lstat", "readlink", "access")
+# os functions that take a dir_fd, or tell about a path without an audit event
+FENCED_FUNCTIONS = (
+    "open stat lstat access chmod chown mkdir mkfifo mknod readlink rename replace rmdir symlink unlink remove "
+    "utime link".split()
+)
+CHECKING = threading.local()
+
+
+def fenced(name: str, original: Any) -> Any:
+    """`original` (an os function) behind AuditWall.check_call while the hook is armed."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        audit = AUDIT
+        if audit is not None and audit.armed and not getattr(CHECKING, "active", False):
+            CHECKING.active = True  # the check itself calls os.lstat (realpath)
+            try:
+                audit.check_call(name, args, kwargs)
+            finally:
+                CHECKING.active = False
+        return original(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = original.__doc__
+    return call
+
+
+def fence_sqlite() -> None:
+    """sqlite3.connect, once sqlite3 is loaded, answers connections whose ATTACH is checked by the hook
+    (the connection cannot take an authorizer earlier: the hook's handle event comes before its __init__)."""
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is None or getattr(sqlite3.connect, "fenced", False):
+        return
+    original = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        connection = original(*args, **kwargs)
+        if AUDIT is not None:
+            connection.set_authorizer(AUDIT._sqlite_authorizer)
+        return connection
+
+    connect.fenced = True  # type: ignore[attr-defined]
+    connect.__doc__ = original.__doc__
+    sqlite3.connect = connect
+    if hasattr(sqlite3, "dbapi2"):
+        sqlite3.dbapi2.connect = connect
+
+
+def fence_os_functions() -> None:
+    """Put the os (and posix) functions of FENCED_FUNCTIONS behind the hook's checks. Libraries that test
+    `os.open in os.supports_dir_fd` then take their path-based code (shutil.rmtree too)."""
+    import posix
+
+    for name in FENCED_FUNCTIONS:
+        original = getattr(posix, name, None) or getattr(os, name, None)
+        if original is None:
+            continue
+        wrapper = fenced(name, original)
+        for module in (os, posix):
+            if hasattr(module, name):
+                setattr(module, name, wrapper)
+    shutil = sys.modules.get("shutil")
+    if shutil is not None:
+        shutil._use_fd_functions = False  # type: ignore[attr-defined]
 
 
 AUDIT: AuditWall | None = None
@@ -585,16 +837,20 @@ def main() -> None:
     try:
         config = channel.first()
         sysconfig.get_paths()  # loads its data module now, while everything is still readable
-        for module in ["_strptime", *config.get("authorized_imports", [])]:  # likewise
+        import _strptime  # noqa: F401  likewise
+        walls: dict[str, Any] = {}
+        began = time.perf_counter()
+        workdir = isolate(config, walls)
+        set_limits(config, walls)
+        build_walls(config, workdir, walls)
+        walls["walls_ms"] = round((time.perf_counter() - began) * 1000, 1)
+        authorized = list(config.get("authorized_imports", []))
+        for module in authorized:  # after the walls, so that every thread they start is walled in too
             if module != "*" and not module.endswith("*"):
                 try:
                     __import__(module)
                 except Exception:
                     pass
-        walls: dict[str, Any] = {}
-        workdir = isolate(config, walls)
-        set_limits(config, walls)
-        authorized = list(config.get("authorized_imports", []))
         executor = lpe.LocalPythonExecutor(
             authorized,
             max_print_outputs_length=config.get("max_print_outputs_length"),
@@ -605,6 +861,9 @@ def main() -> None:
         executor.send_variables(config.get("variables") or {})
         executor.send_tools({name: tool_proxy(name) for name in config.get("tools", [])})
         AUDIT = AuditWall(workdir, authorized, bool(config["limits"]["network"]))
+        sys.path[:] = [p for p in sys.path if p and AUDIT._inside(os.path.realpath(p), AUDIT.read_roots)]
+        fence_os_functions()
+        fence_sqlite()
         sys.addaudithook(AUDIT)
         walls["audit"] = True
         channel.start_reader()
@@ -617,6 +876,9 @@ def main() -> None:
         walls["start_mb"] = round(needed)
         AUDIT.armed = True
         channel.send({"op": "ready", "walls": walls})
+    except WALLS.WallError as e:
+        channel.send({"op": "fatal", "error": valid_text(str(e))})
+        os._exit(1)
     except Exception as e:
         channel.send({"op": "fatal", "error": valid_text(f"{type(e).__name__}: {e}")})
         os._exit(1)

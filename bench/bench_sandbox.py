@@ -68,7 +68,7 @@ def main() -> None:
     limits = SandboxLimits(step_seconds=30, cycle_cpu_seconds=600, memory_mb=1024)
 
     with tempfile.TemporaryDirectory() as tmp:
-        starts, walls = [], {}
+        starts, walls, walls_ms = [], {}, []
         for i in range(args.starts):
             a = agent()
             sandbox = Sandbox(a, limits=limits, workdir=Path(tmp) / f"start{i}")
@@ -78,6 +78,7 @@ def main() -> None:
             a.python_executor("x = 1")  # waits for the worker to be ready, then one trivial step
             starts.append(time.perf_counter() - began)
             walls = sandbox.walls
+            walls_ms.append(float(walls.get("walls_ms", 0.0)))
             sandbox.close()
 
         a = agent()
@@ -107,6 +108,10 @@ def main() -> None:
     print(
         f"worker start-up + first step, {args.starts} starts: median {statistics.median(starts) * 1000:.0f} ms, "
         f"max {max(starts) * 1000:.0f} ms (warm-up overlaps the first LLM call in a real cycle)"
+    )
+    print(
+        f"of which the walls (namespaces, tmpfs, uid drop, Landlock, seccomp): median "
+        f"{statistics.median(walls_ms):.1f} ms, max {max(walls_ms):.1f} ms"
     )
     print(f"one warm worker: {rss:.0f} MB resident")
     print(f"{'code step (median of ' + str(args.steps) + ')':<36} {'in-process':>12} {'sandbox':>12} {'overhead':>12}")

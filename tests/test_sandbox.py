@@ -238,6 +238,18 @@ ATTACKS = [
     attack("format-unbound", HB, "print(str.format('{0._x}', recall_memory))", "Forbidden format field"),
     attack("format-getattr", HB, "f = getattr('{0.__globals__}', 'format')\nprint(f(observe))", "Forbidden format"),
     attack(
+        "format-module-chain",
+        HB,
+        "import datetime\nprint('{0.sys.modules[__main__].AUDIT.read_roots}'.format(datetime))",
+        "it reaches the module sys",
+    ),
+    attack(
+        "format-map-module-chain",
+        HB,
+        "import datetime\nprint('{d.sys.modules}'.format_map({'d': datetime}))",
+        "it reaches the module sys",
+    ),
+    attack(
         "tool-store-db",
         HB,
         f'recall_memory.store._db.execute("UPDATE energy SET current={STOLEN}")',
@@ -304,6 +316,15 @@ ATTACKS = [
         REFUSED,
     ),
     attack("listdir-root", OPEN, 'import os\nprint(os.listdir("/"))', REFUSED),
+    attack("stat-outside", OPEN, 'import os\nprint(os.stat("/etc/shadow"))', f"{REFUSED} to look at"),
+    attack("readlink-outside", OPEN, 'import os\nprint(os.readlink("/proc/1/exe"))', f"{REFUSED} to look at"),
+    attack(
+        "dir-fd-relative",
+        OPEN,
+        'import os\nfd = os.open("/usr/lib", os.O_RDONLY)\n'
+        'print(os.read(os.open("../../etc/passwd", os.O_RDONLY, dir_fd=fd), 99))',
+        f"{REFUSED} os.open() with dir_fd",
+    ),
     attack(
         "socket-listener",
         OPEN,

@@ -109,6 +109,8 @@ class Settings:
     cycle_timeout: float = 900.0  # wall-clock seconds one whole cycle may take
     sandbox_memory_mb: int = 1024  # address space of the sandbox worker that runs model-written code
     sandbox_network: bool = False  # may model-written code open network connections?
+    sandbox_disk_mb: int = 256  # all the files of one sandbox worker's folder together
+    sandbox_weak: bool = False  # COGSCOPE_SANDBOX_WEAK=1: run model code without Landlock/seccomp (weaker)
     allowed_mcp: tuple[str, ...] = ()  # COGSCOPE_ALLOW_MCP: MCP commands trusted for remote users and replays
     # COGSCOPE_DATABASE_URL: the PostgreSQL the Phoenix cogscope starts stores in (else SQLite in phoenix_dir);
     # it holds a password: kept out of repr, shown only through telemetry.phoenix_server.shown_database_url
@@ -156,6 +158,8 @@ class Settings:
             cycle_timeout=_seconds(env, "COGSCOPE_CYCLE_TIMEOUT", 900.0),
             sandbox_memory_mb=_megabytes(env, "COGSCOPE_SANDBOX_MEMORY_MB", 1024),
             sandbox_network=_flag(env, "COGSCOPE_SANDBOX_NETWORK"),
+            sandbox_disk_mb=_megabytes(env, "COGSCOPE_SANDBOX_DISK_MB", 256, minimum=1),
+            sandbox_weak=_flag(env, "COGSCOPE_SANDBOX_WEAK"),
             allowed_mcp=tuple(line.strip() for line in env.get("COGSCOPE_ALLOW_MCP", "").splitlines() if line.strip()),
             database_url=_database_url(env, "COGSCOPE_DATABASE_URL"),
             spool_mb=_megabytes(env, "COGSCOPE_SPOOL_MB", 512, minimum=1),

@@ -215,6 +215,8 @@ class Runtime:
             cycle_cpu_seconds=settings.cycle_timeout,
             memory_mb=settings.sandbox_memory_mb,
             network=settings.sandbox_network,
+            disk_mb=settings.sandbox_disk_mb,
+            weak=settings.sandbox_weak,
         )
 
         def on_limit(reason: str) -> None:
