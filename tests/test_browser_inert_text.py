@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from telemetry import free_port
@@ -114,3 +115,11 @@ def test_attacker_markdown_in_a_cycle_renders_as_text_in_the_run_tab_and_the_ste
     _assert_inert(page, page.locator("#step-messages"), port, seen, "TASK")
     summary = page.locator("#trace-summary").inner_text()
     assert "Verified by cogscope" in summary and "SECRET-FROM-TASK" in summary
+
+    # the second wall: whatever renders (here, an image the page's own script adds), the browser fetches no image
+    # from elsewhere, as the app's Content-Security-Policy says
+    assert "img-src 'self' data: blob:" in httpx.get(app, timeout=30).headers["content-security-policy"]
+    image = f"http://127.0.0.1:{port}/csp.png"
+    page.evaluate(f"() => {{ const i = new Image(); i.src = '{image}'; document.body.append(i); }}")
+    page.wait_for_timeout(1500)
+    assert seen == [], seen
