@@ -8,9 +8,12 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from telemetry import free_port
+
+from .test_trust import _forge
 
 # a fence breaker in each form CommonMark knows (3 backticks and a space, 4 backticks, tildes, an indented fence),
 # then what an attacker wants rendered: a heading, remote images (markdown and raw HTML), a script, a javascript: link
@@ -77,7 +80,7 @@ def _assert_inert(page, where, port: int, seen: list[str], *who: str) -> None:  
 
 
 def test_attacker_markdown_in_a_cycle_renders_as_text_in_the_run_tab_and_the_step_through(
-    app, page, llm, image_server
+    app, page, llm, image_server, phoenix, project, read_trace
 ):
     port, seen = image_server
     llm.enqueue(_reply(port))
@@ -89,12 +92,21 @@ def test_attacker_markdown_in_a_cycle_renders_as_text_in_the_run_tab_and_the_ste
     page.locator("#run-totals").get_by_text("Open this trace in Phoenix").wait_for()
     _assert_inert(page, chat, port, seen, "MODEL", "TOOL", "ANSWER", "TASK")
 
-    # the same cycle, read back from Phoenix: the summary and the step-through
+    # a trace forged by anyone who reaches Phoenix's collector: its task, answer and agent carry the attack
+    forged = ATTACK.format(port=port, who="FORGED")
+    read_trace(_forge(phoenix, project, {"input.value": forged, "output.value": forged, "cogscope.agent": forged}))
     page.get_by_role("tab", name="Traces").click()
     page.locator("#traces-refresh").click()
     table = page.locator("#traces-table")
-    page.locator("#traces-caption").get_by_text("1 cycle(s)").wait_for()
-    table.get_by_test_id("cell-0-8").click()  # the task
+    page.locator("#traces-caption").get_by_text("2 cycle(s)").wait_for()
+    table.get_by_test_id("cell-0-8").click()  # the newest: the forged one
+    summary = page.locator("#trace-summary")
+    summary.get_by_text("may be forged").wait_for()
+    assert "SECRET-FROM-FORGED" in summary.inner_text()
+    _assert_inert(page, summary, port, seen, "FORGED")
+
+    # the cycle run above, read back from Phoenix: the summary and the step-through
+    table.get_by_test_id("cell-1-8").click()
     detail = page.locator("#step-detail")
     detail.get_by_text("Step 1 (step 1)").wait_for()
     page.locator("#step-messages-accordion").get_by_text("Exact LLM input messages").click()
@@ -103,3 +115,11 @@ def test_attacker_markdown_in_a_cycle_renders_as_text_in_the_run_tab_and_the_ste
     _assert_inert(page, page.locator("#step-messages"), port, seen, "TASK")
     summary = page.locator("#trace-summary").inner_text()
     assert "Verified by cogscope" in summary and "SECRET-FROM-TASK" in summary
+
+    # the second wall: whatever renders (here, an image the page's own script adds), the browser fetches no image
+    # from elsewhere, as the app's Content-Security-Policy says
+    assert "img-src 'self' data: blob:" in httpx.get(app, timeout=30).headers["content-security-policy"]
+    image = f"http://127.0.0.1:{port}/csp.png"
+    page.evaluate(f"() => {{ const i = new Image(); i.src = '{image}'; document.body.append(i); }}")
+    page.wait_for_timeout(1500)
+    assert seen == [], seen

@@ -240,11 +240,13 @@ def dashboard(
                 f"{usd(abs(w['difference']))}/month) — {w['note']}"
             )
         except ValueError as e:
-            lines.append(f"\n❌ What-if: {e}")
+            lines.append(f"\n❌ What-if: {inline(e)}")
     roles = breakdown(calls, prices, "role")
     for by, frame in (("role", roles), ("model", breakdown(calls, prices, "model"))):
         shares = ", ".join(
-            f"{getattr(r, by)} {usd(r.cost_usd)} ({r.share:.0%})" for r in frame.itertuples() if not math.isnan(r.share)
+            f"{inline(getattr(r, by))} {usd(r.cost_usd)} ({r.share:.0%})"
+            for r in frame.itertuples()
+            if not math.isnan(r.share)
         )
         if shares:
             lines.append(f"\nCost by {by} (window total): {shares}")
