@@ -29,7 +29,7 @@ class ReverseProxy:
         self.upstream = upstream.rstrip("/")
         self.port = port
         self._server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", interface="asgi3")
         )
         self._thread = threading.Thread(target=self._server.run, name="test-reverse-proxy", daemon=True)
 

@@ -89,7 +89,7 @@ def test_a_rebound_page_cannot_run_a_command_on_the_loopback_app(env, llm, tmp_p
             joined = post_to_queue(app, {"Origin": origin, **app.headers}, fn, attack)
             assert refused(joined, 403, "origin"), (origin, joined.status_code, joined.text[:300])
             read = httpx.get(f"{app}/config", headers={"Origin": origin, **app.headers}, timeout=30)
-            assert refused(read, 403) and "access-control-allow-origin" not in read.headers
+            assert refused(read, 403, "origin")  # Gradio's CORS header may come along: on a refusal, nothing to read
         assert not marker.exists()
 
         # the app's own page, by every loopback name, on any port (an ssh tunnel): served
