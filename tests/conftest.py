@@ -482,7 +482,12 @@ class App(str):
         return {"Authorization": f"token {self.token}"} if self.token else {}
 
 
-def wait_for_app(base: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> App | None:  # type: ignore[type-arg]
+def wait_for_app(
+    base: str,
+    proc: subprocess.Popen,  # type: ignore[type-arg]
+    log: Path,
+    timeout: float = 90,
+) -> App | None:
     """Wait until `cogscope ui` has printed its link and the app answers it (the App), or `timeout` passes (None);
     fails at once if `proc` ends, with what it wrote to `log`."""
     deadline = time.monotonic() + timeout

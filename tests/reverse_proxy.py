@@ -28,9 +28,10 @@ class ReverseProxy:
     def __init__(self, upstream: str, port: int) -> None:
         self.upstream = upstream.rstrip("/")
         self.port = port
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", interface="asgi3")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", interface="asgi3"
         )
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="test-reverse-proxy", daemon=True)
 
     def __enter__(self) -> ReverseProxy:

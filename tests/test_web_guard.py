@@ -48,7 +48,8 @@ def post_to_queue(base: str, headers: dict[str, str], fn: tuple[int, int], data:
     answer."""
     index, inputs = fn
     session = uuid.uuid4().hex[:11]
-    body = {"data": data + [None] * (inputs - len(data)), "event_data": None, "fn_index": index, "session_hash": session}
+    data = data + [None] * (inputs - len(data))
+    body = {"data": data, "event_data": None, "fn_index": index, "session_hash": session}
     joined = httpx.post(f"{base}/gradio_api/queue/join", json=body, headers=headers, timeout=30)
     joined.stream_text = ""  # type: ignore[attr-defined]
     if joined.status_code == 200:

@@ -124,7 +124,7 @@ class Settings:
     # a shared app (ui.slots): how many cycles run side by side; the rest wait in line, their place shown
     max_cycles: int = 64  # COGSCOPE_MAX_CYCLES: cycles on API models (they mostly wait on the network)
     max_local_cycles: int = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model only
-    public_url: str | None = None  # COGSCOPE_PUBLIC_URL: the address people open, behind a reverse proxy (ui.web_access)
+    public_url: str | None = None  # COGSCOPE_PUBLIC_URL: the address people open behind a reverse proxy
 
     def with_project(self, name: str) -> Settings:
         """These settings reading another Phoenix project (a command's --project), checked as COGSCOPE_PROJECT is."""
