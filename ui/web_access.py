@@ -114,7 +114,7 @@ class RequireToken:
             return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         offered = [v for k, v in query if k == TOKEN_PARAMETER]
-        if offered and scope["type"] == "http":
+        if offered and scope["type"] == "http" and scope.get("method") in ("GET", "HEAD"):
             await self._trade(scope, send, offered[0], [(k, v) for k, v in query if k != TOKEN_PARAMETER])
             return
         if self._carries_token(scope):
