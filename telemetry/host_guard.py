@@ -120,12 +120,14 @@ class HostGuard:
         if scope["type"] in ("http", "websocket"):
             problem = self.rules.problem(dict(scope.get("headers") or ()))
             if problem is not None:
-                await answer(scope, send, REFUSED, problem)
+                await plain_answer(scope, send, REFUSED, problem)
                 return
         await self.app(scope, receive, send)
 
 
-async def answer(scope: dict[str, Any], send: Any, status: int, line: str, headers: tuple[Any, ...] = ()) -> None:
+async def plain_answer(
+    scope: dict[str, Any], send: Any, status: int, line: str, headers: tuple[Any, ...] = ()
+) -> None:
     """Answer with `status` and `line` (text): an HTTP response; a websocket is closed before it opens."""
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})

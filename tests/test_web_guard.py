@@ -134,7 +134,7 @@ def test_the_loopback_app_needs_the_printed_link_and_the_link_is_all_it_needs(en
             assert joined.status_code == 200 and marker.read_text() == "imported"  # the operator's power
         assert llm.remaining == 0
         trace_id = re.search(r"Trace `([0-9a-f]{32})`", joined.stream_text).group(1)  # type: ignore[attr-defined]
-        assert app.token not in read_trace(trace_id, min_spans=4).to_json()
+        assert app.token not in read_trace(trace_id, min_spans=4).to_json(date_format="iso")
 
         # in Chromium: the link opens the app on its clean URL; a browser without it is told what to do
         from playwright.sync_api import sync_playwright

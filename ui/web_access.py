@@ -23,7 +23,7 @@ import socket
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from telemetry.host_guard import HostGuard, HostRules, answer, is_loopback_name
+from telemetry import HostGuard, HostRules, is_loopback_name, plain_answer
 
 from .errors import UsageError
 
@@ -120,15 +120,15 @@ class RequireToken:
         if self._carries_token(scope):
             await self.app(scope, receive, send)
             return
-        await answer(scope, send, 401, self.REFUSAL)
+        await plain_answer(scope, send, 401, self.REFUSAL)
 
     async def _trade(self, scope: dict[str, Any], send: Any, offered: str, rest: list[tuple[str, str]]) -> None:
         """The printed link: its token for the cookie, and a redirect to the same page without the token."""
         if not self.token.is_token(offered):
-            await answer(scope, send, 401, self.REFUSAL)
+            await plain_answer(scope, send, 401, self.REFUSAL)
             return
         location = (scope.get("path") or "/") + (f"?{urlencode(rest)}" if rest else "")
-        await answer(
+        await plain_answer(
             scope,
             send,
             303,
