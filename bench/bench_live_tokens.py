@@ -129,16 +129,16 @@ def main() -> None:
         )
         log = open(work / "ui.log", "w")  # noqa: SIM115
         app = subprocess.Popen([*cogscope_command(), "ui"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        url = f"http://127.0.0.1:{port}"
         rows = []
         try:
-            wait_for_app(url, app, timeout=120)
+            url = wait_for_app(f"http://127.0.0.1:{port}", app, work / "ui.log", timeout=120)
+            assert url is not None, "cogscope ui did not answer"
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
                 page = browser.new_page()
                 page.set_default_timeout(600_000)
                 for number in range(args.repeats):
-                    page.goto(url)
+                    page.goto(url.link)
                     page.evaluate(OBSERVER)
                     page.get_by_label("Task").fill("Decide the next action.")
                     words_before = len(proxy.first_word)

@@ -100,10 +100,11 @@ class Peak:
         self._thread.join()
 
 
-def client_for(url: str) -> Any:
+def client_for(url: Any) -> Any:
+    """A Gradio API client of its own, with the app's operator token (the App's headers)."""
     from gradio_client import Client
 
-    return Client(url, verbose=False)
+    return Client(url, verbose=False, headers=url.headers)
 
 
 def cpu_seconds(pid: int, children: bool = True) -> float:
@@ -187,9 +188,9 @@ def main() -> None:
             env["COGSCOPE_MAX_CYCLES"] = str(args.max_cycles)
         log = open(Path(tmp) / "ui.log", "w+")  # noqa: SIM115
         app = subprocess.Popen([*cogscope_command(), "ui"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        url = f"http://127.0.0.1:{port}"
         try:
-            wait_for_app(url, app, timeout=120)
+            url = wait_for_app(f"http://127.0.0.1:{port}", app, Path(tmp) / "ui.log", timeout=120)
+            assert url is not None, "cogscope ui did not answer"
             print(f"cogscope ui up; {CALLS}-call heartbeat cycles, {args.delay:g} s per call, 2 cores")
             memory_dir = Path(tmp) / "memory"
             memory_dir.mkdir()

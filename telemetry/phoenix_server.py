@@ -11,6 +11,11 @@ Storage: SQLite in its working dir, or the PostgreSQL database given as `databas
 several Phoenix servers may share one). cogscope connects to that database once before starting Phoenix, so that
 a wrong URL, password or database ends in one line that says what to fix (Phoenix itself would spend 30 s and
 then report a failed migration). The password is never shown: `shown_database_url` blanks it.
+
+Web pages: the Phoenix cogscope starts answers only its own Host names and refuses requests pages of other origins
+make (`telemetry.host_guard`, given to Phoenix through its own setting PHOENIX_FASTAPI_MIDDLEWARE_PATHS). cogscope
+checks that the guard is on before it uses that Phoenix: a Phoenix release that no longer reads the setting is
+stopped, with one line that says what to do, rather than left open to any page.
 """
 
 from __future__ import annotations
@@ -30,11 +35,15 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 import httpx
 
+from . import host_guard
 from .children import Lifeline, python_child
 from .errors import PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable
 
 TRACES_PATH = "/v1/traces"
 GRPC_HOST_ENV = "COGSCOPE_PHOENIX_GRPC_HOST"
+# Phoenix's setting for middleware of one's own ("file_path:ClassName", comma separated): the host guard goes there
+PHOENIX_MIDDLEWARE_ENV = "PHOENIX_FASTAPI_MIDDLEWARE_PATHS"
+GUARD_CHECK_HOST = "cogscope-guard-check.invalid"  # a name no page can have: the started Phoenix must refuse it
 DATABASE_URL_ENV = "COGSCOPE_DATABASE_URL"
 # how a good URL looks, in words the output redaction leaves alone (it blanks any `scheme://user:X@`)
 DATABASE_URL_FORM = "postgresql://USER@HOST:5432/DATABASE (USER:PASSWORD@ when the server wants a password)"
@@ -353,6 +362,25 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
+def _check_guarded(server: PhoenixServer) -> None:
+    """The Phoenix cogscope started refuses a foreign Host; else it is stopped (PhoenixStartFailed, one line)."""
+    try:
+        status = httpx.get(
+            f"{server.url}/arize_phoenix_version", headers={"Host": GUARD_CHECK_HOST}, timeout=10
+        ).status_code
+    except httpx.HTTPError:
+        status = 0
+    if status == host_guard.REFUSED:
+        return
+    server.stop()
+    raise PhoenixStartFailed(
+        f"the Phoenix cogscope started (arize-phoenix {server.version}) answers requests for any host name: this "
+        f"release does not read {PHOENIX_MIDDLEWARE_ENV}, through which cogscope keeps web pages of other sites out "
+        "of it (DNS rebinding); install the arize-phoenix version pyproject.toml names, or run a Phoenix of your own "
+        "and set PHOENIX_COLLECTOR_ENDPOINT to it"
+    )
+
+
 def ensure_phoenix(
     *,
     working_dir: Path,
@@ -401,6 +429,8 @@ def ensure_phoenix(
         env.pop(name, None)  # the embedded Phoenix stores where cogscope says: SQLite in working_dir, or database_url
     if database_url is not None:
         env["PHOENIX_SQL_DATABASE_URL"] = database_url
+    guard = f"{Path(host_guard.__file__).resolve()}:{host_guard.PHOENIX_GUARD}"
+    env[PHOENIX_MIDDLEWARE_ENV] = ",".join(p for p in (env.get(PHOENIX_MIDDLEWARE_ENV, "").strip(), guard) if p)
     lifeline = Lifeline()
     try:
         with log_path.open("ab") as log:
@@ -429,6 +459,7 @@ def ensure_phoenix(
         version = phoenix_version(url, timeout=1.0)
         if version is not None:
             server.version = version
+            _check_guarded(server)
             return server
         time.sleep(0.3)
     server.stop()

@@ -455,23 +455,61 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def wait_for_app(url: str, proc: subprocess.Popen, timeout: float = 90, log: Path | None = None) -> bool:  # type: ignore[type-arg]
-    """Wait until the app at `url` answers (True), or `timeout` passes (False); fails at once if `proc` ends,
-    with what it wrote to `log`."""
+APP_LINE = re.compile(r"^cogscope: (https?://\S+)", re.MULTILINE)
+
+
+class App(str):
+    """A running `cogscope ui`: the string is its base URL (`http://127.0.0.1:PORT`); `link` is the link it printed
+    (with its operator token, `?token=...`, when the app has no log-ins), which a browser opens first, as a user
+    does; `headers` is what an HTTP client sends instead of the cookie that link sets."""
+
+    link: str
+    token: str
+
+    def __new__(cls, base: str, printed: str) -> App:
+        """`printed`: the URL `cogscope ui` printed (the public URL behind a proxy, 0.0.0.0 for a wide bind): its path
+        and query, on `base`, are the link."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(printed)
+        app = super().__new__(cls, base)
+        app.link = base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        app.token = parts.query.partition("token=")[2] if parts.query.startswith("token=") else ""
+        return app
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"} if self.token else {}
+
+
+def wait_for_app(
+    base: str,
+    proc: subprocess.Popen,  # type: ignore[type-arg]
+    log: Path,
+    timeout: float = 90,
+) -> App | None:
+    """Wait until `cogscope ui` has printed its link and the app answers it (the App), or `timeout` passes (None);
+    fails at once if `proc` ends, with what it wrote to `log`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"cogscope ui exited with {proc.returncode}: {log.read_text() if log else ''}"
+        assert proc.poll() is None, f"cogscope ui exited with {proc.returncode}: {log.read_text()}"
+        found = APP_LINE.search(log.read_text())
+        if found is None:
+            time.sleep(0.3)
+            continue
+        app = App(base, found.group(1))
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return True
+            if httpx.get(app.link, timeout=5, follow_redirects=True).status_code == 200:
+                return app
         except httpx.HTTPError:
             time.sleep(0.3)
-    return False
+    return None
 
 
 @contextlib.contextmanager
-def running_app(env: dict[str, str], llm, *args: str) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """`cogscope ui ARGS` started as a user starts it, on a free port; yields its loopback URL."""
+def running_app(env: dict[str, str], llm, *args: str) -> Iterator[App]:  # type: ignore[no-untyped-def]
+    """`cogscope ui ARGS` started as a user starts it, on a free port; yields the App (its loopback URL, and the
+    link it printed)."""
     port = free_port()
     environ = dict(env, COGSCOPE_PORT=str(port), COGSCOPE_MODEL="openai/scripted", COGSCOPE_API_BASE=llm.api_base)
     log_path = Path(env["COGSCOPE_DATA_DIR"]).parent / "ui.log"
@@ -479,11 +517,11 @@ def running_app(env: dict[str, str], llm, *args: str) -> Iterator[str]:  # type:
     proc = subprocess.Popen(
         [*cogscope_command(), "ui", *args], env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        if not wait_for_app(url, proc, log=log_path):
+        app = wait_for_app(f"http://127.0.0.1:{port}", proc, log_path)
+        if app is None:
             pytest.fail(f"cogscope ui did not answer: {log_path.read_text()}")
-        yield url
+        yield app
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -492,7 +530,7 @@ def running_app(env: dict[str, str], llm, *args: str) -> Iterator[str]:  # type:
 
 
 @pytest.fixture
-def app(env: dict[str, str], llm) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def app(env: dict[str, str], llm) -> Iterator[App]:  # type: ignore[no-untyped-def]
     with running_app(env, llm) as url:
         yield url
 

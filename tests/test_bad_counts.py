@@ -28,7 +28,7 @@ def test_option_json_nested_past_the_recursion_limit_is_one_line(cogscope, llm):
 
 
 def test_the_run_tab_loop_refuses_a_bad_number_of_cycles(app, page, llm):
-    page.goto(app)
+    page.goto(app.link)
     page.locator("#loop-accordion").get_by_text("Heartbeat loop").click()
     status = page.locator("#run-status")
     for cycles in BAD_COUNTS[:3]:
@@ -40,9 +40,10 @@ def test_the_run_tab_loop_refuses_a_bad_number_of_cycles(app, page, llm):
     # what a browser cannot type, an API client can send
     form = ["heartbeat", "openai/scripted", "", "", "", llm.api_base, "", "", "decide"]
     for cycles in ("abc", 1e9, -5):
-        call = httpx.post(f"{app}/gradio_api/call/heartbeat_loop", json={"data": [*form, cycles, 0]}, timeout=30)
+        url = f"{app}/gradio_api/call/heartbeat_loop"
+        call = httpx.post(url, json={"data": [*form, cycles, 0]}, headers=app.headers, timeout=30)
         assert call.status_code == 200, call.text
-        events = httpx.get(f"{app}/gradio_api/call/heartbeat_loop/{call.json()['event_id']}", timeout=60).text
+        events = httpx.get(f"{url}/{call.json()['event_id']}", headers=app.headers, timeout=60).text
         assert "Traceback" not in events
         assert "is not a number of cycles" in events or "event: error" in events, events
     assert llm.requests == []

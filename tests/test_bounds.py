@@ -33,7 +33,7 @@ from telemetry import free_port
 from telemetry.phoenix_server import phoenix_version
 from ui.local_llm import LocalModelServer, serves_local_model
 
-from .conftest import ROOT, cogscope_command
+from .conftest import ROOT, App, cogscope_command
 from .postgres import _alive
 
 # -- an agent file whose tool fails in the way the model asks ---------------------------------------
@@ -159,16 +159,16 @@ def test_tool_calling_os_exit_is_refused_and_the_cycle_goes_on(cogscope, llm, ag
 
 
 # -- exits and odd text: the app keeps answering -------------------------------------------------------
-def _run_in_app(app: str, llm, agent: str, task: str = "Act.", options: str = "") -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _run_in_app(app: App, llm, agent: str, task: str = "Act.", options: str = "") -> tuple[str, str]:  # type: ignore[no-untyped-def]
     """One Run-tab cycle through Gradio's HTTP API, sent as a browser sends it: JSON with \\u escapes."""
     data = [agent, "openai/scripted", "", "", "", llm.api_base, options, "", task]
     body = json.dumps({"data": data}, ensure_ascii=True).encode()
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **app.headers}
     response = httpx.post(f"{app}/gradio_api/call/run_cycle", content=body, headers=headers, timeout=30)
     response.raise_for_status()
     event_id = response.json()["event_id"]
     event, last = "", None
-    with httpx.stream("GET", f"{app}/gradio_api/call/run_cycle/{event_id}", timeout=180) as stream:
+    with httpx.stream("GET", f"{app}/gradio_api/call/run_cycle/{event_id}", headers=app.headers, timeout=180) as stream:
         for line in stream.iter_lines():
             if line.startswith("event: "):
                 event = line[7:].strip()
@@ -183,7 +183,7 @@ def _run_in_app(app: str, llm, agent: str, task: str = "Act.", options: str = ""
     return str(status), str(totals)
 
 
-def _app_still_runs_cycles(app: str, llm) -> None:  # type: ignore[no-untyped-def]
+def _app_still_runs_cycles(app: App, llm) -> None:  # type: ignore[no-untyped-def]
     llm.enqueue(ANSWER)
     status, totals = _run_in_app(app, llm, "heartbeat", "Decide.")
     assert "Cycle finished" in status, status

@@ -25,7 +25,7 @@ def test_dashboard_shows_cost_per_cycle_and_the_monthly_projection(record, llm, 
         read_trace(trace_id, min_spans=11)
         trace_ids.append(trace_id)
 
-    page.goto(app)
+    page.goto(app.link)
     page.get_by_role("tab", name="Dashboard").click()
     page.locator("#dash-refresh").click()
     numbers = page.locator("#dash-numbers")

@@ -84,7 +84,7 @@ def test_attacker_markdown_in_a_cycle_renders_as_text_in_the_run_tab_and_the_ste
 ):
     port, seen = image_server
     llm.enqueue(_reply(port))
-    page.goto(app)
+    page.goto(app.link)
     page.get_by_label("Task").fill("Decide. " + ATTACK.format(port=port, who="TASK"))
     page.locator("#run-button").click()
     chat = page.locator("#run-chat")
@@ -118,7 +118,8 @@ def test_attacker_markdown_in_a_cycle_renders_as_text_in_the_run_tab_and_the_ste
 
     # the second wall: whatever renders (here, an image the page's own script adds), the browser fetches no image
     # from elsewhere, as the app's Content-Security-Policy says
-    assert "img-src 'self' data: blob:" in httpx.get(app, timeout=30).headers["content-security-policy"]
+    policy = httpx.get(app, headers=app.headers, timeout=30).headers["content-security-policy"]
+    assert "img-src 'self' data: blob:" in policy
     image = f"http://127.0.0.1:{port}/csp.png"
     page.evaluate(f"() => {{ const i = new Image(); i.src = '{image}'; document.body.append(i); }}")
     page.wait_for_timeout(1500)

@@ -14,7 +14,7 @@ def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm)
     # both replies are held: each model call waits until the test lets it go
     llm.enqueue(RECALL, prompt_tokens=1000, completion_tokens=100, held=True)
     llm.enqueue(ANSWER, prompt_tokens=1100, completion_tokens=40, held="midway")  # streams half its words first
-    page.goto(app)
+    page.goto(app.link)
     page.get_by_label("Task").fill("Recall what you know about my energy and decide the next action.")
     page.locator("#run-button").click()
 
@@ -57,7 +57,7 @@ def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm)
 
 
 def test_bad_input_shows_an_error_and_the_app_keeps_working(app, page, llm):
-    page.goto(app)
+    page.goto(app.link)
     page.locator("#run-button").click()
     status = page.locator("#run-status")
     status.get_by_text("the task is empty").wait_for()
@@ -81,7 +81,7 @@ def test_stop_ends_the_cycle_after_the_current_step(app, page, llm):
     llm.enqueue(RECALL)
     for _ in range(4):
         llm.enqueue("Thought: again.\n<code>\nx = 1\n</code>", held=True)
-    page.goto(app)
+    page.goto(app.link)
     page.get_by_label("Task").fill("Think forever")
     page.locator("#run-button").click()
     page.locator("#run-chat").get_by_text("Step 1", exact=True).first.wait_for()
@@ -96,7 +96,7 @@ def test_stop_ends_the_cycle_after_the_current_step(app, page, llm):
 
 
 def test_one_model_picker_per_role_and_the_heartbeat_loop(app, page, llm, phoenix, project):
-    page.goto(app)
+    page.goto(app.link)
     # the consciousness agent has three roles: three pickers appear, labelled by role
     page.get_by_label("Agent").fill("consciousness")
     page.get_by_label("Agent").press("Enter")

@@ -25,7 +25,7 @@ def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_t
     read_trace(failed, min_spans=10)
     requests_before = len(llm.requests)
 
-    page.goto(app)
+    page.goto(app.link)
     page.get_by_role("tab", name="Traces").click()
     page.locator("#traces-refresh").click()
     table = page.locator("#traces-table")

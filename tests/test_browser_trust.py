@@ -15,7 +15,7 @@ def test_replaying_a_forged_trace_shows_the_code_and_runs_it_only_once_confirmed
     forged = _forge(phoenix, project, {"cogscope.agent": f"{agent_file}:make"})
     read_trace(forged)
 
-    page.goto(app)
+    page.goto(app.link)
     page.get_by_role("tab", name="Traces").click()
     page.locator("#traces-refresh").click()
     table = page.locator("#traces-table")

@@ -228,7 +228,7 @@ def test_ui_on_a_port_in_use_is_one_line_and_the_running_app_still_serves_a_huge
             line
         )
         huge = "f" * 1_000_000
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with httpx.Client(base_url=url, headers=url.headers, timeout=60) as http:
             event = http.post("/gradio_api/call/open_trace", json={"data": [huge, False, ""]}).json()["event_id"]
             stream = http.get(f"/gradio_api/call/open_trace/{event}").text
             assert "event: complete" in stream, stream[:500]

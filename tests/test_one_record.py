@@ -47,7 +47,7 @@ def test_one_cycle_shows_the_same_numbers_in_every_view(env, cogscope, llm, read
 
     traces: dict[str, str] = {}  # model -> trace id
     with running_app(env, llm) as app:
-        client = Client(app, verbose=False)
+        client = Client(app, verbose=False, headers=app.headers)
         for model, (cost_text, _) in MODELS.items():
             llm.enqueue(STEP, prompt_tokens=1000, completion_tokens=100)
             llm.enqueue(DONE, prompt_tokens=1200, completion_tokens=50)

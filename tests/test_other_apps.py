@@ -205,7 +205,7 @@ def test_the_traces_tab_and_the_dashboard_read_an_apps_project(env, llm, phoenix
     llm.enqueue(DONE, prompt_tokens=1200, completion_tokens=50)
     _run_app(env, phoenix.url, f"{project}-app", llm.api_base)
 
-    page.goto(app)
+    page.goto(app.link)
     page.get_by_role("tab", name="Traces").click()
     picker = page.locator("#traces-project input")
     picker.fill(f"{project}-app")

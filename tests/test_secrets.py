@@ -439,7 +439,7 @@ def test_a_lone_surrogate_in_a_tool_output_loses_no_span(agent_file, cogscope, l
 def test_no_canary_reaches_the_page(canaries, agent_file, app, page, llm) -> None:  # type: ignore[no-untyped-def]
     llm.enqueue(CALL_TOOL)
     llm.enqueue(FINISH)
-    page.goto(app)
+    page.goto(app.link)
     agent = page.locator("#run-agent input")
     agent.fill(agent_file)
     agent.press("Enter")
@@ -461,7 +461,7 @@ def test_an_api_base_typed_in_the_browser_gets_no_provider_key(app, llm) -> None
     typed = ScriptedLLM().start()  # another server: a base the operator never named
     try:
         typed.enqueue('Thought: done.\n<code>\nfinal_answer("ok")\n</code>')
-        client = Client(app, verbose=False)
+        client = Client(app, verbose=False, headers=app.headers)
         chat, status, totals, _ = client.predict(
             "heartbeat", "openai/scripted", "", "", "", typed.api_base, "", "", "Decide.", api_name="/run_cycle"
         )

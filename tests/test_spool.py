@@ -314,7 +314,7 @@ def test_a_full_spool_drops_new_spans_and_says_so(tmp_path: Path, caplog):
 def test_the_run_tab_says_pending_while_phoenix_is_down_then_shows_the_link(own_phoenix: OwnPhoenix, env, llm, page):
     llm.enqueue(ANSWER, prompt_tokens=300, completion_tokens=20)
     with running_app(dict(env, PHOENIX_COLLECTOR_ENDPOINT=own_phoenix.url), llm) as app:
-        page.goto(app)
+        page.goto(app.link)
         own_phoenix.kill()
         page.get_by_label("Task").fill("Decide the next action.")
         page.locator("#run-button").click()

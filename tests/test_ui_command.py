@@ -3,6 +3,7 @@ what it started and nothing else."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -34,6 +35,15 @@ def _start(environ: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
     raise AssertionError("cogscope ui did not start:\n" + "\n".join(lines))
 
 
+def _link(lines: list[str], port: int) -> str:
+    """The link `cogscope ui` printed: the app's loopback URL with its operator token."""
+    line = next(line for line in lines if line.startswith("cogscope: http://"))
+    printed = rf"cogscope: (http://127\.0\.0\.1:{port}/\?token=[\w-]{{32,}})   \(Ctrl-C stops what cogscope started\)"
+    found = re.fullmatch(printed, line)
+    assert found, line
+    return found.group(1)
+
+
 def _interrupt(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGINT)
     try:
@@ -54,10 +64,11 @@ def test_ui_starts_phoenix_and_local_model_and_ctrl_c_stops_both(env):
     proc, lines = _start(environ)
     try:
         assert f"Phoenix:  http://127.0.0.1:{phoenix_port}" in lines
-        assert f"cogscope: http://127.0.0.1:{app_port}   (Ctrl-C stops what cogscope started)" in lines
+        link = _link(lines, app_port)
         assert phoenix_version(f"http://127.0.0.1:{phoenix_port}") is not None
         assert httpx.get(f"http://127.0.0.1:{llm_port}/v1/models").json()["data"][0]["id"] == "smollm2-135m"
-        assert httpx.get(f"http://127.0.0.1:{app_port}").status_code == 200
+        assert httpx.get(link, follow_redirects=True).status_code == 200  # the link opens the app
+        assert httpx.get(f"http://127.0.0.1:{app_port}").status_code == 401  # without it: refused
     finally:
         out = _interrupt(proc)
     assert proc.returncode == 0, out
@@ -110,9 +121,10 @@ def test_ctrl_c_ends_the_app_even_when_a_thread_of_its_agent_never_does(env, llm
         COGSCOPE_API_BASE=llm.api_base,
         COGSCOPE_DRAIN_TIMEOUT="1",  # the deadline is the drain plus 15 s
     )
-    proc, _ = _start(environ)
+    proc, lines = _start(environ)
     try:
-        client = Client(f"http://127.0.0.1:{app_port}", verbose=False)
+        token = _link(lines, app_port).partition("?token=")[2]
+        client = Client(f"http://127.0.0.1:{app_port}", verbose=False, headers={"Authorization": f"token {token}"})
         _chat, status, _totals, _state = client.predict(
             f"{agent_file}:make", "openai/scripted", "", "", "", llm.api_base, "", "", "Decide.",
             api_name="/run_cycle",

@@ -4,14 +4,24 @@ Credentials never come from the command line (it shows in `ps` and shell history
 holds one `user:password` per line (blank lines and `#` comments skipped), `--auth-env VAR` names an
 environment variable that holds `user:password` (several separated by newlines). Passwords are
 compared in constant time and never printed.
+
+Guessing is slowed down: after `PER_USER` failed log-ins for one user name, or `PER_ADDRESS` from one address,
+within `WINDOW_S`, every further try for that name or from that address (the right password too) is answered
+429 "too many failed log-ins; wait N s" until the oldest of those failures is `WINDOW_S` old.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+import math
 import os
 import stat
 import sys
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +29,11 @@ from typing import Any
 from .errors import UsageError
 
 MIN_PASSWORD = 8
+PER_USER = 5  # failed log-ins for one user name within the window
+PER_ADDRESS = 20  # failed log-ins from one client address within the window
+WINDOW_S = 300.0
+LOGIN_PATHS = ("/login", "/login/")
+MAX_LOGIN_FORM = 64 * 1024  # a log-in form is a name and a password
 
 
 @dataclass(frozen=True)
@@ -162,3 +177,131 @@ def _cookies(scope: dict[str, Any]) -> dict[str, str]:
             except Exception:  # a malformed cookie header: no session
                 return {}
     return {key: morsel.value for key, morsel in jar.items()}
+
+
+# -- guessing passwords ---------------------------------------------------------------------------------------------
+class LoginLimit:
+    """Failed log-ins per user name and per client address, within a sliding window."""
+
+    MAX_KEYS = 10_000  # names and addresses remembered at most (a spray of made-up names cannot grow it further)
+
+    def __init__(
+        self,
+        *,
+        per_user: int = PER_USER,
+        per_address: int = PER_ADDRESS,
+        window_s: float = WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = {"user": per_user, "address": per_address}
+        self.window_s = window_s
+        self.clock = clock
+        self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def wait(self, user: str, address: str) -> float:
+        """Seconds until `user` may try again from `address` (0.0: now)."""
+        now = self.clock()
+        with self._lock:
+            waits = [0.0]
+            for key in (("user", user), ("address", address)):
+                times = self._recent(key, now)
+                limit = self.limits[key[0]]
+                if len(times) >= limit:  # free again once the limit-th latest failure leaves the window
+                    waits.append(times[len(times) - limit] + self.window_s - now)
+            return max(waits)
+
+    def failed(self, user: str, address: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in (("user", user), ("address", address)):
+                self._recent(key, now).append(now)
+                self._failures.move_to_end(key)
+            while len(self._failures) > self.MAX_KEYS:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, user: str) -> None:
+        with self._lock:
+            self._failures.pop(("user", user), None)
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque(maxlen=max(self.limits.values())))
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+
+class LimitLogins:
+    """ASGI middleware around Gradio's log-in route: refuses tries past the limit, counts the failures."""
+
+    def __init__(self, app: Any, limit: LoginLimit | None = None) -> None:
+        self.app = app
+        self.limit = limit or LoginLimit()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in LOGIN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive, MAX_LOGIN_FORM)
+        if body is None:
+            await _json(send, 413, "the log-in form is too large")
+            return
+        user = await _form_user(scope, body)
+        address = (scope.get("client") or ("?", 0))[0]
+        wait = self.limit.wait(user, address)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            await _json(send, 429, f"too many failed log-ins; wait {seconds} s and try again", seconds)
+            return
+        status: list[int] = []
+
+        async def replay() -> dict[str, Any]:
+            if not status:
+                status.append(0)
+                return {"type": "http.request", "body": body, "more_body": False}
+            return dict(await receive())
+
+        async def watch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[:] = [message["status"]]
+            await send(message)
+
+        await self.app(scope, replay, watch)
+        if status == [400]:
+            self.limit.failed(user, address)
+        elif status == [200]:
+            self.limit.succeeded(user)
+
+
+async def _read_body(receive: Any, limit: int) -> bytes | None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body"):
+            return body
+
+
+async def _form_user(scope: dict[str, Any], body: bytes) -> str:
+    """The user name in a log-in form (urlencoded or multipart, as Gradio's page sends it)."""
+    from starlette.requests import Request
+
+    async def once() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(scope, once).form()
+        return str(form.get("username") or "").strip()
+    except Exception:  # a malformed form: Gradio answers it; counted under no name
+        return ""
+
+
+async def _json(send: Any, status: int, detail: str, retry_after: int | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -129,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-env", metavar="VAR", help="log-in required: the environment variable VAR holds user:password"
     )
     ui.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address people open, behind a reverse proxy (https://NAME); needs log-ins (or $COGSCOPE_PUBLIC_URL)",
+    )
+    ui.add_argument(
         "--allow-mcp",
         action="append",
         default=[],
@@ -471,24 +476,27 @@ def _preload() -> None:
         pass
 
 
-def ui_command(args: argparse.Namespace, settings: Settings) -> int:
+def _app_access(args: argparse.Namespace, settings: Settings, host: str, port: int) -> tuple[Any, ...]:
+    """Who may reach the app and do what (ui.web_access, ui.auth, ui.trust): (policy, credentials, operator token
+    or None, the app's middleware, public URL or None); UsageError for a set-up that would let anyone in."""
     from starlette.middleware import Middleware
 
-    from .app import build_app
-    from .auth import RequireLogin, load_credentials
+    from .auth import LimitLogins, RequireLogin, load_credentials
     from .headers import ContentSecurityPolicy
-    from .config import LOCAL_MODEL
-    from .run_tab import cycle_events_limit
-    from .runtime import Runtime
     from .trust import Policy, is_loopback
+    from .web_access import OperatorToken, app_middleware, check_public_url
 
-    host = getattr(args, "host", None) or settings.host
-    port = getattr(args, "port", None) or settings.port
+    public_url = check_public_url(getattr(args, "public_url", None) or settings.public_url)
     credentials = load_credentials(file=getattr(args, "auth_file", None), env_var=getattr(args, "auth_env", None))
     if not is_loopback(host) and credentials is None:
         raise UsageError(
             f"--host {host} would let anyone on the network run agents as you; give log-ins with "
             "--auth-file FILE (one user:password per line) or --auth-env VAR, or bind 127.0.0.1"
+        )
+    if public_url and credentials is None:
+        raise UsageError(
+            f"--public-url {public_url}: behind a reverse proxy everyone reaches cogscope from loopback, so it asks "
+            "for log-ins; give them with --auth-file FILE (one user:password per line) or --auth-env VAR"
         )
     policy = Policy.for_app(
         host=host,
@@ -496,6 +504,25 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
         allowed_mcp=[*settings.allowed_mcp, *getattr(args, "allow_mcp", [])],
         allowed_api_bases=[b for b in [settings.api_base, *getattr(args, "allow_api_base", [])] if b],
     )
+    if public_url:
+        policy = replace(policy, operator=False)  # everyone behind the proxy is a remote user
+    token = OperatorToken(port) if credentials is None else None
+    middleware = app_middleware(host=host, port=port, public_url=public_url, token=token)
+    if credentials is not None:
+        middleware += [Middleware(LimitLogins), Middleware(RequireLogin)]
+    middleware.append(Middleware(ContentSecurityPolicy))
+    return policy, credentials, token, middleware, public_url
+
+
+def ui_command(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import build_app
+    from .config import LOCAL_MODEL
+    from .run_tab import cycle_events_limit
+    from .runtime import Runtime
+
+    host = getattr(args, "host", None) or settings.host
+    port = getattr(args, "port", None) or settings.port
+    policy, credentials, token, middleware, public_url = _app_access(args, settings, host, port)
     if getattr(args, "max_cycles", None):
         settings = replace(settings, max_cycles=args.max_cycles)
     runtime = Runtime.start(settings)
@@ -519,7 +546,7 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
             quiet=True,
             show_error=True,
             auth=credentials.check if credentials else None,
-            app_kwargs={"middleware": [Middleware(RequireLogin), Middleware(ContentSecurityPolicy)]},
+            app_kwargs={"middleware": middleware},
             auth_message="cogscope: log in with the user and password the operator gave you",
         )
         # the first Run would otherwise import LiteLLM and the built-in agents itself: do it while nobody waits
@@ -530,7 +557,8 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: _set_later(stop))
         print(f"Phoenix:  {runtime.phoenix.url}" + ("" if runtime.phoenix.started_here else " (reused)"))
-        print(f"cogscope: http://{host}:{port}   (Ctrl-C stops what cogscope started)", flush=True)
+        shown = public_url + "/" if public_url else f"http://{host}:{port}"
+        print(f"cogscope: {token.link(shown) if token else shown}   (Ctrl-C stops what cogscope started)", flush=True)
         if not policy.operator:
             print(
                 f"Log-in required ({len(credentials.users) if credentials else 0} user(s)); users may run "

@@ -126,6 +126,7 @@ class Settings:
     # a shared app (ui.slots): how many cycles run side by side; the rest wait in line, their place shown
     max_cycles: int = 64  # COGSCOPE_MAX_CYCLES: cycles on API models (they mostly wait on the network)
     max_local_cycles: int = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model only
+    public_url: str | None = None  # COGSCOPE_PUBLIC_URL: the address people open behind a reverse proxy
 
     def with_project(self, name: str) -> Settings:
         """These settings reading another Phoenix project (a command's --project), checked as COGSCOPE_PROJECT is."""
@@ -168,4 +169,5 @@ class Settings:
             full_prompts=_flag(env, "COGSCOPE_FULL_PROMPTS"),
             max_cycles=_count(env, "COGSCOPE_MAX_CYCLES", 64, "cycles"),
             max_local_cycles=_count(env, "COGSCOPE_MAX_LOCAL_CYCLES", 4, "cycles"),
+            public_url=env.get("COGSCOPE_PUBLIC_URL", "").strip() or None,
         )
