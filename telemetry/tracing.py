@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from . import context_guard
 from .compact import CompactingExporter, Compactor
 from .redaction import RedactingExporter
-from .sealing import SealingExporter
 from .roles import CallAnnotator
+from .sealing import SealingExporter
 from .signing import Signer
 from .spool import Sender, Spool, SpoolExporter
 from .writer import SpanWriter

@@ -1,4 +1,5 @@
-"""Secrets are blanked before any exporter sees a span; which names are secret (exactly as the README says),\nand the encodings of a known secret value that are blanked (and those the README admits are not)."""
+"""Secrets are blanked before any exporter sees a span; which names are secret (exactly as the README says),
+and the encodings of a known secret value that are blanked (and those the README admits are not)."""
 
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def test_every_name_the_readme_lists_is_secret_name_by_name() -> None:
 
 def test_the_readme_exceptions_are_not_secret() -> None:
     rules = readme_name_rules()
-    plain = list(rules["names"]) + ["PATH", "PYTHONPATH", "MANPATH", "LD_LIBRARY_PATH", "HOME", "TOKENIZERS_PARALLELISM"]
+    plain = list(rules["names"])
+    plain += ["PATH", "PYTHONPATH", "MANPATH", "LD_LIBRARY_PATH", "HOME", "TOKENIZERS_PARALLELISM"]
     plain += [f"GITHUB_TOKEN{suffix}" for suffix in rules["suffixes"]]  # a path to the token, not the token
     plain += [f"GIT_{word}_MODE" for word in rules["words"]]  # GIT_AUTHOR_MODE, GIT_KEYBOARD_MODE, ...
     assert [n for n in plain if is_secret_name(n)] == []
