@@ -3,13 +3,14 @@
     LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python bench/bench_redaction.py [--spans 2000] [--secrets 8]
 
 Prints figures; it is not a test and asserts nothing about timings. Times are CPU time of this process
-(`time.process_time`), so other work on a shared machine changes them less than it would wall-clock figures.
-The spans are real OpenTelemetry SDK spans shaped like the ones the OpenInference smolagents instrumentor makes for one CodeAgent step (an LLM span with a
-~5 kB system prompt, the task, earlier steps and observations, flattened into `llm.input_messages.*` and repeated
-as JSON in `input.value`; a CHAIN step span; a TOOL span), redacted by the exporter's `redact_span` against this
-process's environment plus `--secrets` canary secrets of several formats. Five mixes: no secret anywhere (the
-common case), the same with non-ASCII text (normalised before the search), one secret in one attribute of each span,
-one secret hex- and base64-encoded, and a tool observation that dumps the whole environment.
+(`time.process_time`), so other work on a shared machine changes them less than it would wall-clock figures. The spans
+are real OpenTelemetry SDK spans shaped like the ones the OpenInference smolagents instrumentor makes for one
+CodeAgent step (an LLM span with a ~5 kB system prompt, the task, earlier steps and observations, flattened into
+`llm.input_messages.*` and repeated as JSON in `input.value`; a CHAIN step span; a TOOL span), redacted by the
+exporter's `redact_span` against this process's environment plus `--secrets` canary secrets of several formats. Five
+mixes: no secret anywhere (the common case), the same with non-ASCII text (normalised before the search), one secret
+in one attribute of each span, one secret hex- and base64-encoded, and a tool observation that dumps the whole
+environment.
 """
 
 from __future__ import annotations
