@@ -108,6 +108,7 @@ MAX_MESSAGE = 32 * 1024 * 1024  # bytes of one JSON line either way
 MEMORY_EXIT = 86  # the exit code after a MemoryError (agents.sandbox reads it as the memory limit)
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
 MS_REC, MS_PRIVATE, MS_BIND, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 0x1000, 0x2, 0x4
+MS_RDONLY, MS_REMOUNT = 0x1, 0x20
 PR_SET_PDEATHSIG = 1
 # read-only for the code besides Python's own directories: the C libraries, time zones, randomness, CPU counts
 SYSTEM_READ = (
@@ -487,13 +488,40 @@ def hidden_from_others(path: str) -> str | None:
     return None
 
 
+def _outermost(paths: list[str]) -> list[str]:
+    return [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
+
+
+def bind_back(lib: Any, kept: dict[str, int], walls: dict[str, Any]) -> None:
+    """Python's own directories under /tmp (a venv or a checkout there), which the working folder's tmpfs now covers:
+    bound back at their places, read-only, from descriptors taken before the tmpfs went up."""
+    for path, fd in kept.items():
+        parent = os.path.dirname(path)
+        os.makedirs(parent, exist_ok=True)
+        for folder in _parents_below_tmp(parent):
+            os.chmod(folder, 0o755)  # searchable for nobody; root owns them, so the code cannot change them
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(path, exist_ok=True)
+        else:
+            open(path, "ab").close()  # noqa: SIM115 (a mount point for one file)
+        source = f"/proc/self/fd/{fd}".encode()
+        bound = lib.mount(source, path.encode(), None, MS_BIND | MS_REC, None) == 0
+        if not bound or lib.mount(None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None) != 0:
+            walls["revealed"] = False
+
+
+def _parents_below_tmp(folder: str) -> list[str]:
+    parts = folder[len("/tmp/") :].split("/") if folder.startswith("/tmp/") else []
+    return ["/tmp/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 def reveal(lib: Any, paths: list[str], walls: dict[str, Any]) -> None:
     """In our mount namespace, make Python's own directories reachable for nobody.
 
     A directory such as /root (0700) that hides one of them is covered by an empty tmpfs in which only
     those directories are bind-mounted back: the rest of it (a home folder, the data dir) stays out of sight.
     """
-    outermost = [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
+    outermost = _outermost(paths)
     covers: dict[str, list[str]] = {}
     for path in outermost:
         blocker = hidden_from_others(path)
@@ -541,10 +569,14 @@ def isolate_root(lib: Any, workdir: str, net: int, disk: str, walls: dict[str, A
         walls["mountns"], walls["netns"] = True, bool(net)
         if lib.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0:
             options = f"{disk},uid={NOBODY},gid={NOBODY}".encode()
+            kept = {p: os.open(p, os.O_PATH) for p in _outermost(paths) if p.startswith("/tmp/")}
             if lib.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0:
                 os.chdir("/tmp")
                 workdir, walls["disk"] = "/tmp", "tmpfs"
-            reveal(lib, paths, walls)
+                bind_back(lib, kept, walls)
+            for fd in kept.values():
+                os.close(fd)
+            reveal(lib, [p for p in paths if not p.startswith("/tmp/")], walls)
     elif net and lib.unshare(net) == 0:
         walls["netns"] = True
     os.setgroups([])

@@ -414,7 +414,7 @@ def _start_ui(environ: dict[str, str], log_path: Path) -> subprocess.Popen[bytes
     def up() -> bool:
         assert proc.poll() is None, f"cogscope ui exited: {log_path.read_text(errors='replace')}"
         try:
-            return httpx.get(url, timeout=1).status_code == 200
+            return httpx.get(url, timeout=1).status_code == 401  # up: it asks for the link it printed
         except httpx.HTTPError:
             return False
 

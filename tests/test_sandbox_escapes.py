@@ -207,6 +207,21 @@ def test_pickle_loads_reads_and_writes_outside(scene: Scene) -> None:
     assert "key failed" in text and "write failed" in text, text
 
 
+def test_the_code_cannot_change_pythons_install(scene: Scene) -> None:
+    """Python's own files stay read-only, wherever the venv lives (under /tmp, the worker binds it back into its
+    tmpfs read-only): a planted module would run in the app's next worker, or in the app."""
+    import numpy
+
+    target = Path(numpy.__file__).with_name("cogscope_planted.py")
+    body = f"grab('plant', lambda: open({str(target)!r}, 'w').write('pwned'))"
+    try:
+        ran = scene.run([via_pickle(body)])
+        text = text_of(ran)
+        assert "plant failed" in text and not target.exists(), text
+    finally:
+        target.unlink(missing_ok=True)
+
+
 def test_star_flips_the_audit_flag(scene: Scene) -> None:
     ran = scene.run(
         [
