@@ -78,12 +78,17 @@ def views(text: str) -> Iterator[tuple[str, str]]:
         yield "base64", decoded
 
 
-def leaks(text: str, value: str) -> list[str]:
-    """How `value` can still be read from `text` (empty: it cannot, by any decoding above)."""
+def decoded(text: str) -> list[tuple[str, str, str]]:
+    """(how, lower-cased, squeezed) for every decoding of `text`: made once, then searched for every value."""
+    return [(how, d.lower(), squeeze(d)) for how, d in views(text)]
+
+
+def leaks(text: str | list[tuple[str, str, str]], value: str) -> list[str]:
+    """How `value` can still be read from `text` (empty: it cannot, by any decoding above); `text` may be what
+    `decoded` made of it, when many values are looked for in one text."""
     found = []
     plain, bare = value.lower(), squeeze(value)
-    for how, decoded in views(text):
-        lower, squeezed = decoded.lower(), squeeze(decoded)
+    for how, lower, squeezed in decoded(text) if isinstance(text, str) else text:
         for form, label in ((plain, "as is"), (plain[::-1], "reversed")):
             if form in lower:
                 found.append(f"{how}, {label}")
