@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from ui.config import Settings
 from ui.runtime import Runtime
 
 from .conftest import SECRET
+from .listener import Listener
 
 CANARY = "canary-7f3e91d0-in-the-app-environment-only"
 STOLEN = 7777  # the energy an attack tries to write
@@ -56,38 +55,6 @@ def make(models, *, memory: str, max_steps: int = 3):
         max_steps=max_steps,
     )
 '''
-
-
-class Listener:
-    """A loopback TCP listener that counts the connections it accepted."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def start(self) -> Listener:
-        self._thread.start()
-        return self
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 @dataclass
@@ -123,7 +90,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, phoenix: Any, llm_server: An
     saved = {k: os.environ.get(k) for k in ("COGSCOPE_TEST_CANARY", "OPENAI_API_KEY")}
     os.environ.update(COGSCOPE_TEST_CANARY=CANARY, OPENAI_API_KEY=SECRET)
     runtime = Runtime.start(settings)
-    listener = Listener().start()
+    listener = Listener()
     assert phoenix.log_path is not None
     try:
         yield World(

@@ -20,16 +20,16 @@ import json
 import os
 import pickle
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .listener import Listener
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "tests" / "fixtures" / "sandbox_driver.py"
@@ -88,35 +88,6 @@ READ_SECRETS = (
     "grab('shell', lambda: os.popen('cat /etc/passwd {key}; cat /proc/$PPID/environ').read())\n"
     "grab('write', lambda: open('{outside}', 'w').write('pwned'))"
 )
-
-
-class Listener:
-    """A loopback TCP listener that counts the connections it accepted."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 @dataclass

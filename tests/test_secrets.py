@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from ui.errors import ModelError
 from ui.models import PLACEHOLDER_KEY, BoundedRetrying, build_model
 
 from .conftest import SECRET, running_app
+from .listener import Listener
 from .scripted_llm import ScriptedLLM
 from .secret_leaks import decoded, leaks
 from .test_telemetry_redaction import ISSUE_NAMES, readme_name_rules
@@ -489,42 +488,6 @@ def test_a_hung_llm_ends_the_cycle_with_a_timeout_error(cogscope, llm) -> None: 
 
 
 # -- where a model id or an API base may make the server go ------------------------------------------
-class Listener:
-    """A TCP port that counts who connects and what they send: an internal service an attacker aims the server at."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.connections = 0
-        self.received = b""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            with conn:
-                conn.settimeout(1)
-                try:
-                    self.received += conn.recv(65536)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-
 def test_a_remote_user_may_send_model_requests_only_to_api_bases_the_operator_allowed(env, llm, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from gradio_client import Client
 
@@ -547,12 +510,12 @@ def test_a_remote_user_may_send_model_requests_only_to_api_bases_the_operator_al
             for typed in (target.url, target.url + "/", f"http://localhost:{port}/anything", f"http://127.0.0.1:{port}"):
                 status = run(typed)
                 assert "is not one the operator allowed" in status and "--allow-api-base" in status, status
-            assert (target.connections, target.received) == (0, b"")  # not even the reachability probe
+            assert (target.accepted, target.received) == (0, b"")  # not even the reachability probe
             allowed.enqueue('Thought: done.\n<code>\nfinal_answer("rested")\n</code>')
             assert "Cycle finished" in run(allowed.api_base + "/")
             assert allowed.requests and SECRET in allowed.headers[0].get("authorization", "")  # allowed: the key too
     finally:
-        target.close()
+        target.stop()
         allowed.stop()
 
 

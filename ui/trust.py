@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import agents
+from telemetry import is_loopback_name
 
 from .errors import UsageError
 
@@ -42,13 +42,7 @@ def normalize_base(api_base: str | None) -> str:
 
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 and localhost; anything else (0.0.0.0, a LAN address, a name) is wider."""
-    host = (host or "").strip().strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_name((host or "").strip().strip("[]"))
 
 
 def is_registered(reference: str) -> bool:
