@@ -500,12 +500,11 @@ def _app_access(args: argparse.Namespace, settings: Settings, host: str, port: i
         )
     policy = Policy.for_app(
         host=host,
+        public_url=public_url,
         allow_commands=getattr(args, "allow_browser_commands", False),
         allowed_mcp=[*settings.allowed_mcp, *getattr(args, "allow_mcp", [])],
         allowed_api_bases=[b for b in [settings.api_base, *getattr(args, "allow_api_base", [])] if b],
     )
-    if public_url:
-        policy = replace(policy, operator=False)  # everyone behind the proxy is a remote user
     token = OperatorToken(port) if credentials is None else None
     middleware = app_middleware(host=host, port=port, public_url=public_url, token=token)
     if credentials is not None:

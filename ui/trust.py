@@ -65,12 +65,14 @@ class Policy:
         cls,
         *,
         host: str,
+        public_url: str | None = None,
         allow_commands: bool = False,
         allowed_mcp: Iterable[str] = (),
         allowed_api_bases: Iterable[str] = (),
     ) -> Policy:
+        """Behind a reverse proxy (`public_url`) everyone arrives from loopback: nobody is the operator."""
         return cls(
-            operator=is_loopback(host),
+            operator=is_loopback(host) and not public_url,
             browser=True,
             allow_commands=allow_commands,
             allowed_mcp=tuple(normalize_command(c) for c in allowed_mcp if c.strip()),
