@@ -61,9 +61,9 @@ from synthetic import (  # noqa: E402
     spans_per_cycle,
 )
 
-from telemetry import ensure_phoenix, free_port, phoenix_client, trace_url  # noqa: E402
-from telemetry.figures import CycleFigures, Scope, breakdown, per_cycle, select, summary  # noqa: E402
-from telemetry.prices import Prices  # noqa: E402
+from cogscope.telemetry import ensure_phoenix, free_port, phoenix_client, trace_url  # noqa: E402
+from cogscope.telemetry.figures import CycleFigures, Scope, breakdown, per_cycle, select, summary  # noqa: E402
+from cogscope.telemetry.prices import Prices  # noqa: E402
 
 PROJECT = "bench-dashboard"
 TOOL_STEPS = (1, 2)
@@ -255,13 +255,13 @@ sys.path.insert(0, os.path.join(sys.argv[1], "bench"))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm  # noqa: F401  (loaded in the app anyway; Prices reads its map)
 import bench_dashboard as b
-from telemetry import phoenix_client
-from telemetry.prices import Prices
+from cogscope.telemetry import phoenix_client
+from cogscope.telemetry.prices import Prices
 
 client = b.CountingClient(phoenix_client(sys.argv[2]))
 prices = Prices()
 prices.per_million(b.MODEL)
-from telemetry.phoenix_spans import query_spans, span_query
+from cogscope.telemetry.phoenix_spans import query_spans, span_query
 # warm-up: lazy imports, the first connection
 query_spans(client, span_query().where("name == 'nothing'").select("trace_id"), b.PROJECT)
 client.take()
@@ -453,7 +453,7 @@ def main() -> int:
         tab_rows: list[str] = []
         if not args.no_tab:
             try:
-                from ui import dashboard_tab
+                from cogscope.ui import dashboard_tab
 
                 runtime = SimpleNamespace(
                     settings=SimpleNamespace(project=PROJECT),

@@ -44,7 +44,7 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult  # noqa: E402
 
-from telemetry import PhoenixServer, ensure_phoenix, free_port  # noqa: E402
+from cogscope.telemetry import PhoenixServer, ensure_phoenix, free_port  # noqa: E402
 from tests.postgres import FAST, TempPostgres  # noqa: E402
 
 SPANS_PER_TRACE = 10

@@ -36,9 +36,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from telemetry import ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
+from cogscope.telemetry import ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
+from cogscope.ui.local_llm import LocalModelServer  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS, cogscope_command, wait_for_app  # noqa: E402
-from ui.local_llm import LocalModelServer  # noqa: E402
 
 PROJECT = "bench-live-tokens"
 OBSERVER = """() => {

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from telemetry import ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
+from cogscope.telemetry import ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
 from tests.scripted_llm import ScriptedLLM  # noqa: E402
 
 PROJECT = "bench-replay"
@@ -103,9 +103,9 @@ def main() -> int:
             COGSCOPE_API_BASE=llm.api_base,
             COGSCOPE_LLM_PORT=str(free_port()),
         )
-        from agents.heartbeat import open_store
-        from ui.config import Settings
-        from ui.runtime import Runtime
+        from cogscope.agents.heartbeat import open_store
+        from cogscope.ui.config import Settings
+        from cogscope.ui.runtime import Runtime
 
         settings = Settings.from_env()
         runtime = Runtime.start(settings, set_global=False)

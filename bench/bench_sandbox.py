@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from smolagents import CodeAgent, Model, tool  # noqa: E402
 from smolagents.local_python_executor import LocalPythonExecutor  # noqa: E402
 
-from agents.sandbox import Sandbox, SandboxLimits  # noqa: E402
+from cogscope.agents.sandbox import Sandbox, SandboxLimits  # noqa: E402
 
 
 @tool

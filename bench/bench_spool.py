@@ -32,9 +32,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from telemetry import ensure_phoenix, free_port  # noqa: E402
-from telemetry.spool import SPOOL_FILE, Spool  # noqa: E402
-from telemetry.tracing import setup_tracing  # noqa: E402
+from cogscope.telemetry import ensure_phoenix, free_port  # noqa: E402
+from cogscope.telemetry.spool import SPOOL_FILE, Spool  # noqa: E402
+from cogscope.telemetry.tracing import setup_tracing  # noqa: E402
 from tests.postgres import TempPostgres  # noqa: E402
 from tests.scripted_llm import ScriptedLLM  # noqa: E402
 

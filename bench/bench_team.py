@@ -40,7 +40,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from telemetry import ensure_phoenix, free_port, phoenix_client  # noqa: E402
+from cogscope.telemetry import ensure_phoenix, free_port, phoenix_client  # noqa: E402
 from tests.conftest import cogscope_command, wait_for_app  # noqa: E402
 from tests.scripted_llm import Reply, ScriptedLLM, task_marker  # noqa: E402
 

@@ -64,8 +64,8 @@ def attribute_bytes(spans) -> int:  # type: ignore[no-untyped-def]
 
 
 def with_cogscope(llm: ScriptedLLM, steps: int, *, full: bool) -> list:  # type: ignore[type-arg]
-    from telemetry import Cycle, CycleSpec, setup_tracing
-    from telemetry.tracing import uninstrument
+    from cogscope.telemetry import Cycle, CycleSpec, setup_tracing
+    from cogscope.telemetry.tracing import uninstrument
 
     exporter = InMemorySpanExporter()
     tracing = setup_tracing(endpoint="http://127.0.0.1:9/v1/traces", exporter=exporter, batch=False, full_prompts=full)

@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 from synthetic import COMPLETION, PROMPT, STEPS, Loader, proc_status, reset_peak_rss, spans_per_cycle  # noqa: E402
 
-from telemetry import CycleFilter, Prices, ensure_phoenix, free_port, list_cycles, phoenix_client  # noqa: E402
+from cogscope.telemetry import CycleFilter, Prices, ensure_phoenix, free_port, list_cycles, phoenix_client  # noqa: E402
 
 PROJECT = "bench-traces"
 TOOL_STEPS = (1, 2, 3)
@@ -62,8 +62,8 @@ import json, os, sys
 sys.path.insert(0, sys.argv[1])
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm  # noqa: F401  (loaded in the app anyway; list_cycles imports it for prices)
-from telemetry import phoenix_client
-from telemetry import CycleFilter, Prices, list_cycles
+from cogscope.telemetry import phoenix_client
+from cogscope.telemetry import CycleFilter, Prices, list_cycles
 
 def status(key):
     with open("/proc/self/status") as f:

@@ -138,8 +138,8 @@ def openinference(llm: Any, steps: int, sink: Any) -> float:
 def cogscope(llm: Any, steps: int, sink: Any, data_dir: Path, *, cycle: bool = True) -> float:
     """cogscope's tracing with its spool, the agent run by a `Cycle`; with `cycle=False` ("its tracer alone") run
     under a root span in this thread instead."""
-    from telemetry import Cycle, CycleSpec, Spool, setup_tracing
-    from telemetry.tracing import uninstrument
+    from cogscope.telemetry import Cycle, CycleSpec, Spool, setup_tracing
+    from cogscope.telemetry.tracing import uninstrument
 
     tracing = setup_tracing(
         endpoint=f"{sink.url}/v1/traces", project_name="bench-tracing", spool=Spool.in_dir(data_dir)

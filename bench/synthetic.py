@@ -20,10 +20,10 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from telemetry import setup_tracing
-from telemetry.attributes import ATTR_STEPS, ATTR_TOOL_S
-from telemetry.roles import step_count, tool_seconds
-from telemetry.tracing import uninstrument
+from cogscope.telemetry import setup_tracing
+from cogscope.telemetry.attributes import ATTR_STEPS, ATTR_TOOL_S
+from cogscope.telemetry.roles import step_count, tool_seconds
+from cogscope.telemetry.tracing import uninstrument
 
 MODEL = "openai/gpt-4o-mini"
 STEPS = 3

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .phoenix_spans import TRACE_ID, phoenix_client, trace_spans, trace_url, wait_for_trace
     from .prices import Prices, PricesError, counted, load_prices, price_map_models, usd
     from .projection import Projection, measured_interval, project, what_if
+    from .recorder import record, stop
     from .redaction import clean_text, clean_value, default_redactor, redact, redact_value, redacted_stdio
     from .replay import Recording, Replay, ReplayError, prepare_replay
     from .signing import Signer
@@ -95,6 +96,8 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "measured_interval": "projection",
     "project": "projection",
     "what_if": "projection",
+    "record": "recorder",
+    "stop": "recorder",
     "clean_text": "redaction",
     "clean_value": "redaction",
     "default_redactor": "redaction",
@@ -196,6 +199,7 @@ __all__ = [
     "prepare_replay",
     "price_map_models",
     "project",
+    "record",
     "redact",
     "redact_value",
     "redacted_stdio",
@@ -204,6 +208,7 @@ __all__ = [
     "spans_to_frame",
     "spawn_tied",
     "step_record",
+    "stop",
     "summary",
     "trace_spans",
     "trace_tables",

@@ -1,6 +1,6 @@
 """The one-line recorder: an app's smolagents runs become cogscope cycles, replayable without naming the factory.
 
-    from telemetry.recorder import record
+    from cogscope.telemetry.recorder import record
 
     record("myapp.agents:build", options={"memory": "/srv/memory.sqlite"})   # once, at start-up
     ...

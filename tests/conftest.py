@@ -30,7 +30,7 @@ from typing import Any, TypeVar  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 
-from telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
+from cogscope.telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client, wait_for_trace  # noqa: E402
 
 from .postgres import PostgresMissing, TempPostgres, _alive  # noqa: E402
 from .scripted_llm import ScriptedLLM  # noqa: E402
@@ -311,7 +311,7 @@ def cogscope_command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("cogscope")
-    return [found] if found else [sys.executable, "-m", "ui.cli"]
+    return [found] if found else [sys.executable, "-m", "cogscope.ui.cli"]
 
 
 @dataclass
@@ -342,7 +342,7 @@ IN_PROCESS = frozenset({"run", "heartbeat", "traces", "show", "cost", "replay", 
 def _in_process(args: Sequence[str], environ: dict[str, str]) -> Completed:
     """`cogscope ARGS` through the command's own `main()` in this process: the same argparse, checks, runtime and
     output, without the ~3-10 CPU-s a new Python spends importing LiteLLM, smolagents and pandas."""
-    from ui import cli
+    from cogscope.ui import cli
 
     out, err = io.StringIO(), io.StringIO()
     with _environ(environ), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -405,8 +405,8 @@ def record(env: dict[str, str]):  # type: ignore[no-untyped-def]
     For tests about what comes after a cycle (traces, show, replay, cost, the tabs): a `cogscope run` command spends
     ~10 CPU-s loading LiteLLM and smolagents before its first step, and the suite shares two cores. The command
     itself is tested as a command (test_cli_run.py, test_agents_cycles.py and others)."""
-    from ui.config import Settings
-    from ui.runtime import Runtime
+    from cogscope.ui.config import Settings
+    from cogscope.ui.runtime import Runtime
 
     def run(
         task: str,

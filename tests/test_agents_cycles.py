@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from agents import MemoryStore
+from cogscope.agents import MemoryStore
 
 from .conftest import cogscope_command
 
@@ -136,7 +136,7 @@ def test_consciousness_delegates_with_one_model_per_role(cogscope, llm, env, rea
     tools = spans[spans["span_kind"] == "TOOL"]
     assert {"observe", "reflect"} <= set(tools["attributes.tool.name"])
     # the step-through nests the managed agents' steps under the manager's step that called them
-    from telemetry.steps import steps_from_frame
+    from cogscope.telemetry.steps import steps_from_frame
 
     steps = [(v.agent, v.local_number, v.depth) for v in steps_from_frame(spans)]
     assert steps == [
@@ -359,7 +359,7 @@ def test_heartbeat_loop_is_three_traces_in_one_session(cogscope, llm, phoenix, p
     traces = re.findall(r"^Trace:\s+([0-9a-f]{32})", result.out, re.MULTILINE)
     assert len(set(traces)) == 3
     assert result.out.count("**Energy**") == 3  # state after each cycle
-    from telemetry import phoenix_client, wait_for_trace
+    from cogscope.telemetry import phoenix_client, wait_for_trace
 
     client = phoenix_client(phoenix.url)
     for trace_id in traces:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.errors import MentalModelError
-from agents.mental_models import (
+from cogscope.agents.errors import MentalModelError
+from cogscope.agents.mental_models import (
     NEW_BASIN_THRESHOLD,
     Basin,
     Predictor,

@@ -13,7 +13,7 @@ from rich.markdown import Markdown
 from smolagents import CodeAgent
 from smolagents.models import Model
 
-from agents import speedups
+from cogscope.agents import speedups
 
 
 def original(template: str, variables: dict) -> str:  # smolagents' own populate_template, as it is written

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from agents import MemoryStore, MemoryStoreError, RecallMemoryTool
-from agents.energy import EnergyLedger
-from agents.store import EXAMPLE_MEMORIES, Energy
+from cogscope.agents import MemoryStore, MemoryStoreError, RecallMemoryTool
+from cogscope.agents.energy import EnergyLedger
+from cogscope.agents.store import EXAMPLE_MEMORIES, Energy
 
 V1_SCHEMA = """
 CREATE TABLE memories (

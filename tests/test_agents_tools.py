@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from smolagents import ChatMessage, MessageRole, Model, Tool
 
-from agents.energy import ENERGY_COSTS, STEP_COST, EnergyLedger, max_steps_for
-from agents.errors import EnergyRefused, MentalModelError
-from agents.store import Energy, MemoryStore
-from agents.tools import (
+from cogscope.agents.energy import ENERGY_COSTS, STEP_COST, EnergyLedger, max_steps_for
+from cogscope.agents.errors import EnergyRefused, MentalModelError
+from cogscope.agents.store import Energy, MemoryStore
+from cogscope.agents.tools import (
     GetBasinsTool,
     RecallMemoryTool,
     ReflectTool,

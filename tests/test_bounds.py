@@ -29,9 +29,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from telemetry import free_port
-from telemetry.phoenix_server import phoenix_version
-from ui.local_llm import LocalModelServer, serves_local_model
+from cogscope.telemetry import free_port
+from cogscope.telemetry.phoenix_server import phoenix_version
+from cogscope.ui.local_llm import LocalModelServer, serves_local_model
 
 from .conftest import ROOT, App, cogscope_command
 from .postgres import _alive

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from telemetry import free_port
+from cogscope.telemetry import free_port
 
 from .test_trust import _forge
 

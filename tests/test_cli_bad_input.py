@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from telemetry import free_port
+from cogscope.telemetry import free_port
 
 
 def _one_clear_line(result) -> str:  # type: ignore[no-untyped-def]
@@ -198,8 +198,8 @@ def test_the_ui_heartbeat_loop_refuses_a_nan_or_infinite_interval_before_any_cyc
     """The Run tab's loop goes through `heartbeat_cycles` too (its own check lets nan through: nan < 0 is False)."""
     import threading
 
-    from ui.errors import UsageError
-    from ui.heartbeat_loop import heartbeat_cycles
+    from cogscope.ui.errors import UsageError
+    from cogscope.ui.heartbeat_loop import heartbeat_cycles
 
     for interval in (float("nan"), float("inf"), -1.0):
         loop = heartbeat_cycles(None, cycles=2, interval=interval, stop=threading.Event())  # type: ignore[arg-type]

@@ -152,7 +152,7 @@ def _messages(attributes) -> list[tuple[str, str]]:  # type: ignore[no-untyped-d
 
 
 def _rebuilt(spans) -> dict[str, list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
-    from telemetry.compact import rebuild_prompts, span_id_hex
+    from cogscope.telemetry.compact import rebuild_prompts, span_id_hex
 
     calls = [
         (
@@ -171,7 +171,7 @@ STEP1 = [("assistant", "Thought: look.\n<code>\nobserve()\n</code>"), ("tool-res
 
 
 def test_each_call_keeps_what_is_new_and_every_prompt_is_rebuilt():
-    from telemetry.compact import Compactor
+    from cogscope.telemetry.compact import Compactor
 
     compactor = Compactor()
     first = [SYSTEM, TASK]
@@ -189,7 +189,7 @@ def test_each_call_keeps_what_is_new_and_every_prompt_is_rebuilt():
 
 
 def test_agents_are_compacted_apart_and_a_changed_history_keeps_only_the_shared_start():
-    from telemetry.compact import Compactor
+    from cogscope.telemetry.compact import Compactor
 
     compactor = Compactor()
     manager = compactor.compact(_span(1, _call([SYSTEM, TASK], role="manager")))
@@ -206,7 +206,7 @@ def test_agents_are_compacted_apart_and_a_changed_history_keeps_only_the_shared_
 
 
 def test_tools_raw_responses_and_streamed_run_outputs_are_stored_once():
-    from telemetry.compact import Compactor
+    from cogscope.telemetry.compact import Compactor
 
     compactor = Compactor()
     tools = {"llm.tools.0.tool.json_schema": '{"name": "observe"}'}
@@ -227,7 +227,7 @@ def test_tools_raw_responses_and_streamed_run_outputs_are_stored_once():
 
 
 def test_full_prompts_keeps_every_message():
-    from telemetry.compact import Compactor
+    from cogscope.telemetry.compact import Compactor
 
     compactor = Compactor(full_prompts=True)
     compactor.compact(_span(1, _call([SYSTEM, TASK])))
@@ -237,7 +237,7 @@ def test_full_prompts_keeps_every_message():
 
 
 def test_a_reference_to_a_call_not_in_the_trace_says_so_and_loops_end():
-    from telemetry.compact import rebuild_prompts
+    from cogscope.telemetry.compact import rebuild_prompts
 
     whole = rebuild_prompts(
         [

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from telemetry import free_port, project
+from cogscope.telemetry import free_port, project
 
 STEP = 'Thought: look.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>'
 DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from ui import dashboard_tab
+from cogscope.ui import dashboard_tab
 
 
 def test_old_csv_files_are_removed_and_fresh_ones_kept(tmp_path, monkeypatch):

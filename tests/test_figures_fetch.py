@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import set_span_in_context
 
-from telemetry import CycleFigures, Prices, Scope, breakdown, list_cycles, phoenix_client, select
-from telemetry import cycles as cycles_module
-from telemetry import figures as figures_module
+from cogscope.telemetry import CycleFigures, Prices, Scope, breakdown, list_cycles, phoenix_client, select
+from cogscope.telemetry import cycles as cycles_module
+from cogscope.telemetry import figures as figures_module
 
 pytestmark = pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
 

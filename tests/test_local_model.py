@@ -65,8 +65,8 @@ def test_a_second_cycle_shares_the_busy_model_server_instead_of_killing_it(tmp_p
 
     import httpx
 
-    from telemetry import free_port
-    from ui.local_llm import ALIAS, LocalModelServer
+    from cogscope.telemetry import free_port
+    from cogscope.ui.local_llm import ALIAS, LocalModelServer
 
     server = LocalModelServer(port=free_port(), log_path=tmp_path / "local-model.log")
     try:

@@ -7,8 +7,8 @@ import json
 import stat
 from pathlib import Path
 
-from agents.heartbeat import PROMPT_STORE_CHARS
-from agents.store import MAX_MEMORY_CHARS, MemoryStore
+from cogscope.agents.heartbeat import PROMPT_STORE_CHARS
+from cogscope.agents.store import MAX_MEMORY_CHARS, MemoryStore
 
 HUGE = 3_000_000
 

@@ -178,8 +178,8 @@ def test_a_plain_app_cycle_replays_and_forks_with_the_factory_the_operator_names
 
 
 def test_a_trace_that_is_not_a_smolagents_run_is_one_line(phoenix, project, cogscope):
-    from telemetry import setup_tracing, wait_for_trace
-    from telemetry.tracing import uninstrument
+    from cogscope.telemetry import setup_tracing, wait_for_trace
+    from cogscope.telemetry.tracing import uninstrument
 
     tracing = setup_tracing(endpoint=phoenix.url + "/v1/traces", project_name=project, batch=False)
     try:
@@ -189,7 +189,7 @@ def test_a_trace_that_is_not_a_smolagents_run_is_one_line(phoenix, project, cogs
     finally:
         uninstrument()
         tracing.shutdown()
-    from telemetry import phoenix_client
+    from cogscope.telemetry import phoenix_client
 
     wait_for_trace(phoenix_client(phoenix.url), project=project, trace_id=trace_id, timeout=60)
     result = cogscope("replay", trace_id, "--agent", f"{APP}:build")

@@ -6,9 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import agents
-import telemetry
-import ui
+from cogscope import agents, telemetry, ui
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,15 +61,40 @@ def test_public_surfaces_are_pinned():
             assert hasattr(module, name), f"{module.__name__}.{name}"
 
 
+def _top(module: str) -> str:
+    """The package an absolute import names: `cogscope.agents.store` -> `agents`, `gradio.themes` -> `gradio`."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "cogscope" and len(parts) > 1 else parts[0]
+
+
 def _imports(package: str) -> set[str]:
     found: set[str] = set()
     for path in (ROOT / package).glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
+                found.update(_top(alias.name) for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.add(node.module.split(".")[0])
+                found.add(_top(node.module))
+                if node.module == "cogscope":
+                    found.update(alias.name for alias in node.names)
     return found
+
+
+BARE = ("agents", "telemetry", "ui")
+
+
+def test_no_module_imports_the_bare_folder_names():
+    """The folders install as cogscope.agents/telemetry/ui; a bare `import agents` would load OpenAI's Agents SDK
+    (or nothing) on a user's machine."""
+    bare = []
+    for folder in ("agents", "telemetry", "ui", "tests", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                bare += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in BARE]
+    assert not bare, bare
 
 
 def test_dependencies_point_one_way():
@@ -86,10 +109,12 @@ def _ui_uses() -> list[tuple[str, str, str]]:
     for path in sorted((ROOT / "ui").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                uses += [(path.name, a.name, "") for a in node.names if a.name.split(".")[0] in ("agents", "telemetry")]
+                uses += [(path.name, a.name, "") for a in node.names if _top(a.name) in ("agents", "telemetry")]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "cogscope":
+                uses += [(path.name, a.name, "") for a in node.names if a.name in ("agents", "telemetry")]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                if node.module.split(".")[0] in ("agents", "telemetry"):
-                    uses += [(path.name, node.module, a.name) for a in node.names]
+                if _top(node.module) in ("agents", "telemetry"):
+                    uses += [(path.name, node.module.removeprefix("cogscope."), a.name) for a in node.names]
             elif (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
@@ -135,9 +160,9 @@ def test_every_export_loads_and_reading_commands_load_no_llm_client():
         for name in package.__all__:
             assert getattr(package, name) is not None, f"{package.__name__}.{name}"
     probe = (
-        "import sys, ui.cli, ui.traces_cli, ui.cost_cli, telemetry;"
+        "import sys, cogscope.ui.cli, cogscope.ui.traces_cli, cogscope.ui.cost_cli; from cogscope import telemetry;"
         "p = telemetry.load_prices(None); assert p.known('openai/gpt-4o-mini'), 'no price';"
-        "telemetry.price_map_models(); ui.cli._parser();"
+        "telemetry.price_map_models(); cogscope.ui.cli._parser();"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'litellm', 'smolagents', 'gradio', 'phoenix'}))"
     )
     import os
@@ -152,7 +177,7 @@ def test_every_export_loads_and_reading_commands_load_no_llm_client():
 def test_the_price_map_read_from_litellms_file_is_litellms_own():
     import litellm
 
-    from telemetry.prices import _offline_price_map
+    from cogscope.telemetry.prices import _offline_price_map
 
     assert _offline_price_map() == litellm.model_cost
     assert telemetry.Prices().per_million("openai/gpt-4o-mini") == (

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from telemetry import free_port, phoenix_client, wait_for_trace
-from telemetry.phoenix_server import check_database_url, phoenix_version, shown_database_url
+from cogscope.telemetry import free_port, phoenix_client, wait_for_trace
+from cogscope.telemetry.phoenix_server import check_database_url, phoenix_version, shown_database_url
 
 from .conftest import SECRET
 

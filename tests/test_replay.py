@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from telemetry import free_port, setup_tracing
-from telemetry.tracing import uninstrument
+from cogscope.telemetry import free_port, setup_tracing
+from cogscope.telemetry.tracing import uninstrument
 
 from .scripted_llm import ScriptedLLM
 

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from smolagents import ActionStep
 
-from agents import open_store
-from telemetry import phoenix_client, wait_for_trace
-from telemetry.tracing import uninstrument
-from ui.config import Settings
-from ui.runtime import Runtime
+from cogscope.agents import open_store
+from cogscope.telemetry import phoenix_client, wait_for_trace
+from cogscope.telemetry.tracing import uninstrument
+from cogscope.ui.config import Settings
+from cogscope.ui.runtime import Runtime
 
 from .conftest import SECRET
 from .listener import Listener
@@ -35,7 +35,7 @@ STOLEN = 7777  # the energy an attack tries to write
 OPEN_AGENT = '''
 from smolagents import CodeAgent
 
-from agents import EnergyLedger, cognitive_tools, open_store
+from cogscope.agents import EnergyLedger, cognitive_tools, open_store
 
 
 def make(models, *, memory: str, max_steps: int = 3):

@@ -20,11 +20,11 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from smolagents import ChatMessage
 
-from telemetry import setup_tracing
-from telemetry.redaction import REDACTED, RedactingStream, Redactor, is_secret_name, redact_formats
-from telemetry.tracing import uninstrument
-from ui.errors import ModelError
-from ui.models import PLACEHOLDER_KEY, BoundedRetrying, build_model
+from cogscope.telemetry import setup_tracing
+from cogscope.telemetry.redaction import REDACTED, RedactingStream, Redactor, is_secret_name, redact_formats
+from cogscope.telemetry.tracing import uninstrument
+from cogscope.ui.errors import ModelError
+from cogscope.ui.models import PLACEHOLDER_KEY, BoundedRetrying, build_model
 
 from .conftest import SECRET, running_app
 from .listener import Listener
@@ -315,8 +315,8 @@ def test_what_the_page_and_show_print_is_redacted(monkeypatch: pytest.MonkeyPatc
     from smolagents import ActionStep
     from smolagents.monitoring import Timing
 
-    from telemetry.steps import StepView, ToolCall
-    from ui.render import step_messages, step_text, truncate
+    from cogscope.telemetry.steps import StepView, ToolCall
+    from cogscope.ui.render import step_messages, step_text, truncate
 
     monkeypatch.setenv("DB_PASSWD", "hunter2x")
     key = FORMAT_EXAMPLES["openai"]
@@ -535,8 +535,8 @@ def test_a_provider_that_signs_in_interactively_is_refused_before_litellm_looks(
 
 
 def test_only_a_remote_user_is_held_to_the_allowed_api_bases() -> None:
-    from ui.errors import UsageError
-    from ui.trust import OPERATOR, Policy
+    from cogscope.ui.errors import UsageError
+    from cogscope.ui.trust import OPERATOR, Policy
 
     allowed = "http://10.0.0.5:8000/v1"
     remote = Policy.for_app(host="0.0.0.0", allowed_api_bases=[allowed + "/"])

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client
-from telemetry.spool import SPOOL_FILE, Spool
-from telemetry.tracing import setup_tracing
+from cogscope.telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix_client
+from cogscope.telemetry.spool import SPOOL_FILE, Spool
+from cogscope.telemetry.tracing import setup_tracing
 
 from .conftest import ROOT, cogscope_command, running_app, screenshot
 

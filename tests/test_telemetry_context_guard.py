@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from telemetry import context_guard
+from cogscope.telemetry import context_guard
 
 from .scripted_llm import ScriptedLLM
 
@@ -34,8 +34,8 @@ PROGRAM = textwrap.dedent(
     from opentelemetry.sdk.trace import TracerProvider
 
     if sys.argv[1] == "cogscope":
-        import telemetry.tracing  # what every cogscope process that traces imports
-        from telemetry import context_guard
+        import cogscope.telemetry.tracing  # what every cogscope process that traces imports
+        from cogscope.telemetry import context_guard
         assert context_guard.installed() == context_guard.NEEDED
     random.seed(int(sys.argv[2]))
     tracer = TracerProvider().get_tracer("t")
@@ -98,7 +98,7 @@ def test_without_the_guard_this_interpreter_crashes_on_the_same_program():
 def test_the_guard_keeps_the_context_opentelemetry_had():
     from opentelemetry import context, trace
 
-    import telemetry.tracing  # noqa: F401 installs it
+    import cogscope.telemetry.tracing  # noqa: F401 installs it
 
     assert context_guard.installed() == context_guard.NEEDED
     span = trace.NonRecordingSpan(trace.SpanContext(1, 2, False))
@@ -137,7 +137,7 @@ def test_a_streamed_litellm_call_leaves_no_finalizer_that_sets_context(llm: Scri
     # the other half of the crash: LiteLLM's streamed response sets two context variables when the collector ends it
     from smolagents import ChatMessage, LiteLLMModel, MessageRole
 
-    import telemetry.tracing  # noqa: F401 installs the guard
+    import cogscope.telemetry.tracing  # noqa: F401 installs the guard
 
     model = LiteLLMModel("openai/scripted", api_base=llm.api_base, api_key="sk-test")
 

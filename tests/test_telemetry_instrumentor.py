@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from smolagents import CodeAgent, LiteLLMModel, ToolCallingAgent, tool
 from smolagents.monitoring import LogLevel
 
-from telemetry.compact import CompactingExporter, Compactor
-from telemetry.roles import CallAnnotator
-from telemetry.tracing import uninstrument
+from cogscope.telemetry.compact import CompactingExporter, Compactor
+from cogscope.telemetry.roles import CallAnnotator
+from cogscope.telemetry.tracing import uninstrument
 
 from .scripted_llm import ScriptedLLM
 
@@ -60,7 +60,7 @@ def _with_openinference(provider: TracerProvider, compactor: Compactor) -> None:
 
 
 def _with_cogscope(provider: TracerProvider, compactor: Compactor) -> None:
-    from telemetry.instrumentor import Instrumentor
+    from cogscope.telemetry.instrumentor import Instrumentor
 
     Instrumentor().instrument(tracer_provider=provider, compactor=compactor, skip_dep_check=True)
 
@@ -182,7 +182,7 @@ def test_openinference_masking_settings_still_apply(monkeypatch: pytest.MonkeyPa
 def test_uninstrument_gives_smolagents_back_its_own_methods() -> None:
     from smolagents import MultiStepAgent, Tool, models
 
-    from telemetry.instrumentor import Instrumentor
+    from cogscope.telemetry.instrumentor import Instrumentor
 
     uninstrument()
     originals = (MultiStepAgent.run, Tool.__call__, CodeAgent._step_stream, models.LiteLLMModel.generate)
@@ -226,7 +226,7 @@ def _oi_message(message: Any) -> tuple[tuple[str, Any], ...]:
 def test_each_message_is_recorded_as_openinference_records_it(message: dict[str, Any]) -> None:
     from smolagents import ChatMessage, MessageRole
 
-    from telemetry.instrumentor import prompt_message
+    from cogscope.telemetry.instrumentor import prompt_message
 
     assert prompt_message(message) == _oi_message(message)
     if message["role"]:
@@ -237,7 +237,7 @@ def test_each_message_is_recorded_as_openinference_records_it(message: dict[str,
 def test_arguments_are_bound_as_openinference_binds_them() -> None:
     import inspect
 
-    from telemetry.instrumentor import _arguments
+    from cogscope.telemetry.instrumentor import _arguments
 
     class Model:
         def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kwargs):  # type: ignore[no-untyped-def]
@@ -275,10 +275,10 @@ def test_an_openinference_release_without_what_cogscope_uses_keeps_its_own_wrapp
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Tracing goes on, compacted at export, and the log says why it costs more."""
-    import telemetry.instrumentor
+    from cogscope.telemetry import instrumentor
 
     # a release that renamed one of the helpers cogscope's wrappers share with OpenInference's
-    monkeypatch.setattr(telemetry.instrumentor, "_REQUIRED", [*telemetry.instrumentor._REQUIRED, "_llm_renamed"])
+    monkeypatch.setattr(instrumentor, "_REQUIRED", [*instrumentor._REQUIRED, "_llm_renamed"])
     llm = ScriptedLLM().start()
     try:
         with caplog.at_level("WARNING", logger="cogscope.instrumentor"):

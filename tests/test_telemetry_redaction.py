@@ -15,8 +15,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from telemetry import setup_tracing
-from telemetry.redaction import (
+from cogscope.telemetry import setup_tracing
+from cogscope.telemetry.redaction import (
     NOT_SECRET_NAMES,
     NOT_SECRET_SUFFIXES,
     ORDINARY_WORDS,
@@ -26,7 +26,7 @@ from telemetry.redaction import (
     is_secret_name,
     secret_values,
 )
-from telemetry.tracing import uninstrument
+from cogscope.telemetry.tracing import uninstrument
 
 from .secret_leaks import leaks
 

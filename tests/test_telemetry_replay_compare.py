@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from telemetry.replay import Divergence, call_of_step, compare
-from telemetry.steps import StepView, ToolCall
+from cogscope.telemetry.replay import Divergence, call_of_step, compare
+from cogscope.telemetry.steps import StepView, ToolCall
 
 
 def step(number: int, code: str, *, agent: str = "heartbeat", depth: int = 0, **fields) -> StepView:  # type: ignore[no-untyped-def]

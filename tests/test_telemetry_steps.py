@@ -22,8 +22,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from smolagents import CodeAgent, OpenAIModel, ToolCallingAgent, tool
 from smolagents.monitoring import LogLevel
 
-from telemetry.frames import spans_to_frame
-from telemetry.steps import (
+from cogscope.telemetry.frames import spans_to_frame
+from cogscope.telemetry.steps import (
     REPLAYED,
     ToolCall,
     extract_code,

@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import pytest
 
-from telemetry import Prices
-from telemetry.tables import price
+from cogscope.telemetry import Prices
+from cogscope.telemetry.tables import price
 
 
 def calls(*rows: tuple[str, int, int]) -> pd.DataFrame:
@@ -96,8 +96,8 @@ CYCLES = {
 @pytest.mark.parametrize("name", list(CYCLES))
 @pytest.mark.parametrize("root", [True, False], ids=["whole", "no root"])
 def test_cycle_totals_from_spans_equal_those_of_the_tables(name: str, root: bool):
-    from telemetry.frames import spans_to_frame
-    from telemetry.tables import cycle_totals, trace_tables
+    from cogscope.telemetry.frames import spans_to_frame
+    from cogscope.telemetry.tables import cycle_totals, trace_tables
 
     spans = _cycle(CYCLES[name], root=root)
     fast = cycle_totals(spans, PRICES)
@@ -125,14 +125,14 @@ def test_cycle_totals_name_the_numbers_a_user_checks():
 
 
 def cycle_totals_of(calls: list) -> object:
-    from telemetry.tables import cycle_totals
+    from cogscope.telemetry.tables import cycle_totals
 
     return cycle_totals(_cycle(calls), PRICES)
 
 
 def test_an_apps_cycle_names_its_models_by_role_from_its_calls():
     """Another app's root does not name its models: they come from its calls, one per role (a managed agent's name)."""
-    from telemetry.tables import models_of_calls
+    from cogscope.telemetry.tables import models_of_calls
 
     calls = pd.DataFrame(
         {

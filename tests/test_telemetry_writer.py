@@ -13,9 +13,9 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from telemetry import Spool, free_port, setup_tracing
-from telemetry.tracing import Tracing
-from telemetry.writer import SpanWriter
+from cogscope.telemetry import Spool, free_port, setup_tracing
+from cogscope.telemetry.tracing import Tracing
+from cogscope.telemetry.writer import SpanWriter
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 30.0) -> bool:

@@ -74,9 +74,9 @@ def _shown(cogscope: Any, trace_id: str) -> dict[str, Any]:
 
 def _tab(env: dict[str, str]) -> dict[str, str]:
     """The Traces tab's table: trace id -> its agent cell (where the trust marker goes)."""
-    from ui.config import Settings
-    from ui.runtime import Runtime
-    from ui.traces_tab import cycles_page
+    from cogscope.ui.config import Settings
+    from cogscope.ui.runtime import Runtime
+    from cogscope.ui.traces_tab import cycles_page
 
     with _environ(env):
         runtime = Runtime.start(Settings.from_env())
@@ -144,8 +144,8 @@ def test_a_changed_output_no_longer_matches_the_seal(record, llm, read_trace, en
     """The very spans Phoenix gives back: the seal holds; one output changed, or one span gone, and it does not."""
     from pathlib import Path
 
-    from telemetry.sealing import CHANGED, HERE, NOT_HERE, trace_trust
-    from telemetry.signing import Signer
+    from cogscope.telemetry.sealing import CHANGED, HERE, NOT_HERE, trace_trust
+    from cogscope.telemetry.signing import Signer
 
     trace_id = _two_steps(record, llm)
     frame = read_trace(trace_id, min_spans=6)

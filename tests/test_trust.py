@@ -44,8 +44,8 @@ def test_a_wide_bind_without_a_log_in_is_refused(cogscope, tmp_path):
 
 
 def test_bad_log_in_files_and_variables_say_what_to_fix(tmp_path, monkeypatch):
-    from ui.auth import load_credentials
-    from ui.errors import UsageError
+    from cogscope.ui.auth import load_credentials
+    from cogscope.ui.errors import UsageError
 
     malformed = tmp_path / "malformed.txt"
     malformed.write_text("just-a-name\n")

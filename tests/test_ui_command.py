@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from telemetry import free_port
-from telemetry.phoenix_server import phoenix_version, port_in_use
+from cogscope.telemetry import free_port
+from cogscope.telemetry.phoenix_server import phoenix_version, port_in_use
 
 from .conftest import ROOT, cogscope_command
 
@@ -97,7 +97,7 @@ def test_ui_reuses_a_running_phoenix_and_leaves_it_running(env, phoenix, llm):
 STUCK_AGENT = """
 import threading, time
 
-from agents.heartbeat import build
+from cogscope.agents.heartbeat import build
 
 
 def make(models, **options):

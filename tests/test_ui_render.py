@@ -12,11 +12,11 @@ from smolagents.models import ChatMessage, MessageRole
 from smolagents.monitoring import AgentLogger, LogLevel, Timing, TokenUsage
 from smolagents.utils import AgentExecutionError
 
-from telemetry import CycleResult, CycleTotals
-from telemetry.redaction import REDACTED
-from telemetry.steps import StepView
-from telemetry.steps import ToolCall as RecordedToolCall
-from ui.render import (
+from cogscope.telemetry import CycleResult, CycleTotals
+from cogscope.telemetry.redaction import REDACTED
+from cogscope.telemetry.steps import StepView
+from cogscope.telemetry.steps import ToolCall as RecordedToolCall
+from cogscope.ui.render import (
     fence,
     inline,
     step_messages,

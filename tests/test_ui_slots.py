@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ui.slots import API, LOCAL, Slots
+from cogscope.ui.slots import API, LOCAL, Slots
 
 
 def test_past_the_limit_cycles_wait_in_the_order_they_asked():
@@ -75,7 +75,7 @@ def test_a_sessions_record_of_what_runs_is_dropped_once_nothing_runs() -> None:
     import threading
     from types import SimpleNamespace
 
-    from ui import run_tab
+    from cogscope.ui import run_tab
 
     ana = SimpleNamespace(username="ana", session_hash="s-ana")
     bo = SimpleNamespace(username="bo", session_hash="s-bo")

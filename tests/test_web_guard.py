@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from telemetry import PhoenixServer, free_port
+from cogscope.telemetry import PhoenixServer, free_port
 
 from .conftest import CHROMIUM, CHROMIUM_FLAGS, App, running_app
 from .reverse_proxy import ReverseProxy
@@ -26,7 +26,7 @@ DONE = 'Thought: done.\n<code>\nfinal_answer("rested")\n</code>'
 IMPORT_MARKER = """
 from pathlib import Path
 Path({marker!r}).write_text("imported")
-from agents.heartbeat import build as make
+from cogscope.agents.heartbeat import build as make
 """
 
 
@@ -186,9 +186,9 @@ def test_the_phoenix_cogscope_starts_refuses_a_foreign_host_and_origin(phoenix: 
 
 def test_a_phoenix_that_cannot_be_guarded_is_not_started(tmp_path, monkeypatch):
     """A Phoenix release that no longer reads the setting cogscope guards it through: one line, and no Phoenix."""
-    from telemetry import phoenix_server
-    from telemetry.errors import PhoenixStartFailed
-    from telemetry.phoenix_server import ensure_phoenix, port_in_use
+    from cogscope.telemetry import phoenix_server
+    from cogscope.telemetry.errors import PhoenixStartFailed
+    from cogscope.telemetry.phoenix_server import ensure_phoenix, port_in_use
 
     monkeypatch.setattr(phoenix_server, "PHOENIX_MIDDLEWARE_ENV", "PHOENIX_NO_SUCH_SETTING")
     port = free_port()
@@ -267,7 +267,7 @@ def test_forty_wrong_passwords_lock_the_user_out_for_a_while(env, llm, tmp_path)
 
 
 def test_the_log_in_limit_counts_per_user_and_per_address_and_ends_after_its_window():
-    from ui.auth import LoginLimit
+    from cogscope.ui.auth import LoginLimit
 
     now = [1000.0]
     limit = LoginLimit(per_user=5, per_address=20, window_s=300.0, clock=lambda: now[0])

@@ -16,9 +16,9 @@ from typing import Any, NoReturn
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import agents  # noqa: E402
-from agents import check_options  # noqa: E402
-from telemetry import TelemetryError  # noqa: E402
+from cogscope import agents  # noqa: E402
+from cogscope.agents import check_options  # noqa: E402
+from cogscope.telemetry import TelemetryError  # noqa: E402
 
 from .config import Settings  # noqa: E402
 from .errors import UiError, UsageError  # noqa: E402
@@ -232,7 +232,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from telemetry import redacted_stdio
+    from cogscope.telemetry import redacted_stdio
 
     with redacted_stdio():  # secrets are blanked in everything the command prints (telemetry.redaction)
         return _command(argv)

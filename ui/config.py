@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from telemetry import Prices, PricesError, check_database_url, load_prices
+from cogscope.telemetry import Prices, PricesError, check_database_url, load_prices
 
 from .errors import UsageError
 from .local_llm import MODEL_ID as LOCAL_MODEL_ID

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from telemetry import (
+from cogscope.telemetry import (
     CycleFigures,
     Scope,
     breakdown,

@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-import agents
-from telemetry import (
+from cogscope import agents
+from cogscope.telemetry import (
     STATUSES,
     CycleFigures,
     Prices,

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from telemetry import Cycle
+from cogscope.telemetry import Cycle
 
 from .inputs import check_cycles, check_interval
 from .runtime import Runtime

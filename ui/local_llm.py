@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from telemetry import port_in_use, spawn_tied
+from cogscope.telemetry import port_in_use, spawn_tied
 
 from .errors import ModelError
 
@@ -87,7 +87,7 @@ class LocalModelServer:
                     [
                         sys.executable,
                         "-m",
-                        "ui.local_llm_server",  # llama-cpp-python's server, with usage in its streams
+                        "cogscope.ui.local_llm_server",  # llama-cpp-python's server, with usage in its streams
                         "--model",
                         str(model),
                         "--model_alias",

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from smolagents import ChatMessage, LiteLLMModel
 from smolagents.models import ChatMessageStreamDelta, is_rate_limit_error
 
-from telemetry import clean_text, clean_value, default_redactor
+from cogscope.telemetry import clean_text, clean_value, default_redactor
 
 from .config import LOCAL_MODEL
 from .errors import ModelError

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from telemetry import (
+from cogscope.telemetry import (
     ERROR,
     MAX_STEPS,
     OK,
@@ -35,7 +35,7 @@ from telemetry import (
 if TYPE_CHECKING:
     from smolagents import ActionStep
 
-    from telemetry import CycleResult
+    from cogscope.telemetry import CycleResult
 
 
 def redacted(text: Any) -> str:

@@ -13,8 +13,8 @@ from typing import Any
 
 import gradio as gr
 
-import agents
-from telemetry import Cycle
+from cogscope import agents
+from cogscope.telemetry import Cycle
 
 from .errors import UsageError
 from .heartbeat_loop import heartbeat_cycles

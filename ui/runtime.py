@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-import agents
-from agents import add_tools, mcp_tools
-from telemetry import (
+from cogscope import agents
+from cogscope.agents import add_tools, mcp_tools
+from cogscope.telemetry import (
     TRACE_ID,
     Cycle,
     CycleSpec,

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from telemetry import CycleFilter, counted, cycle_records, list_cycles, trace_tables, usd
+from cogscope.telemetry import CycleFilter, counted, cycle_records, list_cycles, trace_tables, usd
 
 from .config import Settings
 from .errors import UsageError
@@ -15,7 +15,7 @@ from .inputs import parse_options
 from .render import live_step_text, step_text, totals_text
 
 if TYPE_CHECKING:
-    from telemetry import Recording
+    from cogscope.telemetry import Recording
 
 EXIT_OK, EXIT_DIVERGED = 0, 1
 NOT_HERE = "(not recorded here)"
@@ -86,7 +86,10 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def show_command(args: argparse.Namespace, settings: Settings) -> int:
-    from telemetry import Recording, ReplayError  # smolagents: only `show` and `replay` rebuild a recorded agent
+    from cogscope.telemetry import (  # smolagents: only `show` and `replay` rebuild a recorded agent
+        Recording,
+        ReplayError,
+    )
 
     runtime = _runtime(settings)
     try:
@@ -149,7 +152,7 @@ def show_record(
     """The document `cogscope show TRACE --format json` prints; its fields are listed in the README."""
     import pandas as pd
 
-    from telemetry import step_record
+    from cogscope.telemetry import step_record
 
     cycle = None
     if tables.cycle is not None:

@@ -11,8 +11,18 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-import agents
-from telemetry import STATUSES, CycleFilter, Recording, ReplayError, StepView, counted, list_cycles, trace_tables, usd
+from cogscope import agents
+from cogscope.telemetry import (
+    STATUSES,
+    CycleFilter,
+    Recording,
+    ReplayError,
+    StepView,
+    counted,
+    list_cycles,
+    trace_tables,
+    usd,
+)
 
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_options

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import agents
-from telemetry import is_loopback_name
+from cogscope import agents
+from cogscope.telemetry import is_loopback_name
 
 from .errors import UsageError
 

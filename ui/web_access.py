@@ -23,7 +23,7 @@ import socket
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from telemetry import HostGuard, HostRules, is_loopback_name, plain_answer
+from cogscope.telemetry import HostGuard, HostRules, is_loopback_name, plain_answer
 
 from .errors import UsageError
 
