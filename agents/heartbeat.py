@@ -9,7 +9,6 @@ to the action log under the cycle's id.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 from smolagents import ActionStep, CodeAgent, Model
 from smolagents.monitoring import LogLevel
+
+from cogscope import defaults
 
 from .energy import STEP_COST, EnergyLedger, max_steps_for
 from .errors import EnergyExhausted, EnergyRefused
@@ -38,8 +39,7 @@ _stores_lock = threading.Lock()
 
 
 def default_memory_path() -> Path:
-    data_dir = os.environ.get("COGSCOPE_DATA_DIR") or Path.home() / ".local" / "share" / "cogscope"
-    return Path(data_dir).expanduser() / "memory.sqlite"
+    return defaults.data_dir() / defaults.MEMORY_FILE
 
 
 def open_store(path: str | Path | None = None) -> MemoryStore:

@@ -23,9 +23,11 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     chosen = env.get("COGSCOPE_DATA_DIR", "").strip()
     if chosen:
         return Path(chosen).expanduser()
-    xdg = env.get("XDG_DATA_HOME", "").strip()
-    base = Path(xdg).expanduser() if xdg and Path(xdg).expanduser().is_absolute() else Path.home() / ".local" / "share"
-    return base / "cogscope"
+    xdg = Path(env.get("XDG_DATA_HOME", "").strip()).expanduser()
+    if xdg.is_absolute():  # the XDG spec: a relative path is invalid and ignored
+        return xdg / "cogscope"
+    home = env.get("HOME", "").strip()
+    return (Path(home) if home else Path.home()) / ".local" / "share" / "cogscope"
 
 
 MEMORY_FILE = "memory.sqlite"  # the agents' memory store, in the data folder

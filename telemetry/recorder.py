@@ -35,6 +35,8 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 
+from cogscope import defaults
+
 from .attributes import (
     ATTR_SIGNATURE,
     cycle_span_name,
@@ -45,7 +47,7 @@ from .signing import Signer
 from .spool import Spool
 from .tracing import Tracing, setup_tracing
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:6006"
+DEFAULT_ENDPOINT = defaults.PHOENIX_ENDPOINT
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Recorder:
             out[name] = _model_id(managed)
         return out
 
-    def close(self, drain_timeout: float = 10.0) -> int:
+    def close(self, drain_timeout: float = defaults.DRAIN_TIMEOUT_S) -> int:
         """Stop recording; wait up to `drain_timeout` s for Phoenix to store the spooled spans; returns how many
         stay spooled (the next cogscope or recorder on the same data dir sends them)."""
         global _active
@@ -104,8 +106,9 @@ def record(
         session_id: groups the cycles into one Phoenix session.
         project: the Phoenix project (default $COGSCOPE_PROJECT, else `cogscope`).
         endpoint: Phoenix (default $PHOENIX_COLLECTOR_ENDPOINT, else http://127.0.0.1:6006).
-        data_dir: where the span spool and the signing key live (default $COGSCOPE_DATA_DIR, else cogscope's own
-            data dir): the same as cogscope's, and its cycles count as recorded by this installation.
+        data_dir: where the span spool and the signing key live (default: cogscope's data folder,
+            `cogscope.defaults.data_dir()`): the same as the app's, so its cycles count as recorded by this
+            installation and a spool it leaves is sent by whichever starts next.
     """
     global _active
     from smolagents.agents import MultiStepAgent
@@ -119,10 +122,10 @@ def record(
             raise RuntimeError("record() was already called in this process; call its close() first")
         base = (endpoint or os.environ.get("PHOENIX_COLLECTOR_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
         base = base.removesuffix("/v1/traces")
-        folder = Path(data_dir or os.environ.get("COGSCOPE_DATA_DIR") or _default_data_dir()).expanduser()
+        folder = Path(data_dir).expanduser() if data_dir else defaults.data_dir()
         tracing = setup_tracing(
             endpoint=f"{base}/v1/traces",
-            project_name=project or os.environ.get("COGSCOPE_PROJECT") or "cogscope",
+            project_name=project or os.environ.get("COGSCOPE_PROJECT") or defaults.PROJECT,
             spool=Spool.in_dir(folder),
             signer=Signer.from_dir(folder),
         )
@@ -133,14 +136,10 @@ def record(
     return recorder
 
 
-def stop(drain_timeout: float = 10.0) -> int:
+def stop(drain_timeout: float = defaults.DRAIN_TIMEOUT_S) -> int:
     """Stop the recorder `record` started (if any): see `Recorder.close`."""
     recorder = _active
     return recorder.close(drain_timeout) if recorder is not None else 0
-
-
-def _default_data_dir() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "cogscope"
 
 
 def _model_id(agent: Any) -> str:

@@ -20,6 +20,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 
+from cogscope import defaults
+
 from . import context_guard
 from .compact import CompactingExporter, Compactor
 from .redaction import RedactingExporter
@@ -32,7 +34,7 @@ from .writer import SpanWriter
 # before any span: on Python 3.11 a collection inside `context.attach` can crash the interpreter (context_guard)
 context_guard.install()
 
-DEFAULT_PROJECT = "cogscope"
+DEFAULT_PROJECT = defaults.PROJECT
 TRACER_NAME = "cogscope"
 
 MAX_SPAN_ATTRIBUTES = 100_000  # per span: a prompt of ~30,000 messages (OpenTelemetry's default is 128)

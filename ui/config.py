@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from cogscope import defaults
 from cogscope.telemetry import Prices, PricesError, check_database_url, load_prices
 
 from .errors import UsageError
 from .local_llm import MODEL_ID as LOCAL_MODEL_ID
 
-LOCAL_MODEL = "local"
+LOCAL_MODEL = defaults.LOCAL_MODEL
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -48,7 +49,7 @@ def _database_url(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _project(environ: Mapping[str, str], where: str = "COGSCOPE_PROJECT") -> str:
-    raw = environ.get("COGSCOPE_PROJECT", "").strip() or "cogscope"
+    raw = environ.get("COGSCOPE_PROJECT", "").strip() or defaults.PROJECT
     if len(raw) > 200 or any(c in raw for c in "/?#") or not raw.isprintable():
         raise UsageError(
             f"{where}{'=' if where.isupper() else ' '}{raw[:60]!r} cannot name a Phoenix project (no / ? # or "
@@ -104,28 +105,28 @@ class Settings:
     api_base: str | None
     llm_port: int
     # bounds (README "Security"): each ends the cycle with a status and a step error that name it
-    llm_timeout: float = 120.0  # seconds one LLM call may take
-    step_timeout: float = 60.0  # wall-clock and CPU seconds one code step may take in the sandbox
-    cycle_timeout: float = 900.0  # wall-clock seconds one whole cycle may take
-    sandbox_memory_mb: int = 1024  # address space of the sandbox worker that runs model-written code
+    llm_timeout: float = defaults.LLM_TIMEOUT_S  # seconds one LLM call may take
+    step_timeout: float = defaults.STEP_TIMEOUT_S  # wall-clock and CPU seconds one code step may take in the sandbox
+    cycle_timeout: float = defaults.CYCLE_TIMEOUT_S  # wall-clock seconds one whole cycle may take
+    sandbox_memory_mb: int = defaults.SANDBOX_MEMORY_MB  # address space of the worker running model code
     sandbox_network: bool = False  # may model-written code open network connections?
-    sandbox_disk_mb: int = 256  # all the files of one sandbox worker's folder together
+    sandbox_disk_mb: int = defaults.SANDBOX_DISK_MB  # all the files of one sandbox worker's folder together
     sandbox_weak: bool = False  # COGSCOPE_SANDBOX_WEAK=1: run model code without Landlock/seccomp (weaker)
     allowed_mcp: tuple[str, ...] = ()  # COGSCOPE_ALLOW_MCP: MCP commands trusted for remote users and replays
     # COGSCOPE_DATABASE_URL: the PostgreSQL the Phoenix cogscope starts stores in (else SQLite in phoenix_dir);
     # it holds a password: kept out of repr, shown only through telemetry.phoenix_server.shown_database_url
     database_url: str | None = field(default=None, repr=False)
     # the span spool (telemetry.spool): spans wait on disk until Phoenix has stored them
-    spool_mb: int = 512  # the most the spool may hold; beyond it new spans are dropped, with a warning
-    drain_timeout: float = 10.0  # seconds an ending command waits for its spooled spans to reach Phoenix
+    spool_mb: int = defaults.SPOOL_MB  # the most the spool may hold; beyond it new spans are dropped, with a warning
+    drain_timeout: float = defaults.DRAIN_TIMEOUT_S  # seconds an ending command waits for its spool
     # COGSCOPE_PRICES: the prices file (TOML) every view reads, over LiteLLM's price map; --prices overrides it
     prices: Prices = field(default_factory=lambda: load_prices_file(None))
     # COGSCOPE_FULL_PROMPTS=1: every LLM span keeps its whole prompt (Phoenix's playground); else only what is new
     full_prompts: bool = False
     project_named: bool = False  # the project was named on the command line (--project): it must exist
     # a shared app (ui.slots): how many cycles run side by side; the rest wait in line, their place shown
-    max_cycles: int = 64  # COGSCOPE_MAX_CYCLES: cycles on API models (they mostly wait on the network)
-    max_local_cycles: int = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model only
+    max_cycles: int = defaults.MAX_CYCLES  # COGSCOPE_MAX_CYCLES: cycles on API models (they mostly wait on the network)
+    max_local_cycles: int = defaults.MAX_LOCAL_CYCLES  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model only
     public_url: str | None = None  # COGSCOPE_PUBLIC_URL: the address people open behind a reverse proxy
 
     def with_project(self, name: str) -> Settings:
@@ -138,36 +139,35 @@ class Settings:
 
     @property
     def phoenix_dir(self) -> Path:
-        return self.data_dir / "phoenix"
+        return self.data_dir / defaults.PHOENIX_FOLDER
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        data_dir = Path(env.get("COGSCOPE_DATA_DIR") or Path.home() / ".local" / "share" / "cogscope").expanduser()
         return cls(
-            data_dir=data_dir,
-            host=env.get("COGSCOPE_HOST", "").strip() or "127.0.0.1",
-            port=_port(env, "COGSCOPE_PORT", 7860),
-            phoenix_port=_port(env, "COGSCOPE_PHOENIX_PORT", 6006),
+            data_dir=defaults.data_dir(env),
+            host=env.get("COGSCOPE_HOST", "").strip() or defaults.HOST,
+            port=_port(env, "COGSCOPE_PORT", defaults.APP_PORT),
+            phoenix_port=_port(env, "COGSCOPE_PHOENIX_PORT", defaults.PHOENIX_PORT),
             phoenix_endpoint=env.get("PHOENIX_COLLECTOR_ENDPOINT", "").strip() or None,
             project=_project(env),
             model=env.get("COGSCOPE_MODEL", "").strip() or LOCAL_MODEL,
             api_base=env.get("COGSCOPE_API_BASE", "").strip() or None,
-            llm_port=_port(env, "COGSCOPE_LLM_PORT", 8765),
-            llm_timeout=_seconds(env, "COGSCOPE_LLM_TIMEOUT", 120.0),
-            step_timeout=_seconds(env, "COGSCOPE_STEP_TIMEOUT", 60.0),
-            cycle_timeout=_seconds(env, "COGSCOPE_CYCLE_TIMEOUT", 900.0),
-            sandbox_memory_mb=_megabytes(env, "COGSCOPE_SANDBOX_MEMORY_MB", 1024),
+            llm_port=_port(env, "COGSCOPE_LLM_PORT", defaults.LLM_PORT),
+            llm_timeout=_seconds(env, "COGSCOPE_LLM_TIMEOUT", defaults.LLM_TIMEOUT_S),
+            step_timeout=_seconds(env, "COGSCOPE_STEP_TIMEOUT", defaults.STEP_TIMEOUT_S),
+            cycle_timeout=_seconds(env, "COGSCOPE_CYCLE_TIMEOUT", defaults.CYCLE_TIMEOUT_S),
+            sandbox_memory_mb=_megabytes(env, "COGSCOPE_SANDBOX_MEMORY_MB", defaults.SANDBOX_MEMORY_MB),
             sandbox_network=_flag(env, "COGSCOPE_SANDBOX_NETWORK"),
-            sandbox_disk_mb=_megabytes(env, "COGSCOPE_SANDBOX_DISK_MB", 256, minimum=1),
+            sandbox_disk_mb=_megabytes(env, "COGSCOPE_SANDBOX_DISK_MB", defaults.SANDBOX_DISK_MB, minimum=1),
             sandbox_weak=_flag(env, "COGSCOPE_SANDBOX_WEAK"),
             allowed_mcp=tuple(line.strip() for line in env.get("COGSCOPE_ALLOW_MCP", "").splitlines() if line.strip()),
             database_url=_database_url(env, "COGSCOPE_DATABASE_URL"),
-            spool_mb=_megabytes(env, "COGSCOPE_SPOOL_MB", 512, minimum=1),
-            drain_timeout=_seconds(env, "COGSCOPE_DRAIN_TIMEOUT", 10.0),
+            spool_mb=_megabytes(env, "COGSCOPE_SPOOL_MB", defaults.SPOOL_MB, minimum=1),
+            drain_timeout=_seconds(env, "COGSCOPE_DRAIN_TIMEOUT", defaults.DRAIN_TIMEOUT_S),
             prices=load_prices_file(env.get("COGSCOPE_PRICES")),
             full_prompts=_flag(env, "COGSCOPE_FULL_PROMPTS"),
-            max_cycles=_count(env, "COGSCOPE_MAX_CYCLES", 64, "cycles"),
-            max_local_cycles=_count(env, "COGSCOPE_MAX_LOCAL_CYCLES", 4, "cycles"),
+            max_cycles=_count(env, "COGSCOPE_MAX_CYCLES", defaults.MAX_CYCLES, "cycles"),
+            max_local_cycles=_count(env, "COGSCOPE_MAX_LOCAL_CYCLES", defaults.MAX_LOCAL_CYCLES, "cycles"),
             public_url=env.get("COGSCOPE_PUBLIC_URL", "").strip() or None,
         )
