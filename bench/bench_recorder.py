@@ -23,7 +23,7 @@ CASES = {
     "smolagents (the app's own)": "import smolagents",
     "+ OpenInference (instrumentor, OTLP exporter)": "import smolagents, openinference.instrumentation.smolagents, "
     "opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "+ the recorder (OpenInference included)": "import smolagents, telemetry.recorder",
+    "+ the recorder (OpenInference included)": "import smolagents, cogscope.telemetry.recorder",
 }
 
 

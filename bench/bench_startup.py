@@ -44,7 +44,8 @@ def main() -> None:
     for command in ("--help", "traces --help", "show --help", "cost --help", "replay --help", "run --help"):
         print(f"  {'cogscope ' + command:<44} {cpu_of([str(COGSCOPE), *command.split()], repeat):6.2f}")
     probe = (
-        "import sys, ui.cli, ui.traces_cli, ui.cost_cli, telemetry; telemetry.load_prices(None).known('openai/gpt-4o');"
+        "import sys, cogscope.ui.cli, cogscope.ui.traces_cli, cogscope.ui.cost_cli; from cogscope import telemetry;"
+        "telemetry.load_prices(None).known('openai/gpt-4o');"
         "print(', '.join(sorted({m.split('.')[0] for m in sys.modules} & {'litellm', 'smolagents', 'gradio'})) "
         "or 'none')"
     )
