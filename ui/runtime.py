@@ -41,6 +41,7 @@ from .config import LOCAL_MODEL, Settings
 from .errors import UsageError
 from .local_llm import LocalModelServer
 from .models import build_model, check_model
+from .sessions import RunningCycles
 from .slots import API, LOCAL, Slots
 from .trust import OPERATOR, BuildRequest, Policy, shorten
 
@@ -55,6 +56,7 @@ class Runtime:
     signed_in: bool = False  # the app asks for a log-in: each cycle records who started it
     closed: bool = field(default=False, repr=False)
     slots: Slots = field(init=False, repr=False)  # room for cycles that run side by side (a shared app)
+    running: RunningCycles = field(default_factory=RunningCycles, repr=False)  # what each session runs (Stop)
 
     def __post_init__(self) -> None:
         self.slots = Slots({API: self.settings.max_cycles, LOCAL: self.settings.max_local_cycles})
