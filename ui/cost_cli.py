@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cogscope.defaults import EXIT_FAILED, EXIT_OK
 from cogscope.telemetry import (
     CycleFigures,
     Scope,
@@ -26,32 +27,7 @@ from .config import Settings
 from .errors import UsageError
 from .inputs import parse_duration, parse_models, parse_money
 
-EXIT_OK, EXIT_OVER_BUDGET, EXIT_USAGE = 0, 1, 2
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--since", default="24h", help="window, e.g. 1h, 24h, 7d (default 24h)")
-    parser.add_argument("--agent", help="only this agent")
-    parser.add_argument("--session", help="only this session (e.g. one heartbeat loop)")
-    parser.add_argument(
-        "--interval",
-        help="seconds between cycles for the projection, e.g. 5s (default: the session's measured interval, else 5s)",
-    )
-    parser.add_argument(
-        "--what-if",
-        action="append",
-        default=[],
-        metavar="ROLE=MODEL",
-        help="re-price a role's recorded tokens with another model (MODEL alone: every role)",
-    )
-    parser.add_argument(
-        "--prices",
-        metavar="FILE",
-        help="TOML prices file (model -> input/output USD per million tokens) for this command; "
-        "default $COGSCOPE_PRICES, over LiteLLM's price map",
-    )
-    parser.add_argument("--budget", help="USD per month; exit 1 when the projection exceeds it")
-    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+EXIT_OVER_BUDGET = EXIT_FAILED  # `cost --budget`: the projection exceeds the budget
 
 
 def _clean(value: Any) -> Any:
