@@ -134,14 +134,14 @@ def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
     session = args.session or f"heartbeat-{uuid.uuid4().hex[:8]}"
     stop = threading.Event()
 
-    def on_interrupt(*_: Any) -> None:
+    def stop_after_this_cycle(*_: Any) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         set_later(stop)
         print("\nStopping after this cycle (Ctrl-C again to abort) ...", flush=True)
 
     runtime = _start_runtime(settings)
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous = signal.signal(signal.SIGINT, stop_after_this_cycle)
     failed = 0
     pending: list[str] = []  # traces said to be "pending upload"
     try:
