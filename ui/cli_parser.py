@@ -119,7 +119,7 @@ def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
     return replay_command(args, settings)
 
 
-def _add_ui(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def _add_ui(sub: argparse._SubParsersAction[CogscopeParser]) -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="start the app (default): Phoenix, the local model and the browser UI")
     ui.set_defaults(func=ui_command)
     ui.add_argument("--host", help="interface to bind (default 127.0.0.1, or $COGSCOPE_HOST)")
@@ -166,7 +166,7 @@ def _add_ui(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argpars
 
 
 def _add_run_and_heartbeat(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    sub: argparse._SubParsersAction[CogscopeParser],
 ) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     run = sub.add_parser("run", help="run one cycle headless and print its steps and totals")
     run.set_defaults(func=run_command)
@@ -182,7 +182,7 @@ def _add_run_and_heartbeat(
 
 
 def _add_traces_and_show(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    sub: argparse._SubParsersAction[CogscopeParser],
 ) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     traces = sub.add_parser("traces", help="list recent cycles from Phoenix, newest first")
     traces.set_defaults(func=_traces_command)
@@ -204,7 +204,7 @@ def _add_traces_and_show(
     return traces, show
 
 
-def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def _add_replay(sub: argparse._SubParsersAction[CogscopeParser]) -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="replay a cycle with zero LLM calls, or fork it from a step")
     replay.set_defaults(func=_replay_command)
     replay.add_argument("trace_id")
@@ -234,7 +234,7 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> arg
     return replay
 
 
-def _add_cost(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def _add_cost(sub: argparse._SubParsersAction[CogscopeParser]) -> argparse.ArgumentParser:
     cost = sub.add_parser("cost", help="what one cycle costs and the monthly projection; --budget gates a rollout")
     cost.set_defaults(func=cost_command)
     cost.add_argument("--since", default="24h", help="window, e.g. 1h, 24h, 7d (default 24h)")

@@ -292,7 +292,10 @@ def _no_cycles(user: str | None, new: int) -> DashboardView:
     return DashboardView(
         "No cycles match. Run some in the Run tab, or widen the filters"
         + (" (or show everyone's cycles)." if user else "."),
-        *[pd.DataFrame()] * 4,
+        pd.DataFrame(),
+        pd.DataFrame(),
+        pd.DataFrame(),
+        pd.DataFrame(),
         pd.DataFrame(columns=TABLE_COLUMNS),
         [],
         None,
