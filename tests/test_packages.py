@@ -162,7 +162,7 @@ def test_every_export_loads_and_reading_commands_load_no_llm_client():
     probe = (
         "import sys, cogscope.ui.cli, cogscope.ui.traces_cli, cogscope.ui.cost_cli; from cogscope import telemetry;"
         "p = telemetry.load_prices(None); assert p.known('openai/gpt-4o-mini'), 'no price';"
-        "telemetry.price_map_models(); cogscope.ui.cli._parser();"
+        "telemetry.price_map_models(); cogscope.ui.cli_parser.build_parser();"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'litellm', 'smolagents', 'gradio', 'phoenix'}))"
     )
     import os

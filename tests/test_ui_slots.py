@@ -76,18 +76,21 @@ def test_a_sessions_record_of_what_runs_is_dropped_once_nothing_runs() -> None:
     from types import SimpleNamespace
 
     from cogscope.ui import run_tab
+    from cogscope.ui.sessions import RunningCycles
 
     ana = SimpleNamespace(username="ana", session_hash="s-ana")
     bo = SimpleNamespace(username="bo", session_hash="s-bo")
-    before = len(run_tab._running)
+    runtime = SimpleNamespace(running=RunningCycles())  # what Stop reads of the app's Runtime
     stop = threading.Event()
-    running = run_tab._running_for(ana, loop_stop=stop)
-    assert len(run_tab._running) == before + 1
-    assert run_tab.stop(bo) == "Nothing is running."  # bo's Stop neither reaches ana's loop nor leaves a record
-    assert len(run_tab._running) == before + 1 and not stop.is_set()
-    run_tab._forget(ana, running)  # the loop still runs: kept
-    assert run_tab.stop(ana) == "⏹ Stopping the loop after the current cycle ..." and stop.is_set()
+    running = runtime.running.enter(ana, loop_stop=stop)
+    assert len(runtime.running) == 1
+    # bo's Stop neither reaches ana's loop nor leaves a record
+    assert run_tab.stop(bo, runtime=runtime) == "Nothing is running."
+    assert len(runtime.running) == 1 and not stop.is_set()
+    runtime.running.forget(ana, running)  # the loop still runs: kept
+    assert run_tab.stop(ana, runtime=runtime) == "⏹ Stopping the loop after the current cycle ..."
+    assert stop.is_set()
     running.loop_stop = None
-    run_tab._forget(ana, running)  # nothing runs or waits any more: dropped
-    assert len(run_tab._running) == before
-    assert run_tab.stop(ana) == "Nothing is running."
+    runtime.running.forget(ana, running)  # nothing runs or waits any more: dropped
+    assert len(runtime.running) == 0
+    assert run_tab.stop(ana, runtime=runtime) == "Nothing is running."

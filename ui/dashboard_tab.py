@@ -8,9 +8,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 import pandas as pd
@@ -141,29 +142,25 @@ def _headroom(values: pd.Series) -> list[float | None]:
     return [0, float(top) * 1.15] if top == top and top > 0 else [0, None]
 
 
-def dashboard(
-    runtime: Runtime,
-    window: str,
-    agent: str,
-    session: str,
-    status: str,
-    interval: float | None,
-    what_if_text: str,
-    project: str | None = None,
-    source: str = "all",
-    user: str | None = None,
-) -> tuple[Any, ...]:
-    """(numbers markdown, 4 plots, table, its trace ids, csv path, role choices, message) for the filters.
+class DashboardView(NamedTuple):
+    """What one Refresh shows, in the order of the tab's outputs (a tuple, as Gradio takes it)."""
 
-    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES;
-    `user`: only the cycles this user started (None: everyone's)."""
-    prices = runtime.settings.prices
-    project = chosen_project(runtime, project)
-    mapping = parse_models(parse_lines(what_if_text))
-    if "default" in mapping:
-        mapping["*"] = mapping.pop("default")
+    numbers: Any  # markdown: the figures, the projection, the what-if, cost shares
+    cost_plot: Any
+    step_plot: Any
+    latency_plot: Any
+    role_plot: Any
+    table: Any  # the newest TABLE_ROWS cycles
+    trace_ids: Any  # the table's trace ids, row by row (a row click opens one in the Traces tab)
+    csv: Any  # path of the CSV of every cycle in the window, or None
+    role_choices: Any  # the what-if's role picker
+    message: str
+
+
+def _scope(window: str, agent: str, session: str, status: str, source: str, user: str | None) -> Scope:
+    """The filters as a telemetry.Scope ("all" and blanks: no filter)."""
     delta = WINDOWS.get(window)
-    scope = Scope(
+    return Scope(
         since=datetime.now(UTC) - delta if delta else None,
         agent=None if agent in ("", "all") else agent,
         session=(session or "").strip() or None,
@@ -171,25 +168,10 @@ def dashboard(
         source=SOURCES.get(source),
         user=user,
     )
-    figures = _figures(runtime, project)
-    with _cache_lock:
-        new = figures.refresh(scope.since)  # only the window asked for, and only what is not held yet
-    cycles, calls = select(figures, scope)
-    if cycles.empty:
-        return (
-            "No cycles match. Run some in the Run tab, or widen the filters"
-            + (" (or show everyone's cycles)." if user else "."),
-            *[pd.DataFrame()] * 4,
-            pd.DataFrame(columns=TABLE_COLUMNS),
-            [],
-            None,
-            gr.skip(),
-            f"{new} new cycle(s) fetched",
-        )
-    measured = measured_interval(cycles) if scope.session else None
-    interval_s = float(interval) if interval and interval > 0 else (measured or 5.0)
-    table = per_cycle(figures, cycles, calls, prices)
-    figs = summary(table, calls, interval_s=interval_s, prices=prices)
+
+
+def _figures_lines(figs: dict[str, Any], interval_s: float, measured: float | None) -> list[str]:
+    """The headline, the projection's formula, the per-cycle table, where the time goes, the unknown prices."""
     p = figs["projection"]
     per = figs["per_cycle"]
     c = per["cost_usd"]
@@ -230,19 +212,27 @@ def dashboard(
     ]
     for hint in figs["unknown_prices"].values():
         lines.append(f"\n⚠️ Unknown price: {hint}")
-    if mapping:
-        try:
-            w = what_if(table, calls, prices, mapping, interval_s)
-            chosen = ", ".join(f"{EVERY_ROLE if r == '*' else r} on {m}" for r, m in w["models"].items())
-            lines.append(
-                f"\n**What-if** ({chosen}): {usd(w['old_monthly'])}/month → "
-                f"{usd(w['new_monthly'])}/month ({'+' if w['difference'] >= 0 else '−'}"
-                f"{usd(abs(w['difference']))}/month) — {w['note']}"
-            )
-        except ValueError as e:
-            lines.append(f"\n❌ What-if: {inline(e)}")
-    roles = breakdown(calls, prices, "role")
-    for by, frame in (("role", roles), ("model", breakdown(calls, prices, "model"))):
+    return lines
+
+
+def _what_if_line(
+    table: pd.DataFrame, calls: pd.DataFrame, prices: Prices, mapping: dict[str, str], interval_s: float
+) -> str:
+    try:
+        w = what_if(table, calls, prices, mapping, interval_s)
+    except ValueError as e:
+        return f"\n❌ What-if: {inline(e)}"
+    chosen = ", ".join(f"{EVERY_ROLE if r == '*' else r} on {m}" for r, m in w["models"].items())
+    return (
+        f"\n**What-if** ({chosen}): {usd(w['old_monthly'])}/month → "
+        f"{usd(w['new_monthly'])}/month ({'+' if w['difference'] >= 0 else '−'}"
+        f"{usd(abs(w['difference']))}/month) — {w['note']}"
+    )
+
+
+def _share_lines(roles: pd.DataFrame, models: pd.DataFrame) -> list[str]:
+    lines = []
+    for by, frame in (("role", roles), ("model", models)):
         shares = ", ".join(
             f"{inline(getattr(r, by))} {usd(r.cost_usd)} ({r.share:.0%})"
             for r in frame.itertuples()
@@ -250,7 +240,11 @@ def dashboard(
         )
         if shares:
             lines.append(f"\nCost by {by} (window total): {shares}")
+    return lines
 
+
+def _plots(table: pd.DataFrame, calls: pd.DataFrame, roles: pd.DataFrame) -> tuple[Any, Any, Any, Any]:
+    """Cost over time, tokens per step, LLM call latency, cost by role."""
     over_time = cost_over_time(table)
     # UTC digits whatever the browser's time zone (Vega-Lite reads a time without a zone as local): the same
     # clock as the table below
@@ -266,9 +260,20 @@ def dashboard(
     latency = bins.value_counts(sort=False).rename_axis("latency (s)").reset_index(name="LLM calls")
     latency["latency (s)"] = [f"{i.left:.2f}–{i.right:.2f}" for i in latency["latency (s)"]]
     by_role = roles[["role", "cost_usd"]].rename(columns={"cost_usd": "cost (USD)"}).fillna(0.0)
-    newest = table.sort_values("start_time", ascending=False)
-    shown = newest.head(TABLE_ROWS)  # a browser table of 100,000 rows helps nobody; the CSV has them all
-    grid = pd.DataFrame(
+    latency_plot = gr.BarPlot(
+        value=latency, sort=latency["latency (s)"].tolist(), y_lim=_headroom(latency["LLM calls"])
+    )  # bins in order, not A-Z
+    return (
+        cost_plot,
+        gr.BarPlot(value=per_step, y_lim=_headroom(per_step["mean tokens"])),
+        latency_plot,
+        gr.BarPlot(value=by_role, y_lim=_headroom(by_role["cost (USD)"])),
+    )
+
+
+def _grid(shown: pd.DataFrame, runtime: Runtime) -> pd.DataFrame:
+    """The table's rows, as shown (TABLE_COLUMNS)."""
+    return pd.DataFrame(
         {
             "time (UTC)": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
             "agent": shown["agent"],
@@ -281,6 +286,65 @@ def dashboard(
             "Phoenix": [f"[open]({runtime.trace_url(t)})" for t in shown["trace_id"].tolist()],
         }
     )
+
+
+def _no_cycles(user: str | None, new: int) -> DashboardView:
+    return DashboardView(
+        "No cycles match. Run some in the Run tab, or widen the filters"
+        + (" (or show everyone's cycles)." if user else "."),
+        pd.DataFrame(),
+        pd.DataFrame(),
+        pd.DataFrame(),
+        pd.DataFrame(),
+        pd.DataFrame(columns=TABLE_COLUMNS),
+        [],
+        None,
+        gr.skip(),
+        f"{new} new cycle(s) fetched",
+    )
+
+
+def dashboard(
+    runtime: Runtime,
+    window: str,
+    agent: str,
+    session: str,
+    status: str,
+    interval: float | None,
+    what_if_text: str,
+    project: str | None = None,
+    source: str = "all",
+    user: str | None = None,
+) -> DashboardView:
+    """What the tab shows for the filters (DashboardView).
+
+    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES;
+    `user`: only the cycles this user started (None: everyone's)."""
+    prices = runtime.settings.prices
+    project = chosen_project(runtime, project)
+    mapping = parse_models(parse_lines(what_if_text))
+    if "default" in mapping:
+        mapping["*"] = mapping.pop("default")
+    scope = _scope(window, agent, session, status, source, user)
+    figures = _figures(runtime, project)
+    with _cache_lock:
+        new = figures.refresh(scope.since)  # only the window asked for, and only what is not held yet
+    cycles, calls = select(figures, scope)
+    if cycles.empty:
+        return _no_cycles(user, new)
+    measured = measured_interval(cycles) if scope.session else None
+    interval_s = float(interval) if interval and interval > 0 else (measured or 5.0)
+    table = per_cycle(figures, cycles, calls, prices)
+    figs = summary(table, calls, interval_s=interval_s, prices=prices)
+    lines = _figures_lines(figs, interval_s, measured)
+    if mapping:
+        lines.append(_what_if_line(table, calls, prices, mapping, interval_s))
+    roles = breakdown(calls, prices, "role")
+    lines += _share_lines(roles, breakdown(calls, prices, "model"))
+    plots = _plots(table, calls, roles)
+    newest = table.sort_values("start_time", ascending=False)
+    shown = newest.head(TABLE_ROWS)  # a browser table of 100,000 rows helps nobody; the CSV has them all
+    grid = _grid(shown, runtime)
     csv = _csv_path()
     # Arrow's writer: 4x faster than DataFrame.to_csv at 100,000 rows (0.23 s vs 0.93 s, mostly datetimes)
     pacsv.write_csv(pa.Table.from_pandas(newest, preserve_index=False), csv)
@@ -289,15 +353,9 @@ def dashboard(
         if len(shown) < len(newest)
         else ""
     )
-    latency_plot = gr.BarPlot(
-        value=latency, sort=latency["latency (s)"].tolist(), y_lim=_headroom(latency["LLM calls"])
-    )  # bins in order, not A-Z
-    return (
+    return DashboardView(
         "\n".join(lines),
-        cost_plot,
-        gr.BarPlot(value=per_step, y_lim=_headroom(per_step["mean tokens"])),
-        latency_plot,
-        gr.BarPlot(value=by_role, y_lim=_headroom(by_role["cost (USD)"])),
+        *plots,
         grid,
         shown["trace_id"].tolist(),
         str(csv),
@@ -307,9 +365,20 @@ def dashboard(
     )
 
 
-def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | None = None) -> None:
-    """`open_in_traces(table, trace_ids_state, project)` wires a row click to the Traces tab (see app.py)."""
-    project, source, whose = project_pickers(runtime, "dash")
+@dataclass
+class _DashboardTab:
+    """The tab's filters and outputs, in the order the Refresh event takes and fills them."""
+
+    filters: list[Any]  # window, agent, session, status, interval, what-if, project, source, whose
+    outputs: list[Any]  # as DashboardView
+    refresh: Any
+    project: Any
+    table: Any
+    trace_ids: Any
+
+
+def _filter_row() -> tuple[list[Any], Any]:
+    """(window, agent, session, status, interval), and the Refresh button."""
     with gr.Row():
         window = gr.Dropdown(list(WINDOWS), value="last 24 hours", label="Window", scale=1)
         agent = gr.Dropdown(["all", *agents.names()], value="all", allow_custom_value=True, label="Agent", scale=1)
@@ -324,6 +393,11 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | 
             info="0: the session's measured interval",
         )
         refresh = gr.Button("Refresh", variant="primary", elem_id="dash-refresh", scale=1)
+    return [window, agent, session, status, interval], refresh
+
+
+def _what_if_controls(runtime: Runtime) -> tuple[Any, Any]:
+    """The (folded) prices note and what-if: (the what-if text box, the role picker Refresh fills)."""
     with gr.Accordion("Prices and what-if", open=False, elem_id="dash-what-if"):
         gr.Markdown(prices_note(runtime.settings.prices), elem_id="dash-prices")
         with gr.Row():
@@ -345,8 +419,11 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | 
             elem_id="dash-what-if-text",
         )
         add.click(add_what_if, inputs=[role_pick, model_pick, what_if_box], outputs=what_if_box, api_name=False)
-    message = gr.Markdown("", elem_id="dash-message")
-    numbers = gr.Markdown("Press Refresh to read the cycles from Phoenix.", elem_id="dash-numbers")
+    return what_if_box, role_pick
+
+
+def _plot_rows() -> list[Any]:
+    """Cost over time, tokens per step, LLM call latency, cost by role: two rows of two."""
     with gr.Row():
         cost_plot = gr.LinePlot(
             x="time", y="cost (USD)", x_title="time (UTC)", title="Cost per cycle over time", height=260,
@@ -360,6 +437,16 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | 
             x="latency (s)", y="LLM calls", title="LLM call latency", height=260, elem_id="dash-latency-plot"
         )
         role_plot = gr.BarPlot(x="role", y="cost (USD)", title="Cost by role", height=260, elem_id="dash-role-plot")
+    return [cost_plot, step_plot, latency_plot, role_plot]
+
+
+def _dashboard_layout(runtime: Runtime) -> _DashboardTab:
+    project, source, whose = project_pickers(runtime, "dash")
+    filters, refresh = _filter_row()
+    what_if_box, role_pick = _what_if_controls(runtime)
+    message = gr.Markdown("", elem_id="dash-message")
+    numbers = gr.Markdown("Press Refresh to read the cycles from Phoenix.", elem_id="dash-numbers")
+    plots = _plot_rows()
     table = gr.Dataframe(
         headers=TABLE_COLUMNS,
         datatype=["str"] * 8 + ["markdown"],
@@ -369,7 +456,18 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | 
     )
     trace_ids = gr.State([])
     download = gr.DownloadButton("Download CSV", elem_id="dash-csv")
+    return _DashboardTab(
+        # the API's parameters: the newer ones last
+        filters=[*filters, what_if_box, project, source, whose],
+        outputs=[numbers, *plots, table, trace_ids, download, role_pick, message],
+        refresh=refresh,
+        project=project,
+        table=table,
+        trace_ids=trace_ids,
+    )
 
+
+def _on_refresh(runtime: Runtime) -> Callable[..., tuple[Any, ...]]:
     # explicit parameters: Gradio finds the gr.Request parameter (who is signed in) by its type hint
     def on_refresh(
         window_v: str,
@@ -399,9 +497,12 @@ def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | 
         except (UsageError, agents.AgentsError, Exception) as e:  # noqa: B014 - any failure: say it, stay up
             return (gr.skip(),) * 9 + (f"❌ {inline(e)}",)
 
-    # the API's parameters: the newer ones last
-    inputs = [window, agent, session, status, interval, what_if_box, project, source, whose]
-    outputs = [numbers, cost_plot, step_plot, latency_plot, role_plot, table, trace_ids, download, role_pick, message]
-    refresh.click(on_refresh, inputs=inputs, outputs=outputs, api_name="dashboard")
+    return on_refresh
+
+
+def build_dashboard_tab(runtime: Runtime, open_in_traces: Callable[..., None] | None = None) -> None:
+    """`open_in_traces(table, trace_ids_state, project)` wires a row click to the Traces tab (see app.py)."""
+    tab = _dashboard_layout(runtime)
+    tab.refresh.click(_on_refresh(runtime), inputs=tab.filters, outputs=tab.outputs, api_name="dashboard")
     if open_in_traces is not None:
-        open_in_traces(table, trace_ids, project)
+        open_in_traces(tab.table, tab.trace_ids, tab.project)

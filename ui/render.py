@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cogscope.defaults import VALUE_LIMIT
 from cogscope.telemetry import (
     ERROR,
     MAX_STEPS,
@@ -218,7 +219,12 @@ def _cutter(full: bool, limit: int) -> Callable[[Any], str]:
 
 
 def step_text(
-    view: StepView, *, full: bool = False, messages: bool | None = None, limit: int = 2000, title: str | None = None
+    view: StepView,
+    *,
+    full: bool = False,
+    messages: bool | None = None,
+    limit: int = VALUE_LIMIT,
+    title: str | None = None,
 ) -> str:
     """One step as terminal text; `full` lifts the truncation and adds the exact input messages (unless
     `messages` is False)."""
@@ -239,9 +245,7 @@ def step_text(
     return redact("\n".join(lines))
 
 
-
-
-def step_markdown(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
+def step_markdown(view: StepView, *, full: bool = False, limit: int = VALUE_LIMIT) -> str:
     """One step as markdown (the Traces tab): its title, then each part in a fenced block."""
     parts = [f"### {inline(step_title(view))}"]
     for part in step_parts(view, _cutter(full, limit)):
@@ -253,7 +257,7 @@ def step_markdown(view: StepView, *, full: bool = False, limit: int = 2000) -> s
     return "\n\n".join(parts)
 
 
-def messages_markdown(view: StepView, *, full: bool = False, limit: int = 2000) -> str:
+def messages_markdown(view: StepView, *, full: bool = False, limit: int = VALUE_LIMIT) -> str:
     """The exact messages the model was given for this step, as markdown."""
     if not view.input_messages:
         return "_No input messages recorded for this step._"

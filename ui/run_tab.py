@@ -7,13 +7,14 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from cogscope import agents
+from cogscope.defaults import LINK_WAIT_S
 from cogscope.telemetry import Cycle
 
 from .errors import UsageError
@@ -22,61 +23,13 @@ from .inputs import MAX_LOOP_CYCLES, check_cycles, parse_lines, parse_options
 from .models import SUGGESTED_MODELS
 from .render import LiveWords, fence, inline, redacted, step_messages, totals_markdown, trace_link_markdown
 from .runtime import Runtime
+from .sessions import Running, key_of, session_of, user_of
 from .slots import API, LOCAL, RUNNING, Ticket
 from .trust import OPERATOR, Policy
 
 # per-role model pickers shown under the default model (consciousness has three roles; on_run/on_loop name three)
 ROLE_SLOTS = 3
 Update = tuple[list[dict[str, Any]], str, str, str]  # chat, status, totals, memory state
-
-
-@dataclass
-class _Running:
-    cycle: Cycle | None = None
-    ticket: Ticket | None = None  # its place in line, or its slot (ui.slots)
-    loop_stop: threading.Event | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-# what runs in each browser session (or API client), keyed by (user, session): Stop reaches only one's own
-_running: dict[tuple[str, str], _Running] = {}
-_running_lock = threading.Lock()
-
-
-def _user(request: gr.Request | None) -> str | None:
-    """The signed-in user's name (None when the app asks for no log-in)."""
-    return getattr(request, "username", None) or None
-
-
-def _session_id(request: gr.Request | None) -> str:
-    return f"ui-{request.session_hash}" if request is not None and request.session_hash else "ui"
-
-
-def _key(request: gr.Request | None) -> tuple[str, str]:
-    return (_user(request) or "", _session_id(request))
-
-
-def _running_for(
-    request: gr.Request | None, *, cycle: Cycle | None = None, loop_stop: threading.Event | None = None
-) -> _Running:
-    """The session's record, with what now runs in it set at once (so it is never forgotten in between)."""
-    with _running_lock:
-        running = _running.setdefault(_key(request), _Running())
-        if cycle is not None:
-            running.cycle = cycle
-        if loop_stop is not None:
-            running.loop_stop = loop_stop
-        return running
-
-
-def _forget(request: gr.Request | None, running: _Running) -> None:
-    """Drop the session's record once nothing of it runs or waits: a server that stays up for months serves many
-    sessions (every API client is one), and Stop finds nothing either way."""
-    with _running_lock:
-        key = _key(request)
-        idle = running.cycle is None and running.ticket is None and running.loop_stop is None
-        if idle and _running.get(key) is running:
-            del _running[key]
 
 
 @dataclass(frozen=True)
@@ -126,7 +79,6 @@ def memory_state(options: dict[str, Any]) -> str:
         return f"#### Memory state\n❌ {inline(e)}"
 
 
-LINK_WAIT_S = 3.0  # how long a finished cycle waits for its spans to reach Phoenix before saying "pending"
 PENDING = re.compile(r"Trace `([0-9a-f]{32})` · ⏳ [^\n]*")
 
 
@@ -202,11 +154,11 @@ def waiting_status(ticket: Ticket, runtime: Runtime) -> str:
     )
 
 
-def await_slot(cycle: Cycle, running: _Running, request: gr.Request | None, *, runtime: Runtime) -> Iterator[str]:
+def await_slot(cycle: Cycle, running: Running, request: gr.Request | None, *, runtime: Runtime) -> Iterator[str]:
     """Take a slot for `cycle` (ui.slots), yielding its waiting status while it waits in line; sets
     `running.ticket`. A cycle that leaves the line (Stop) is discarded and `running.ticket` is None after."""
     ticket = runtime.slots.ask(
-        runtime.lane(cycle), owner=_user(request) or "", session=_session_id(request), label=cycle.spec.agent
+        runtime.lane(cycle), owner=user_of(request) or "", session=session_of(request), label=cycle.spec.agent
     )
     running.ticket = ticket
     shown = ""
@@ -223,16 +175,23 @@ def await_slot(cycle: Cycle, running: _Running, request: gr.Request | None, *, r
         cycle.discard()
 
 
+def _let_go(running: Running) -> None:
+    """Give back the slot (or place in line) of the session's cycle, if it holds one."""
+    if running.ticket is not None:
+        running.ticket.release()
+        running.ticket = None
+
+
 def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Runtime) -> Iterator[Update]:
     """Stream one cycle: (chat messages, status, totals, memory state) after every finished step."""
     messages: list[dict[str, Any]] = []
     try:
         inputs = form.cycle_inputs(runtime.policy)
-        cycle = runtime.prepare_cycle(task=task, session_id=_session_id(request), user=_user(request), **inputs)
+        cycle = runtime.prepare_cycle(task=task, session_id=session_of(request), user=user_of(request), **inputs)
     except UsageError as e:
         yield messages, f"❌ {inline(e)}", "", gr.skip()
         return
-    running = _running_for(request, cycle=cycle)
+    running = runtime.running.enter(request, cycle=cycle)
     messages.append({"role": "user", "content": fence(redacted(task.strip()))})
     label = f"Running {form.agent}"
     try:
@@ -247,15 +206,106 @@ def run_cycle(form: Form, task: str, request: gr.Request | None, *, runtime: Run
     finally:  # also when the page goes away mid-wait: a cycle that never started lets go of what it holds
         running.cycle = None
         cycle.discard()
-        if running.ticket is not None:
-            running.ticket.release()
-            running.ticket = None
-        _forget(request, running)
+        _let_go(running)
+        runtime.running.forget(request, running)
     result = cycle.result
     assert result is not None
     status = "❌ Cycle failed" if result.failed else "✅ Cycle finished"
     totals = totals_markdown(result, _link(runtime, result.trace_id, LINK_WAIT_S))
     yield messages, status, totals, memory_state(inputs["options"])
+
+
+@dataclass
+class _Loop:
+    """A heartbeat loop started from the Run tab: its cycles, how many, what stops it, the first one built."""
+
+    cycles: Iterator[tuple[int, Cycle]]
+    count: int
+    stop: threading.Event
+    first: tuple[int, Cycle]
+    task: str
+    options: dict[str, Any]
+
+
+def _start_loop(
+    form: Form, task: str, cycles: float, interval: float, request: gr.Request | None, runtime: Runtime
+) -> _Loop:
+    """Check the loop's fields and build its first cycle's agent now, so bad input shows before anything runs
+    (UsageError)."""
+    inputs = form.cycle_inputs(runtime.policy)
+    count = check_cycles(cycles, "Cycles")
+    if interval is None or not interval >= 0:
+        raise UsageError("the loop needs an interval of 0 seconds or more")
+    stop = threading.Event()
+    loop = heartbeat_cycles(
+        runtime,
+        cycles=count,
+        interval=float(interval),
+        stop=stop,
+        task=task,
+        session_id=f"heartbeat-{uuid.uuid4().hex[:8]}",
+        user=user_of(request),
+        **inputs,
+    )
+    first = next(loop)
+    return _Loop(loop, count, stop, first, task, inputs["options"])
+
+
+def _loop_cycle(
+    loop: _Loop,
+    number: int,
+    cycle: Cycle,
+    running: Running,
+    messages: list[dict[str, Any]],
+    summaries: list[str],
+    request: gr.Request | None,
+    runtime: Runtime,
+) -> Generator[Update, None, bool]:
+    """One cycle of a loop: wait for its slot, stream it, add its summary. False when Stop took it out of line."""
+    count = loop.count
+    running.cycle = cycle
+    messages.append({"role": "user", "content": f"Cycle {number}/{count}:\n\n{fence(redacted(loop.task))}"})
+    summaries[:] = [_landed(summary, runtime) for summary in summaries]
+    for status in await_slot(cycle, running, request, runtime=runtime):
+        yield messages, f"Cycle {number}/{count}: {status}", "\n\n".join(summaries), gr.skip()
+    if running.ticket is None:
+        return False  # Stop while it waited: the loop ends here
+    yield messages, f"⏳ Heartbeat cycle {number}/{count} ...", "\n\n".join(summaries), gr.skip()
+    try:
+        for status in _stream(cycle, messages, f"Heartbeat cycle {number}/{count}"):
+            yield messages, status, "\n\n".join(summaries), gr.skip()
+    finally:
+        _let_go(running)
+    result = cycle.result
+    assert result is not None
+    link = _link(runtime, result.trace_id, LINK_WAIT_S)
+    summaries.append(f"**Cycle {number}**: " + totals_markdown(result, link))
+    yield messages, f"Cycle {number}/{count} done", "\n\n".join(summaries), memory_state(loop.options)
+    return True
+
+
+def _loop_cycles(
+    loop: _Loop,
+    running: Running,
+    messages: list[dict[str, Any]],
+    summaries: list[str],
+    request: gr.Request | None,
+    runtime: Runtime,
+) -> Generator[Update, None, bool]:
+    """Every cycle of a loop in turn, until the last or Stop (True), or a cycle that cannot be built (said;
+    False: the loop ends without its final status)."""
+    number, cycle = loop.first
+    while True:
+        ran = yield from _loop_cycle(loop, number, cycle, running, messages, summaries, request, runtime)
+        if not ran:
+            return True
+        try:
+            number, cycle = next(loop.cycles)
+        except StopIteration:
+            return True
+        except UsageError as e:
+            yield messages, f"❌ {inline(e)}", "\n\n".join(summaries), gr.skip()
+            return False
 
 
 def run_loop(
@@ -267,74 +317,31 @@ def run_loop(
     messages: list[dict[str, Any]] = []
     task = (task or "").strip() or agents.DEFAULT_TASK
     try:
-        inputs = form.cycle_inputs(runtime.policy)
-        count = check_cycles(cycles, "Cycles")
-        if interval is None or not interval >= 0:
-            raise UsageError("the loop needs an interval of 0 seconds or more")
-        # build the first cycle's agent now, so bad input shows before anything runs
-        loop = heartbeat_cycles(
-            runtime,
-            cycles=count,
-            interval=float(interval),
-            stop=(stop := threading.Event()),
-            task=task,
-            session_id=f"heartbeat-{uuid.uuid4().hex[:8]}",
-            user=_user(request),
-            **inputs,
-        )
-        first = next(loop)
+        loop = _start_loop(form, task, cycles, interval, request, runtime)
     except UsageError as e:
         yield messages, f"❌ {inline(e)}", "", gr.skip()
         return
-    running = _running_for(request, loop_stop=stop)
+    running = runtime.running.enter(request, loop_stop=loop.stop)
     summaries: list[str] = []
     try:
-        number, cycle = first
-        while True:
-            running.cycle = cycle
-            messages.append({"role": "user", "content": f"Cycle {number}/{count}:\n\n{fence(redacted(task))}"})
-            summaries = [_landed(summary, runtime) for summary in summaries]
-            for status in await_slot(cycle, running, request, runtime=runtime):
-                yield messages, f"Cycle {number}/{count}: {status}", "\n\n".join(summaries), gr.skip()
-            if running.ticket is None:
-                break  # Stop while it waited: the loop ends here
-            yield messages, f"⏳ Heartbeat cycle {number}/{count} ...", "\n\n".join(summaries), gr.skip()
-            try:
-                for status in _stream(cycle, messages, f"Heartbeat cycle {number}/{count}"):
-                    yield messages, status, "\n\n".join(summaries), gr.skip()
-            finally:
-                running.ticket.release()
-                running.ticket = None
-            result = cycle.result
-            assert result is not None
-            link = _link(runtime, result.trace_id, LINK_WAIT_S)
-            summaries.append(f"**Cycle {number}**: " + totals_markdown(result, link))
-            yield messages, f"Cycle {number}/{count} done", "\n\n".join(summaries), memory_state(inputs["options"])
-            try:
-                number, cycle = next(loop)
-            except StopIteration:
-                break
-            except UsageError as e:
-                yield messages, f"❌ {inline(e)}", "\n\n".join(summaries), gr.skip()
-                return
+        ended = yield from _loop_cycles(loop, running, messages, summaries, request, runtime)
     finally:
         if running.cycle is not None:
             running.cycle.discard()  # a cycle that never started (the page went away while it waited)
         running.cycle = None
         running.loop_stop = None
-        if running.ticket is not None:
-            running.ticket.release()
-            running.ticket = None
-        _forget(request, running)
+        _let_go(running)
+        runtime.running.forget(request, running)
+    if not ended:
+        return
     done = len(summaries)
-    status = f"✅ Loop finished: {done} cycle(s)" if done == count else f"⏹ Loop stopped after {done} cycle(s)"
+    status = f"✅ Loop finished: {done} cycle(s)" if done == loop.count else f"⏹ Loop stopped after {done} cycle(s)"
     yield messages, status, "\n\n".join(summaries), gr.skip()
 
 
-def stop(request: gr.Request | None = None) -> str:
+def stop(request: gr.Request | None = None, *, runtime: Runtime) -> str:
     """Stop: a loop ends after the current cycle; a single cycle after the current step."""
-    with _running_lock:
-        running = _running.get(_key(request))
+    running = runtime.running.get(request)
     if running is None:
         return "Nothing is running."
     ticket = running.ticket
@@ -362,7 +369,7 @@ def server_markdown(runtime: Runtime, request: gr.Request | None = None) -> str:
     )
     if not tickets:
         return head
-    me = (_user(request) or "", _session_id(request))
+    me = key_of(request)
     now = time.time()
     rows = ["| who | agent | state | for |", "| --- | --- | --- | --- |"]
     for ticket in tickets:
@@ -405,86 +412,127 @@ def agent_changed(agent: str, policy: Policy = OPERATOR) -> tuple[Any, ...]:
     return (summary, *updates)
 
 
-def build_run_tab(runtime: Runtime) -> None:
-    """The Run tab's components and events; call inside a `gr.Blocks` / `gr.Tab` context."""
+@dataclass
+class _RunTab:
+    """The Run tab's components, the events wire them (`_wire_run_tab`)."""
+
+    agent: Any
+    agent_info: Any
+    model: Any
+    role_models: list[Any]
+    task: Any
+    api_base: Any
+    options: Any
+    mcp: Any
+    run: Any = None
+    stop_button: Any = None
+    cycles: Any = None
+    interval: Any = None
+    loop: Any = None
+    status: Any = None
+    totals: Any = None
+    server: Any = None
+    state: Any = None
+    chat: Any = None
+
+
+def _folded_fields(runtime: Runtime) -> tuple[Any, Any, Any]:
+    """API base, options and MCP servers, folded away under the task."""
+    with gr.Accordion("API base, options, MCP servers", open=False):
+        api_base = gr.Textbox(
+            value=runtime.settings.api_base or "",
+            label="API base (optional)",
+            placeholder="http://127.0.0.1:8000/v1 for an OpenAI-compatible server",
+            elem_id="run-api-base",
+        )
+        options = gr.Textbox(
+            label="Options (KEY=VALUE, one per line)",
+            lines=2,
+            placeholder="max_steps=4",
+            elem_id="run-options",
+        )
+        mcp = gr.Textbox(
+            label="MCP servers (one command per line)"
+            + ("" if runtime.policy.runs_anything else ": only those the operator allowed"),
+            lines=2,
+            placeholder="cogscope mcp-serve",
+            elem_id="run-mcp",
+        )
+    return api_base, options, mcp
+
+
+def _cycle_fields(runtime: Runtime) -> _RunTab:
+    """Agent, models, task, and (folded) API base, options and MCP servers."""
     names = agents.names()
     model_choices = list(dict.fromkeys([runtime.settings.model, *SUGGESTED_MODELS]))
+    agent = gr.Dropdown(
+        names,
+        value=names[0],
+        label="Agent",
+        allow_custom_value=True,
+        elem_id="run-agent",
+        info="A registry name, path/to/file.py:factory or package.module:factory"
+        if runtime.policy.runs_anything
+        else "A registered agent (agent files and modules are for the operator only)",
+    )
+    agent_info = gr.Markdown(agent_changed(names[0])[0], elem_id="run-agent-info")
+    model = gr.Dropdown(
+        model_choices,
+        value=runtime.settings.model,
+        allow_custom_value=True,
+        label="Model",
+        info="Any LiteLLM model id; `local` is the bundled SmolLM2-135M (offline, tiny). Serves every role.",
+        elem_id="run-model",
+    )
+    role_models = [
+        gr.Dropdown(
+            model_choices,
+            value="",
+            allow_custom_value=True,
+            visible=False,
+            label=f"Model for role {i + 1}",
+            info="Blank: the model above.",
+            elem_id=f"run-role-model-{i}",
+        )
+        for i in range(ROLE_SLOTS)
+    ]
+    task = gr.Textbox(
+        label="Task",
+        lines=3,
+        placeholder="e.g. Recall what you know about my energy and decide the next action.",
+        elem_id="run-task",
+    )
+    api_base, options, mcp = _folded_fields(runtime)
+    return _RunTab(agent, agent_info, model, role_models, task, api_base, options, mcp)
+
+
+def _controls_and_panels(tab: _RunTab, runtime: Runtime) -> None:
+    """Run / Stop, the (folded) heartbeat loop, then the status, totals, server and memory state panels."""
+    with gr.Row():
+        tab.run = gr.Button("Run cycle", variant="primary", elem_id="run-button")
+        tab.stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
+    with gr.Accordion("Heartbeat loop", open=False, elem_id="loop-accordion"):
+        with gr.Row():
+            # bounds checked by run_loop (check_cycles), which says what is wrong in the status line
+            tab.cycles = gr.Number(
+                value=3, precision=0, label="Cycles", info=f"1 to {MAX_LOOP_CYCLES:,}", elem_id="loop-cycles"
+            )
+            tab.interval = gr.Number(value=5, minimum=0, label="Interval (s)", elem_id="loop-interval")
+        tab.loop = gr.Button("Start loop", elem_id="loop-button")
+    tab.status = gr.Markdown("Ready.", elem_id="run-status")
+    tab.totals = gr.Markdown("", elem_id="run-totals")
+    tab.server = gr.Markdown(server_markdown(runtime), elem_id="run-server")
+    tab.state = gr.Markdown(memory_state({}), elem_id="run-state", label="Memory state")
+
+
+def build_run_tab(runtime: Runtime) -> None:
+    """The Run tab's components and events; call inside a `gr.Blocks` / `gr.Tab` context."""
     with gr.Row():
         with gr.Column(scale=1, min_width=340):
-            agent = gr.Dropdown(
-                names,
-                value=names[0],
-                label="Agent",
-                allow_custom_value=True,
-                elem_id="run-agent",
-                info="A registry name, path/to/file.py:factory or package.module:factory"
-                if runtime.policy.runs_anything
-                else "A registered agent (agent files and modules are for the operator only)",
-            )
-            agent_info = gr.Markdown(agent_changed(names[0])[0], elem_id="run-agent-info")
-            model = gr.Dropdown(
-                model_choices,
-                value=runtime.settings.model,
-                allow_custom_value=True,
-                label="Model",
-                info="Any LiteLLM model id; `local` is the bundled SmolLM2-135M (offline, tiny). Serves every role.",
-                elem_id="run-model",
-            )
-            role_models = [
-                gr.Dropdown(
-                    model_choices,
-                    value="",
-                    allow_custom_value=True,
-                    visible=False,
-                    label=f"Model for role {i + 1}",
-                    info="Blank: the model above.",
-                    elem_id=f"run-role-model-{i}",
-                )
-                for i in range(ROLE_SLOTS)
-            ]
-            task = gr.Textbox(
-                label="Task",
-                lines=3,
-                placeholder="e.g. Recall what you know about my energy and decide the next action.",
-                elem_id="run-task",
-            )
-            with gr.Accordion("API base, options, MCP servers", open=False):
-                api_base = gr.Textbox(
-                    value=runtime.settings.api_base or "",
-                    label="API base (optional)",
-                    placeholder="http://127.0.0.1:8000/v1 for an OpenAI-compatible server",
-                    elem_id="run-api-base",
-                )
-                options = gr.Textbox(
-                    label="Options (KEY=VALUE, one per line)",
-                    lines=2,
-                    placeholder="max_steps=4",
-                    elem_id="run-options",
-                )
-                mcp = gr.Textbox(
-                    label="MCP servers (one command per line)"
-                    + ("" if runtime.policy.runs_anything else ": only those the operator allowed"),
-                    lines=2,
-                    placeholder="cogscope mcp-serve",
-                    elem_id="run-mcp",
-                )
-            with gr.Row():
-                run = gr.Button("Run cycle", variant="primary", elem_id="run-button")
-                stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
-            with gr.Accordion("Heartbeat loop", open=False, elem_id="loop-accordion"):
-                with gr.Row():
-                    # bounds checked by run_loop (check_cycles), which says what is wrong in the status line
-                    cycles = gr.Number(
-                        value=3, precision=0, label="Cycles", info=f"1 to {MAX_LOOP_CYCLES:,}", elem_id="loop-cycles"
-                    )
-                    interval = gr.Number(value=5, minimum=0, label="Interval (s)", elem_id="loop-interval")
-                loop = gr.Button("Start loop", elem_id="loop-button")
-            status = gr.Markdown("Ready.", elem_id="run-status")
-            totals = gr.Markdown("", elem_id="run-totals")
-            server = gr.Markdown(server_markdown(runtime), elem_id="run-server")
-            state = gr.Markdown(memory_state({}), elem_id="run-state", label="Memory state")
+            tab = _cycle_fields(runtime)
+            _controls_and_panels(tab, runtime)
         with gr.Column(scale=2):
-            chat = gr.Chatbot(
+            tab.chat = gr.Chatbot(
                 label="Steps",
                 height=720,
                 elem_id="run-chat",
@@ -492,11 +540,12 @@ def build_run_tab(runtime: Runtime) -> None:
                 feedback_options=None,
                 placeholder="Each step appears here as it finishes: thought, code, tool calls, observations, errors.",
             )
-    form_fields = [agent, model, *role_models, api_base, options, mcp]
-    outputs = [chat, status, totals, state]
+    _wire_run_tab(tab, runtime)
 
-    # named functions with explicit parameters, not functools.partial or *args: Gradio finds the
-    # gr.Request parameter by its type hint (Stop needs the session), and it cannot see one through those
+
+# named functions with explicit parameters, not functools.partial or *args: Gradio finds the gr.Request parameter
+# by its type hint (Stop needs the session), and it cannot see one through those
+def _on_run(runtime: Runtime) -> Callable[..., Iterator[Update]]:
     def on_run(
         agent: str,
         model: str,
@@ -512,6 +561,10 @@ def build_run_tab(runtime: Runtime) -> None:
         form = Form.of(agent, model, (role_0, role_1, role_2), api_base, options, mcp)
         yield from run_cycle(form, task, request, runtime=runtime)
 
+    return on_run
+
+
+def _on_loop(runtime: Runtime) -> Callable[..., Iterator[Update]]:
     def on_loop(
         agent: str,
         model: str,
@@ -529,27 +582,39 @@ def build_run_tab(runtime: Runtime) -> None:
         form = Form.of(agent, model, (role_0, role_1, role_2), api_base, options, mcp)
         yield from run_loop(form, task, cycles, interval, request, runtime=runtime)
 
+    return on_loop
+
+
+def _wire_run_tab(tab: _RunTab, runtime: Runtime) -> None:
+    form_fields = [tab.agent, tab.model, *tab.role_models, tab.api_base, tab.options, tab.mcp]
+    outputs = [tab.chat, tab.status, tab.totals, tab.state]
+    on_run, on_loop = _on_run(runtime), _on_loop(runtime)
     # cycles wait for their slot in ui.slots (their place in line shown), not in Gradio's queue: these events may
-    # run up to CYCLE_EVENTS at once, and nothing else shares their concurrency group
+    # run up to cycle_events_limit at once, and nothing else shares their concurrency group
     cycle_events = {"concurrency_id": "cycles", "concurrency_limit": cycle_events_limit(runtime)}
-    run.click(on_run, inputs=[*form_fields, task], outputs=outputs, api_name="run_cycle", **cycle_events)
-    task.submit(on_run, inputs=[*form_fields, task], outputs=outputs, api_name=False, **cycle_events)
-    loop_inputs = [*form_fields, task, cycles, interval]
-    loop.click(on_loop, inputs=loop_inputs, outputs=outputs, api_name="heartbeat_loop", **cycle_events)
-    stop_button.click(stop, inputs=None, outputs=status, api_name="stop", concurrency_limit=None)
+    tab.run.click(on_run, inputs=[*form_fields, tab.task], outputs=outputs, api_name="run_cycle", **cycle_events)
+    tab.task.submit(on_run, inputs=[*form_fields, tab.task], outputs=outputs, api_name=False, **cycle_events)
+    loop_inputs = [*form_fields, tab.task, tab.cycles, tab.interval]
+    tab.loop.click(on_loop, inputs=loop_inputs, outputs=outputs, api_name="heartbeat_loop", **cycle_events)
+
+    def on_stop(request: gr.Request) -> str:
+        return stop(request, runtime=runtime)
+
+    tab.stop_button.click(on_stop, inputs=None, outputs=tab.status, api_name="stop", concurrency_limit=None)
 
     def on_tick(text: str) -> Any:
         return refresh_links(text, runtime=runtime)
 
     # a trace that was "pending upload" when its cycle ended gets its link here once it lands
-    gr.Timer(2.0).tick(on_tick, inputs=totals, outputs=totals, api_name=False, show_progress="hidden", queue=False)
+    timer = gr.Timer(2.0)
+    timer.tick(on_tick, inputs=tab.totals, outputs=tab.totals, api_name=False, show_progress="hidden", queue=False)
 
     def on_server_tick(request: gr.Request) -> str:
         return server_markdown(runtime, request)
 
-    gr.Timer(2.0).tick(on_server_tick, outputs=server, api_name=False, show_progress="hidden", queue=False)
+    gr.Timer(2.0).tick(on_server_tick, outputs=tab.server, api_name=False, show_progress="hidden", queue=False)
 
     def on_agent_changed(agent: str) -> tuple[Any, ...]:
         return agent_changed(agent, runtime.policy)
 
-    agent.change(on_agent_changed, inputs=agent, outputs=[agent_info, *role_models], api_name=False)
+    tab.agent.change(on_agent_changed, inputs=tab.agent, outputs=[tab.agent_info, *tab.role_models], api_name=False)

@@ -41,6 +41,7 @@ from .config import LOCAL_MODEL, Settings
 from .errors import UsageError
 from .local_llm import LocalModelServer
 from .models import build_model, check_model
+from .sessions import RunningCycles
 from .slots import API, LOCAL, Slots
 from .trust import OPERATOR, BuildRequest, Policy, shorten
 
@@ -55,6 +56,7 @@ class Runtime:
     signed_in: bool = False  # the app asks for a log-in: each cycle records who started it
     closed: bool = field(default=False, repr=False)
     slots: Slots = field(init=False, repr=False)  # room for cycles that run side by side (a shared app)
+    running: RunningCycles = field(default_factory=RunningCycles, repr=False)  # what each session runs (Stop)
 
     def __post_init__(self) -> None:
         self.slots = Slots({API: self.settings.max_cycles, LOCAL: self.settings.max_local_cycles})
@@ -147,27 +149,9 @@ class Runtime:
             spec = agents.get(agent or "")
         except agents.AgentsError as e:
             raise UsageError(str(e)) from None
-        models = {role.strip(): model_id for role, model_id in models.items() if model_id and model_id.strip()}
-        if "default" not in models:
-            models = {"default": self.settings.model, **models}
-        unknown = sorted(set(models) - set(spec.roles))
-        if unknown:
-            raise UsageError(f"agent {spec.name!r} has no role {unknown[0]!r}; its roles: {', '.join(spec.roles)}")
+        models = self._roles(spec, models)
         policy.check_api_base(api_base)
-        checked: dict[str, str] = {}
-        bases: dict[str, str | None] = {}
-        for role, model_id in models.items():
-            checked[role], bases[role] = check_model(model_id, api_base)
-        built = {
-            role: build_model(
-                model_id,
-                bases[role],
-                self.local,
-                timeout=self.settings.llm_timeout,
-                send_key=policy.sends_key(bases[role]),
-            )
-            for role, model_id in checked.items()
-        }
+        checked, built = self._models(models, api_base)
         stack = ExitStack()
         try:
             instance = spec.build(built, options)
@@ -195,6 +179,35 @@ class Runtime:
         )
         attach_sandbox(cycle)
         return cycle
+
+    def _roles(self, spec: Any, models: Mapping[str, str]) -> dict[str, str]:
+        """role -> model id, blanks left out, `default` (the settings' model unless named) first; UsageError for a
+        role the agent does not have."""
+        models = {role.strip(): model_id for role, model_id in models.items() if model_id and model_id.strip()}
+        if "default" not in models:
+            models = {"default": self.settings.model, **models}
+        unknown = sorted(set(models) - set(spec.roles))
+        if unknown:
+            raise UsageError(f"agent {spec.name!r} has no role {unknown[0]!r}; its roles: {', '.join(spec.roles)}")
+        return models
+
+    def _models(self, models: Mapping[str, str], api_base: str | None) -> tuple[dict[str, str], dict[str, Any]]:
+        """(role -> checked model id, role -> smolagents model) for `models` (UsageError for an unknown one)."""
+        checked: dict[str, str] = {}
+        bases: dict[str, str | None] = {}
+        for role, model_id in models.items():
+            checked[role], bases[role] = check_model(model_id, api_base)
+        built = {
+            role: build_model(
+                model_id,
+                bases[role],
+                self.local,
+                timeout=self.settings.llm_timeout,
+                send_key=self.policy.sends_key(bases[role]),
+            )
+            for role, model_id in checked.items()
+        }
+        return checked, built
 
     @staticmethod
     def lane(cycle: Cycle) -> str:
@@ -287,24 +300,12 @@ class Runtime:
         A trace is data: its agent file/module and MCP commands are started only when registered or
         allowed, or when `trust` says the operator confirmed them (UntrustedCode otherwise).
         """
-        if factory is not None:  # what the person named is checked before the factory is imported
-            options = clean_value(dict(options or {}))
-            self.policy.check_build(BuildRequest(factory, options))
-        recording = self.recording(trace_id, project, factory=factory, options=options)
-        needs = self.policy.check_build(
-            BuildRequest(
-                recording.agent, recording.options, recording.mcp, recording=recording, typed=recording.factory_named
-            )
-        )
-        if needs and not (trust and self.policy.runs_anything):
-            raise UntrustedCode(recording, needs, can_confirm=self.policy.runs_anything)
+        recording = self._trusted_recording(trace_id, project, trust=trust, factory=factory, options=options)
         live = None
         if live_model:
             self.policy.check_api_base(api_base)
-            live_model, base = check_model(live_model, api_base)
-            live = build_model(
-                live_model, base, self.local, timeout=self.settings.llm_timeout, send_key=self.policy.sends_key(base)
-            )
+            checked, built = self._models({"live": live_model}, api_base)
+            live_model, live = checked["live"], built["live"]
         stack = ExitStack()
         attach: list[Callable[[Cycle], None]] = []
 
@@ -336,6 +337,29 @@ class Runtime:
         for hook in attach:
             hook(replay.cycle)
         return replay
+
+    def _trusted_recording(
+        self,
+        trace_id: str,
+        project: str | None,
+        *,
+        trust: bool,
+        factory: str | None,
+        options: Mapping[str, Any] | None,
+    ) -> Recording:
+        """The recording of a trace, once the code it would start is registered, allowed or confirmed (`trust`)."""
+        if factory is not None:  # what the person named is checked before the factory is imported
+            options = clean_value(dict(options or {}))
+            self.policy.check_build(BuildRequest(factory, options))
+        recording = self.recording(trace_id, project, factory=factory, options=options)
+        needs = self.policy.check_build(
+            BuildRequest(
+                recording.agent, recording.options, recording.mcp, recording=recording, typed=recording.factory_named
+            )
+        )
+        if needs and not (trust and self.policy.runs_anything):
+            raise UntrustedCode(recording, needs, can_confirm=self.policy.runs_anything)
+        return recording
 
     def recording(
         self,

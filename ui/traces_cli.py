@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cogscope.defaults import EXIT_FAILED, EXIT_OK, LINK_WAIT_S
 from cogscope.telemetry import CycleFilter, counted, cycle_records, list_cycles, trace_tables, usd
 
 from .config import Settings
@@ -17,7 +18,7 @@ from .render import live_step_text, step_text, totals_text
 if TYPE_CHECKING:
     from cogscope.telemetry import Recording
 
-EXIT_OK, EXIT_DIVERGED = 0, 1
+EXIT_DIVERGED = EXIT_FAILED  # a replay that did not reproduce its recording
 NOT_HERE = "(not recorded here)"
 CHANGED = "(changed after recording)"
 FOREIGN_NOTE = (
@@ -215,7 +216,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
         reproduced, divergence = replay.report()
         print()
         print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
-        print(f"Trace:    {result.trace_id}  {runtime.trace_link(result.trace_id, wait=3.0)[1]}")
+        print(f"Trace:    {result.trace_id}  {runtime.trace_link(result.trace_id, wait=LINK_WAIT_S)[1]}")
         replayed, calls = counted(replay.model.replayed, "output"), counted(result.totals.llm_calls, "LLM call")
         print(f"Model:    {replayed} replayed, {calls}")
         if args.fork_at:

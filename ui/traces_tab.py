@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from cogscope import agents
+from cogscope.defaults import LINK_WAIT_S, VALUE_LIMIT
 from cogscope.telemetry import (
     STATUSES,
     CycleFilter,
@@ -48,7 +49,6 @@ PAGE_SIZE = 25
 WINDOWS = TIME_WINDOWS
 STATUS_CHOICES = ["all", "failed", *STATUSES]
 TABLE_COLUMNS = ["time", "agent", "status", "steps", "LLM calls", "tokens", "duration", "cost", "task", "trace"]
-LIMIT = 2000  # of a value shown in a step, unless "show long values whole"
 NOT_HERE = "⚠ not recorded here"
 CHANGED = "⚠ changed after recording"
 
@@ -58,24 +58,10 @@ def trust_marker(recorded_here: bool, changed: bool) -> str:
     return "" if recorded_here else f" {CHANGED}" if changed else f" {NOT_HERE}"
 
 
-def cycles_page(
-    runtime: Runtime,
-    status: str,
-    agent: str,
-    window: str,
-    text: str,
-    page: float,
-    project: str | None = None,
-    source: str = "all",
-    user: str | None = None,
-) -> tuple[pd.DataFrame, str, int, list[str]]:
-    """One page of the cycles table, its caption, the page shown, and the trace ids in the table's order.
-
-    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES;
-    `user`: only the cycles this user started (None: everyone's)."""
-    project = chosen_project(runtime, project)
+def _cycle_filter(status: str, agent: str, window: str, text: str, source: str, user: str | None) -> CycleFilter:
+    """The list's filters as a telemetry.CycleFilter ("all" and blanks: no filter)."""
     delta = WINDOWS.get(window)
-    f = CycleFilter(
+    return CycleFilter(
         failed_only=status == "failed",
         status=status if status not in ("all", "failed") else None,
         agent=None if agent in ("", "all") else agent,
@@ -84,26 +70,24 @@ def cycles_page(
         since=datetime.now(UTC) - delta if delta else None,
         user=user,
     )
-    cycles = list_cycles(
-        runtime.client(),
-        project=project,
-        prices=runtime.settings.prices,
-        filter=f,
-        signer=runtime.tracing.signer,
-    )
-    if cycles.empty:  # (an empty frame's columns are not typed: no .dt to format times with)
-        caption = (
+
+
+def _nothing_caption(f: CycleFilter, status: str, project: str, window: str) -> str:
+    """What the list says when no cycle is shown: which filter to loosen, or how to record a first cycle."""
+    if status != "all" or f.agent or f.text or f.source or f.user:
+        return (
             "No cycle matches these filters: choose status, agent and source `all`"
             + (", show everyone's cycles" if f.user else "")
             + ", clear the text, or widen the time window."
-            if status != "all" or f.agent or f.text or f.source or f.user
-            else f"No cycles in project `{project}` ({window}): run one in the Run tab "
-            "(or `cogscope run`), then press Refresh; or widen the time window."
         )
-        return pd.DataFrame(columns=TABLE_COLUMNS), caption, 1, []
-    pages = max(1, math.ceil(len(cycles) / PAGE_SIZE))
-    page_number = min(max(1, int(page or 1)), pages)
-    shown = cycles.iloc[(page_number - 1) * PAGE_SIZE : page_number * PAGE_SIZE]
+    return (
+        f"No cycles in project `{project}` ({window}): run one in the Run tab "
+        "(or `cogscope run`), then press Refresh; or widen the time window."
+    )
+
+
+def _page_table(shown: pd.DataFrame, runtime: Runtime) -> pd.DataFrame:
+    """The rows of one page, as shown (TABLE_COLUMNS; on a shared app, who started each cycle last)."""
     table = pd.DataFrame(
         {
             "time": shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
@@ -123,8 +107,40 @@ def cycles_page(
     )
     if runtime.signed_in:  # a shared app: who started each cycle (last, so the other columns keep their place)
         table["started by"] = shown["user"].map(lambda u: u if isinstance(u, str) else "").to_numpy()
+    return table
+
+
+def cycles_page(
+    runtime: Runtime,
+    status: str,
+    agent: str,
+    window: str,
+    text: str,
+    page: float,
+    project: str | None = None,
+    source: str = "all",
+    user: str | None = None,
+) -> tuple[pd.DataFrame, str, int, list[str]]:
+    """One page of the cycles table, its caption, the page shown, and the trace ids in the table's order.
+
+    `project`: any Phoenix project (default: the one cogscope records into); `source`: a key of SOURCES;
+    `user`: only the cycles this user started (None: everyone's)."""
+    project = chosen_project(runtime, project)
+    f = _cycle_filter(status, agent, window, text, source, user)
+    cycles = list_cycles(
+        runtime.client(),
+        project=project,
+        prices=runtime.settings.prices,
+        filter=f,
+        signer=runtime.tracing.signer,
+    )
+    if cycles.empty:  # (an empty frame's columns are not typed: no .dt to format times with)
+        return pd.DataFrame(columns=TABLE_COLUMNS), _nothing_caption(f, status, project, window), 1, []
+    pages = max(1, math.ceil(len(cycles) / PAGE_SIZE))
+    page_number = min(max(1, int(page or 1)), pages)
+    shown = cycles.iloc[(page_number - 1) * PAGE_SIZE : page_number * PAGE_SIZE]
     caption = f"{len(cycles)} cycle(s) · page {page_number} of {pages} · click a row to step through it"
-    return table, caption, page_number, shown["trace_id"].tolist()
+    return _page_table(shown, runtime), caption, page_number, shown["trace_id"].tolist()
 
 
 def open_cycle(runtime: Runtime, trace_id: str, project: str | None = None) -> tuple[str, list[StepView], list[str]]:
@@ -179,23 +195,73 @@ def step_titles(steps: list[StepView]) -> list[str]:
 
 
 @dataclass
-class TracesTab:
-    """What another tab needs to open a cycle here: `open_from(table, ids, tabs)` makes a click on a row of
-    `table` (whose trace ids, in row order, are in the State `ids`) switch `tabs` to this tab and open it."""
+class _Parts:
+    """The Traces tab's components (built by the _*_section helpers, wired by the _wire_* helpers)."""
 
-    open_from: Callable[..., None]
+    project: Any
+    source: Any
+    whose: Any
+    status: Any = None
+    agent: Any = None
+    window: Any = None
+    text: Any = None
+    failed: Any = None
+    refresh: Any = None
+    table: Any = None
+    prev_page: Any = None
+    caption: Any = None
+    next_page: Any = None
+    page: Any = None
+    ids: Any = None
+    trace_box: Any = None
+    open_button: Any = None
+    summary: Any = None
+    steps_state: Any = None
+    step_list: Any = None
+    prev_step: Any = None
+    next_step: Any = None
+    whole: Any = None
+    detail: Any = None
+    messages: Any = None
+    factory: Any = None
+    factory_options: Any = None
+    stub: Any = None
+    replay_button: Any = None
+    edited: Any = None
+    fork_edit: Any = None
+    live_model: Any = None
+    fork_live: Any = None
+    replay_report: Any = None
+    trust: Any = None
+    replay_chat: Any = None
+
+    @property
+    def filters(self) -> list[Any]:
+        """The list's filters; the API's parameters: the newer ones last."""
+        return [self.status, self.agent, self.window, self.text, self.project, self.source, self.whose]
+
+    @property
+    def listed(self) -> list[Any]:
+        return [self.table, self.caption, self.page, self.ids]
+
+    @property
+    def opened(self) -> list[Any]:
+        """What opening a cycle fills (open_trace's outputs)."""
+        return [self.summary, self.steps_state, self.step_list, self.detail, self.messages, self.edited]
 
 
-def build_traces_tab(runtime: Runtime) -> TracesTab:
-    project, source, whose = project_pickers(runtime, "traces")
+def _list_section(parts: _Parts) -> None:
+    """The filters, the cycles table and its pages."""
     with gr.Row():
-        status = gr.Dropdown(STATUS_CHOICES, value="all", label="Status", elem_id="traces-status", scale=1)
-        agent = gr.Dropdown(["all", *agents.names()], value="all", label="Agent", allow_custom_value=True, scale=1)
-        window = gr.Dropdown(list(WINDOWS), value="last 7 days", label="Time window", scale=1)
-        text = gr.Textbox(label="Text in task", scale=2, elem_id="traces-text")
-        failed = gr.Button("Failed only", elem_id="traces-failed", scale=1)
-        refresh = gr.Button("Refresh", variant="primary", elem_id="traces-refresh", scale=1)
-    table = gr.Dataframe(
+        parts.status = gr.Dropdown(STATUS_CHOICES, value="all", label="Status", elem_id="traces-status", scale=1)
+        parts.agent = gr.Dropdown(
+            ["all", *agents.names()], value="all", label="Agent", allow_custom_value=True, scale=1
+        )
+        parts.window = gr.Dropdown(list(WINDOWS), value="last 7 days", label="Time window", scale=1)
+        parts.text = gr.Textbox(label="Text in task", scale=2, elem_id="traces-text")
+        parts.failed = gr.Button("Failed only", elem_id="traces-failed", scale=1)
+        parts.refresh = gr.Button("Refresh", variant="primary", elem_id="traces-refresh", scale=1)
+    parts.table = gr.Dataframe(
         headers=TABLE_COLUMNS,
         datatype=["str", "str", "str", "number", "number", "number", "str", "str", "str", "markdown"],
         interactive=False,
@@ -206,27 +272,35 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         label="Cycles, newest first",
     )
     with gr.Row():
-        prev_page = gr.Button("◀ Newer", size="sm", elem_id="traces-prev-page")
-        caption = gr.Markdown("", elem_id="traces-caption")
-        next_page = gr.Button("Older ▶", size="sm", elem_id="traces-next-page")
-    page = gr.State(1)
-    ids = gr.State([])
+        parts.prev_page = gr.Button("◀ Newer", size="sm", elem_id="traces-prev-page")
+        parts.caption = gr.Markdown("", elem_id="traces-caption")
+        parts.next_page = gr.Button("Older ▶", size="sm", elem_id="traces-next-page")
+    parts.page = gr.State(1)
+    parts.ids = gr.State([])
+
+
+def _step_section(parts: _Parts) -> None:
+    """A trace id to open, the cycle's summary, its steps and the selected step."""
     with gr.Row():
-        trace_box = gr.Textbox(label="Trace id", placeholder="32 hex digits", elem_id="traces-trace-id", scale=4)
-        open_button = gr.Button("Open", elem_id="traces-open", scale=1)
-    summary = gr.Markdown("", elem_id="trace-summary")
-    steps_state = gr.State([])
+        parts.trace_box = gr.Textbox(label="Trace id", placeholder="32 hex digits", elem_id="traces-trace-id", scale=4)
+        parts.open_button = gr.Button("Open", elem_id="traces-open", scale=1)
+    parts.summary = gr.Markdown("", elem_id="trace-summary")
+    parts.steps_state = gr.State([])
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            step_list = gr.Radio([], label="Steps", type="index", elem_id="trace-steps")
+            parts.step_list = gr.Radio([], label="Steps", type="index", elem_id="trace-steps")
             with gr.Row():
-                prev_step = gr.Button("◀ Previous", elem_id="step-prev")
-                next_step = gr.Button("Next ▶", elem_id="step-next")
-            whole = gr.Checkbox(False, label="Show long values whole", elem_id="step-whole")
+                parts.prev_step = gr.Button("◀ Previous", elem_id="step-prev")
+                parts.next_step = gr.Button("Next ▶", elem_id="step-next")
+            parts.whole = gr.Checkbox(False, label="Show long values whole", elem_id="step-whole")
         with gr.Column(scale=3):
-            detail = gr.Markdown("", elem_id="step-detail")
+            parts.detail = gr.Markdown("", elem_id="step-detail")
             with gr.Accordion("Exact LLM input messages", open=False, elem_id="step-messages-accordion"):
-                messages = gr.Markdown("", elem_id="step-messages")
+                parts.messages = gr.Markdown("", elem_id="step-messages")
+
+
+def _replay_section(parts: _Parts) -> None:
+    """Replay or fork the open cycle (folded)."""
     with gr.Accordion("Replay or fork this cycle", open=False, elem_id="replay-accordion"):
         gr.Markdown(
             "**Replay** re-runs the recorded agent with the recorded model outputs: zero LLM calls. Tools run for "
@@ -234,43 +308,50 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
             "uses your edited output for it, or a live model from it on."
         )
         with gr.Row():
-            factory = gr.Textbox(
+            parts.factory = gr.Textbox(
                 label="Factory (another app's cycle): package.module:function or path/file.py:function",
                 placeholder="cogscope's own cycles name theirs; leave empty",
                 elem_id="replay-factory",
                 scale=2,
             )
-            factory_options = gr.Textbox(
+            parts.factory_options = gr.Textbox(
                 label="Its options: KEY=VALUE per line", lines=1, elem_id="replay-factory-options", scale=1
             )
         with gr.Row():
-            stub = gr.Checkbox(False, label="Stub tools (recorded outputs)", elem_id="replay-stub")
-            replay_button = gr.Button("Replay", variant="primary", elem_id="replay-button")
-        edited = gr.Textbox(label="Edited model output for the selected step", lines=5, elem_id="fork-output")
+            parts.stub = gr.Checkbox(False, label="Stub tools (recorded outputs)", elem_id="replay-stub")
+            parts.replay_button = gr.Button("Replay", variant="primary", elem_id="replay-button")
+        parts.edited = gr.Textbox(label="Edited model output for the selected step", lines=5, elem_id="fork-output")
         with gr.Row():
-            fork_edit = gr.Button("Fork with this output", elem_id="fork-edit-button")
-            live_model = gr.Dropdown(
+            parts.fork_edit = gr.Button("Fork with this output", elem_id="fork-edit-button")
+            parts.live_model = gr.Dropdown(
                 SUGGESTED_MODELS, value=None, allow_custom_value=True, label="Live model", elem_id="fork-model"
             )
-            fork_live = gr.Button("Fork with live model", elem_id="fork-live-button")
-        replay_report = gr.Markdown("", elem_id="replay-report")
-        trust = gr.Checkbox(
+            parts.fork_live = gr.Button("Fork with live model", elem_id="fork-live-button")
+        parts.replay_report = gr.Markdown("", elem_id="replay-report")
+        parts.trust = gr.Checkbox(
             False, visible=False, label="Run the recorded code shown above", elem_id="replay-trust", interactive=True
         )
-        replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
+        parts.replay_chat = gr.Chatbot(label="Replay steps", height=400, elem_id="replay-chat", feedback_options=None)
 
-    def load(
-        s: str, a: str, w: str, t: str, p: str, o: str, h: str, n: float, request: gr.Request | None
-    ) -> tuple[Any, ...]:
-        """(status, agent, window, text, project, source, whose, page) -> the table, its caption, page, ids."""
-        try:
-            frame, cap, number, trace_ids = cycles_page(
-                runtime, s, a, w, t, n, project=p, source=o, user=chosen_user(h, request)
-            )
-        except Exception as e:  # Phoenix unreachable, an unknown project, ...: say so, keep the app up
-            return gr.skip(), f"❌ {inline(e)}", n, gr.skip()
-        return frame, cap, number, trace_ids
 
+def load_page(
+    runtime: Runtime,
+    filters: tuple[str, str, str, str, str, str, str],
+    page: float,
+    request: gr.Request | None,
+) -> tuple[Any, ...]:
+    """(status, agent, window, text, project, source, whose) and a page -> the table, its caption, page, ids."""
+    s, a, w, t, p, o, h = filters
+    try:
+        frame, cap, number, trace_ids = cycles_page(
+            runtime, s, a, w, t, page, project=p, source=o, user=chosen_user(h, request)
+        )
+    except Exception as e:  # Phoenix unreachable, an unknown project, ...: say so, keep the app up
+        return gr.skip(), f"❌ {inline(e)}", page, gr.skip()
+    return frame, cap, number, trace_ids
+
+
+def _wire_list(parts: _Parts, runtime: Runtime) -> None:
     # named functions with explicit parameters: Gradio finds the gr.Request parameter by its type hint
     def first_page(
         status_v: str,
@@ -282,73 +363,180 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
         whose_v: str,
         request: gr.Request,
     ) -> tuple[Any, ...]:
-        return load(status_v, agent_v, window_v, text_v, project_v, source_v, whose_v, 1, request)
+        return load_page(runtime, (status_v, agent_v, window_v, text_v, project_v, source_v, whose_v), 1, request)
 
     def page_before(
         s: str, a: str, w: str, t: str, p: str, o: str, h: str, n: float, request: gr.Request
     ) -> tuple[Any, ...]:
-        return load(s, a, w, t, p, o, h, n - 1, request)
+        return load_page(runtime, (s, a, w, t, p, o, h), n - 1, request)
 
     def page_after(
         s: str, a: str, w: str, t: str, p: str, o: str, h: str, n: float, request: gr.Request
     ) -> tuple[Any, ...]:
-        return load(s, a, w, t, p, o, h, n + 1, request)
+        return load_page(runtime, (s, a, w, t, p, o, h), n + 1, request)
 
-    filters = [status, agent, window, text, project, source, whose]  # the API's parameters: the newer ones last
-    listed = [table, caption, page, ids]
-    refresh.click(first_page, inputs=filters, outputs=listed, api_name="traces")
-    failed.click(lambda: "failed", outputs=status, api_name=False)
-    for changed in (status, project, source, whose):
+    filters, listed = parts.filters, parts.listed
+    parts.refresh.click(first_page, inputs=filters, outputs=listed, api_name="traces")
+    parts.failed.click(lambda: "failed", outputs=parts.status, api_name=False)
+    for changed in (parts.status, parts.project, parts.source, parts.whose):
         changed.change(first_page, inputs=filters, outputs=listed, api_name=False)
-    prev_page.click(page_before, inputs=[*filters, page], outputs=listed, api_name=False)
-    next_page.click(page_after, inputs=[*filters, page], outputs=listed, api_name=False)
+    parts.prev_page.click(page_before, inputs=[*filters, parts.page], outputs=listed, api_name=False)
+    parts.next_page.click(page_after, inputs=[*filters, parts.page], outputs=listed, api_name=False)
 
-    def show_step(steps: list[StepView], index: int | None, whole_v: bool) -> tuple[str, str, str]:
-        if not steps or index is None:
-            return "", "", ""
-        view = steps[index]
-        return (
-            step_markdown(view, full=whole_v, limit=LIMIT),
-            messages_markdown(view, full=whole_v, limit=LIMIT),
-            view.model_output or "",
-        )
 
-    def open_trace(trace_id: str, whole_v: bool, project_v: str | None = None) -> tuple[Any, ...]:
-        try:
-            text_summary, steps, titles = open_cycle(runtime, trace_id, project_v)
-        except UsageError as e:
-            return f"❌ {inline(e)}", [], gr.update(choices=[], value=None), "", "", ""
-        first = 0 if steps else None
-        step_md, msgs, output = show_step(steps, first, whole_v)
-        return (
-            text_summary,
-            steps,
-            gr.update(choices=titles, value=titles[0] if titles else None),
-            step_md,
-            msgs,
-            output,
-        )
+def show_step(steps: list[StepView], index: int | None, whole: bool) -> tuple[str, str, str]:
+    """(the step, its exact LLM input messages, its model output) of step `index`."""
+    if not steps or index is None:
+        return "", "", ""
+    view = steps[index]
+    return (
+        step_markdown(view, full=whole, limit=VALUE_LIMIT),
+        messages_markdown(view, full=whole, limit=VALUE_LIMIT),
+        view.model_output or "",
+    )
 
-    opened = [summary, steps_state, step_list, detail, messages, edited]
-    open_button.click(open_trace, inputs=[trace_box, whole, project], outputs=opened, api_name="open_trace")
-    trace_box.submit(open_trace, inputs=[trace_box, whole, project], outputs=opened, api_name=False)
+
+def open_trace(runtime: Runtime, trace_id: str, whole: bool, project: str | None = None) -> tuple[Any, ...]:
+    """What opening a cycle shows (_Parts.opened): its summary, steps, step list, first step."""
+    try:
+        text_summary, steps, titles = open_cycle(runtime, trace_id, project)
+    except UsageError as e:
+        return f"❌ {inline(e)}", [], gr.update(choices=[], value=None), "", "", ""
+    first = 0 if steps else None
+    step_md, msgs, output = show_step(steps, first, whole)
+    return (
+        text_summary,
+        steps,
+        gr.update(choices=titles, value=titles[0] if titles else None),
+        step_md,
+        msgs,
+        output,
+    )
+
+
+def move(steps: list[StepView], index: int | None, delta: int) -> Any:
+    """The title of the step `delta` away from step `index` (kept within the steps)."""
+    if not steps:
+        return gr.skip()
+    return step_titles(steps)[max(0, min(len(steps) - 1, (index or 0) + delta))]
+
+
+def _wire_steps(parts: _Parts, runtime: Runtime) -> None:
+    def on_open(trace_id: str, whole_v: bool, project_v: str | None = None) -> tuple[Any, ...]:
+        return open_trace(runtime, trace_id, whole_v, project_v)
+
+    opened, trace_inputs = parts.opened, [parts.trace_box, parts.whole, parts.project]
+    parts.open_button.click(on_open, inputs=trace_inputs, outputs=opened, api_name="open_trace")
+    parts.trace_box.submit(on_open, inputs=trace_inputs, outputs=opened, api_name=False)
 
     def select_row(trace_ids: list[str], whole_v: bool, project_v: str, event: gr.SelectData) -> tuple[Any, ...]:
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         if row is None or row >= len(trace_ids):
             return (gr.skip(),) * 7
-        return (trace_ids[row], *open_trace(trace_ids[row], whole_v, project_v))
+        return (trace_ids[row], *open_trace(runtime, trace_ids[row], whole_v, project_v))
 
-    table.select(select_row, inputs=[ids, whole, project], outputs=[trace_box, *opened], api_name=False)
+    parts.table.select(
+        select_row, inputs=[parts.ids, parts.whole, parts.project], outputs=[parts.trace_box, *opened], api_name=False
+    )
+    step_inputs, step_outputs = (
+        [parts.steps_state, parts.step_list, parts.whole],
+        [parts.detail, parts.messages, parts.edited],
+    )
+    parts.step_list.change(show_step, inputs=step_inputs, outputs=step_outputs, api_name=False)
+    parts.whole.change(show_step, inputs=step_inputs, outputs=step_outputs, api_name=False)
+    moved = [parts.steps_state, parts.step_list]
+    parts.prev_step.click(lambda s, i: move(s, i, -1), inputs=moved, outputs=parts.step_list, api_name=False)
+    parts.next_step.click(lambda s, i: move(s, i, +1), inputs=moved, outputs=parts.step_list, api_name=False)
+
+
+@dataclass(frozen=True)
+class ReplayForm:
+    """The replay fields, as typed; `mode`: replay, edit (fork with the edited output) or live (a live model)."""
+
+    trace_id: str
+    stub: bool
+    index: int | None  # the selected step
+    edited: str
+    model: str
+    trust: bool
+    factory: str | None
+    options: str | None
+    project: str | None
+    mode: str
+
+
+def run_replay(runtime: Runtime, form: ReplayForm) -> Iterator[tuple[Any, ...]]:
+    """Stream a replay or fork: (report, chat messages, the trust checkbox) as it goes."""
+    fork_at = None if form.mode == "replay" else (form.index or 0) + 1
+    messages_out: list[dict[str, Any]] = []
+    factory = (form.factory or "").strip() or None
+    try:
+        replay = runtime.prepare_replay(  # what the person names is checked before anything loads
+            form.trace_id,
+            stub=form.stub,
+            fork_at=fork_at,
+            substitute=form.edited if form.mode == "edit" else None,
+            live_model=(form.model or None) if form.mode == "live" else None,
+            trust=bool(form.trust),
+            project=chosen_project(runtime, form.project),
+            factory=factory,
+            options=parse_options(parse_lines(form.options or "")) if factory else None,
+        )
+    except UntrustedCode as e:
+        yield confirm_markdown(e), messages_out, gr.update(visible=e.can_confirm, value=False)
+        return
+    except UsageError as e:
+        yield f"❌ {inline(e)}", messages_out, gr.skip()
+        return
+    label = "Replaying" if fork_at is None else f"Forking at step {fork_at}"
+    yield f"⏳ {label} ...", messages_out, gr.update(visible=False, value=False)
+    for step in replay.cycle:
+        messages_out.extend(step_messages(step))
+        yield f"⏳ {label} ...", messages_out, gr.skip()
+    yield replay_markdown(runtime, replay), messages_out, gr.skip()
+
+
+def _wire_replay(parts: _Parts, runtime: Runtime) -> None:
+    def on_replay(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
+        yield from run_replay(runtime, ReplayForm(t, s, i, e, m, ok, f, o, p, "replay"))
+
+    def on_fork_edit(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
+        yield from run_replay(runtime, ReplayForm(t, s, i, e, m, ok, f, o, p, "edit"))
+
+    def on_fork_live(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
+        yield from run_replay(runtime, ReplayForm(t, s, i, e, m, ok, f, o, p, "live"))
+
+    # the API's parameters: the newer ones (factory, its options, project) last, with defaults
+    replay_inputs = [
+        parts.trace_box, parts.stub, parts.step_list, parts.edited, parts.live_model, parts.trust, parts.factory,
+        parts.factory_options, parts.project,
+    ]  # fmt: skip
+    replay_outputs = [parts.replay_report, parts.replay_chat, parts.trust]
+    # a confirmation holds for the trace it was given for, never the next one
+    parts.trace_box.change(lambda: gr.update(visible=False, value=False), outputs=parts.trust, api_name=False)
+    parts.replay_button.click(on_replay, inputs=replay_inputs, outputs=replay_outputs, api_name="replay")
+    parts.fork_edit.click(on_fork_edit, inputs=replay_inputs, outputs=replay_outputs, api_name="fork_edit")
+    parts.fork_live.click(on_fork_live, inputs=replay_inputs, outputs=replay_outputs, api_name="fork_live")
+
+
+@dataclass
+class TracesTab:
+    """What another tab needs to open a cycle here (`open_from`)."""
+
+    runtime: Runtime
+    parts: _Parts
 
     def open_from(
+        self,
         other: gr.Dataframe,
         other_ids: gr.State,
         tabs: gr.Tabs,
         skip_columns: tuple[int, ...] = (),
         other_project: gr.Dropdown | None = None,
     ) -> None:
-        """A click on a row of `other` (another tab's table of the cycles of `other_project`) opens it here."""
+        """A click on a row of `other` (another tab's table of the cycles of `other_project`, whose trace ids, in
+        row order, are in the State `other_ids`) switches `tabs` to this tab and opens that cycle here."""
+        runtime, parts = self.runtime, self.parts
 
         def pick(trace_ids: list[str], whole_v: bool, project_v: str | None, event: gr.SelectData) -> tuple[Any, ...]:
             row, column = event.index if isinstance(event.index, (list, tuple)) else (event.index, None)
@@ -359,93 +547,31 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
                 gr.Tabs(selected=TAB_ID),
                 project_v,
                 trace_ids[row],
-                *open_trace(trace_ids[row], whole_v, project_v),
+                *open_trace(runtime, trace_ids[row], whole_v, project_v),
             )
 
-        inputs = [other_ids, whole, other_project if other_project is not None else gr.State(None)]
-        outputs = [tabs, project, trace_box, *opened]
+        inputs = [other_ids, parts.whole, other_project if other_project is not None else gr.State(None)]
+        outputs = [tabs, parts.project, parts.trace_box, *parts.opened]
         other.select(pick, inputs=inputs, outputs=outputs, api_name=False)
 
-    step_list.change(
-        show_step, inputs=[steps_state, step_list, whole], outputs=[detail, messages, edited], api_name=False
-    )
-    whole.change(show_step, inputs=[steps_state, step_list, whole], outputs=[detail, messages, edited], api_name=False)
 
-    def move(steps: list[StepView], index: int | None, delta: int) -> Any:
-        if not steps:
-            return gr.skip()
-        return step_titles(steps)[max(0, min(len(steps) - 1, (index or 0) + delta))]
-
-    prev_step.click(lambda s, i: move(s, i, -1), inputs=[steps_state, step_list], outputs=step_list, api_name=False)
-    next_step.click(lambda s, i: move(s, i, +1), inputs=[steps_state, step_list], outputs=step_list, api_name=False)
-
-    def run_replay(
-        trace_id: str,
-        stub_v: bool,
-        index: int | None,
-        edited_v: str,
-        model_v: str,
-        trust_v: bool,
-        factory_v: str | None,
-        options_v: str | None,
-        project_v: str | None,
-        mode: str,
-    ) -> Any:
-        fork_at = None if mode == "replay" else (index or 0) + 1
-        messages_out: list[dict[str, Any]] = []
-        factory_v = (factory_v or "").strip() or None
-        try:
-            replay = runtime.prepare_replay(  # what the person names is checked before anything loads
-                trace_id,
-                stub=stub_v,
-                fork_at=fork_at,
-                substitute=edited_v if mode == "edit" else None,
-                live_model=(model_v or None) if mode == "live" else None,
-                trust=bool(trust_v),
-                project=chosen_project(runtime, project_v),
-                factory=factory_v,
-                options=parse_options(parse_lines(options_v or "")) if factory_v else None,
-            )
-        except UntrustedCode as e:
-            yield confirm_markdown(e), messages_out, gr.update(visible=e.can_confirm, value=False)
-            return
-        except UsageError as e:
-            yield f"❌ {inline(e)}", messages_out, gr.skip()
-            return
-        label = "Replaying" if fork_at is None else f"Forking at step {fork_at}"
-        yield f"⏳ {label} ...", messages_out, gr.update(visible=False, value=False)
-        for step in replay.cycle:
-            messages_out.extend(step_messages(step))
-            yield f"⏳ {label} ...", messages_out, gr.skip()
-        yield replay_markdown(runtime, replay), messages_out, gr.skip()
-
-    # the API's parameters: the newer ones (factory, its options, project) last, with defaults
-    replay_inputs = [trace_box, stub, step_list, edited, live_model, trust, factory, factory_options, project]
-    replay_outputs = [replay_report, replay_chat, trust]
-
-    def on_replay(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
-        yield from run_replay(t, s, i, e, m, ok, f, o, p, "replay")
-
-    def on_fork_edit(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
-        yield from run_replay(t, s, i, e, m, ok, f, o, p, "edit")
-
-    def on_fork_live(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
-        yield from run_replay(t, s, i, e, m, ok, f, o, p, "live")
-
-    # a confirmation holds for the trace it was given for, never the next one
-    trace_box.change(lambda: gr.update(visible=False, value=False), outputs=trust, api_name=False)
-
-    replay_button.click(on_replay, inputs=replay_inputs, outputs=replay_outputs, api_name="replay")
-    fork_edit.click(on_fork_edit, inputs=replay_inputs, outputs=replay_outputs, api_name="fork_edit")
-    fork_live.click(on_fork_live, inputs=replay_inputs, outputs=replay_outputs, api_name="fork_live")
-    return TracesTab(open_from=open_from)
+def build_traces_tab(runtime: Runtime) -> TracesTab:
+    """The Traces tab's components and events; call inside a `gr.Blocks` / `gr.Tab` context."""
+    parts = _Parts(*project_pickers(runtime, "traces"))
+    _list_section(parts)
+    _step_section(parts)
+    _replay_section(parts)
+    _wire_list(parts, runtime)
+    _wire_steps(parts, runtime)
+    _wire_replay(parts, runtime)
+    return TracesTab(runtime, parts)
 
 
 def replay_markdown(runtime: Runtime, replay: Any) -> str:
     result = replay.cycle.result
     reproduced, divergence = replay.report()
     rec = replay.recording
-    url, line = runtime.trace_link(result.trace_id, wait=3.0)
+    url, line = runtime.trace_link(result.trace_id, wait=LINK_WAIT_S)
     link = f"[replay trace]({url})" if url else f"replay trace: ⏳ {line}"
     if replay.fork_at is None:
         verdict = (
