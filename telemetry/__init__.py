@@ -9,7 +9,8 @@ Where things are:
 - `cycles`: reading those tables back from Phoenix; the Traces list
 - `figures`: the Dashboard's and `cogscope cost`'s statistics and breakdowns
 - `projection`: a cycle's cost per day and per month, and the what-if
-- `prices`: the prices per model (LiteLLM's map and the prices file), and `usd`, how amounts are written
+- `prices`: the prices per model (LiteLLM's map and the prices file), and `usd`, how amounts are written;
+  `phoenix_prices`: the prices file's models registered in Phoenix, so that Phoenix's own cost is cogscope's
 - `steps`: what happened in each step (the step-through); `replay`: deterministic replay and fork
 - `cycle`: running one cycle under its root span; `tracing`, `spool`, `redaction`, `signing`, `sealing`: getting spans
   out, and telling this installation's cycles from forged or changed ones
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
     from .figures import CycleFigures, Scope, breakdown, per_cycle, select, summary
     from .frames import spans_to_frame
+    from .phoenix_prices import register_prices
     from .phoenix_server import (
         PhoenixServer,
         check_database_url,
@@ -75,6 +77,7 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "HostRules": "host_guard",
     "is_loopback_name": "host_guard",
     "plain_answer": "host_guard",
+    "register_prices": "phoenix_prices",
     "PhoenixServer": "phoenix_server",
     "check_database_url": "phoenix_server",
     "connect_phoenix": "phoenix_server",
@@ -203,6 +206,7 @@ __all__ = [
     "redact",
     "redact_value",
     "redacted_stdio",
+    "register_prices",
     "select",
     "setup_tracing",
     "spans_to_frame",

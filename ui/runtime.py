@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,7 @@ from cogscope.telemetry import (
     otlp_headers,
     phoenix_client,
     prepare_replay,
+    register_prices,
     setup_tracing,
     trace_spans,
     trace_url,
@@ -57,6 +59,8 @@ class Runtime:
     closed: bool = field(default=False, repr=False)
     slots: Slots = field(init=False, repr=False)  # room for cycles that run side by side (a shared app)
     running: RunningCycles = field(default_factory=RunningCycles, repr=False)  # what each session runs (Stop)
+    prices_sent: bool = field(default=False, init=False, repr=False)  # the prices file's models are in Phoenix
+    _prices_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.slots = Slots({API: self.settings.max_cycles, LOCAL: self.settings.max_local_cycles})
@@ -114,6 +118,15 @@ class Runtime:
         url = self.trace_url(trace_id)
         return url, url + lost
 
+    def send_prices(self) -> None:
+        """Before the first cycle: the prices file's models registered in Phoenix (telemetry.phoenix_prices), which
+        prices each span as it stores it, so that Phoenix's cost of a cycle is the one cogscope shows. Once per
+        runtime; a Phoenix that refuses is one warning line. Commands that only read cycles never change Phoenix."""
+        with self._prices_lock:
+            if not self.prices_sent:
+                register_prices(self.phoenix.url, self.settings.prices)
+                self.prices_sent = True
+
     def spool_note(self, left: int) -> str:
         """What an ending command says about spans it could not deliver in time."""
         where = self.tracing.spool.path if self.tracing.spool is not None else "the spool"
@@ -164,6 +177,7 @@ class Runtime:
         except BaseException:
             stack.close()
             raise
+        self.send_prices()
         cycle_spec = CycleSpec(
             agent=spec.name, options=options, models=checked, session_id=session_id, mcp=tuple(mcp), user=user
         )
@@ -316,6 +330,7 @@ class Runtime:
             attach.append(self.sandbox(agent, stack))
             return agent
 
+        self.send_prices()
         try:
             replay = prepare_replay(
                 recording,
