@@ -89,8 +89,12 @@ def _valid(value: Any) -> Any:
     if isinstance(value, list):
         return [_valid(v) for v in value]
     if isinstance(value, dict):
-        return {valid_text(str(k)): _valid(v) for k, v in value.items()}
+        return _valid_message(value)
     return value
+
+
+def _valid_message(message: dict[Any, Any]) -> dict[str, Any]:
+    return {valid_text(str(k)): _valid(v) for k, v in message.items()}
 
 
 def _to_json(value: Any) -> Any:
@@ -188,7 +192,7 @@ class _Worker:
                     raise _Malformed from None
                 if not isinstance(message, dict):
                     raise _Malformed
-                return _valid(message)
+                return _valid_message(message)
             if len(self.buffer) > MAX_MESSAGE:
                 raise _Malformed
             remaining = deadline - time.monotonic()
@@ -240,7 +244,7 @@ class _Worker:
                 pass
 
 
-class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
+class SandboxExecutor(PythonExecutor):  # type: ignore[misc]  # smolagents has no py.typed: its classes are Any
     """smolagents' PythonExecutor for one CodeAgent, running each code step in the sandbox's worker."""
 
     def __init__(self, sandbox: Sandbox, agent: CodeAgent, *, label: str = "") -> None:
