@@ -502,8 +502,13 @@ def memory_hit(error: BaseException) -> bool:
     return False
 
 
+# the hook once installed: also reachable as __main__.AUDIT, which code out of the interpreter (a pickle) can find
+# and switch off; the escape tests do exactly that, to show the kernel's walls hold without it
+AUDIT: AUDITING.AuditWall | None = None
+
+
 def main() -> None:
-    global CHANNEL
+    global CHANNEL, AUDIT
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = CHANNEL = Channel()
     try:
@@ -539,6 +544,7 @@ def main() -> None:
         )
         sys.path[:] = [p for p in sys.path if p and audit.may_read(p)]
         AUDITING.install(audit)
+        AUDIT = audit
         walls["audit"] = True
         channel.start_reader()
         memory = int(config["limits"]["memory_mb"]) * 1_048_576
