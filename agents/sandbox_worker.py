@@ -23,13 +23,13 @@ with these walls added around it, in this order at start-up:
   domain) and a seccomp filter (no fork, exec, setsid, kill of others, ptrace, mount, socket...). Without them
   the worker refuses to start unless the operator set COGSCOPE_SANDBOX_WEAK=1. Authorized modules are imported
   only after this, so that every thread they start is walled in too;
-- a second line in the interpreter, which code that leaves smolagents' evaluator (a pickle) can switch off but
-  the walls above do not depend on: an audit hook (no subprocess, exec, fork, spawn, kill, ctypes; files opened
-  for writing only inside the working folder, for reading only there or in Python's own install, also through
-  dir_fd and os.stat/lstat/readlink/access; sqlite3 databases and ATTACH only in the folder; no sockets unless
-  the network is allowed; no import of os, ctypes, subprocess and the like unless authorized); format strings
-  whose fields reach an attribute starting with `_`, a frame/code attribute or a module are refused, in
-  str.format, str.format_map and string.Formatter.
+- a second line in the interpreter (agents/sandbox_audit.py, loaded by its path too), which code that leaves
+  smolagents' evaluator (a pickle) can switch off but the walls above do not depend on: an audit hook (no
+  subprocess, exec, fork, spawn, kill, ctypes; files opened for writing only inside the working folder, for
+  reading only there or in Python's own install, also through dir_fd and os.stat/lstat/readlink/access; sqlite3
+  databases and ATTACH only in the folder; no sockets unless the network is allowed; no import of os, ctypes,
+  subprocess and the like unless authorized); format strings whose fields reach an attribute starting with `_`,
+  a frame/code attribute or a module are refused, in str.format, str.format_map and string.Formatter.
 
 Tools are proxies: calling one sends {"op": "call", "call": name, "args": [...], "kwargs": {...}} to the
 parent, which runs the real tool and answers with its JSON result or its error.
@@ -508,54 +508,12 @@ AUDIT: AUDITING.AuditWall | None = None
 
 
 def main() -> None:
-    global CHANNEL, AUDIT
+    global CHANNEL
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = CHANNEL = Channel()
     try:
         config = channel.first()
-        sysconfig.get_paths()  # loads its data module now, while everything is still readable
-        import _strptime  # noqa: F401  likewise
-
-        walls: dict[str, Any] = {}
-        began = time.perf_counter()
-        workdir = isolate(config, walls)
-        set_limits(config, walls)
-        build_walls(config, workdir, walls)
-        walls["walls_ms"] = round((time.perf_counter() - began) * 1000, 1)
-        authorized = list(config.get("authorized_imports", []))
-        for module in authorized:  # after the walls, so that every thread they start is walled in too
-            if module != "*" and not module.endswith("*"):
-                try:
-                    __import__(module)
-                except Exception:
-                    pass
-        executor = lpe.LocalPythonExecutor(
-            authorized,
-            max_print_outputs_length=config.get("max_print_outputs_length"),
-            additional_functions={"getattr": AUDITING.guarded_getattr},
-            timeout_seconds=None,  # the parent keeps the clock and kills: a thread cannot be interrupted
-        )
-        AUDITING.install_interpreter_walls()
-        executor.send_variables(config.get("variables") or {})
-        executor.send_tools({name: tool_proxy(name) for name in config.get("tools", [])})
-        network = bool(config["limits"]["network"])
-        audit = AUDITING.AuditWall(
-            workdir, read=read_paths(authorized, network), authorized=authorized, network=network
-        )
-        sys.path[:] = [p for p in sys.path if p and audit.may_read(p)]
-        AUDITING.install(audit)
-        AUDIT = audit
-        walls["audit"] = True
-        channel.start_reader()
-        memory = int(config["limits"]["memory_mb"]) * 1_048_576
-        needed = vm_size_mb()
-        if needed * 1_048_576 + 16 * 1_048_576 > memory:
-            channel.send({"op": "fatal", "error": f"it needs about {needed:.0f} MB just to start", "memory": True})
-            os._exit(1)
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        walls["start_mb"] = round(needed)
-        audit.armed = True
-        channel.send({"op": "ready", "walls": walls})
+        executor, audit = start(channel, config)
     except WALLS.WallError as e:
         channel.send({"op": "fatal", "error": valid_text(str(e))})
         os._exit(1)
@@ -563,6 +521,65 @@ def main() -> None:
         channel.send({"op": "fatal", "error": valid_text(f"{type(e).__name__}: {e}")})
         os._exit(1)
     serve(channel, executor, float(config["limits"]["step_seconds"]), audit)
+
+
+def start(channel: Channel, config: dict[str, Any]) -> tuple[Any, AUDITING.AuditWall]:
+    """Everything before the first step, in order: the namespaces and the uid, rlimits, the kernel's walls, the
+    authorized imports, smolagents' executor with the interpreter's walls, the audit hook, the memory limit;
+    then "ready" to the parent. Returns the executor and the (armed) hook."""
+    global AUDIT
+    sysconfig.get_paths()  # loads its data module now, while everything is still readable
+    import _strptime  # noqa: F401  likewise
+
+    walls: dict[str, Any] = {}
+    began = time.perf_counter()
+    workdir = isolate(config, walls)
+    set_limits(config, walls)
+    build_walls(config, workdir, walls)
+    walls["walls_ms"] = round((time.perf_counter() - began) * 1000, 1)
+    authorized = list(config.get("authorized_imports", []))
+    import_authorized(authorized)  # after the walls, so that every thread they start is walled in too
+    executor = lpe.LocalPythonExecutor(
+        authorized,
+        max_print_outputs_length=config.get("max_print_outputs_length"),
+        additional_functions={"getattr": AUDITING.guarded_getattr},
+        timeout_seconds=None,  # the parent keeps the clock and kills: a thread cannot be interrupted
+    )
+    AUDITING.install_interpreter_walls()
+    executor.send_variables(config.get("variables") or {})
+    executor.send_tools({name: tool_proxy(name) for name in config.get("tools", [])})
+    network = bool(config["limits"]["network"])
+    audit = AUDITING.AuditWall(workdir, read=read_paths(authorized, network), authorized=authorized, network=network)
+    sys.path[:] = [p for p in sys.path if p and audit.may_read(p)]
+    AUDITING.install(audit)
+    AUDIT = audit
+    walls["audit"] = True
+    channel.start_reader()
+    set_memory_limit(channel, int(config["limits"]["memory_mb"]), walls)
+    audit.armed = True
+    channel.send({"op": "ready", "walls": walls})
+    return executor, audit
+
+
+def import_authorized(authorized: list[str]) -> None:
+    """Import the modules the agent authorized by name (not the `pkg.*` patterns): a missing one is not an error."""
+    for module in authorized:
+        if module != "*" and not module.endswith("*"):
+            try:
+                __import__(module)
+            except Exception:
+                pass
+
+
+def set_memory_limit(channel: Channel, memory_mb: int, walls: dict[str, Any]) -> None:
+    """The address-space limit, last (after every import); a worker that already needs more says so and exits."""
+    memory = memory_mb * 1_048_576
+    needed = vm_size_mb()
+    if needed * 1_048_576 + 16 * 1_048_576 > memory:
+        channel.send({"op": "fatal", "error": f"it needs about {needed:.0f} MB just to start", "memory": True})
+        os._exit(1)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    walls["start_mb"] = round(needed)
 
 
 def raise_cpu_limit(step_seconds: float, audit: AUDITING.AuditWall) -> tuple[int, int]:
