@@ -1,4 +1,17 @@
-"""cogscope's cognitive agents, their tools and memory store, and the agent registry."""
+"""cogscope's cognitive agents, their tools and memory store, and the agent registry.
+
+The modules, by what they hold:
+
+- agents: `heartbeat` (one OODA cycle), `consciousness` (a manager over perception, reasoning, metacognition),
+  `revision` (revises a mental model after a failed prediction); `registry` finds an agent's factory by name
+- memory: `store` (the SQLite memory store), `state` (what it holds, for a person), `mental_models` (basins,
+  predictors and their revision), `energy` (what actions cost, the ledger)
+- tools: `tools` (the cognitive tools over the store), `mcp` (MCP servers' tools for an agent, and ours as a server)
+- the sandbox: `sandbox` (the app's side: one worker per CodeAgent), `sandbox_worker` (the worker process, run by
+  file path), `walls` (its kernel walls: Landlock, seccomp), `sandbox_audit` (its interpreter walls: the audit
+  hook, attribute and format guards); `exit_guard` keeps agent code from ending the app's process
+- `speedups` (two per-cycle costs of smolagents taken off), `errors` (every error this package raises)
+"""
 
 from typing import TYPE_CHECKING, Any
 

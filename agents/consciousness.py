@@ -78,4 +78,4 @@ def build(
     )
 
 
-build.roles = ROLES  # type: ignore[attr-defined]
+build.roles = ROLES  # type: ignore[attr-defined]  # how a factory declares its roles (README)

@@ -23,6 +23,7 @@ Only running the code in another process stops those (model-written code does ru
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -58,8 +59,9 @@ def _guarded_abort() -> NoReturn:
     raise ExitRefused("os.abort() was refused: it would end cogscope's process; raise an exception instead")
 
 
-_guarded_exit.__wrapped__ = _real_exit  # type: ignore[attr-defined]
-_guarded_abort.__wrapped__ = _real_abort  # type: ignore[attr-defined]
+# __wrapped__ only (inspect.unwrap reaches the real functions); the guards keep their own names
+functools.update_wrapper(_guarded_exit, _real_exit, assigned=(), updated=())
+functools.update_wrapper(_guarded_abort, _real_abort, assigned=(), updated=())
 
 
 def install() -> None:

@@ -154,7 +154,7 @@ def _inputs(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return inputs
 
 
-class McpTool(Tool):  # type: ignore[misc]
+class McpTool(Tool):  # type: ignore[misc]  # smolagents has no py.typed: its classes are Any
     """A tool of an MCP server, callable by smolagents agents like any other tool."""
 
     skip_forward_signature_validation = True

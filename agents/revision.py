@@ -62,4 +62,4 @@ def build(
     )
 
 
-build.roles = ("default",)  # type: ignore[attr-defined]
+build.roles = ("default",)  # type: ignore[attr-defined]  # how a factory declares its roles (README)

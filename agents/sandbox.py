@@ -89,8 +89,12 @@ def _valid(value: Any) -> Any:
     if isinstance(value, list):
         return [_valid(v) for v in value]
     if isinstance(value, dict):
-        return {valid_text(str(k)): _valid(v) for k, v in value.items()}
+        return _valid_message(value)
     return value
+
+
+def _valid_message(message: dict[Any, Any]) -> dict[str, Any]:
+    return {valid_text(str(k)): _valid(v) for k, v in message.items()}
 
 
 def _to_json(value: Any) -> Any:
@@ -188,7 +192,7 @@ class _Worker:
                     raise _Malformed from None
                 if not isinstance(message, dict):
                     raise _Malformed
-                return _valid(message)
+                return _valid_message(message)
             if len(self.buffer) > MAX_MESSAGE:
                 raise _Malformed
             remaining = deadline - time.monotonic()
@@ -240,7 +244,7 @@ class _Worker:
                 pass
 
 
-class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
+class SandboxExecutor(PythonExecutor):  # type: ignore[misc]  # smolagents has no py.typed: its classes are Any
     """smolagents' PythonExecutor for one CodeAgent, running each code step in the sandbox's worker."""
 
     def __init__(self, sandbox: Sandbox, agent: CodeAgent, *, label: str = "") -> None:
@@ -273,48 +277,18 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
         self._steps += 1
         step = f"code step {getattr(self.agent, 'step_number', None) or self._steps}{self.label}"
         self.state["_print_outputs"] = ""
-        if self.sandbox.stopped is not None:
-            raise SandboxLimit(self.sandbox.stopped)
-        if self.sandbox.closed:
-            raise SandboxError("the sandbox is closed: this cycle has ended")
-        worker = self._worker if self._worker is not None and self._usable(self._worker) else None
-        if worker is None:
-            if self._worker is not None:  # it died between steps
-                self._limit(self._worker, self._death(self._worker, f"before {step}"))
-            worker = self._start()
-        self._wait_ready(worker)
+        worker = self._worker_for(step)
         self._send(worker, {"op": "run", "code": code_action}, step)
-        limits = self.sandbox.limits
-        deadline = time.monotonic() + limits.step_seconds + WALL_GRACE_S
+        deadline = time.monotonic() + self.sandbox.limits.step_seconds + WALL_GRACE_S
         final_answer: list[Any] = []
         while True:
-            try:
-                message = worker.read(deadline)
-            except TimeoutError:
-                self._limit(
-                    worker,
-                    f"{step} ran past its {limits.step_seconds:g} s wall-clock limit (COGSCOPE_STEP_TIMEOUT); "
-                    "the sandbox worker was killed",
-                )
-            except _Malformed:
-                self._limit(worker, f"the sandbox worker sent a malformed message during {step}; it was killed")
-            if message is None:
-                self._limit(worker, self._death(worker, f"during {step}"))
+            message = self._receive(worker, deadline, step)
             op = message.get("op")
             if op == "started":
                 worker.cpu_soft, worker.cpu_hard = _int(message.get("cpu_soft")), _int(message.get("cpu_hard"))
             elif op == "call":
-                began = time.monotonic()
-                try:
-                    reply = self._call(message, final_answer)
-                except BaseException:  # Ctrl-C, or the agent's own stop: the worker waits for nobody
-                    worker.kill("the sandbox worker was killed: a tool call was interrupted")
-                    raise
-                deadline += time.monotonic() - began  # time spent in the tool is the tool's, not the code's
-                if self.sandbox.stopped is not None:  # e.g. a managed agent hit a limit: the cycle ends
-                    worker.kill(self.sandbox.stopped)
-                    raise SandboxLimit(self.sandbox.stopped)
-                self._send(worker, reply, step)
+                # time spent in the tool is the tool's, not the code's
+                deadline += self._answer_call(worker, message, final_answer, step)
             elif op == "done":
                 output = final_answer[-1] if message.get("is_final_answer") and final_answer else message.get("output")
                 return CodeOutput(
@@ -372,6 +346,52 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
         except (BrokenPipeError, OSError, ValueError):
             if step:
                 self._limit(worker, self._death(worker, f"during {step}"))
+
+    def _worker_for(self, step: str) -> _Worker:
+        """The worker, ready to run `step`: started again if it died between steps (after it was told why)."""
+        if self.sandbox.stopped is not None:
+            raise SandboxLimit(self.sandbox.stopped)
+        if self.sandbox.closed:
+            raise SandboxError("the sandbox is closed: this cycle has ended")
+        worker = self._worker if self._worker is not None and self._usable(self._worker) else None
+        if worker is None:
+            if self._worker is not None:  # it died between steps
+                self._limit(self._worker, self._death(self._worker, f"before {step}"))
+            worker = self._start()
+        self._wait_ready(worker)
+        return worker
+
+    def _receive(self, worker: _Worker, deadline: float, step: str) -> dict[str, Any]:
+        """The worker's next message during `step`; past the deadline, on garbage or at its death, the limit."""
+        limits = self.sandbox.limits
+        try:
+            message = worker.read(deadline)
+        except TimeoutError:
+            self._limit(
+                worker,
+                f"{step} ran past its {limits.step_seconds:g} s wall-clock limit (COGSCOPE_STEP_TIMEOUT); "
+                "the sandbox worker was killed",
+            )
+        except _Malformed:
+            self._limit(worker, f"the sandbox worker sent a malformed message during {step}; it was killed")
+        if message is None:
+            self._limit(worker, self._death(worker, f"during {step}"))
+        return message
+
+    def _answer_call(self, worker: _Worker, message: dict[str, Any], final_answer: list[Any], step: str) -> float:
+        """Run the tool the code called and send the worker its reply; returns the seconds the tool took."""
+        began = time.monotonic()
+        try:
+            reply = self._call(message, final_answer)
+        except BaseException:  # Ctrl-C, or the agent's own stop: the worker waits for nobody
+            worker.kill("the sandbox worker was killed: a tool call was interrupted")
+            raise
+        spent = time.monotonic() - began
+        if self.sandbox.stopped is not None:  # e.g. a managed agent hit a limit: the cycle ends
+            worker.kill(self.sandbox.stopped)
+            raise SandboxLimit(self.sandbox.stopped)
+        self._send(worker, reply, step)
+        return spent
 
     def _wait_ready(self, worker: _Worker) -> None:
         deadline = worker.started + START_TIMEOUT_S

@@ -23,13 +23,13 @@ with these walls added around it, in this order at start-up:
   domain) and a seccomp filter (no fork, exec, setsid, kill of others, ptrace, mount, socket...). Without them
   the worker refuses to start unless the operator set COGSCOPE_SANDBOX_WEAK=1. Authorized modules are imported
   only after this, so that every thread they start is walled in too;
-- a second line in the interpreter, which code that leaves smolagents' evaluator (a pickle) can switch off but
-  the walls above do not depend on: an audit hook (no subprocess, exec, fork, spawn, kill, ctypes; files opened
-  for writing only inside the working folder, for reading only there or in Python's own install, also through
-  dir_fd and os.stat/lstat/readlink/access; sqlite3 databases and ATTACH only in the folder; no sockets unless
-  the network is allowed; no import of os, ctypes, subprocess and the like unless authorized); format strings
-  whose fields reach an attribute starting with `_`, a frame/code attribute or a module are refused, in
-  str.format, str.format_map and string.Formatter.
+- a second line in the interpreter (agents/sandbox_audit.py, loaded by its path too), which code that leaves
+  smolagents' evaluator (a pickle) can switch off but the walls above do not depend on: an audit hook (no
+  subprocess, exec, fork, spawn, kill, ctypes; files opened for writing only inside the working folder, for
+  reading only there or in Python's own install, also through dir_fd and os.stat/lstat/readlink/access; sqlite3
+  databases and ATTACH only in the folder; no sockets unless the network is allowed; no import of os, ctypes,
+  subprocess and the like unless authorized); format strings whose fields reach an attribute starting with `_`,
+  a frame/code attribute or a module are refused, in str.format, str.format_map and string.Formatter.
 
 Tools are proxies: calling one sends {"op": "call", "call": name, "args": [...], "kwargs": {...}} to the
 parent, which runs the real tool and answers with its JSON result or its error.
@@ -37,8 +37,6 @@ parent, which runs the real tool and answers with its JSON result or its error.
 
 from __future__ import annotations
 
-import _string  # the parser str.format itself uses
-import ast
 import ctypes
 import json
 import math
@@ -46,13 +44,11 @@ import os
 import queue
 import resource
 import signal
-import string
 import sys
 import sysconfig
 import threading
 import time
-import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 def _executor_only() -> None:
@@ -78,30 +74,36 @@ def _executor_only() -> None:
     class Tool:
         """Stand-in for smolagents.tools.Tool (type hints only)."""
 
-    tools.Tool = Tool  # type: ignore[attr-defined]
+    vars(tools)["Tool"] = Tool
     sys.modules["smolagents"], sys.modules["smolagents.tools"] = package, tools
 
 
 _executor_only()
 from smolagents import local_python_executor as lpe  # noqa: E402
 
+HERE = os.path.dirname(os.path.realpath(__file__))
 
-def _load_walls() -> Any:
-    """agents/walls.py, loaded by its path (this file runs as a script: `agents` is not a package here)."""
+
+def _load_sibling(name: str) -> Any:
+    """agents/NAME.py, loaded by its path (this file runs as a script: `agents` is not a package here)."""
     import importlib.util
 
-    here = os.path.dirname(os.path.realpath(__file__))
-    spec = importlib.util.spec_from_file_location("cogscope_walls", os.path.join(here, "walls.py"))
+    spec = importlib.util.spec_from_file_location(f"cogscope_{name}", os.path.join(HERE, f"{name}.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    # the folder of this script is no import root for model code (an authorized `tools` must not be agents/tools.py)
-    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != here]
     return module
 
 
-WALLS = _load_walls()
+if TYPE_CHECKING:  # what the type checker sees: the same files, as the package's modules
+    from . import sandbox_audit as AUDITING
+    from . import walls as WALLS
+else:
+    WALLS = _load_sibling("walls")  # the kernel's walls
+    AUDITING = _load_sibling("sandbox_audit")  # the interpreter's: the audit hook, attribute and format guards
+# the folder of this script is no import root for model code (an authorized `tools` must not be agents/tools.py)
+sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != HERE]
 
 NOBODY = 65534
 MAX_MESSAGE = 32 * 1024 * 1024  # bytes of one JSON line either way
@@ -123,55 +125,6 @@ WEAK_HINT = (
     "set COGSCOPE_SANDBOX_WEAK=1 to run model code behind the interpreter's walls only "
     "(weaker: see the README's Security section)"
 )
-
-# attributes that lead from any object to frames, code and globals: refused in code and in format fields
-INTROSPECTION = frozenset(
-    "gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await ag_frame ag_code ag_await tb_frame tb_next "
-    "f_back f_globals f_locals f_builtins f_code f_trace func_globals func_code mro".split()
-)
-
-# first-time imports refused outside an authorized import, whatever the agent authorized at top level
-DANGEROUS_MODULES = frozenset(
-    "_ctypes ctypes _socket socket _ssl ssl subprocess _posixsubprocess multiprocessing _multiprocessing "
-    "_posixshmem pty posix os nt _winapi importlib _imp marshal".split()
-)
-
-REFUSED_EVENTS = frozenset(
-    "subprocess.Popen os.system os.exec os.execv os.execve os.posix_spawn os.posix_spawnp os.spawn os.fork "
-    "os.forkpty os.kill os.killpg os.pidfd_open signal.pthread_kill os.startfile pty.spawn "
-    "sys.addaudithook sys.settrace sys.setprofile sys.remote_exec os.setuid os.setgid os.chroot "
-    "cpython.remove_audit_hooks cpython.run_command cpython.run_module cpython.run_file "
-    "webbrowser.open".split()
-)
-
-# (event, indexes of its path arguments) for calls that change the file system
-WRITE_EVENTS = {
-    "os.remove": (0,),
-    "os.rmdir": (0,),
-    "os.mkdir": (0,),
-    "os.rename": (0, 1),
-    "os.link": (0, 1),
-    "os.symlink": (1,),
-    "os.chmod": (0,),
-    "os.chown": (0,),
-    "os.chflags": (0,),
-    "os.truncate": (0,),
-    "os.utime": (0,),
-    "os.setxattr": (0,),
-    "os.removexattr": (0,),
-    "os.mkfifo": (0,),
-    "os.mknod": (0,),
-    "shutil.rmtree": (0,),
-    "shutil.copyfile": (1,),
-    "shutil.copytree": (1,),
-    "shutil.move": (1,),
-    "shutil.chown": (0,),
-}
-READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "os.chdir": (0,), "os.listxattr": (0,)}
-
-
-class Refused(PermissionError):
-    """What the sandbox says when code tries to go through one of its walls."""
 
 
 # -- talking to the parent ----------------------------------------------------------------------------------
@@ -196,7 +149,10 @@ class Channel:
         line = self._in.readline(MAX_MESSAGE)
         if not line:
             os._exit(0)
-        return json.loads(line)
+        config = json.loads(line)
+        if not isinstance(config, dict):
+            raise ValueError("the parent's first message is not a JSON object")
+        return config
 
     def start_reader(self) -> None:
         threading.Thread(target=self._read, name="sandbox-reader", daemon=True).start()
@@ -268,7 +224,7 @@ _error_types: dict[str, type[Exception]] = {}
 
 def error_from(name: str, text: str) -> Exception:
     """An exception like the one the parent's tool raised: the same builtin type, or a look-alike by name."""
-    builtin = lpe.ERRORS.get(name)
+    builtin: type | None = lpe.ERRORS.get(name)
     if builtin is not None and issubclass(builtin, Exception):
         try:
             return builtin(text)
@@ -302,137 +258,6 @@ def tool_proxy(name: str) -> Any:
 
     proxy.__name__ = proxy.__qualname__ = name
     return proxy
-
-
-# -- walls inside the interpreter ---------------------------------------------------------------------------
-def check_attribute(name: str, *, in_format: bool = False) -> None:
-    if name in INTROSPECTION:
-        raise lpe.InterpreterError(f"Forbidden access to attribute: {name} (the sandbox refuses introspection)")
-    if in_format and name.startswith("_"):
-        raise lpe.InterpreterError(
-            f"Forbidden format field: attribute {name!r} starts with '_' (the sandbox refuses to traverse it)"
-        )
-
-
-def check_format(template: Any, depth: int = 0) -> None:
-    """Refuse a format template whose fields reach `_`-prefixed or introspection attributes."""
-    if not isinstance(template, str) or depth > 4:
-        return
-    try:
-        parsed = list(_string.formatter_parser(template))
-    except ValueError:
-        return  # str.format will raise the same error itself
-    for _literal, field, spec, _conversion in parsed:
-        if field is None:
-            continue
-        _first, rest = _string.formatter_field_name_split(field)
-        for is_attribute, key in rest:
-            if is_attribute:
-                check_attribute(str(key), in_format=True)
-        if spec:
-            check_format(spec, depth + 1)
-
-
-def checked_field(field_name: str, first: Any, rest: Any) -> Any:
-    """The object a format field names, walked one step at a time: no `_` or introspection attribute, and no
-    step may reach a module (`'{0.sys.modules[__main__]}'.format(datetime)` is refused)."""
-    obj = first
-    for is_attribute, key in rest:
-        if is_attribute:
-            check_attribute(str(key), in_format=True)
-            obj = getattr(obj, key)
-        else:
-            obj = obj[key]
-        if isinstance(obj, types.ModuleType):
-            raise lpe.InterpreterError(
-                f"Forbidden format field {field_name!r}: it reaches the module {obj.__name__} "
-                "(the sandbox refuses to traverse modules)"
-            )
-    return obj
-
-
-def guarded_format(method: Any, template: Any = None) -> Any:
-    """str.format / str.format_map as the code sees them: bound (`"...".format`) or not (`str.format`); the
-    fields are looked up by string.Formatter with checked_field, one step at a time."""
-    is_map = getattr(method, "__name__", "") == "format_map"
-
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        text, rest = (template, args) if template is not None else (args[0] if args else None, args[1:])
-        if not isinstance(text, str):
-            return method(*args, **kwargs)
-        check_format(text)
-        if is_map:
-            return string.Formatter().vformat(text, (), rest[0] if rest else {})
-        return string.Formatter().vformat(text, rest, kwargs)
-
-    checked.__name__ = getattr(method, "__name__", "format")
-    return checked
-
-
-def guard_value(obj: Any, name: str, value: Any) -> Any:
-    if name in ("format", "format_map"):
-        if isinstance(obj, str):
-            return guarded_format(value, obj)
-        if isinstance(obj, type) and issubclass(obj, str):
-            return guarded_format(value)
-    return value
-
-
-_original_evaluate_attribute = lpe.evaluate_attribute
-_original_evaluate_call = lpe.evaluate_call
-_original_evaluate_import = lpe.evaluate_import
-IMPORTING = threading.local()
-
-
-def evaluate_attribute(expression: Any, state: Any, static_tools: Any, custom_tools: Any, authorized: Any) -> Any:
-    check_attribute(expression.attr)
-    if expression.attr.startswith("__") and expression.attr.endswith("__"):
-        return _original_evaluate_attribute(expression, state, static_tools, custom_tools, authorized)
-    obj = lpe.evaluate_ast(expression.value, state, static_tools, custom_tools, authorized)
-    return guard_value(obj, expression.attr, getattr(obj, expression.attr))
-
-
-def evaluate_call(call: Any, state: Any, static_tools: Any, custom_tools: Any, authorized: Any) -> Any:
-    func = call.func
-    if isinstance(func, ast.Attribute):
-        check_attribute(func.attr)
-        if func.attr in ("format", "format_map"):
-            # evaluate `obj.format` through our attribute guard, then call it like smolagents would
-            holder = f"_sandbox_callee_{id(call)}"
-            state[holder] = evaluate_attribute(func, state, static_tools, custom_tools, authorized)
-            try:
-                replaced = ast.Call(func=ast.Name(id=holder, ctx=ast.Load()), args=call.args, keywords=call.keywords)
-                return _original_evaluate_call(replaced, state, static_tools, custom_tools, authorized)
-            finally:
-                state.pop(holder, None)
-    return _original_evaluate_call(call, state, static_tools, custom_tools, authorized)
-
-
-def evaluate_import(expression: Any, state: Any, authorized: Any) -> Any:
-    IMPORTING.active = True  # smolagents checked the name against the allow-list: its own imports may follow
-    try:
-        return _original_evaluate_import(expression, state, authorized)
-    finally:
-        IMPORTING.active = False
-        fence_sqlite()
-
-
-def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
-    check_attribute(str(name))
-    value = lpe.nodunder_getattr(obj, name, *default[:1])
-    return guard_value(obj, str(name), value)
-
-
-def get_field(self: Any, field_name: str, args: Any, kwargs: Any) -> Any:
-    first, rest = _string.formatter_field_name_split(field_name)
-    return checked_field(field_name, self.get_value(first, args, kwargs), rest), first
-
-
-def install_interpreter_walls() -> None:
-    lpe.evaluate_attribute = evaluate_attribute
-    lpe.evaluate_call = evaluate_call
-    lpe.evaluate_import = evaluate_import
-    string.Formatter.get_field = get_field  # type: ignore[method-assign]
 
 
 # -- walls from the operating system ------------------------------------------------------------------------
@@ -665,191 +490,6 @@ def vm_size_mb() -> float:
     return 0.0
 
 
-class AuditWall:
-    """The audit hook (PEP 578): a second line behind Landlock and seccomp, refusing what no code step may do."""
-
-    def __init__(self, workdir: str, authorized: list[str], network: bool) -> None:
-        self.write_roots = tuple({os.path.realpath(workdir), workdir, "/dev/null"})
-        reads = {*self.write_roots, *read_paths(authorized, network)}
-        self.read_roots = tuple(sorted(reads))
-        self.authorized = list(authorized)
-        self.network = network
-        self.armed = False
-        self.internal = False  # the worker's own calls (raising the CPU limit)
-
-    @staticmethod
-    def _inside(path: str, roots: tuple[str, ...]) -> bool:
-        return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
-
-    def _resolve(self, path: Any, *, follow: bool = True) -> str | None:
-        """The real path (`follow=False`: of its folder, the last part kept as named, as lstat sees it)."""
-        if isinstance(path, int) or path is None:
-            return None  # an open descriptor: the OS already decided about it
-        path = os.fsdecode(os.fspath(path))
-        previous = getattr(CHECKING, "active", False)
-        CHECKING.active = True  # realpath's own lstat/readlink calls are not checked again
-        try:
-            if follow:
-                return os.path.realpath(path)
-            head, tail = os.path.split(os.path.abspath(path))
-            return os.path.join(os.path.realpath(head), tail)
-        except OSError:
-            return os.path.abspath(path)
-        finally:
-            CHECKING.active = previous
-
-    def _check_path(self, event: str, path: Any, roots: tuple[str, ...], what: str, *, follow: bool = True) -> None:
-        resolved = self._resolve(path, follow=follow)
-        if resolved is not None and not self._inside(resolved, roots):
-            raise Refused(f"the sandbox refuses to {what} {str(path)!r} ({event}): outside the working folder")
-
-    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
-        if not self.armed:
-            return
-        if event in REFUSED_EVENTS or event.startswith(("ctypes.", "subprocess.", "os.exec", "os.spawn")):
-            raise Refused(f"the sandbox refuses {event}")
-        if event == "open":
-            path, mode, flags = (tuple(args) + (None, None, None))[:3]
-            writing = bool(flags and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
-            writing = writing or any(c in str(mode or "") for c in "wax+")
-            if writing:
-                self._check_path(event, path, self.write_roots, "write")
-            else:
-                self._check_path(event, path, self.read_roots, "read")
-        elif event in WRITE_EVENTS:
-            for index in WRITE_EVENTS[event]:
-                if index < len(args):
-                    self._check_path(event, args[index], self.write_roots, "change")
-        elif event in READ_EVENTS:
-            if args and args[0] is not None:
-                self._check_path(event, args[0], self.read_roots, "read")
-        elif event == "resource.setrlimit" and not self.internal:
-            raise Refused("the sandbox refuses resource.setrlimit")
-        elif event.startswith("socket.") and not self.network:
-            raise Refused(f"the sandbox refuses network access ({event}): this agent's code runs without network")
-        elif event.startswith("sqlite3."):
-            self._check_sqlite(event, args)
-        elif event == "import":
-            self._check_import(str(args[0]))
-
-    def check_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """os functions without an audit event of their own (stat, readlink, access), and any `dir_fd`."""
-        paths = [a for a in args[:2] if isinstance(a, str | bytes | os.PathLike)]
-        for key in ("dir_fd", "src_dir_fd", "dst_dir_fd"):
-            if kwargs.get(key) is not None and any(not os.path.isabs(os.fsdecode(os.fspath(p))) for p in paths):
-                raise Refused(f"the sandbox refuses os.{name}() with {key}: a path relative to a descriptor")
-        if name in METADATA_FUNCTIONS and paths:
-            follow = name in ("stat", "access") and kwargs.get("follow_symlinks", True)
-            self._check_path(f"os.{name}", paths[0], self.read_roots, "look at", follow=bool(follow))
-
-    def _check_sqlite(self, event: str, args: tuple[Any, ...]) -> None:
-        if event == "sqlite3.connect" and args:
-            self._check_database(event, args[0])
-
-    def _check_database(self, event: str, target: Any) -> None:
-        """A database name or URI (`file:/path?mode=ro`), in-memory ones aside, must be in the working folder."""
-        name = os.fsdecode(os.fspath(target)) if isinstance(target, str | bytes | os.PathLike) else str(target)
-        if name.startswith("file:"):
-            path, _, query = name[5:].partition("?")
-            if "mode=memory" in query:
-                return
-            name = path.removeprefix("//localhost") if path.startswith("//localhost/") else path
-        if name not in ("", ":memory:"):
-            self._check_path(event, name, self.write_roots, "open the database")
-
-    def _sqlite_authorizer(self, action: int, arg1: Any, *_rest: Any) -> int:
-        if action == SQLITE_ATTACH and self.armed:
-            try:
-                self._check_database("sqlite3 ATTACH", arg1 or "")
-            except Refused:
-                return SQLITE_DENY
-        return SQLITE_OK
-
-    def _check_import(self, name: str) -> None:
-        """Only modules that reach past the interpreter (ctypes, os, subprocess, ...): what a library loads for its
-        own use (pandas loading pyarrow.pandas_compat) is left to the kernel's walls, which hold whatever it is."""
-        if getattr(IMPORTING, "active", False) or lpe.check_import_authorized(name, self.authorized):
-            return
-        if name.split(".")[0] not in DANGEROUS_MODULES:
-            return
-        frame = sys._getframe(2)
-        while frame is not None:  # nested in an import already allowed: that module needs it
-            if frame.f_code.co_name == "_find_and_load":
-                return
-            frame = frame.f_back
-        raise Refused(f"the sandbox refuses to import {name}: it is not among this agent's authorized imports")
-
-
-SQLITE_OK, SQLITE_DENY, SQLITE_ATTACH = 0, 1, 24
-METADATA_FUNCTIONS = ("stat", "lstat", "readlink", "access")
-# os functions that take a dir_fd, or tell about a path without an audit event
-FENCED_FUNCTIONS = (
-    "open stat lstat access chmod chown mkdir mkfifo mknod readlink rename replace rmdir symlink unlink remove "
-    "utime link".split()
-)
-CHECKING = threading.local()
-
-
-def fenced(name: str, original: Any) -> Any:
-    """`original` (an os function) behind AuditWall.check_call while the hook is armed."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        audit = AUDIT
-        if audit is not None and audit.armed and not getattr(CHECKING, "active", False):
-            CHECKING.active = True  # the check itself calls os.lstat (realpath)
-            try:
-                audit.check_call(name, args, kwargs)
-            finally:
-                CHECKING.active = False
-        return original(*args, **kwargs)
-
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = original.__doc__
-    return call
-
-
-def fence_sqlite() -> None:
-    """sqlite3.connect, once sqlite3 is loaded, answers connections whose ATTACH is checked by the hook
-    (the connection cannot take an authorizer earlier: the hook's handle event comes before its __init__)."""
-    sqlite3 = sys.modules.get("sqlite3")
-    if sqlite3 is None or getattr(sqlite3.connect, "fenced", False):
-        return
-    original = sqlite3.connect
-
-    def connect(*args: Any, **kwargs: Any) -> Any:
-        connection = original(*args, **kwargs)
-        if AUDIT is not None:
-            connection.set_authorizer(AUDIT._sqlite_authorizer)
-        return connection
-
-    connect.fenced = True  # type: ignore[attr-defined]
-    connect.__doc__ = original.__doc__
-    sqlite3.connect = connect
-    if hasattr(sqlite3, "dbapi2"):
-        sqlite3.dbapi2.connect = connect
-
-
-def fence_os_functions() -> None:
-    """Put the os (and posix) functions of FENCED_FUNCTIONS behind the hook's checks. Libraries that test
-    `os.open in os.supports_dir_fd` then take their path-based code (shutil.rmtree too)."""
-    import posix
-
-    for name in FENCED_FUNCTIONS:
-        original = getattr(posix, name, None) or getattr(os, name, None)
-        if original is None:
-            continue
-        wrapper = fenced(name, original)
-        for module in (os, posix):
-            if hasattr(module, name):
-                setattr(module, name, wrapper)
-    shutil = sys.modules.get("shutil")
-    if shutil is not None:
-        shutil._use_fd_functions = False  # type: ignore[attr-defined]
-
-
-AUDIT: AuditWall | None = None
-
-
 # -- running steps ------------------------------------------------------------------------------------------
 def memory_hit(error: BaseException) -> bool:
     seen: set[int] = set()
@@ -862,74 +502,98 @@ def memory_hit(error: BaseException) -> bool:
     return False
 
 
+# the hook once installed: also reachable as __main__.AUDIT, which code out of the interpreter (a pickle) can find
+# and switch off; the escape tests do exactly that, to show the kernel's walls hold without it
+AUDIT: AUDITING.AuditWall | None = None
+
+
 def main() -> None:
-    global CHANNEL, AUDIT
+    global CHANNEL
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = CHANNEL = Channel()
     try:
         config = channel.first()
-        sysconfig.get_paths()  # loads its data module now, while everything is still readable
-        import _strptime  # noqa: F401  likewise
-        walls: dict[str, Any] = {}
-        began = time.perf_counter()
-        workdir = isolate(config, walls)
-        set_limits(config, walls)
-        build_walls(config, workdir, walls)
-        walls["walls_ms"] = round((time.perf_counter() - began) * 1000, 1)
-        authorized = list(config.get("authorized_imports", []))
-        for module in authorized:  # after the walls, so that every thread they start is walled in too
-            if module != "*" and not module.endswith("*"):
-                try:
-                    __import__(module)
-                except Exception:
-                    pass
-        executor = lpe.LocalPythonExecutor(
-            authorized,
-            max_print_outputs_length=config.get("max_print_outputs_length"),
-            additional_functions={"getattr": guarded_getattr},
-            timeout_seconds=None,  # the parent keeps the clock and kills: a thread cannot be interrupted
-        )
-        install_interpreter_walls()
-        executor.send_variables(config.get("variables") or {})
-        executor.send_tools({name: tool_proxy(name) for name in config.get("tools", [])})
-        AUDIT = AuditWall(workdir, authorized, bool(config["limits"]["network"]))
-        sys.path[:] = [p for p in sys.path if p and AUDIT._inside(os.path.realpath(p), AUDIT.read_roots)]
-        fence_os_functions()
-        fence_sqlite()
-        sys.addaudithook(AUDIT)
-        walls["audit"] = True
-        channel.start_reader()
-        memory = int(config["limits"]["memory_mb"]) * 1_048_576
-        needed = vm_size_mb()
-        if needed * 1_048_576 + 16 * 1_048_576 > memory:
-            channel.send({"op": "fatal", "error": f"it needs about {needed:.0f} MB just to start", "memory": True})
-            os._exit(1)
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        walls["start_mb"] = round(needed)
-        AUDIT.armed = True
-        channel.send({"op": "ready", "walls": walls})
+        executor, audit = start(channel, config)
     except WALLS.WallError as e:
         channel.send({"op": "fatal", "error": valid_text(str(e))})
         os._exit(1)
     except Exception as e:
         channel.send({"op": "fatal", "error": valid_text(f"{type(e).__name__}: {e}")})
         os._exit(1)
-    serve(channel, executor, float(config["limits"]["step_seconds"]))
+    serve(channel, executor, float(config["limits"]["step_seconds"]), audit)
 
 
-def raise_cpu_limit(step_seconds: float) -> tuple[int, int]:
+def start(channel: Channel, config: dict[str, Any]) -> tuple[Any, AUDITING.AuditWall]:
+    """Everything before the first step, in order: the namespaces and the uid, rlimits, the kernel's walls, the
+    authorized imports, smolagents' executor with the interpreter's walls, the audit hook, the memory limit;
+    then "ready" to the parent. Returns the executor and the (armed) hook."""
+    global AUDIT
+    sysconfig.get_paths()  # loads its data module now, while everything is still readable
+    import _strptime  # noqa: F401  likewise
+
+    walls: dict[str, Any] = {}
+    began = time.perf_counter()
+    workdir = isolate(config, walls)
+    set_limits(config, walls)
+    build_walls(config, workdir, walls)
+    walls["walls_ms"] = round((time.perf_counter() - began) * 1000, 1)
+    authorized = list(config.get("authorized_imports", []))
+    import_authorized(authorized)  # after the walls, so that every thread they start is walled in too
+    executor = lpe.LocalPythonExecutor(
+        authorized,
+        max_print_outputs_length=config.get("max_print_outputs_length"),
+        additional_functions={"getattr": AUDITING.guarded_getattr},
+        timeout_seconds=None,  # the parent keeps the clock and kills: a thread cannot be interrupted
+    )
+    AUDITING.install_interpreter_walls()
+    executor.send_variables(config.get("variables") or {})
+    executor.send_tools({name: tool_proxy(name) for name in config.get("tools", [])})
+    network = bool(config["limits"]["network"])
+    audit = AUDITING.AuditWall(workdir, read=read_paths(authorized, network), authorized=authorized, network=network)
+    sys.path[:] = [p for p in sys.path if p and audit.may_read(p)]
+    AUDITING.install(audit)
+    AUDIT = audit
+    walls["audit"] = True
+    channel.start_reader()
+    set_memory_limit(channel, int(config["limits"]["memory_mb"]), walls)
+    audit.armed = True
+    channel.send({"op": "ready", "walls": walls})
+    return executor, audit
+
+
+def import_authorized(authorized: list[str]) -> None:
+    """Import the modules the agent authorized by name (not the `pkg.*` patterns): a missing one is not an error."""
+    for module in authorized:
+        if module != "*" and not module.endswith("*"):
+            try:
+                __import__(module)
+            except Exception:
+                pass
+
+
+def set_memory_limit(channel: Channel, memory_mb: int, walls: dict[str, Any]) -> None:
+    """The address-space limit, last (after every import); a worker that already needs more says so and exits."""
+    memory = memory_mb * 1_048_576
+    needed = vm_size_mb()
+    if needed * 1_048_576 + 16 * 1_048_576 > memory:
+        channel.send({"op": "fatal", "error": f"it needs about {needed:.0f} MB just to start", "memory": True})
+        os._exit(1)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    walls["start_mb"] = round(needed)
+
+
+def raise_cpu_limit(step_seconds: float, audit: AUDITING.AuditWall) -> tuple[int, int]:
     _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
     soft = min(hard, math.ceil(cpu_used() + step_seconds))  # whole seconds: at most 1 s more than the step's
-    assert AUDIT is not None
-    AUDIT.internal = True
+    audit.internal = True
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
     finally:
-        AUDIT.internal = False
+        audit.internal = False
     return soft, hard
 
 
-def serve(channel: Channel, executor: Any, step_seconds: float) -> None:
+def serve(channel: Channel, executor: Any, step_seconds: float, audit: AUDITING.AuditWall) -> None:
     while True:
         message = channel.inbox.get()
         op = message.get("op")
@@ -938,13 +602,13 @@ def serve(channel: Channel, executor: Any, step_seconds: float) -> None:
         elif op == "vars":
             executor.send_variables(message.get("variables") or {})
         elif op == "run":
-            run_step(channel, executor, str(message.get("code", "")), step_seconds)
+            run_step(channel, executor, str(message.get("code", "")), step_seconds, audit)
         else:
             os._exit(0)
 
 
-def run_step(channel: Channel, executor: Any, code: str, step_seconds: float) -> None:
-    soft, hard = raise_cpu_limit(step_seconds)
+def run_step(channel: Channel, executor: Any, code: str, step_seconds: float, audit: AUDITING.AuditWall) -> None:
+    soft, hard = raise_cpu_limit(step_seconds, audit)
     channel.send({"op": "started", "cpu_soft": soft, "cpu_hard": hard, "cpu_used": cpu_used()})
     try:
         result = executor(code)

@@ -21,16 +21,19 @@ import functools
 import threading
 from typing import Any
 
-from jinja2 import StrictUndefined, Template
+from jinja2 import Environment, StrictUndefined, Template
 from rich.markdown import Markdown
 
 _lock = threading.Lock()
 _installed = False
 
 
+_environment = Environment(undefined=StrictUndefined)  # what Template(text, undefined=StrictUndefined) makes
+
+
 @functools.lru_cache(maxsize=256)  # a few agents' worth of templates; an agent with prompts of its own adds a few
 def _compiled(template: str) -> Template:
-    return Template(template, undefined=StrictUndefined)
+    return _environment.from_string(template)
 
 
 def populate_template(template: str, variables: dict[str, Any]) -> str:

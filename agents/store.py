@@ -524,18 +524,6 @@ class MemoryStore:
         with self._lock:
             return [row[0] for row in self._db.execute("SELECT DISTINCT model FROM basins ORDER BY model")]
 
-    def add_predictor(self, basin_id: int, text: str, confidence: float) -> int:
-        confidence = _unit(confidence, "confidence")
-        with self._transaction() as db:
-            try:
-                cur = db.execute(
-                    "INSERT INTO predictors(basin_id, text, confidence) VALUES (?, ?, ?)",
-                    (int(basin_id), text, confidence),
-                )
-            except sqlite3.IntegrityError:
-                raise MentalModelError(f"no basin #{basin_id}") from None
-            return int(cur.lastrowid or 0)
-
     def predictors(self, model: str) -> list[Predictor]:
         """Predictors of every basin of `model`, grouped by basin in basin order."""
         with self._lock:
@@ -546,23 +534,9 @@ class MemoryStore:
             ).fetchall()
         return [Predictor(*row) for row in rows]
 
-    def add_prediction(self, model: str, text: str) -> int:
-        with self._transaction() as db:
-            return self._add_prediction(db, model, text)
-
     @staticmethod
     def _add_prediction(db: sqlite3.Connection, model: str, text: str) -> int:
         return int(db.execute("INSERT INTO predictions(model, text) VALUES (?, ?)", (model, text)).lastrowid or 0)
-
-    def add_resolution(
-        self, prediction_id: int | None, observation: str, error: float, basins_changed: dict[str, Any]
-    ) -> int:
-        error = _unit(error, "error")
-        with self._transaction() as db:
-            try:
-                return self._add_resolution(db, prediction_id, observation, error, basins_changed)
-            except sqlite3.IntegrityError:
-                raise ValueError(f"no prediction #{prediction_id}") from None
 
     @staticmethod
     def _add_resolution(

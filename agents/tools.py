@@ -30,7 +30,7 @@ def _cost(name: str) -> str:
     return f"Costs {ENERGY_COSTS[name]:g} energy."
 
 
-class _CognitiveTool(Tool):  # type: ignore[misc]
+class _CognitiveTool(Tool):  # type: ignore[misc]  # smolagents has no py.typed: its classes are Any
     """A tool over a MemoryStore that pays for itself through an optional EnergyLedger."""
 
     def __init__(self, store: MemoryStore, ledger: EnergyLedger | None = None) -> None:
@@ -415,6 +415,6 @@ def cognitive_tools(
     """All ten cognitive tools over `store`, by name; `judge` (a smolagents Model) makes semantic_error ask it."""
     tools: dict[str, Tool] = {}
     for cls in TOOL_CLASSES:
-        tool = cls(store, ledger, judge) if cls is SemanticErrorTool else cls(store, ledger)
+        tool = SemanticErrorTool(store, ledger, judge) if cls is SemanticErrorTool else cls(store, ledger)
         tools[tool.name] = tool
     return tools

@@ -106,8 +106,9 @@ def app_task(raw: object) -> str:
             arguments = json.loads(text)
         except ValueError:
             return text
-        if isinstance(arguments, dict) and isinstance(arguments.get("task"), str):
-            return arguments["task"]
+        task = arguments.get("task") if isinstance(arguments, dict) else None
+        if isinstance(task, str):
+            return task
     return text
 
 

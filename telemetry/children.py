@@ -33,8 +33,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 PR_SET_PDEATHSIG = 1
 LIFELINE_FD_ENV = "COGSCOPE_LIFELINE_FD"
 LIFELINE_GRACE_ENV = "COGSCOPE_LIFELINE_GRACE_S"
@@ -66,7 +67,7 @@ class _Spawner:
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def run(self, job: Callable[[], Any]) -> Any:
+    def run(self, job: Callable[[], T]) -> T:
         with self._lock:
             if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
                 self._pid = os.getpid()  # after a fork the thread is gone: start a new one
@@ -74,7 +75,7 @@ class _Spawner:
                 self._thread = threading.Thread(target=self._serve, args=(self._jobs,), name="cogscope-spawner")
                 self._thread.daemon = True
                 self._thread.start()
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            future: concurrent.futures.Future[T] = concurrent.futures.Future()
             self._jobs.put((job, future))
         return future.result()
 

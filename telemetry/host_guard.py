@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -116,7 +117,7 @@ class HostGuard:
         self.app = app
         self.rules = rules
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket"):
             problem = self.rules.problem(dict(scope.get("headers") or ()))
             if problem is not None:
@@ -126,7 +127,7 @@ class HostGuard:
 
 
 async def plain_answer(
-    scope: dict[str, Any], send: Any, status: int, line: str, headers: tuple[Any, ...] = ()
+    scope: MutableMapping[str, Any], send: Any, status: int, line: str, headers: tuple[Any, ...] = ()
 ) -> None:
     """Answer with `status` and `line` (text): an HTTP response; a websocket is closed before it opens."""
     if scope["type"] == "websocket":
@@ -177,7 +178,7 @@ def _phoenix_guard_class() -> type:
             self.app = app
             self._guard = HostGuard(app, phoenix_rules())
 
-        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
             await self._guard(scope, receive, send)
 
     return PhoenixGuard

@@ -104,7 +104,7 @@ def record_of_span(span: ReadableSpan) -> tuple[str, str]:
         span_id=span_id,
         parent_id=parent,
         name=span.name,
-        kind=attributes.get(KIND),
+        kind=str(attributes[KIND]) if attributes.get(KIND) else None,
         status_code=status.status_code.name,
         status_message=status.description,
         attributes=attributes,
