@@ -84,7 +84,7 @@ def render_instructions(store: MemoryStore, budget: int) -> str:
     )
 
 
-class HeartbeatAgent(CodeAgent):  # type: ignore[misc]
+class HeartbeatAgent(CodeAgent):  # type: ignore[misc]  # smolagents has no py.typed: its classes are Any
     """A CodeAgent whose every run is one energy-budgeted cycle over the memory store."""
 
     def __init__(self, *, store: MemoryStore, ledger: EnergyLedger, step_cap: int, **kwargs: Any) -> None:
@@ -140,4 +140,4 @@ def build(models: dict[str, Model], *, memory: str | None = None, max_steps: int
     )
 
 
-build.roles = ("default",)  # type: ignore[attr-defined]
+build.roles = ("default",)  # type: ignore[attr-defined]  # how a factory declares its roles (README)
