@@ -243,6 +243,7 @@ def _cycle_spans(tracer, number: int) -> None:  # type: ignore[no-untyped-def]
                     pass
 
 
+@pytest.mark.e2e  # starts a Phoenix of its own
 def test_a_burst_faster_than_phoenix_ingests_all_arrives(tmp_path: Path, monkeypatch, project):
     monkeypatch.setenv("PHOENIX_MAX_SPANS_QUEUE_SIZE", "300")  # a small ingest queue: Phoenix answers 503 when full
     phoenix = OwnPhoenix(tmp_path / "phoenix").start()
@@ -267,6 +268,7 @@ def test_a_burst_faster_than_phoenix_ingests_all_arrives(tmp_path: Path, monkeyp
         phoenix.stop()
 
 
+@pytest.mark.e2e  # starts a Phoenix of its own
 @pytest.mark.xdist_group("own-phoenix")
 def test_a_span_sent_twice_shows_once(own_phoenix: OwnPhoenix, tmp_path: Path, project):
     spool = Spool.in_dir(tmp_path / "data")
