@@ -3,6 +3,9 @@
 Phoenix stores in SQLite. A test or module marked `both_backends` (`pytestmark = pytest.mark.both_backends`) runs twice:
 `[sqlite]` and `[postgresql]`, the second against a Phoenix that stores in a throwaway PostgreSQL cluster on
 loopback (tests/postgres.py), started once per session when first needed. `-k "not postgresql"` skips those runs.
+
+Tests that start real servers are marked `e2e` (see SERVER_FIXTURES); `pytest -m "not e2e"` runs the pure tests
+alone, in one process, in well under a minute, and fails any of them that listens on a socket or starts a process.
 """
 
 from __future__ import annotations
@@ -201,9 +204,111 @@ def _slow_rank(item: pytest.Item) -> int:
     return next((i for i, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(prefix)), len(SLOW_FIRST))
 
 
+# -- the fast tier: `pytest -m "not e2e"` ------------------------------------------------------------
+# A test that starts a real server (Phoenix, PostgreSQL, the scripted LLM, Chromium, a `cogscope` app) is marked
+# `e2e`: at collection when it uses one of these fixtures (directly or through another: `env`, `cogscope`, `record`,
+# `app` all stand on Phoenix), and by `pytestmark = pytest.mark.e2e` in the files whose tests start one inline.
+SERVER_FIXTURES = frozenset(
+    {"phoenix", "phoenix_sqlite", "phoenix_postgresql", "postgres", "llm", "llm_server", "page"}
+)  # `phoenix` picks its backend at run time: name it, not only the two it stands for
+
+
+def _leaves_out_e2e(markexpr: str) -> bool:
+    """Whether `-m markexpr` selects no e2e test, however else a test is marked (`not e2e`, `not e2e and not x`)."""
+    if not markexpr.strip():
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+
+        expression = Expression.compile(markexpr)
+    except (ImportError, AttributeError):  # pytest's parser moved: only the plain form
+        return markexpr.split() == ["not", "e2e"]
+    except (SyntaxError, pytest.UsageError):  # pytest says what is wrong with it
+        return False
+
+    def marks(others: bool) -> Callable[..., bool]:  # a test marked e2e, and marked (or not) with every other name
+        return lambda name, /, **kwargs: name == "e2e" or others
+
+    return not expression.evaluate(marks(False)) and not expression.evaluate(marks(True))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`-m "not e2e"` runs in this process: the pure tests take ~20 s, and 4 xdist workers would spend more than that
+    each importing what the suite imports. `-n N` on the command line still decides."""
+    asked = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    if _leaves_out_e2e(config.option.markexpr or "") and not any(
+        arg.startswith(("-n", "--numprocesses", "--dist", "--tx")) for arg in asked
+    ):
+        config.option.numprocesses, config.option.dist, config.option.tx = 0, "no", []
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
     if WORKER is not None:  # every worker sorts the same way (xdist checks that they collected the same list)
         items.sort(key=_slow_rank)  # stable: the rest keeps its order
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    global _PURE_RUN
+    _PURE_RUN = bool(session.items) and not any(item.get_closest_marker("e2e") for item in session.items)
+
+
+# In a run without e2e tests (`-m "not e2e"`, or files of pure tests only), a test that starts a server anyway
+# (listens on a socket, starts a process) fails at once with its name: a missing marker cannot go unnoticed.
+_PURE_RUN = False
+_SPAWNERS = (
+    (subprocess.Popen, "_execute_child"),  # subprocess, asyncio's subprocesses, Playwright's Chromium
+    (os, "fork"),
+    (os, "forkpty"),
+    (os, "posix_spawn"),
+    (os, "posix_spawnp"),
+    (os, "system"),
+)
+
+
+@contextlib.contextmanager
+def _no_servers(item: pytest.Item) -> Iterator[None]:
+    """While `item` sets up, runs and tears down (its module's and session's fixtures too): listening on a socket or
+    starting a process fails the test at once, with its name."""
+    import multiprocessing.util
+    import socket
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            pytest.fail(f"{item.nodeid} is not marked e2e but {what}: mark it e2e (tests/conftest.py, SERVER_FIXTURES)")
+
+        return refused
+
+    patched = [*_SPAWNERS, (socket.socket, "listen"), (multiprocessing.util, "spawnv_passfds")]
+    saved = [(owner, name, getattr(owner, name)) for owner, name in patched if hasattr(owner, name)]
+    for owner, name, _ in saved:
+        setattr(owner, name, refuse("listens on a socket" if name == "listen" else f"starts a process ({name})"))
+    try:
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _no_servers(item) if _PURE_RUN else contextlib.nullcontext():
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _no_servers(item) if _PURE_RUN else contextlib.nullcontext():
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    with _no_servers(item) if _PURE_RUN else contextlib.nullcontext():
+        yield
 
 
 @pytest.fixture(scope="session")

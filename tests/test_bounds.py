@@ -384,6 +384,7 @@ def test_signal_to_cogscope_run_leaves_no_model_server(env, agent_file, tmp_path
     assert "Traceback" not in (tmp_path / "run.log").read_text(errors="replace")
 
 
+@pytest.mark.e2e  # starts the bundled model's server
 def test_model_server_started_by_a_thread_that_ends_lives_on(tmp_path):
     """Gradio starts the model server from a pooled worker thread that ends when idle: the server must not
     die with that thread (PR_SET_PDEATHSIG follows the thread that forked the child)."""
@@ -477,6 +478,7 @@ def test_cogscope_run_leaves_the_phoenix_it_started_running(env, llm, tmp_path):
             _wait_until(lambda: not _alive(phoenix_pid), 60, "Phoenix did not stop on SIGINT")
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_a_crashed_process_not_yet_reaped_counts_as_gone():
     # how the tests' shared servers know a worker has let go: an xdist worker that crashed stays a zombie until the
     # run ends, and the server's owner waiting for it would hang the run

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # the bundled model's server
+
 
 def test_real_cycle_with_the_bundled_model_is_fully_traced(cogscope, read_trace):
     result = cogscope(

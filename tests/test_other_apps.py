@@ -105,6 +105,13 @@ def test_read_any_project_and_an_unknown_one_is_one_line(app_cycle, cogscope, pr
 
 
 RECORDED = ROOT / "tests" / "fixtures" / "recorded_app.py"
+BESIDE_OPENAI_AGENTS = """
+import runpy, sys
+import agents
+assert hasattr(agents, "Runner") and "site-packages" in agents.__file__, agents.__file__
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""  # `python -c BESIDE_OPENAI_AGENTS SCRIPT ARGS...`: SCRIPT as __main__, beside OpenAI's `agents`
 EDITED = 'Thought: off by one, on purpose.\n<code>\nfinal_answer("14")\n</code>'
 
 
@@ -115,7 +122,10 @@ def test_an_app_with_the_one_line_recorder_is_a_cycle_that_replays_and_forks_wit
     llm.enqueue(DONE, prompt_tokens=1200, completion_tokens=50)
     data = str(tmp_path / "app-data")
     task = f"{TASK} (the key is {SECRET})"  # the app's environment holds it: the recorder blanks it, as cogscope does
-    out = _run_script(env, str(RECORDED), phoenix.url, project, llm.api_base, data, task, cwd=tmp_path)
+    # with OpenAI's Agents SDK (a top-level `agents`, a test extra) imported first in the same process
+    out = _run_script(
+        env, "-c", BESIDE_OPENAI_AGENTS, str(RECORDED), phoenix.url, project, llm.api_base, data, task, cwd=tmp_path
+    )
     assert out.splitlines()[-2:] == ["13", "spooled: 0"]
 
     listed = cogscope("traces", "--format", "json", "--source", "cogscope")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from cogscope import agents, telemetry, ui
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +154,7 @@ def test_ui_modules_do_not_import_each_other_in_a_circle():
     assert not circles, f"ui modules in an import circle: {circles}"
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_every_export_loads_and_reading_commands_load_no_llm_client():
     """The packages load their exports on first use. `cogscope traces`, `show` and `cost` read Phoenix and price
     with LiteLLM's map, so they need neither LiteLLM's clients nor smolagents: each of those costs seconds of

@@ -41,6 +41,8 @@ PASSWD_MARKER = "root:x:0:0"
 DISK_MB = 100
 MODES = ("root", "userns-root", "unmapped")
 
+pytestmark = pytest.mark.e2e  # every attack runs in real sandbox workers
+
 
 class _Exec:
     """Pickles as `eval(expression)`: what an attacker hides in a .npy file or a pickle."""

@@ -82,12 +82,14 @@ def _run(way: str, seed: int) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e  # starts a Python process
 @pytest.mark.parametrize("seed", [1, 2])
 def test_spans_attached_while_the_collector_ends_abandoned_steps_do_not_crash(seed: int):
     ran = _run("cogscope", seed)
     assert ran.returncode == 0 and ran.stdout.strip() == "ok", (ran.returncode, ran.stderr[-2000:])
 
 
+@pytest.mark.e2e  # starts a Python process
 @pytest.mark.skipif(not context_guard.NEEDED, reason="Python 3.12 and later do not collect inside ContextVar.set")
 def test_without_the_guard_this_interpreter_crashes_on_the_same_program():
     # what the guard is for: the same program, OpenTelemetry as it comes, dies of a segfault here

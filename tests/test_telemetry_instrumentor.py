@@ -138,6 +138,7 @@ def _said(spans: list[ReadableSpan]) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.e2e  # starts the scripted LLM
 @pytest.mark.parametrize("stream_outputs", [False, True], ids=["generate", "generate_stream"])
 def test_cogscope_spans_say_what_compacted_openinference_spans_said(stream_outputs: bool) -> None:
     llm = ScriptedLLM().start()
@@ -166,6 +167,7 @@ def test_cogscope_spans_say_what_compacted_openinference_spans_said(stream_outpu
     assert sum(TOOLS_FROM in c["attributes"] for c in calls) == 2  # perception's second and third calls
 
 
+@pytest.mark.e2e  # starts the scripted LLM
 def test_openinference_masking_settings_still_apply(monkeypatch: pytest.MonkeyPatch) -> None:
     """OPENINFERENCE_HIDE_INPUTS and the like: spans then go through OpenInference's own masking tracer."""
     monkeypatch.setenv("OPENINFERENCE_HIDE_INPUTS", "true")
@@ -271,6 +273,7 @@ def test_arguments_are_bound_as_openinference_binds_them() -> None:
             _arguments(method, args, kwargs)
 
 
+@pytest.mark.e2e  # starts the scripted LLM
 def test_an_openinference_release_without_what_cogscope_uses_keeps_its_own_wrappers(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

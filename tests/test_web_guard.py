@@ -184,6 +184,7 @@ def test_the_phoenix_cogscope_starts_refuses_a_foreign_host_and_origin(phoenix: 
     assert httpx.get(phoenix.url + "/", headers={"Host": f"localhost:{port}"}, timeout=30).status_code == 200
 
 
+@pytest.mark.e2e  # starts a Phoenix, to see it refused
 def test_a_phoenix_that_cannot_be_guarded_is_not_started(tmp_path, monkeypatch):
     """A Phoenix release that no longer reads the setting cogscope guards it through: one line, and no Phoenix."""
     from cogscope.telemetry import phoenix_server
