@@ -39,8 +39,9 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .recorder import record, stop
     from .redaction import clean_text, clean_value, default_redactor, redact, redact_value, redacted_stdio
     from .replay import Recording, Replay, ReplayError, prepare_replay
+    from .sender import otlp_headers
     from .signing import Signer
-    from .spool import Spool, otlp_headers
+    from .spool import Spool
     from .steps import StepView, ToolCall, model_messages, step_record
     from .tables import CycleTotals, TraceTables, trace_tables
     from .tracing import DEFAULT_PROJECT, Tracing, setup_tracing
@@ -110,7 +111,7 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "prepare_replay": "replay",
     "Signer": "signing",
     "Spool": "spool",
-    "otlp_headers": "spool",
+    "otlp_headers": "sender",
     "StepView": "steps",
     "ToolCall": "steps",
     "model_messages": "steps",
