@@ -22,17 +22,11 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .children import spawn_tied
     from .cycle import Cycle, CycleResult, CycleSpec
     from .cycles import CycleFilter, cycle_records, list_cycles
+    from .database_url import check_database_url
     from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
     from .figures import CycleFigures, Scope, breakdown, per_cycle, select, summary
     from .frames import spans_to_frame
-    from .phoenix_server import (
-        PhoenixServer,
-        check_database_url,
-        connect_phoenix,
-        ensure_phoenix,
-        free_port,
-        port_in_use,
-    )
+    from .phoenix_server import PhoenixServer, connect_phoenix, ensure_phoenix, free_port, port_in_use
     from .phoenix_spans import TRACE_ID, phoenix_client, trace_spans, trace_url, wait_for_trace
     from .prices import Prices, PricesError, counted, load_prices, price_map_models, usd
     from .projection import Projection, measured_interval, project, what_if
@@ -77,7 +71,7 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "is_loopback_name": "host_guard",
     "plain_answer": "host_guard",
     "PhoenixServer": "phoenix_server",
-    "check_database_url": "phoenix_server",
+    "check_database_url": "database_url",
     "connect_phoenix": "phoenix_server",
     "ensure_phoenix": "phoenix_server",
     "free_port": "phoenix_server",
