@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .prices import Prices, PricesError, counted, load_prices, price_map_models, usd
     from .projection import Projection, measured_interval, project, what_if
     from .recorder import record, stop
-    from .redaction import clean_text, clean_value, default_redactor, redact, redact_value, redacted_stdio
+    from .redacted_output import redacted_stdio
+    from .redaction import clean_text, clean_value, default_redactor, redact, redact_value
     from .replay import Recording, Replay, ReplayError, prepare_replay
     from .sender import otlp_headers
     from .signing import Signer
@@ -98,7 +99,7 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "default_redactor": "redaction",
     "redact": "redaction",
     "redact_value": "redaction",
-    "redacted_stdio": "redaction",
+    "redacted_stdio": "redacted_output",
     "Recording": "replay",
     "Replay": "replay",
     "ReplayError": "replay",

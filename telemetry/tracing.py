@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from . import context_guard
 from .compact import CompactingExporter, Compactor
-from .redaction import RedactingExporter
+from .redacted_output import RedactingExporter
 from .roles import CallAnnotator
 from .sealing import SealingExporter
 from .sender import Sender
