@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers and readers see; at run time each name loads on first use (below)
     from .attributes import ERROR, FAILED, MAX_STEPS, OK, STATUSES, STEP_ERRORS
     from .children import spawn_tied
-    from .cycle import Cycle, CycleResult, CycleSpec
-    from .cycles import CycleFilter, cycle_records, list_cycles
+    from .cycle_list import CycleFilter, cycle_records, list_cycles
+    from .cycle_runner import Cycle, CycleResult
+    from .cycle_spec import CycleSpec
     from .database_url import check_database_url
     from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
     from .figures import CycleFigures, Scope, breakdown, per_cycle, select, summary
@@ -49,12 +50,12 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "STATUSES": "attributes",
     "STEP_ERRORS": "attributes",
     "spawn_tied": "children",
-    "Cycle": "cycle",
-    "CycleResult": "cycle",
-    "CycleSpec": "cycle",
-    "CycleFilter": "cycles",
-    "cycle_records": "cycles",
-    "list_cycles": "cycles",
+    "Cycle": "cycle_runner",
+    "CycleResult": "cycle_runner",
+    "CycleSpec": "cycle_spec",
+    "CycleFilter": "cycle_list",
+    "cycle_records": "cycle_list",
+    "list_cycles": "cycle_list",
     "PhoenixError": "errors",
     "PhoenixPortTaken": "errors",
     "PhoenixStartFailed": "errors",

@@ -43,7 +43,8 @@ from .attributes import (
     app_task,
     replayed_attributes,
 )
-from .cycle import Cycle, CycleSpec
+from .cycle_runner import Cycle
+from .cycle_spec import CycleSpec
 from .errors import TelemetryError
 from .prices import Prices, counted
 from .sealing import CHANGED, HERE, NOT_HERE, trace_trust

@@ -28,10 +28,10 @@ from .attributes import (
     MAX_STEPS,
     cycle_span_name,
 )
+from .cycle_spec import CycleSpec, classify, close_root
 from .frames import spans_to_frame
 from .prices import Prices
 from .redaction import redact_value
-from .runs import CycleSpec, classify, close_root
 from .tables import CycleTotals, cycle_totals
 from .tracing import Tracing
 
