@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -107,6 +108,43 @@ def _run_async(make: Callable[[], Awaitable[_T]]) -> _T:
     return box["value"]  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class _Database:
+    """A checked database URL, and how messages name it (never with its password)."""
+
+    url: str
+    shown: str  # the URL, password blanked
+    where: str  # host:port
+    name: str  # the database
+    user: str | None
+    host: str | None
+
+    @classmethod
+    def of(cls, url: str) -> _Database:
+        parts = urlsplit(url)
+        where = f"{parts.hostname or 'the local socket'}{f':{parts.port}' if parts.port else ''}"
+        return cls(url, shown_database_url(url), where, unquote(parts.path.strip("/")), parts.username, parts.hostname)
+
+
+@dataclass(frozen=True)
+class _Rights:
+    migrated: bool  # Phoenix's tables are there already
+    may_create: bool  # the user may create tables in the current schema
+
+
+async def _probe(url: str, timeout: float) -> _Rights:
+    """Connect once and ask what Phoenix's migration needs."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url, timeout=timeout)
+    try:
+        migrated = await connection.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+        may_create = await connection.fetchval("SELECT has_schema_privilege(current_schema(), 'CREATE')")
+        return _Rights(bool(migrated), bool(may_create))
+    finally:
+        await connection.close(timeout=timeout)
+
+
 def check_database(url: str, timeout: float = 10.0) -> None:
     """Connect to the PostgreSQL database once, as Phoenix will; PhoenixStartFailed with one line that says what to
     fix when it cannot (unreachable server, wrong user or password, no such database, no right to create tables)."""
@@ -120,30 +158,15 @@ def check_database(url: str, timeout: float = 10.0) -> None:
         url = check_database_url(url)
     except ValueError as e:
         raise PhoenixStartFailed(str(e)) from None
-    parts = urlsplit(url)
-    shown = shown_database_url(url)
-    where = f"{parts.hostname or 'the local socket'}{f':{parts.port}' if parts.port else ''}"
-    database = unquote(parts.path.strip("/"))
-
-    async def probe() -> tuple[bool, bool]:
-        connection = await asyncpg.connect(url, timeout=timeout)
-        try:
-            migrated = await connection.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
-            may_create = await connection.fetchval("SELECT has_schema_privilege(current_schema(), 'CREATE')")
-            return bool(migrated), bool(may_create)
-        finally:
-            await connection.close(timeout=timeout)
-
-    fix = f"fix {DATABASE_URL_ENV} ({shown})"
+    db = _Database.of(url)
+    where, fix = db.where, f"fix {DATABASE_URL_ENV} ({db.shown})"
     try:
-        migrated, may_create = _run_async(probe)
+        rights = _run_async(lambda: _probe(url, timeout))
     except asyncpg.InvalidPasswordError:
-        raise PhoenixStartFailed(
-            f"PostgreSQL at {where} refused the password of user {parts.username!r}; {fix}"
-        ) from None
+        raise PhoenixStartFailed(f"PostgreSQL at {where} refused the password of user {db.user!r}; {fix}") from None
     except asyncpg.InvalidCatalogNameError:
         raise PhoenixStartFailed(
-            f"PostgreSQL at {where} has no database {database!r}: create it (createdb {database}) or {fix}"
+            f"PostgreSQL at {where} has no database {db.name!r}: create it (createdb {db.name}) or {fix}"
         ) from None
     except asyncpg.InvalidAuthorizationSpecificationError as e:
         raise PhoenixStartFailed(
@@ -154,18 +177,21 @@ def check_database(url: str, timeout: float = 10.0) -> None:
     except (TimeoutError, asyncio.TimeoutError):
         raise PhoenixStartFailed(f"PostgreSQL at {where} did not answer within {timeout:.0f} s; {fix}") from None
     except socket.gaierror:
-        raise PhoenixStartFailed(f"the database host {parts.hostname!r} is unknown; {fix}") from None
+        raise PhoenixStartFailed(f"the database host {db.host!r} is unknown; {fix}") from None
     except OSError as e:
         reason = os.strerror(e.errno) if e.errno else without_password(str(e), url)
         raise PhoenixStartFailed(f"cannot reach PostgreSQL at {where} ({reason}); start it or {fix}") from None
     except (ValueError, asyncpg.InterfaceError) as e:
         raise PhoenixStartFailed(
-            f"{DATABASE_URL_ENV}={shown} is not usable ({without_password(str(e), url)})"
+            f"{DATABASE_URL_ENV}={db.shown} is not usable ({without_password(str(e), url)})"
         ) from None
-    if not migrated and not may_create:
-        raise PhoenixStartFailed(
-            f"user {parts.username!r} may not create tables in database {database!r} at {where} (PostgreSQL 15 and "
-            "later no longer let every user create in schema public): make the user the database's owner "
-            f"(ALTER DATABASE {database} OWNER TO {parts.username}) or GRANT CREATE ON SCHEMA public TO "
-            f"{parts.username}"
-        )
+    if not rights.migrated and not rights.may_create:
+        raise PhoenixStartFailed(_no_create_right(db))
+
+
+def _no_create_right(db: _Database) -> str:
+    return (
+        f"user {db.user!r} may not create tables in database {db.name!r} at {db.where} (PostgreSQL 15 and "
+        "later no longer let every user create in schema public): make the user the database's owner "
+        f"(ALTER DATABASE {db.name} OWNER TO {db.user}) or GRANT CREATE ON SCHEMA public TO {db.user}"
+    )
