@@ -244,14 +244,9 @@ def ensure_phoenix(
             database_url = check_database_url(database_url)
         except ValueError as e:
             raise PhoenixStartFailed(str(e)) from None
-    version = phoenix_version(url)
-    if version is not None:
-        if database_url is not None and phoenix_storage(url) == "sqlite":
-            raise PhoenixPortTaken(
-                f"the Phoenix at {url} stores in SQLite, not in {DATABASE_URL_ENV}'s database; stop it (an earlier "
-                "`cogscope run` may have left it running) or set COGSCOPE_PHOENIX_PORT to a free port"
-            )
-        return PhoenixServer(url=url, version=version)
+    running = _running_phoenix(url, database_url)
+    if running is not None:
+        return running
     if port_in_use(host, port):
         raise PhoenixPortTaken(
             f"port {port} on {host} is taken by something that is not Phoenix; stop it, or set "
@@ -261,7 +256,29 @@ def ensure_phoenix(
         check_database(database_url)
     working_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     working_dir.chmod(0o700)  # Phoenix's SQLite (phoenix.db: every trace) is for the user who runs cogscope only
-    log_path = working_dir / "phoenix.log"
+    env = _phoenix_env(working_dir, host=host, port=port, grpc_port=grpc_port, database_url=database_url)
+    server = _spawn_phoenix(url, env, log_path=working_dir / "phoenix.log")
+    return _wait_until_up(server, timeout=timeout, database_url=database_url)
+
+
+def _running_phoenix(url: str, database_url: str | None) -> PhoenixServer | None:
+    """The Phoenix already answering at `url` (None: none does); PhoenixPortTaken when it stores in SQLite but
+    cogscope was told to store in a database."""
+    version = phoenix_version(url)
+    if version is None:
+        return None
+    if database_url is not None and phoenix_storage(url) == "sqlite":
+        raise PhoenixPortTaken(
+            f"the Phoenix at {url} stores in SQLite, not in {DATABASE_URL_ENV}'s database; stop it (an earlier "
+            "`cogscope run` may have left it running) or set COGSCOPE_PHOENIX_PORT to a free port"
+        )
+    return PhoenixServer(url=url, version=version)
+
+
+def _phoenix_env(
+    working_dir: Path, *, host: str, port: int, grpc_port: int | None, database_url: str | None
+) -> dict[str, str]:
+    """The environment of the Phoenix cogscope starts: where it listens and stores, and the host guard."""
     env = {
         **os.environ,
         "PHOENIX_WORKING_DIR": str(working_dir),
@@ -277,6 +294,11 @@ def ensure_phoenix(
         env["PHOENIX_SQL_DATABASE_URL"] = database_url
     guard = f"{Path(host_guard.__file__).resolve()}:{host_guard.PHOENIX_GUARD}"
     env[PHOENIX_MIDDLEWARE_ENV] = ",".join(p for p in (env.get(PHOENIX_MIDDLEWARE_ENV, "").strip(), guard) if p)
+    return env
+
+
+def _spawn_phoenix(url: str, env: dict[str, str], *, log_path: Path) -> PhoenixServer:
+    """Start `phoenix serve`, tied to cogscope by a lifeline, its output in `log_path`; not yet answering."""
     lifeline = Lifeline()
     try:
         with log_path.open("ab") as log:
@@ -293,7 +315,14 @@ def ensure_phoenix(
         lifeline.close()
         raise
     lifeline.started()
-    server = PhoenixServer(url=url, version="", process=process, log_path=log_path, lifeline=lifeline)
+    return PhoenixServer(url=url, version="", process=process, log_path=log_path, lifeline=lifeline)
+
+
+def _wait_until_up(server: PhoenixServer, *, timeout: float, database_url: str | None) -> PhoenixServer:
+    """Wait for the Phoenix just started to answer (and check its host guard); PhoenixStartFailed, with the end of
+    its log, when it exits or does not answer within `timeout` s."""
+    process, log_path, lifeline = server.process, server.log_path, server.lifeline
+    assert process is not None and log_path is not None and lifeline is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -302,7 +331,7 @@ def ensure_phoenix(
                 f"phoenix serve exited with code {process.returncode} (log: {log_path}): "
                 + without_password(_tail(log_path), database_url)
             )
-        version = phoenix_version(url, timeout=1.0)
+        version = phoenix_version(server.url, timeout=1.0)
         if version is not None:
             server.version = version
             _check_guarded(server)
@@ -310,6 +339,6 @@ def ensure_phoenix(
         time.sleep(0.3)
     server.stop()
     raise PhoenixStartFailed(
-        f"phoenix serve did not answer at {url} within {timeout:.0f} s; see {log_path}: "
+        f"phoenix serve did not answer at {server.url} within {timeout:.0f} s; see {log_path}: "
         + without_password(_tail(log_path), database_url)
     )
