@@ -3,16 +3,44 @@
 Never imports `agents`: whatever needs an agent receives it (or a factory) as an argument. `ui` imports only the
 names below (tests/test_packages.py pins this).
 
-Where things are:
+Where things are (every module, one line each; tests/test_packages.py checks that none is missing):
+
+What a cycle is and how it runs
 - `attributes`: every `cogscope.*` span attribute, the cycle statuses, the span-name rules
+- `cycle_spec`: a cycle's spec (what its root span records) and its status, for cogscope's cycles and an app's
+- `cycle_runner`: `Cycle`, running one agent cycle under its root span and streaming its steps to the caller
+- `recorder`: the one-line recorder (`record`, `stop`): an app's smolagents runs become cogscope cycles
+- `roles`: which role (managed agent) and step an LLM call belongs to, written on its span as it starts
+- `replay`: deterministic replay and fork of a recorded cycle, from its trace alone
+
+Getting spans out (tracing, redaction, the spool, Phoenix)
+- `tracing`: the set-up: one TracerProvider, the instrumentor, the exporters in their order
+- `instrumentor`: the smolagents instrumentor (OpenInference's, with lighter wrappers)
+- `context_guard`: keeps CPython < 3.12 from crashing on a garbage collection inside a context-variable set
+- `writer`: takes each span off the agent's thread as it ends and exports it from a thread of its own
+- `compact`: compact LLM spans (only what is new in a prompt), and the whole prompt rebuilt
+- `redaction`: the rules that find secrets, and the `Redactor` that blanks them in any text
+- `secret_forms`: the forms a known secret takes in text (hex, base64, spelt out...), for `redaction`
+- `redacted_output`: redaction in the way out: the span exporter wrapper and the CLI's stdout/stderr
+- `signing`: which cycles this installation recorded (an HMAC over the root span's replay attributes)
+- `sealing`: the content seal over what replay takes from every span of a cycle
+- `spool`: the on-disk queue every span waits in until Phoenix has stored it, and the exporter that fills it
+- `sender`: the thread that sends spooled spans to Phoenix in batches and confirms they are stored
+- `phoenix_server`: the embedded Phoenix process: reuse one that answers, or start `phoenix serve` on loopback
+- `database_url`: the PostgreSQL URL Phoenix may store in: its check, the connection probe, its password blanked
+- `host_guard`: refuses what a page of another site sends to a local server (loaded by Phoenix too)
+- `children`: child servers that never outlive cogscope, however it ends
+- `errors`: the telemetry errors (`TelemetryError` and the Phoenix ones)
+
+Reading cycles back and what they cost
+- `phoenix_spans`: reading spans back from Phoenix with its own client; trace links
+- `frames`: in-process spans as a frame in the layout of Phoenix's own
 - `tables`: spans -> the cycles, steps and calls tables, and the one pricing function (`price`)
-- `cycles`: reading those tables back from Phoenix; the Traces list
+- `cycle_list`: the cycles and calls read back from Phoenix (only the columns needed); the Traces list
+- `steps`: what happened in each step (the step-through)
+- `prices`: the prices per model (LiteLLM's map and the prices file), and `usd`, how amounts are written
 - `figures`: the Dashboard's and `cogscope cost`'s statistics and breakdowns
 - `projection`: a cycle's cost per day and per month, and the what-if
-- `prices`: the prices per model (LiteLLM's map and the prices file), and `usd`, how amounts are written
-- `steps`: what happened in each step (the step-through); `replay`: deterministic replay and fork
-- `cycle`: running one cycle under its root span; `tracing`, `spool`, `redaction`, `signing`, `sealing`: getting spans
-  out, and telling this installation's cycles from forged or changed ones
 """
 
 from typing import TYPE_CHECKING, Any
@@ -27,6 +55,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
     from .figures import CycleFigures, Scope, breakdown, per_cycle, select, summary
     from .frames import spans_to_frame
+    from .host_guard import HostGuard, HostRules, is_loopback_name, plain_answer
     from .phoenix_server import PhoenixServer, connect_phoenix, ensure_phoenix, free_port, port_in_use
     from .phoenix_spans import TRACE_ID, phoenix_client, trace_spans, trace_url, wait_for_trace
     from .prices import Prices, PricesError, counted, load_prices, price_map_models, usd
@@ -139,22 +168,19 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DEFAULT_PROJECT",
-    "ERROR",
-    "FAILED",
-    "MAX_STEPS",
-    "OK",
-    "STATUSES",
-    "STEP_ERRORS",
-    "TRACE_ID",
     "Cycle",
     "CycleFigures",
     "CycleFilter",
     "CycleResult",
     "CycleSpec",
     "CycleTotals",
+    "DEFAULT_PROJECT",
+    "ERROR",
+    "FAILED",
     "HostGuard",
     "HostRules",
+    "MAX_STEPS",
+    "OK",
     "PhoenixError",
     "PhoenixPortTaken",
     "PhoenixServer",
@@ -166,10 +192,13 @@ __all__ = [
     "Recording",
     "Replay",
     "ReplayError",
+    "STATUSES",
+    "STEP_ERRORS",
     "Scope",
     "Signer",
     "Spool",
     "StepView",
+    "TRACE_ID",
     "TelemetryError",
     "ToolCall",
     "TraceTables",
@@ -179,6 +208,7 @@ __all__ = [
     "clean_text",
     "clean_value",
     "connect_phoenix",
+    "counted",
     "cycle_records",
     "default_redactor",
     "ensure_phoenix",
@@ -210,7 +240,6 @@ __all__ = [
     "trace_spans",
     "trace_tables",
     "trace_url",
-    "counted",
     "usd",
     "wait_for_trace",
     "what_if",
