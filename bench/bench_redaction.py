@@ -31,7 +31,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
-from cogscope.telemetry.redaction import default_redactor, redact, redact_span  # noqa: E402
+from cogscope.telemetry.redacted_output import redact_span  # noqa: E402
+from cogscope.telemetry.redaction import default_redactor, redact  # noqa: E402
 
 CANARIES = {
     "OPENAI_API_KEY": "sk-bench-CANARY-7f3a9c2e4b1d8e6f0a5c",

@@ -1,4 +1,4 @@
-"""Benchmark: listing 1,000 cycles in the Traces tab (telemetry.cycles.list_cycles against a real Phoenix).
+"""Benchmark: listing 1,000 cycles in the Traces tab (telemetry.cycle_list.list_cycles against a real Phoenix).
 
     LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python bench/bench_traces_list.py [--cycles 1000] [--repeats 3]
 
@@ -146,7 +146,7 @@ def main() -> int:
     print("cogscope bench: listing cycles in the Traces tab")
     print(f"  {n} synthetic heartbeat cycles ({SPANS_PER_CYCLE} spans each, {n * SPANS_PER_CYCLE} spans, ~15% failed)")
     print("  sent over OTLP/HTTP to a real Phoenix (SQLite), start times spread over the last 24 h.")
-    print("  measured: telemetry.cycles.list_cycles() wall time (median of", args.repeats, "calls) for")
+    print("  measured: telemetry.cycle_list.list_cycles() wall time (median of", args.repeats, "calls) for")
     print("    (a) all cycles, (b) failed only (CycleFilter(failed_only=True)), (c) the first page of 50.")
     print("  memory: peak RSS (Linux VmHWM, reset before the call via /proc/self/clear_refs) of a fresh process")
     print("    that imports litellm + telemetry and makes one call (its growth over the RSS after imports is what")

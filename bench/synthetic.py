@@ -179,7 +179,7 @@ class Loader:
             step.end(end_time=t)
         run.end(end_time=t)
         finished = list(self.tracing.collector.take(trace_id))
-        root.set_attribute(ATTR_TOOL_S, tool_seconds(finished))  # as telemetry.cycle.Cycle writes them
+        root.set_attribute(ATTR_TOOL_S, tool_seconds(finished))  # as telemetry.cycle_runner.Cycle writes them
         root.set_attribute(ATTR_STEPS, step_count(finished))
         if status in ("max_steps", "error"):
             root.set_status(Status(StatusCode.ERROR, "Reached max steps." if status == "max_steps" else "boom"))

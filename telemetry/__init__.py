@@ -3,17 +3,45 @@
 Never imports `agents`: whatever needs an agent receives it (or a factory) as an argument. `ui` imports only the
 names below (tests/test_packages.py pins this).
 
-Where things are:
+Where things are (every module, one line each; tests/test_packages.py checks that none is missing):
+
+What a cycle is and how it runs
 - `attributes`: every `cogscope.*` span attribute, the cycle statuses, the span-name rules
+- `cycle_spec`: a cycle's spec (what its root span records) and its status, for cogscope's cycles and an app's
+- `cycle_runner`: `Cycle`, running one agent cycle under its root span and streaming its steps to the caller
+- `recorder`: the one-line recorder (`record`, `stop`): an app's smolagents runs become cogscope cycles
+- `roles`: which role (managed agent) and step an LLM call belongs to, written on its span as it starts
+- `replay`: deterministic replay and fork of a recorded cycle, from its trace alone
+
+Getting spans out (tracing, redaction, the spool, Phoenix)
+- `tracing`: the set-up: one TracerProvider, the instrumentor, the exporters in their order
+- `instrumentor`: the smolagents instrumentor (OpenInference's, with lighter wrappers)
+- `context_guard`: keeps CPython < 3.12 from crashing on a garbage collection inside a context-variable set
+- `writer`: takes each span off the agent's thread as it ends and exports it from a thread of its own
+- `compact`: compact LLM spans (only what is new in a prompt), and the whole prompt rebuilt
+- `redaction`: the rules that find secrets, and the `Redactor` that blanks them in any text
+- `secret_forms`: the forms a known secret takes in text (hex, base64, spelt out...), for `redaction`
+- `redacted_output`: redaction in the way out: the span exporter wrapper and the CLI's stdout/stderr
+- `signing`: which cycles this installation recorded (an HMAC over the root span's replay attributes)
+- `sealing`: the content seal over what replay takes from every span of a cycle
+- `spool`: the on-disk queue every span waits in until Phoenix has stored it, and the exporter that fills it
+- `sender`: the thread that sends spooled spans to Phoenix in batches and confirms they are stored
+- `phoenix_server`: the embedded Phoenix process: reuse one that answers, or start `phoenix serve` on loopback
+- `database_url`: the PostgreSQL URL Phoenix may store in: its check, the connection probe, its password blanked
+- `host_guard`: refuses what a page of another site sends to a local server (loaded by Phoenix too)
+- `children`: child servers that never outlive cogscope, however it ends
+- `errors`: the telemetry errors (`TelemetryError` and the Phoenix ones)
+
+Reading cycles back and what they cost
+- `phoenix_spans`: reading spans back from Phoenix with its own client; trace links
+- `frames`: in-process spans as a frame in the layout of Phoenix's own
 - `tables`: spans -> the cycles, steps and calls tables, and the one pricing function (`price`)
-- `cycles`: reading those tables back from Phoenix; the Traces list
+- `cycle_list`: the cycles and calls read back from Phoenix (only the columns needed); the Traces list
+- `steps`: what happened in each step (the step-through)
+- `prices`: the prices per model (LiteLLM's map and the prices file), and `usd`, how amounts are written
+- `phoenix_prices`: the prices file's models registered in Phoenix, so that Phoenix's own cost is cogscope's
 - `figures`: the Dashboard's and `cogscope cost`'s statistics and breakdowns
 - `projection`: a cycle's cost per day and per month, and the what-if
-- `prices`: the prices per model (LiteLLM's map and the prices file), and `usd`, how amounts are written;
-  `phoenix_prices`: the prices file's models registered in Phoenix, so that Phoenix's own cost is cogscope's
-- `steps`: what happened in each step (the step-through); `replay`: deterministic replay and fork
-- `cycle`: running one cycle under its root span; `tracing`, `spool`, `redaction`, `signing`, `sealing`: getting spans
-  out, and telling this installation's cycles from forged or changed ones
 """
 
 from typing import TYPE_CHECKING, Any
@@ -21,28 +49,26 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers and readers see; at run time each name loads on first use (below)
     from .attributes import ERROR, FAILED, MAX_STEPS, OK, STATUSES, STEP_ERRORS
     from .children import spawn_tied
-    from .cycle import Cycle, CycleResult, CycleSpec
-    from .cycles import CycleFilter, cycle_records, list_cycles
+    from .cycle_list import CycleFilter, cycle_records, list_cycles
+    from .cycle_runner import Cycle, CycleResult
+    from .cycle_spec import CycleSpec
+    from .database_url import check_database_url
     from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
     from .figures import CycleFigures, Scope, breakdown, per_cycle, select, summary
     from .frames import spans_to_frame
+    from .host_guard import HostGuard, HostRules, is_loopback_name, plain_answer
     from .phoenix_prices import register_prices
-    from .phoenix_server import (
-        PhoenixServer,
-        check_database_url,
-        connect_phoenix,
-        ensure_phoenix,
-        free_port,
-        port_in_use,
-    )
+    from .phoenix_server import PhoenixServer, connect_phoenix, ensure_phoenix, free_port, port_in_use
     from .phoenix_spans import TRACE_ID, phoenix_client, trace_spans, trace_url, wait_for_trace
     from .prices import Prices, PricesError, counted, load_prices, price_map_models, usd
     from .projection import Projection, measured_interval, project, what_if
     from .recorder import record, stop
-    from .redaction import clean_text, clean_value, default_redactor, redact, redact_value, redacted_stdio
+    from .redacted_output import redacted_stdio
+    from .redaction import clean_text, clean_value, default_redactor, redact, redact_value
     from .replay import Recording, Replay, ReplayError, prepare_replay
+    from .sender import otlp_headers
     from .signing import Signer
-    from .spool import Spool, otlp_headers
+    from .spool import Spool
     from .steps import StepView, ToolCall, model_messages, step_record
     from .tables import CycleTotals, TraceTables, trace_tables
     from .tracing import DEFAULT_PROJECT, Tracing, setup_tracing
@@ -55,12 +81,12 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "STATUSES": "attributes",
     "STEP_ERRORS": "attributes",
     "spawn_tied": "children",
-    "Cycle": "cycle",
-    "CycleResult": "cycle",
-    "CycleSpec": "cycle",
-    "CycleFilter": "cycles",
-    "cycle_records": "cycles",
-    "list_cycles": "cycles",
+    "Cycle": "cycle_runner",
+    "CycleResult": "cycle_runner",
+    "CycleSpec": "cycle_spec",
+    "CycleFilter": "cycle_list",
+    "cycle_records": "cycle_list",
+    "list_cycles": "cycle_list",
     "PhoenixError": "errors",
     "PhoenixPortTaken": "errors",
     "PhoenixStartFailed": "errors",
@@ -79,7 +105,7 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "plain_answer": "host_guard",
     "register_prices": "phoenix_prices",
     "PhoenixServer": "phoenix_server",
-    "check_database_url": "phoenix_server",
+    "check_database_url": "database_url",
     "connect_phoenix": "phoenix_server",
     "ensure_phoenix": "phoenix_server",
     "free_port": "phoenix_server",
@@ -106,14 +132,14 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "default_redactor": "redaction",
     "redact": "redaction",
     "redact_value": "redaction",
-    "redacted_stdio": "redaction",
+    "redacted_stdio": "redacted_output",
     "Recording": "replay",
     "Replay": "replay",
     "ReplayError": "replay",
     "prepare_replay": "replay",
     "Signer": "signing",
     "Spool": "spool",
-    "otlp_headers": "spool",
+    "otlp_headers": "sender",
     "StepView": "steps",
     "ToolCall": "steps",
     "model_messages": "steps",
@@ -145,22 +171,19 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DEFAULT_PROJECT",
-    "ERROR",
-    "FAILED",
-    "MAX_STEPS",
-    "OK",
-    "STATUSES",
-    "STEP_ERRORS",
-    "TRACE_ID",
     "Cycle",
     "CycleFigures",
     "CycleFilter",
     "CycleResult",
     "CycleSpec",
     "CycleTotals",
+    "DEFAULT_PROJECT",
+    "ERROR",
+    "FAILED",
     "HostGuard",
     "HostRules",
+    "MAX_STEPS",
+    "OK",
     "PhoenixError",
     "PhoenixPortTaken",
     "PhoenixServer",
@@ -172,10 +195,13 @@ __all__ = [
     "Recording",
     "Replay",
     "ReplayError",
+    "STATUSES",
+    "STEP_ERRORS",
     "Scope",
     "Signer",
     "Spool",
     "StepView",
+    "TRACE_ID",
     "TelemetryError",
     "ToolCall",
     "TraceTables",
@@ -185,6 +211,7 @@ __all__ = [
     "clean_text",
     "clean_value",
     "connect_phoenix",
+    "counted",
     "cycle_records",
     "default_redactor",
     "ensure_phoenix",
@@ -217,7 +244,6 @@ __all__ = [
     "trace_spans",
     "trace_tables",
     "trace_url",
-    "counted",
     "usd",
     "wait_for_trace",
     "what_if",

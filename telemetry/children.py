@@ -19,7 +19,7 @@ cogscope starts two servers of its own: Phoenix and the bundled model's llama.cp
   (multiprocessing's fork start method) inherits the write end and keeps the child alive while it lives;
   `subprocess` children do not (cogscope's pipe ends are not inheritable).
 
-Both need Linux; elsewhere `spawn_tied` spawns an untied child (and says so in `TIED`).
+Both need Linux; elsewhere `spawn_tied` spawns an untied child.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ def _load_prctl() -> Callable[..., int] | None:
 
 
 _PRCTL = _load_prctl()  # looked up here, never in a freshly forked child
-TIED = _PRCTL is not None
 
 
 class _Spawner:

@@ -48,7 +48,7 @@ from .attributes import (
     OUTPUT,
     REPLAYED,
 )
-from .redaction import replace_span
+from .redacted_output import replace_span
 
 _MESSAGE_KEY = re.compile(rf"^{re.escape(INPUT_MESSAGES)}\.(\d+)\.(.+)$")
 _TOOL_KEY = re.compile(rf"^{re.escape(LLM_TOOLS)}\.\d+\.")

@@ -2,7 +2,7 @@
 pandas functions for both, over the cycles and calls tables (`telemetry.tables`). The monthly projection and the
 what-if are in `telemetry.projection`.
 
-`CycleFigures` reads only the columns it needs from Phoenix (`telemetry.cycles`), lets Phoenix filter by time,
+`CycleFigures` reads only the columns it needs from Phoenix (`telemetry.cycle_list`), lets Phoenix filter by time,
 and keeps what it has read, so `refresh()` fetches only cycles it has not seen.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from .attributes import ERROR, MAX_STEPS
-from .cycles import by_source, by_user, fetch_calls, fetch_roots, fetch_tool_time
+from .cycle_list import by_source, by_user, fetch_calls, fetch_roots, fetch_tool_time
 from .prices import Prices
 from .projection import project
 from .tables import CALL_COLUMNS, cycles_table, isin, priced, roots_table, sum_calls
@@ -62,7 +62,7 @@ class CycleFigures:
         Two queries in the usual case: the roots (one row per cycle, its time in tools included) and the LLM
         spans of the new cycles (their role and step included), per chunk of CALLS_CHUNK cycles: Phoenix answers
         in JSON, and holding the text of 300,000 calls at once was most of the first load's peak memory at
-        100,000 cycles. Traces recorded without those attributes cost more (`telemetry.cycles`)."""
+        100,000 cycles. Traces recorded without those attributes cost more (`telemetry.cycle_list`)."""
         roots = fetch_roots(self.client, self.project, since, until)
         if roots.empty:
             return 0

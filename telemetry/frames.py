@@ -14,8 +14,6 @@ import pandas as pd
 from opentelemetry.sdk.trace import ReadableSpan
 
 KIND = "span_kind"
-PROMPT = "attributes.llm.token_count.prompt"
-COMPLETION = "attributes.llm.token_count.completion"
 
 
 def encodable(value: Any) -> Any:

@@ -8,9 +8,8 @@ it ends (even SIGKILL), Phoenix shuts itself down, unless cogscope detached it (
 `cogscope run` commands leave it running so the trace link they print keeps working).
 
 Storage: SQLite in its working dir, or the PostgreSQL database given as `database_url` (COGSCOPE_DATABASE_URL;
-several Phoenix servers may share one). cogscope connects to that database once before starting Phoenix, so that
-a wrong URL, password or database ends in one line that says what to fix (Phoenix itself would spend 30 s and
-then report a failed migration). The password is never shown: `shown_database_url` blanks it.
+several Phoenix servers may share one). cogscope checks that database before starting Phoenix
+(`telemetry.database_url`), so that a wrong URL, password or database ends in one line that says what to fix.
 
 Web pages: the Phoenix cogscope starts answers only its own Host names and refuses requests pages of other origins
 make (`telemetry.host_guard`, given to Phoenix through its own setting PHOENIX_FASTAPI_MIDDLEWARE_PATHS). cogscope
@@ -20,23 +19,20 @@ stopped, with one line that says what to do, rather than left open to any page.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from . import host_guard
 from .children import Lifeline, python_child
+from .database_url import DATABASE_URL_ENV, check_database, check_database_url, without_password
 from .errors import PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable
 
 TRACES_PATH = "/v1/traces"
@@ -44,16 +40,10 @@ GRPC_HOST_ENV = "COGSCOPE_PHOENIX_GRPC_HOST"
 # Phoenix's setting for middleware of one's own ("file_path:ClassName", comma separated): the host guard goes there
 PHOENIX_MIDDLEWARE_ENV = "PHOENIX_FASTAPI_MIDDLEWARE_PATHS"
 GUARD_CHECK_HOST = "cogscope-guard-check.invalid"  # a name no page can have: the started Phoenix must refuse it
-DATABASE_URL_ENV = "COGSCOPE_DATABASE_URL"
-# how a good URL looks, in words the output redaction leaves alone (it blanks any `scheme://user:X@`)
-DATABASE_URL_FORM = "postgresql://USER@HOST:5432/DATABASE (USER:PASSWORD@ when the server wants a password)"
-BLANK = "[REDACTED]"
 # Phoenix's own storage variables: the Phoenix cogscope starts stores where cogscope says (database_url), not
 # where a stray PHOENIX_SQL_DATABASE_URL or PHOENIX_POSTGRES_* in the environment would send it
 _PHOENIX_STORAGE_ENV = ("PHOENIX_SQL_DATABASE_URL", "PHOENIX_SQL_DATABASE_READ_REPLICA_URL")
 _PHOENIX_STORAGE_PREFIX = "PHOENIX_POSTGRES_"
-_SCHEMES = {"postgresql": "postgresql", "postgres": "postgresql", "postgresql+asyncpg": "postgresql"}
-_SECRET_QUERY_KEYS = {"password", "pass", "passwd", "pwd", "sslpassword"}
 
 # Run in the Phoenix process before Phoenix: its gRPC server binds `[::]:PORT`; make that `HOST:PORT`.
 _BIND_GRPC = f"""
@@ -93,150 +83,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def shown_database_url(url: str) -> str:
-    """The URL with its password blanked (in the user:PASSWORD@ part and in a ?password= parameter)."""
-    try:
-        parts = urlsplit(url.strip())
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, hostport = netloc.rpartition("@")
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":" + BLANK
-            netloc = f"{userinfo}@{hostport}"
-        query = urlencode(
-            [(k, BLANK if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in parse_qsl(parts.query, True)],
-            safe="[]/:",
-        )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-    except ValueError:
-        return "(an unreadable URL)"
-
-
-def _password_forms(url: str) -> list[str]:
-    """The password of a database URL as it may appear in a text (raw and percent-decoded), longest first."""
-    try:
-        parts = urlsplit(url.strip())
-        found = [parts.password or ""] + [v for k, v in parse_qsl(parts.query, True) if k.lower() in _SECRET_QUERY_KEYS]
-    except ValueError:
-        return []
-    forms = {f for p in found if p for f in (p, unquote(p), quote(unquote(p), safe=""))}
-    return sorted(forms, key=len, reverse=True)
-
-
-def _without_password(text: str, url: str | None) -> str:
-    for form in _password_forms(url or ""):
-        text = text.replace(form, BLANK)
-    return text
-
-
-def check_database_url(url: str) -> str:
-    """The PostgreSQL URL Phoenix is given (`postgres://` spelt `postgresql://`), or ValueError with one line
-    that says what to fix and never the password."""
-    raw = url.strip()
-    scheme, sep, rest = raw.partition("://")
-    if not sep or scheme.lower() not in _SCHEMES:
-        what = f"starts with {scheme + ':'!r}" if sep and scheme.isidentifier() else "is not a URL"
-        raise ValueError(
-            f"{DATABASE_URL_ENV} {what}; Phoenix stores in PostgreSQL only: use {DATABASE_URL_FORM}, "
-            "or unset it to keep Phoenix's SQLite in the data dir"
-        )
-    normal = f"{_SCHEMES[scheme.lower()]}://{rest}"
-    shown = shown_database_url(normal)
-    try:
-        parts = urlsplit(normal)
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError:
-        raise ValueError(f"{DATABASE_URL_ENV}={shown} has a bad host or port; use {DATABASE_URL_FORM}") from None
-    if not parts.path.strip("/"):
-        raise ValueError(f"{DATABASE_URL_ENV}={shown} names no database; add it after the port: {DATABASE_URL_FORM}")
-    return normal
-
-
-_T = TypeVar("_T")
-
-
-def _run_async(make: Callable[[], Awaitable[_T]]) -> _T:
-    """Run a coroutine to its end from sync code, in a thread of its own (the caller may be inside an event loop)."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(make())  # type: ignore[arg-type]
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            box["error"] = e
-
-    thread = threading.Thread(target=target, name="cogscope-db-check", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
-
-
-def check_database(url: str, timeout: float = 10.0) -> None:
-    """Connect to the PostgreSQL database once, as Phoenix will; PhoenixStartFailed with one line that says what to
-    fix when it cannot (unreachable server, wrong user or password, no such database, no right to create tables)."""
-    try:
-        import asyncpg
-    except ImportError:
-        raise PhoenixStartFailed(
-            "PostgreSQL support is not installed: pip install 'arize-phoenix[pg]' (scripts/bootstrap.sh does)"
-        ) from None
-    try:
-        url = check_database_url(url)
-    except ValueError as e:
-        raise PhoenixStartFailed(str(e)) from None
-    parts = urlsplit(url)
-    shown = shown_database_url(url)
-    where = f"{parts.hostname or 'the local socket'}{f':{parts.port}' if parts.port else ''}"
-    database = unquote(parts.path.strip("/"))
-
-    async def probe() -> tuple[bool, bool]:
-        connection = await asyncpg.connect(url, timeout=timeout)
-        try:
-            migrated = await connection.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
-            may_create = await connection.fetchval("SELECT has_schema_privilege(current_schema(), 'CREATE')")
-            return bool(migrated), bool(may_create)
-        finally:
-            await connection.close(timeout=timeout)
-
-    fix = f"fix {DATABASE_URL_ENV} ({shown})"
-    try:
-        migrated, may_create = _run_async(probe)
-    except asyncpg.InvalidPasswordError:
-        raise PhoenixStartFailed(
-            f"PostgreSQL at {where} refused the password of user {parts.username!r}; {fix}"
-        ) from None
-    except asyncpg.InvalidCatalogNameError:
-        raise PhoenixStartFailed(
-            f"PostgreSQL at {where} has no database {database!r}: create it (createdb {database}) or {fix}"
-        ) from None
-    except asyncpg.InvalidAuthorizationSpecificationError as e:
-        raise PhoenixStartFailed(
-            f"PostgreSQL at {where} refused the connection ({_without_password(str(e), url)}); {fix}"
-        ) from None
-    except asyncpg.PostgresError as e:
-        raise PhoenixStartFailed(f"PostgreSQL at {where}: {_without_password(str(e), url)}; {fix}") from None
-    except (TimeoutError, asyncio.TimeoutError):
-        raise PhoenixStartFailed(f"PostgreSQL at {where} did not answer within {timeout:.0f} s; {fix}") from None
-    except socket.gaierror:
-        raise PhoenixStartFailed(f"the database host {parts.hostname!r} is unknown; {fix}") from None
-    except OSError as e:
-        reason = os.strerror(e.errno) if e.errno else _without_password(str(e), url)
-        raise PhoenixStartFailed(f"cannot reach PostgreSQL at {where} ({reason}); start it or {fix}") from None
-    except (ValueError, asyncpg.InterfaceError) as e:
-        raise PhoenixStartFailed(
-            f"{DATABASE_URL_ENV}={shown} is not usable ({_without_password(str(e), url)})"
-        ) from None
-    if not migrated and not may_create:
-        raise PhoenixStartFailed(
-            f"user {parts.username!r} may not create tables in database {database!r} at {where} (PostgreSQL 15 and "
-            "later no longer let every user create in schema public): make the user the database's owner "
-            f"(ALTER DATABASE {database} OWNER TO {parts.username}) or GRANT CREATE ON SCHEMA public TO "
-            f"{parts.username}"
-        )
 
 
 def phoenix_storage(url: str, timeout: float = 5.0) -> str | None:
@@ -398,14 +244,9 @@ def ensure_phoenix(
             database_url = check_database_url(database_url)
         except ValueError as e:
             raise PhoenixStartFailed(str(e)) from None
-    version = phoenix_version(url)
-    if version is not None:
-        if database_url is not None and phoenix_storage(url) == "sqlite":
-            raise PhoenixPortTaken(
-                f"the Phoenix at {url} stores in SQLite, not in {DATABASE_URL_ENV}'s database; stop it (an earlier "
-                "`cogscope run` may have left it running) or set COGSCOPE_PHOENIX_PORT to a free port"
-            )
-        return PhoenixServer(url=url, version=version)
+    running = _running_phoenix(url, database_url)
+    if running is not None:
+        return running
     if port_in_use(host, port):
         raise PhoenixPortTaken(
             f"port {port} on {host} is taken by something that is not Phoenix; stop it, or set "
@@ -415,7 +256,29 @@ def ensure_phoenix(
         check_database(database_url)
     working_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     working_dir.chmod(0o700)  # Phoenix's SQLite (phoenix.db: every trace) is for the user who runs cogscope only
-    log_path = working_dir / "phoenix.log"
+    env = _phoenix_env(working_dir, host=host, port=port, grpc_port=grpc_port, database_url=database_url)
+    server = _spawn_phoenix(url, env, log_path=working_dir / "phoenix.log")
+    return _wait_until_up(server, timeout=timeout, database_url=database_url)
+
+
+def _running_phoenix(url: str, database_url: str | None) -> PhoenixServer | None:
+    """The Phoenix already answering at `url` (None: none does); PhoenixPortTaken when it stores in SQLite but
+    cogscope was told to store in a database."""
+    version = phoenix_version(url)
+    if version is None:
+        return None
+    if database_url is not None and phoenix_storage(url) == "sqlite":
+        raise PhoenixPortTaken(
+            f"the Phoenix at {url} stores in SQLite, not in {DATABASE_URL_ENV}'s database; stop it (an earlier "
+            "`cogscope run` may have left it running) or set COGSCOPE_PHOENIX_PORT to a free port"
+        )
+    return PhoenixServer(url=url, version=version)
+
+
+def _phoenix_env(
+    working_dir: Path, *, host: str, port: int, grpc_port: int | None, database_url: str | None
+) -> dict[str, str]:
+    """The environment of the Phoenix cogscope starts: where it listens and stores, and the host guard."""
     env = {
         **os.environ,
         "PHOENIX_WORKING_DIR": str(working_dir),
@@ -431,6 +294,11 @@ def ensure_phoenix(
         env["PHOENIX_SQL_DATABASE_URL"] = database_url
     guard = f"{Path(host_guard.__file__).resolve()}:{host_guard.PHOENIX_GUARD}"
     env[PHOENIX_MIDDLEWARE_ENV] = ",".join(p for p in (env.get(PHOENIX_MIDDLEWARE_ENV, "").strip(), guard) if p)
+    return env
+
+
+def _spawn_phoenix(url: str, env: dict[str, str], *, log_path: Path) -> PhoenixServer:
+    """Start `phoenix serve`, tied to cogscope by a lifeline, its output in `log_path`; not yet answering."""
     lifeline = Lifeline()
     try:
         with log_path.open("ab") as log:
@@ -447,16 +315,23 @@ def ensure_phoenix(
         lifeline.close()
         raise
     lifeline.started()
-    server = PhoenixServer(url=url, version="", process=process, log_path=log_path, lifeline=lifeline)
+    return PhoenixServer(url=url, version="", process=process, log_path=log_path, lifeline=lifeline)
+
+
+def _wait_until_up(server: PhoenixServer, *, timeout: float, database_url: str | None) -> PhoenixServer:
+    """Wait for the Phoenix just started to answer (and check its host guard); PhoenixStartFailed, with the end of
+    its log, when it exits or does not answer within `timeout` s."""
+    process, log_path, lifeline = server.process, server.log_path, server.lifeline
+    assert process is not None and log_path is not None and lifeline is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             lifeline.close()
             raise PhoenixStartFailed(
                 f"phoenix serve exited with code {process.returncode} (log: {log_path}): "
-                + _without_password(_tail(log_path), database_url)
+                + without_password(_tail(log_path), database_url)
             )
-        version = phoenix_version(url, timeout=1.0)
+        version = phoenix_version(server.url, timeout=1.0)
         if version is not None:
             server.version = version
             _check_guarded(server)
@@ -464,6 +339,6 @@ def ensure_phoenix(
         time.sleep(0.3)
     server.stop()
     raise PhoenixStartFailed(
-        f"phoenix serve did not answer at {url} within {timeout:.0f} s; see {log_path}: "
-        + _without_password(_tail(log_path), database_url)
+        f"phoenix serve did not answer at {server.url} within {timeout:.0f} s; see {log_path}: "
+        + without_password(_tail(log_path), database_url)
     )

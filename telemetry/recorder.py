@@ -41,8 +41,8 @@ from .attributes import (
     ATTR_SIGNATURE,
     cycle_span_name,
 )
+from .cycle_spec import CycleSpec, classify, close_root
 from .redaction import redact_value
-from .runs import CycleSpec, classify, close_root
 from .signing import Signer
 from .spool import Spool
 from .tracing import Tracing, setup_tracing

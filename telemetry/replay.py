@@ -43,7 +43,8 @@ from .attributes import (
     app_task,
     replayed_attributes,
 )
-from .cycle import Cycle, CycleSpec
+from .cycle_runner import Cycle
+from .cycle_spec import CycleSpec
 from .errors import TelemetryError
 from .prices import Prices, counted
 from .sealing import CHANGED, HERE, NOT_HERE, trace_trust
@@ -437,6 +438,34 @@ class Replay:
         return divergence is None, divergence
 
 
+def _check_fork(recording: Recording, fork_at: int, substitute: str | None, live_model: Model | None) -> None:
+    """A fork starts at one of the recording's steps, with an edited output or a live model (one of the two)."""
+    if not recording.steps:
+        raise ReplayError(f"trace {recording.trace_id} has no steps to fork from")
+    if not 1 <= fork_at <= len(recording.steps):
+        raise ReplayError(
+            f"step {fork_at} is outside the recording's steps 1..{len(recording.steps)}; pick one of those"
+        )
+    if (substitute is None) == (live_model is None):
+        raise ReplayError("a fork needs either an edited output for that step or a live model, not both")
+
+
+def _replay_spec(recording: Recording, *, session_id: str | None, live_model_id: str | None) -> CycleSpec:
+    """The re-run's spec: the recorded one, linked to its original (`replay_of`), every role on the live model
+    when there is one."""
+    models = dict(recording.models)
+    if live_model_id:
+        models = {role: live_model_id for role in models}
+    return CycleSpec(
+        agent=recording.agent,
+        options=recording.options,
+        models=models,
+        session_id=session_id or recording.session_id,
+        replay_of=recording.trace_id,
+        mcp=recording.mcp,
+    )
+
+
 def prepare_replay(
     recording: Recording,
     *,
@@ -454,14 +483,7 @@ def prepare_replay(
 ) -> Replay:
     """Rebuild the recorded agent around a ReplayModel; returns the Replay whose cycle the caller runs."""
     if fork_at is not None:
-        if not recording.steps:
-            raise ReplayError(f"trace {recording.trace_id} has no steps to fork from")
-        if not 1 <= fork_at <= len(recording.steps):
-            raise ReplayError(
-                f"step {fork_at} is outside the recording's steps 1..{len(recording.steps)}; pick one of those"
-            )
-        if (substitute is None) == (live_model is None):
-            raise ReplayError("a fork needs either an edited output for that step or a live model, not both")
+        _check_fork(recording, fork_at, substitute, live_model)
     model = ReplayModel(
         recording.outputs,
         tracing=tracing,
@@ -476,17 +498,7 @@ def prepare_replay(
     check_same_agent(recording, agent)
     if stub:
         stub_tools(agent, recording.tools)
-    models = dict(recording.models)
-    if live_model_id:
-        models = {role: live_model_id for role in models}
-    spec = CycleSpec(
-        agent=recording.agent,
-        options=recording.options,
-        models=models,
-        session_id=session_id or recording.session_id,
-        replay_of=recording.trace_id,
-        mcp=recording.mcp,
-    )
+    spec = _replay_spec(recording, session_id=session_id, live_model_id=live_model_id)
     run_kwargs = {"max_steps": recording.max_steps} if recording.max_steps else {}
     cycle = Cycle(
         agent,

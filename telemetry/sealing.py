@@ -217,7 +217,7 @@ class SealingExporter(SpanExporter):
             if not (isinstance((span.attributes or {}).get(ATTR_SIGNATURE), str) and span.parent is None):
                 return span
             records = self._open.pop(trace_id)
-        from .redaction import replace_span
+        from .redacted_output import replace_span
 
         seal = self.signer.seal(format(trace_id, "032x"), digest(records))
         return replace_span(span, attributes={**dict(span.attributes or {}), ATTR_SEAL: seal})

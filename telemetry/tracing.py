@@ -24,11 +24,12 @@ from cogscope import defaults
 
 from . import context_guard
 from .compact import CompactingExporter, Compactor
-from .redaction import RedactingExporter
+from .redacted_output import RedactingExporter
 from .roles import CallAnnotator
 from .sealing import SealingExporter
+from .sender import Sender
 from .signing import Signer
-from .spool import Sender, Spool, SpoolExporter
+from .spool import Spool, SpoolExporter
 from .writer import SpanWriter
 
 # before any span: on Python 3.11 a collection inside `context.attach` can crash the interpreter (context_guard)

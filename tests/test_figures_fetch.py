@@ -16,8 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import set_span_in_context
 
-from cogscope.telemetry import CycleFigures, Prices, Scope, breakdown, list_cycles, phoenix_client, select
-from cogscope.telemetry import cycles as cycles_module
+from cogscope.telemetry import CycleFigures, Prices, Scope, breakdown, cycle_list, list_cycles, phoenix_client, select
 from cogscope.telemetry import figures as figures_module
 
 pytestmark = pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
@@ -127,7 +126,7 @@ def test_refresh_fetches_the_window_then_only_what_is_missing(phoenix, project, 
     # calls fetched by time range a chunk of cycles at a time (a first load of many cycles) come out the same
     # as calls looked up by trace id (a refresh's few)
     monkeypatch.setattr(figures_module, "CALLS_CHUNK", 1)
-    monkeypatch.setattr(cycles_module, "BY_TRACE_ID", 0)
+    monkeypatch.setattr(cycle_list, "BY_TRACE_ID", 0)
     chunked = CycleFigures(client, project)
     assert chunked.refresh(None) == 2
     key = ["trace_id", "span_id", "role", "step", "prompt_tokens"]

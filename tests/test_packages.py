@@ -4,6 +4,7 @@ and dependencies point one way (ui -> telemetry, ui -> agents; never back)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -56,11 +57,113 @@ def test_public_surfaces_are_pinned():
         "serve_mcp",
         "state_markdown",
     ]
-    assert "Cycle" in telemetry.__all__ and "setup_tracing" in telemetry.__all__
+    assert sorted(telemetry.__all__) == [
+        "Cycle",
+        "CycleFigures",
+        "CycleFilter",
+        "CycleResult",
+        "CycleSpec",
+        "CycleTotals",
+        "DEFAULT_PROJECT",
+        "ERROR",
+        "FAILED",
+        "HostGuard",
+        "HostRules",
+        "MAX_STEPS",
+        "OK",
+        "PhoenixError",
+        "PhoenixPortTaken",
+        "PhoenixServer",
+        "PhoenixStartFailed",
+        "PhoenixUnreachable",
+        "Prices",
+        "PricesError",
+        "Projection",
+        "Recording",
+        "Replay",
+        "ReplayError",
+        "STATUSES",
+        "STEP_ERRORS",
+        "Scope",
+        "Signer",
+        "Spool",
+        "StepView",
+        "TRACE_ID",
+        "TelemetryError",
+        "ToolCall",
+        "TraceTables",
+        "Tracing",
+        "breakdown",
+        "check_database_url",
+        "clean_text",
+        "clean_value",
+        "connect_phoenix",
+        "counted",
+        "cycle_records",
+        "default_redactor",
+        "ensure_phoenix",
+        "free_port",
+        "is_loopback_name",
+        "list_cycles",
+        "load_prices",
+        "measured_interval",
+        "model_messages",
+        "otlp_headers",
+        "per_cycle",
+        "phoenix_client",
+        "plain_answer",
+        "port_in_use",
+        "prepare_replay",
+        "price_map_models",
+        "project",
+        "record",
+        "redact",
+        "redact_value",
+        "redacted_stdio",
+        "register_prices",
+        "select",
+        "setup_tracing",
+        "spans_to_frame",
+        "spawn_tied",
+        "step_record",
+        "stop",
+        "summary",
+        "trace_spans",
+        "trace_tables",
+        "trace_url",
+        "usd",
+        "wait_for_trace",
+        "what_if",
+    ]
     assert sorted(ui.__all__) == ["ModelError", "Settings", "UiError", "UsageError", "main"]
     for module in (agents, telemetry, ui):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_telemetry_map_names_every_module_and_its_exports_agree():
+    """The package docstring's map names each module of telemetry/ once (and no module that is gone); `__all__`,
+    the lazy `_EXPORTS` and the imports type checkers read name the same things, each from the module that
+    defines it."""
+    init = ROOT / "telemetry" / "__init__.py"
+    tree = ast.parse(init.read_text())
+    mapped = re.findall(r"^- `(\w+)`: ", ast.get_docstring(tree) or "", flags=re.MULTILINE)
+    modules = sorted(p.stem for p in (ROOT / "telemetry").glob("*.py") if p.stem != "__init__")
+    assert sorted(mapped) == modules, "telemetry/__init__.py's map and the modules differ"
+    exports = telemetry._EXPORTS
+    assert sorted(exports) == sorted(telemetry.__all__)
+    checked = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.level == 1 and imp.module
+                checked.update({alias.name: imp.module for alias in imp.names})
+    assert checked == exports
+    for name, module in exports.items():
+        value = getattr(telemetry, name)
+        defined_in = getattr(value, "__module__", None)
+        if defined_in is not None and defined_in.startswith("cogscope.telemetry."):
+            assert defined_in == f"cogscope.telemetry.{module}", f"{name} is defined in {defined_in}, not {module}"
 
 
 def _top(module: str) -> str:

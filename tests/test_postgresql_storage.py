@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from cogscope.telemetry import free_port, phoenix_client, wait_for_trace
-from cogscope.telemetry.phoenix_server import check_database_url, phoenix_version, shown_database_url
+from cogscope.telemetry.database_url import check_database_url, shown_database_url
+from cogscope.telemetry.phoenix_server import phoenix_version
 
 from .conftest import SECRET
 

@@ -21,7 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from smolagents import ChatMessage
 
 from cogscope.telemetry import setup_tracing
-from cogscope.telemetry.redaction import REDACTED, RedactingStream, Redactor, is_secret_name, redact_formats
+from cogscope.telemetry.redacted_output import RedactingStream
+from cogscope.telemetry.redaction import REDACTED, Redactor, is_secret_name, redact_formats
 from cogscope.telemetry.tracing import uninstrument
 from cogscope.ui.errors import ModelError
 from cogscope.ui.models import PLACEHOLDER_KEY, BoundedRetrying, build_model

@@ -1,4 +1,4 @@
-"""What a cycle is, before and after it runs, for cogscope's own cycles (`telemetry.cycle`) and an app's
+"""What a cycle is, before and after it runs, for cogscope's own cycles (`telemetry.cycle_runner`) and an app's
 (`telemetry.recorder`): the spec its root span records, and its status. Light: no pandas."""
 
 from __future__ import annotations

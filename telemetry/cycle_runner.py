@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 from openinference.instrumentation import using_attributes
+from opentelemetry.trace import Tracer
 from smolagents import ActionStep, ChatMessageStreamDelta, FinalAnswerStep, MultiStepAgent, PlanningStep
 from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentMaxStepsError
@@ -28,10 +29,10 @@ from .attributes import (
     MAX_STEPS,
     cycle_span_name,
 )
+from .cycle_spec import CycleSpec, classify, close_root
 from .frames import spans_to_frame
 from .prices import Prices
 from .redaction import redact_value
-from .runs import CycleSpec, classify, close_root
 from .tables import CycleTotals, cycle_totals
 from .tracing import Tracing
 
@@ -73,6 +74,16 @@ class CycleResult:
 
 _DONE = object()
 ABANDON_GRACE_S = 30.0  # after the wall clock, how long a stopped cycle may take to wind down
+
+
+@dataclass
+class _Run:
+    """What the worker thread learns while the agent runs; `Cycle._finish` turns it into the result."""
+
+    start: float  # time.time() when the run began
+    trace_id_int: int = 0  # 0 until the root span is open
+    raised: BaseException | None = None  # what the agent raised (or CycleStopped, for a limit)
+    final_answer: Any = None
 
 
 class CycleStopped(Exception):
@@ -205,14 +216,7 @@ class Cycle:
             f"{self.stop_reason or 'the cycle ran past its wall-clock limit'}; it did not stop within "
             f"{ABANDON_GRACE_S:g} s more and was abandoned (its trace may be incomplete)"
         )
-        self.result = CycleResult(
-            trace_id=self.trace_id or "",
-            cycle_id=self.cycle_id,
-            status=ERROR,
-            final_answer=None,
-            error=reason,
-            totals=CycleTotals(0, 0, 0, 0, float(self.timeout_s or 0) + ABANDON_GRACE_S),
-        )
+        self.result = self._error_result(reason, float(self.timeout_s or 0) + ABANDON_GRACE_S)
 
     def run(self) -> CycleResult:
         """Run to the end, discarding the steps; returns the result."""
@@ -225,80 +229,88 @@ class Cycle:
     def _run(self) -> None:
         tracer = self.tracing.tracer()
         span_name = cycle_span_name(self.spec.agent)
-        raised: BaseException | None = None
-        final_answer: Any = None
-        emitted: set[int] = set()
-        start = time.time()
-        trace_id_int = 0
-        watchdog = None
-        if self.timeout_s:
-            watchdog = threading.Timer(
-                self.timeout_s,
-                self.stop,
-                args=(f"the cycle ran past its {self.timeout_s:g} s wall-clock limit (COGSCOPE_CYCLE_TIMEOUT)",),
-            )
-            watchdog.daemon = True
-            watchdog.start()
+        run = _Run(start=time.time())
+        watchdog = self._start_watchdog()
         try:
-            attributes = self.spec.attributes(self.cycle_id, self.task)
-            with tracer.start_as_current_span(span_name, attributes=attributes, end_on_exit=True) as span:
-                trace_id_int = span.get_span_context().trace_id
-                self.trace_id = format(trace_id_int, "032x")
-                if self.tracing.signer is not None:
-                    exported = {key: redact_value(value) for key, value in attributes.items()}  # as Phoenix gets them
-                    span.set_attribute(ATTR_SIGNATURE, self.tracing.signer.sign(self.trace_id, exported))
-                self.tracing.collector.watch(trace_id_int, exported=self.keep_spans)
-                self._started.set()
-                try:
-                    # every span of the cycle carries its session and user (Phoenix groups and filters by them)
-                    context = {"session_id": self.spec.session_id, "user_id": self.spec.user}
-                    with using_attributes(**{k: v for k, v in context.items() if v}):
-                        for item in self.agent.run(self.task, stream=True, **self._run_kwargs):
-                            if isinstance(item, FinalAnswerStep):
-                                self._emit_max_steps_step(emitted)
-                                final_answer = item.output
-                                self._queue.put(item)
-                            elif isinstance(item, (ActionStep, PlanningStep)) and id(item) not in emitted:
-                                emitted.add(id(item))
-                                self._queue.put(item)
-                            elif self.tokens and isinstance(item, ChatMessageStreamDelta):
-                                self._queue.put(item)
-                except BaseException as e:  # noqa: B036 the agent failed, even by SystemExit: record it, report it
-                    raised = e
-                    span.record_exception(e)
-                if self.stop_reason is not None and raised is None:
-                    raised = CycleStopped(self.stop_reason)
-                close_root(
-                    span,
-                    status=classify(list(self.agent.memory.steps), raised),
-                    finished=self.tracing.collector.spans_of(trace_id_int),
-                    answer=final_answer,
-                    error=_error_line(raised, self.stop_reason) if raised else None,
-                )
+            self._run_under_root(tracer, span_name, run)
         finally:
             try:
-                self._finish(watchdog, trace_id_int, raised, final_answer, start)
+                self._finish(watchdog, run)
             except BaseException as e:  # noqa: B036 the cycle must end whatever its record does
                 if self.result is None:
-                    self.result = CycleResult(
-                        trace_id=self.trace_id or "",
-                        cycle_id=self.cycle_id,
-                        status=ERROR,
-                        final_answer=None,
-                        error=f"cogscope could not finish the cycle's record: {type(e).__name__}: {e}",
-                        totals=CycleTotals(0, 0, 0, 0, time.time() - start),
-                    )
+                    why = f"cogscope could not finish the cycle's record: {type(e).__name__}: {e}"
+                    self.result = self._error_result(why, time.time() - run.start)
             finally:
                 self._queue.put(_DONE)
 
-    def _finish(
-        self,
-        watchdog: threading.Timer | None,
-        trace_id_int: int,
-        raised: BaseException | None,
-        final_answer: Any,
-        start: float,
-    ) -> None:
+    def _start_watchdog(self) -> threading.Timer | None:
+        """The wall clock: past `timeout_s`, the cycle is stopped with a reason that names the limit."""
+        if not self.timeout_s:
+            return None
+        watchdog = threading.Timer(
+            self.timeout_s,
+            self.stop,
+            args=(f"the cycle ran past its {self.timeout_s:g} s wall-clock limit (COGSCOPE_CYCLE_TIMEOUT)",),
+        )
+        watchdog.daemon = True
+        watchdog.start()
+        return watchdog
+
+    def _run_under_root(self, tracer: Tracer, span_name: str, run: _Run) -> None:
+        """Open the root span, run the agent inside it, and close it with the cycle's status."""
+        attributes = self.spec.attributes(self.cycle_id, self.task)
+        with tracer.start_as_current_span(span_name, attributes=attributes, end_on_exit=True) as span:
+            run.trace_id_int = span.get_span_context().trace_id
+            self.trace_id = format(run.trace_id_int, "032x")
+            if self.tracing.signer is not None:
+                exported = {key: redact_value(value) for key, value in attributes.items()}  # as Phoenix gets them
+                span.set_attribute(ATTR_SIGNATURE, self.tracing.signer.sign(self.trace_id, exported))
+            self.tracing.collector.watch(run.trace_id_int, exported=self.keep_spans)
+            self._started.set()
+            try:
+                self._stream_agent(run)
+            except BaseException as e:  # noqa: B036 the agent failed, even by SystemExit: record it, report it
+                run.raised = e
+                span.record_exception(e)
+            if self.stop_reason is not None and run.raised is None:
+                run.raised = CycleStopped(self.stop_reason)
+            close_root(
+                span,
+                status=classify(list(self.agent.memory.steps), run.raised),
+                finished=self.tracing.collector.spans_of(run.trace_id_int),
+                answer=run.final_answer,
+                error=_error_line(run.raised, self.stop_reason) if run.raised else None,
+            )
+
+    def _stream_agent(self, run: _Run) -> None:
+        """Run the agent, handing each finished step (and, with `tokens`, each delta) to the caller's queue."""
+        emitted: set[int] = set()
+        # every span of the cycle carries its session and user (Phoenix groups and filters by them)
+        context = {"session_id": self.spec.session_id, "user_id": self.spec.user}
+        with using_attributes(**{k: v for k, v in context.items() if v}):
+            for item in self.agent.run(self.task, stream=True, **self._run_kwargs):
+                if isinstance(item, FinalAnswerStep):
+                    self._emit_max_steps_step(emitted)
+                    run.final_answer = item.output
+                    self._queue.put(item)
+                elif isinstance(item, (ActionStep, PlanningStep)) and id(item) not in emitted:
+                    emitted.add(id(item))
+                    self._queue.put(item)
+                elif self.tokens and isinstance(item, ChatMessageStreamDelta):
+                    self._queue.put(item)
+
+    def _error_result(self, error: str, seconds: float) -> CycleResult:
+        """The result of a cycle that ended without its record: an error, no calls, `seconds` long."""
+        return CycleResult(
+            trace_id=self.trace_id or "",
+            cycle_id=self.cycle_id,
+            status=ERROR,
+            final_answer=None,
+            error=error,
+            totals=CycleTotals(0, 0, 0, 0, seconds),
+        )
+
+    def _finish(self, watchdog: threading.Timer | None, run: _Run) -> None:
         """After the run: clean up, and count the result's totals from the cycle's spans as they ended, without
         waiting for their export (whoever shows the trace waits for it: `Tracing.pending`, `Tracing.written`)."""
         if watchdog is not None:
@@ -309,16 +321,16 @@ class Cycle:
                 self._on_end()
             except Exception:  # cleanup must never hide the cycle's own result
                 pass
-        spans = self.tracing.collector.take(trace_id_int) if trace_id_int else []
-        totals = cycle_totals(spans, self.prices) if spans else CycleTotals(0, 0, 0, 0, time.time() - start)
+        spans = self.tracing.collector.take(run.trace_id_int) if run.trace_id_int else []
+        totals = cycle_totals(spans, self.prices) if spans else CycleTotals(0, 0, 0, 0, time.time() - run.start)
         frame = pd.DataFrame()
         if self.keep_spans and self.trace_id:
             self.tracing.written(self.trace_id)
-            frame = spans_to_frame(self.tracing.collector.take_exported(trace_id_int))
-        status = classify(list(self.agent.memory.steps), raised)
+            frame = spans_to_frame(self.tracing.collector.take_exported(run.trace_id_int))
+        status = classify(list(self.agent.memory.steps), run.raised)
         error = None
-        if raised is not None:
-            error = _error_line(raised, self.stop_reason)
+        if run.raised is not None:
+            error = _error_line(run.raised, self.stop_reason)
         elif status == MAX_STEPS:
             error = f"Reached max steps ({self.agent.max_steps}) without a final answer."
         if self.result is None:  # else abandoned: the caller has moved on with its own result
@@ -326,7 +338,7 @@ class Cycle:
                 trace_id=self.trace_id or "",
                 cycle_id=self.cycle_id,
                 status=status,
-                final_answer=None if final_answer is None else str(final_answer),
+                final_answer=None if run.final_answer is None else str(run.final_answer),
                 error=error,
                 totals=totals,
                 spans=frame,
