@@ -76,6 +76,12 @@ class Lines:
     def text(self) -> str:
         return "".join(self.lines)
 
+    def wait(self, timeout: float) -> str:
+        """Until the command has ended (subprocess.TimeoutExpired after `timeout` s); everything it wrote."""
+        self.proc.wait(timeout=timeout)
+        self._thread.join(10)
+        return self.text
+
     def wait_for(self, pattern: str, count: int = 1, timeout: float = 120) -> None:
         """Until `pattern` (a multi-line regex) has matched `count` times; fails at once if the command ends first."""
 
