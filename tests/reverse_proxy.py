@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from .helpers import wait_until
+
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
@@ -36,11 +38,10 @@ class ReverseProxy:
 
     def __enter__(self) -> ReverseProxy:
         self._thread.start()
-        for _ in range(200):
-            if self._server.started:
-                return self
-            threading.Event().wait(0.05)
-        raise AssertionError("the test's reverse proxy did not start")
+        wait_until(
+            lambda: self._server.started, timeout=10, interval=0.05, what="the test's reverse proxy did not start"
+        )
+        return self
 
     def __exit__(self, *_: Any) -> None:
         self._server.should_exit = True

@@ -45,28 +45,51 @@ def log(store: MemoryStore) -> list[tuple[str, str, float]]:
 
 
 # -- the tool set -----------------------------------------------------------------------
-def test_cognitive_tools_builds_all_ten_named_after_their_cost(store):
+CALLS: dict[str, dict[str, object]] = {  # one valid call of each tool
+    "recall_memory": {"query": "energy"},
+    "remember": {"text": "The user liked the new plan.", "kind": "episodic"},
+    "review_goals": {},
+    "observe": {},
+    "reflect": {"topic": "energy"},
+    "synthesize": {"items": ["walk"]},
+    "update_energy": {"delta": 0, "reason": "check"},
+    "get_basins": {"model": "user_routine"},
+    "semantic_error": {"prediction": "a", "observation": "a"},
+    "revise_model": {"model": "user_routine", "error": 0.1, "failed_basins": ["morning_focus"]},
+}
+
+# what the agent is told each tool costs: the README's list of tools and energy costs, written out here (a second
+# source, not the table the code reads)
+TOLD_COSTS = {
+    "recall_memory": "1",
+    "remember": "2",
+    "review_goals": "1",
+    "observe": "0.5",
+    "reflect": "3",
+    "synthesize": "3",
+    "update_energy": "0",
+    "get_basins": "1",
+    "semantic_error": "2",
+    "revise_model": "5",
+}
+
+
+def test_cognitive_tools_builds_the_ten_the_readme_lists_each_telling_the_agent_its_cost(store):
     tools = cognitive_tools(store, ledger=EnergyLedger(store, "c0"))
-    assert list(tools) == list(ENERGY_COSTS)
-    assert all(isinstance(t, Tool) and t.name == name for name, t in tools.items())
-    assert all("energy" in t.description for t in tools.values())
+    assert sorted(tools) == sorted(TOLD_COSTS)
+    for name, cost in TOLD_COSTS.items():
+        tool = tools[name]
+        assert isinstance(tool, Tool) and tool.name == name  # the name the agent calls it by
+        assert tool.description.endswith(f" Costs {cost} energy."), (name, tool.description)
+        before = store.energy().current
+        tool(**CALLS[name])
+        assert store.energy().current == pytest.approx(before - float(cost)), name  # it costs what it says
 
 
 # -- energy -----------------------------------------------------------------------------
 def test_each_tool_costs_what_the_table_says_and_is_logged_with_its_cycle(store):
     tools = cognitive_tools(store, ledger=EnergyLedger(store, "cycle-7"))
-    calls = {
-        "recall_memory": {"query": "energy"},
-        "remember": {"text": "The user liked the new plan.", "kind": "episodic"},
-        "review_goals": {},
-        "observe": {},
-        "reflect": {"topic": "energy"},
-        "synthesize": {"items": ["walk"]},
-        "update_energy": {"delta": 0, "reason": "check"},
-        "get_basins": {"model": "user_routine"},
-        "semantic_error": {"prediction": "a", "observation": "a"},
-        "revise_model": {"model": "user_routine", "error": 0.1, "failed_basins": ["morning_focus"]},
-    }
+    calls = CALLS
     for name, kwargs in calls.items():
         before = store.energy().current
         tools[name](**kwargs)

@@ -23,17 +23,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cogscope.telemetry import free_port
+from cogscope.telemetry import free_port, phoenix_client
 from cogscope.telemetry.phoenix_server import phoenix_version
 from cogscope.ui.local_llm import LocalModelServer, serves_local_model
 
 from .conftest import ROOT, App, cogscope_command
+from .helpers import wait_until
 from .postgres import _alive
 
 # -- an agent file whose tool fails in the way the model asks ---------------------------------------
@@ -320,15 +320,6 @@ def _loopback(address: str) -> bool:
     return ip.is_loopback
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} (waited {timeout:.0f} s)")
-
-
 def _assert_loopback_only(pid: int, name: str, expected: int = 1) -> list[tuple[str, int]]:
     listeners = _listeners_of(pid)
     assert len(listeners) >= expected, f"{name} listens on {listeners}"
@@ -352,7 +343,7 @@ def _wait_for_model_server(port: int, proc: subprocess.Popen[bytes], timeout: fl
         assert proc.poll() is None, f"cogscope exited with {proc.returncode} before the model server answered"
         return serves_local_model(f"http://127.0.0.1:{port}/v1", timeout=2)
 
-    _wait_until(up, timeout, "the bundled model server did not answer")
+    wait_until(up, timeout=timeout, what="the bundled model server did not answer")
     pid = _pid_listening_on(port)
     assert pid is not None and pid != proc.pid
     return pid
@@ -374,8 +365,8 @@ def test_signal_to_cogscope_run_leaves_no_model_server(env, agent_file, tmp_path
         proc.send_signal(signum)  # cogscope is inside the (sleeping) factory, the model server is up
         code = proc.wait(timeout=60)
         assert code == (130 if signum == signal.SIGINT else -signum)  # Ctrl-C is not mistaken for the factory's
-        _wait_until(lambda: not _alive(server), 60, f"the model server (pid {server}) outlived cogscope")
-        _wait_until(lambda: _pid_listening_on(port) is None, 30, f"port {port} still listens")
+        wait_until(lambda: not _alive(server), timeout=60, what=f"the model server (pid {server}) outlived cogscope")
+        wait_until(lambda: _pid_listening_on(port) is None, timeout=30, what=f"port {port} still listens")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -420,7 +411,7 @@ def _start_ui(environ: dict[str, str], log_path: Path) -> subprocess.Popen[bytes
             return False
 
     try:
-        _wait_until(up, 300, "cogscope ui did not answer")
+        wait_until(up, timeout=300, what="cogscope ui did not answer")
     except BaseException:
         proc.kill()
         raise
@@ -445,8 +436,8 @@ def test_sigkill_of_cogscope_ui_takes_its_phoenix_and_model_server(env, tmp_path
     finally:
         proc.kill()
         proc.wait(timeout=30)
-    _wait_until(lambda: not _alive(model_pid), 60, "the model server outlived a SIGKILLed cogscope ui")
-    _wait_until(lambda: not _alive(phoenix_pid), 90, "Phoenix outlived a SIGKILLed cogscope ui")
+    wait_until(lambda: not _alive(model_pid), timeout=60, what="the model server outlived a SIGKILLed cogscope ui")
+    wait_until(lambda: not _alive(phoenix_pid), timeout=90, what="Phoenix outlived a SIGKILLed cogscope ui")
     for port in (phoenix_port, llm_port, app_port):
         assert _pid_listening_on(port) is None, f"port {port} still listens"
 
@@ -469,13 +460,20 @@ def test_cogscope_run_leaves_the_phoenix_it_started_running(env, llm, tmp_path):
         trace_id = re.search(r"^Trace:\s+([0-9a-f]{32})", proc.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
         time.sleep(5)  # the command has ended; its Phoenix still answers and serves the trace link
         assert phoenix_version(f"http://127.0.0.1:{phoenix_port}") is not None
-        response = httpx.get(f"http://127.0.0.1:{phoenix_port}/redirects/traces/{trace_id}", timeout=10)
-        assert response.status_code < 500
+        link = f"http://127.0.0.1:{phoenix_port}/redirects/traces/{trace_id}"
+        response = httpx.get(link, timeout=10, follow_redirects=True)
+        assert response.status_code == 200, f"{link} answered {response.status_code} at {response.url}"
+        # Phoenix answers its app page for any id there (the redirect is made in the browser): the trace it names
+        # must be in Phoenix, in the project the command used, or the page says there is no such trace
+        root = phoenix_client(f"http://127.0.0.1:{phoenix_port}").spans.get_spans(
+            project_identifier=environ["COGSCOPE_PROJECT"], trace_ids=[trace_id], parent_id="null", timeout=30
+        )
+        assert [span["name"] for span in root] == ["heartbeat.cycle"]  # and Phoenix serves the trace itself
         _assert_loopback_only(phoenix_pid, "the Phoenix cogscope run started", expected=2)
     finally:
         if phoenix_pid is not None and _alive(phoenix_pid):
             os.kill(phoenix_pid, signal.SIGINT)  # it was started for this test: stop it
-            _wait_until(lambda: not _alive(phoenix_pid), 60, "Phoenix did not stop on SIGINT")
+            wait_until(lambda: not _alive(phoenix_pid), timeout=60, what="Phoenix did not stop on SIGINT")
 
 
 @pytest.mark.e2e  # starts a Python process
@@ -483,7 +481,7 @@ def test_a_crashed_process_not_yet_reaped_counts_as_gone():
     # how the tests' shared servers know a worker has let go: an xdist worker that crashed stays a zombie until the
     # run ends, and the server's owner waiting for it would hang the run
     child = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
-    _wait_until(lambda: " Z " in Path(f"/proc/{child.pid}/stat").read_text(), 30, "the child did not end")
+    wait_until(lambda: " Z " in Path(f"/proc/{child.pid}/stat").read_text(), timeout=30, what="the child did not end")
     assert not _alive(child.pid)
     child.wait()
     assert not _alive(child.pid)

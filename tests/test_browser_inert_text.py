@@ -13,7 +13,7 @@ import pytest
 
 from cogscope.telemetry import free_port
 
-from .test_trust import _forge
+from .helpers import forge
 
 # a fence breaker in each form CommonMark knows (3 backticks and a space, 4 backticks, tildes, an indented fence),
 # then what an attacker wants rendered: a heading, remote images (markdown and raw HTML), a script, a javascript: link
@@ -94,7 +94,7 @@ def test_attacker_markdown_in_a_cycle_renders_as_text_in_the_run_tab_and_the_ste
 
     # a trace forged by anyone who reaches Phoenix's collector: its task, answer and agent carry the attack
     forged = ATTACK.format(port=port, who="FORGED")
-    read_trace(_forge(phoenix, project, {"input.value": forged, "output.value": forged, "cogscope.agent": forged}))
+    read_trace(forge(phoenix, project, {"input.value": forged, "output.value": forged, "cogscope.agent": forged}))
     page.get_by_role("tab", name="Traces").click()
     page.locator("#traces-refresh").click()
     table = page.locator("#traces-table")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .conftest import screenshot
-from .test_trust import EVIL_AGENT, _forge
+from .helpers import EVIL_AGENT, forge
 
 
 def test_replaying_a_forged_trace_shows_the_code_and_runs_it_only_once_confirmed(
@@ -12,7 +12,7 @@ def test_replaying_a_forged_trace_shows_the_code_and_runs_it_only_once_confirmed
     marker = tmp_path / "marker"
     agent_file = tmp_path / "evil.py"
     agent_file.write_text(EVIL_AGENT.format(marker=str(marker)))
-    forged = _forge(phoenix, project, {"cogscope.agent": f"{agent_file}:make"})
+    forged = forge(phoenix, project, {"cogscope.agent": f"{agent_file}:make"})
     read_trace(forged)
 
     page.goto(app.link)

@@ -8,7 +8,8 @@ import re
 import pandas as pd
 import pytest
 
-from .conftest import SECRET
+from .conftest import SECRET, TRACE_LINE
+from .helpers import start_cogscope
 
 RECALL = (
     "Thought: I should recall what memory holds about energy.\n"
@@ -162,11 +163,9 @@ def test_secret_in_the_task_is_redacted_before_export(cogscope, llm, read_trace)
 
 
 def test_run_shows_the_models_words_as_they_come_and_counts_tokens_exactly(env, llm, read_trace):
-    from .test_spool import TRACE, _start
-
     llm.enqueue(ANSWER, prompt_tokens=1200, completion_tokens=50, held="midway")  # half its words, then waits
     model = ("--model", "openai/scripted", "--api-base", llm.api_base)
-    run = _start(env, "run", "--agent", "heartbeat", "--task", "Decide.", *model)
+    run = start_cogscope(env, "run", "--agent", "heartbeat", "--task", "Decide.", *model)
     run.wait_for(r"^  model> Thought: I know enough to decide\.$")  # shown while the model is still writing
     run.wait_for(r"^  model> <code>$")
     assert "── Step 1 ──" not in run.text and "review goals" not in run.text
@@ -177,7 +176,7 @@ def test_run_shows_the_models_words_as_they_come_and_counts_tokens_exactly(env, 
     assert out.index("  model> Thought") < out.index("── Step 1 ──")  # the words first, then the whole step
     assert "Totals:   1 step, 1 LLM call, 1,250 tokens (1,200 prompt + 50 completion)" in out
 
-    spans = read_trace(TRACE.search(out).group(1), min_spans=4)
+    spans = read_trace(TRACE_LINE.search(out).group(1), min_spans=4)
     call = spans[spans["span_kind"] == "LLM"].iloc[0]
     assert call["name"].endswith(".generate_stream")  # streamed, and its tokens are the server's own count
     assert (int(call["attributes.llm.token_count.prompt"]), int(call["attributes.llm.token_count.completion"])) == (

@@ -5,7 +5,6 @@ window widens, nothing twice; and traces recorded before calls carried their rol
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +17,8 @@ from opentelemetry.trace import set_span_in_context
 
 from cogscope.telemetry import CycleFigures, Prices, Scope, breakdown, cycle_list, list_cycles, phoenix_client, select
 from cogscope.telemetry import figures as figures_module
+
+from .helpers import wait_until
 
 pytestmark = pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
 
@@ -85,14 +86,12 @@ def legacy(phoenix, project):  # type: ignore[no-untyped-def]
 
 
 def _wait_for_roots(client, project: str, n: int) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def listed() -> bool:
         figures = CycleFigures(client, project)
         figures.refresh()
-        if len(figures.cycles) >= n and len(figures.calls) >= 3 * n:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"Phoenix did not list {n} cycles in 30 s")
+        return len(figures.cycles) >= n and len(figures.calls) >= 3 * n
+
+    wait_until(listed, timeout=30, interval=0.5, what=f"Phoenix did not list {n} cycles")
 
 
 def test_refresh_fetches_the_window_then_only_what_is_missing(phoenix, project, legacy, monkeypatch):

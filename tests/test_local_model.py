@@ -66,6 +66,7 @@ def test_real_cycle_with_the_bundled_model_is_fully_traced(cogscope, read_trace)
 def test_a_second_cycle_shares_the_busy_model_server_instead_of_killing_it(tmp_path):
     """llama.cpp answers one request at a time: while it writes a reply it may not answer a probe."""
     import threading
+    import time
 
     import httpx
 
@@ -76,16 +77,34 @@ def test_a_second_cycle_shares_the_busy_model_server_instead_of_killing_it(tmp_p
     try:
         api_base = server.ensure(timeout=120)
         pid = server.process.pid
-        replies: list[int] = []
-        body = {"model": ALIAS, "max_tokens": 200, "messages": [{"role": "user", "content": "Tell a long story."}]}
-        busy = threading.Thread(
-            target=lambda: replies.append(
-                httpx.post(f"{api_base}/chat/completions", json=body, timeout=300).status_code
-            )
-        )
+        body = {
+            "model": ALIAS,
+            "max_tokens": 200,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Tell a long story."}],
+        }
+        statuses: list[int] = []
+        chunks: list[tuple[float, str]] = []  # when each streamed line came, and the line
+        writing = threading.Event()
+
+        def first_cycle() -> None:
+            with httpx.stream("POST", f"{api_base}/chat/completions", json=body, timeout=300) as reply:
+                statuses.append(reply.status_code)
+                for line in reply.iter_lines():
+                    if line.startswith("data: "):
+                        chunks.append((time.monotonic(), line))
+                        writing.set()
+            writing.set()
+
+        busy = threading.Thread(target=first_cycle)
         busy.start()
+        assert writing.wait(timeout=300) and chunks, f"the first reply never started: {statuses}"
+        second_started = time.monotonic()
         assert server.ensure() == api_base  # a second cycle starts while the first one's reply is written
         busy.join(timeout=300)
-        assert replies == [200] and server.process.pid == pid and server.process.poll() is None
+        assert statuses == [200] and chunks[-1][1] == "data: [DONE]", (statuses, chunks[-3:])
+        # the busy case really happened: the first reply had begun before the second cycle's check and ended after
+        assert chunks[0][0] < second_started < chunks[-1][0], "the first reply was not being written during the check"
+        assert server.process.pid == pid and server.process.poll() is None
     finally:
         server.stop()

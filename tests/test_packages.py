@@ -1,5 +1,6 @@
-"""The package layout of DESIGN.md: our own `agents`/`telemetry`/`ui` are imported, surfaces are pinned,
-and dependencies point one way (ui -> telemetry, ui -> agents; never back)."""
+"""The package layout the `cogscope` package docstring (cogscope/__init__.py) and the README describe: the folders
+`agents/`, `telemetry/` and `ui/` are imported as `cogscope.agents`, `cogscope.telemetry` and `cogscope.ui`, their
+public surfaces are pinned, and dependencies point one way (ui -> telemetry, ui -> agents; never back)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from cogscope.telemetry.database_url import check_database_url, shown_database_u
 from cogscope.telemetry.phoenix_server import phoenix_version
 
 from .conftest import SECRET
+from .helpers import wait_until
 
 ANSWER = 'Thought: I know enough to decide.\n<code>\nfinal_answer("Rest for ten minutes, then review goals.")\n</code>'
 
@@ -56,12 +56,15 @@ def _stop(pids: list[int], timeout: float = 60) -> None:
             os.kill(pid, signal.SIGINT)
         except ProcessLookupError:
             continue
-    deadline = time.monotonic() + timeout
-    while pids and time.monotonic() < deadline:
-        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
-        time.sleep(0.3)
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
+
+    def running() -> list[int]:
+        return [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+
+    try:
+        wait_until(lambda: not running(), timeout=timeout, interval=0.3, what=f"{pids} still run after SIGINT")
+    except AssertionError:
+        for pid in running():
+            os.kill(pid, signal.SIGKILL)
 
 
 def _zombie(pid: int) -> bool:
@@ -89,18 +92,18 @@ def test_cogscope_starts_its_own_phoenix_on_postgresql(cogscope, llm, postgres, 
         assert result.code == 0, result.out + result.err
         assert f"Started Phoenix at http://127.0.0.1:{port}" in result.out
         trace_id = result.trace_id
-        rows = 0
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # Phoenix acknowledges spans before it writes them
-            rows = postgres.scalar(
-                "phoenix",
-                "SELECT count(*) FROM spans JOIN traces ON spans.trace_rowid = traces.id "
-                f"WHERE traces.trace_id = '{trace_id}'",
-            )
-            if rows >= 2:
-                break
-            time.sleep(0.5)
-        assert rows >= 2, f"PostgreSQL holds {rows} spans of trace {trace_id}"
+        query = (
+            "SELECT count(*) FROM spans JOIN traces ON spans.trace_rowid = traces.id "
+            f"WHERE traces.trace_id = '{trace_id}'"
+        )
+        # Phoenix acknowledges spans before it writes them
+        wait_until(
+            lambda: postgres.scalar("phoenix", query) >= 2,
+            timeout=30,
+            interval=0.5,
+            what=lambda: f"PostgreSQL holds {postgres.scalar('phoenix', query)} spans of trace {trace_id}",
+        )
+        rows = postgres.scalar("phoenix", query)
         assert not (data_dir / "phoenix" / "phoenix.db").exists(), "Phoenix wrote SQLite too"
         # the other Phoenix on the same database serves the trace as well
         frame = wait_for_trace(

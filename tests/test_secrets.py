@@ -28,10 +28,10 @@ from cogscope.ui.errors import ModelError
 from cogscope.ui.models import PLACEHOLDER_KEY, BoundedRetrying, build_model
 
 from .conftest import SECRET, running_app
+from .helpers import ISSUE_NAMES, readme_name_rules
 from .listener import Listener
 from .scripted_llm import ScriptedLLM
 from .secret_leaks import decoded, leaks
-from .test_telemetry_redaction import ISSUE_NAMES, readme_name_rules
 
 # -- canaries (built from pieces, so no scanner mistakes this file for a leak) --------------------------
 PEM_BODY = ["MIIEpQIBAAKCAQEAcanaryPEMline1xyzABCDEFGHIJ", "Q2FuYXJ5UEVNbGluZTJxd2VydHl1aW9wYXNkZmdo"]

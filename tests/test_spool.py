@@ -8,7 +8,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +21,15 @@ from cogscope.telemetry import PhoenixServer, ensure_phoenix, free_port, phoenix
 from cogscope.telemetry.spool import SPOOL_FILE, Spool
 from cogscope.telemetry.tracing import setup_tracing
 
-from .conftest import ROOT, cogscope_command, running_app, screenshot
+from .conftest import ROOT, TRACE_LINE, cogscope_command, running_app, screenshot
+from .helpers import start_cogscope, wait_until
 
 ANSWER = 'Thought: I know enough.\n<code>\nfinal_answer("Rest for ten minutes.")\n</code>'
 PENDING = re.compile(r"^Trace:\s+([0-9a-f]{32})\s+trace pending upload \((\d+) spans?\)", re.MULTILINE)
-TRACE = re.compile(r"^Trace:\s+([0-9a-f]{32})\s", re.MULTILINE)
 CALLS = re.compile(r"^Totals:\s+\d+ steps?, (\d+) LLM calls?", re.MULTILINE)
+# the spans of a heartbeat cycle whose one step answers at once (ANSWER): `heartbeat.cycle` and `heartbeat.run`, the
+# step, its model call and the final_answer tool (README: "a heartbeat cycle on disk: 5 spans")
+CYCLE_SPANS = {"AGENT": 2, "CHAIN": 1, "LLM": 1, "TOOL": 1}
 
 
 class OwnPhoenix:
@@ -66,20 +68,27 @@ class OwnPhoenix:
         return frame if frame is not None else pd.DataFrame()
 
     def wait_for(self, project: str, count: int, timeout: float = 120) -> pd.DataFrame:
-        deadline = time.monotonic() + timeout
-        frame = pd.DataFrame()
-        while time.monotonic() < deadline:
+        """Phoenix's spans of `project` once it has at least `count` of them.
+
+        Whether it has more than `count` (a duplicate) is for the caller to check, once nothing more can be on the way
+        (the spool is empty: every span in it has been confirmed stored, so Phoenix has all it will ever get)."""
+        seen = [pd.DataFrame()]
+
+        def enough() -> bool:
             try:
-                frame = self.spans(project)
+                seen[0] = self.spans(project)
             except httpx.HTTPStatusError:  # 404 until the project exists
-                frame = pd.DataFrame()
-            except httpx.TimeoutException:  # a Phoenix busy ingesting thousands of spans: ask again
-                continue
-            if len(frame) >= count:
-                time.sleep(1.0)  # and nothing more (a duplicate would show as extra rows)
-                return self.spans(project)
-            time.sleep(2.0)  # each look reads every span so far: not too often, Phoenix is busy ingesting
-        return frame
+                return False
+            return len(seen[0]) >= count
+
+        wait_until(
+            enough,
+            timeout=timeout,
+            interval=2.0,  # each look reads every span so far: not too often, Phoenix is busy ingesting
+            ignoring=(httpx.TimeoutException,),  # a Phoenix busy ingesting thousands of spans: ask again
+            what=lambda: f"Phoenix has {len(seen[0])} spans of project {project}, not {count}",
+        )
+        return seen[0]
 
 
 @pytest.fixture(scope="module")
@@ -100,46 +109,6 @@ def own_phoenix(_module_phoenix: OwnPhoenix) -> OwnPhoenix:
     return _module_phoenix
 
 
-class Lines:
-    """The output of a running `cogscope`, line by line, as a user watches it."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, pattern: str, count: int = 1, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(re.findall(pattern, self.text, re.MULTILINE)) >= count:
-                return
-            assert self.proc.poll() is None or len(re.findall(pattern, self.text, re.MULTILINE)) >= count, self.text
-            time.sleep(0.1)
-        pytest.fail(f"no {pattern!r} x{count} in:\n{self.text}")
-
-
-def _start(env: dict[str, str], *args: str) -> Lines:
-    proc = subprocess.Popen(
-        [*cogscope_command(), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    return Lines(proc)
-
-
 def _spooled(env: dict[str, str]) -> int:
     with sqlite3.connect(Path(env["COGSCOPE_DATA_DIR"]) / SPOOL_FILE) as db:
         return int(db.execute("SELECT count(*) FROM spans").fetchone()[0])
@@ -158,7 +127,7 @@ def test_heartbeat_through_a_60_s_phoenix_outage_loses_nothing_and_duplicates_no
     for _ in range(cycles):
         llm.enqueue(ANSWER, prompt_tokens=300, completion_tokens=20)
     environ = dict(env, PHOENIX_COLLECTOR_ENDPOINT=own_phoenix.url, COGSCOPE_DRAIN_TIMEOUT="180")
-    beat = _start(
+    beat = start_cogscope(
         environ, "heartbeat", "--cycles", str(cycles), "--interval", "2",
         "--model", "openai/scripted", "--api-base", llm.api_base,
     )  # fmt: skip
@@ -180,27 +149,28 @@ def test_heartbeat_through_a_60_s_phoenix_outage_loses_nothing_and_duplicates_no
     assert "does not take spans" in out and "takes spans again" in out  # said once each, on stderr
     assert "stay spooled" not in out
 
-    traces = TRACE.findall(out)
+    traces = TRACE_LINE.findall(out)
     assert len(set(traces)) == cycles
     calls = sum(int(c) for c in CALLS.findall(out))
     assert calls == cycles == len(llm.requests)
 
-    frame = own_phoenix.wait_for(project, count=1)
-    per_trace = len(frame) // cycles
-    frame = own_phoenix.wait_for(project, count=per_trace * cycles)
-    assert frame["context.span_id"].is_unique  # nothing twice
+    # a span leaves the spool only once Phoenix has stored it: with the spool empty, Phoenix has all it will get
+    assert _spooled(env) == 0
+    expected = sum(CYCLE_SPANS.values()) * cycles
+    frame = own_phoenix.wait_for(project, count=expected)
+    assert len(frame) == expected and frame["context.span_id"].is_unique  # nothing lost, nothing twice
     assert set(frame["context.trace_id"]) == set(traces)  # every cycle
-    assert frame.groupby("context.trace_id").size().eq(per_trace).all(), frame.groupby("context.trace_id").size()
+    for trace_id, spans in frame.groupby("context.trace_id"):
+        assert spans["span_kind"].value_counts().to_dict() == CYCLE_SPANS, trace_id  # each cycle whole
     assert (frame["span_kind"] == "LLM").sum() == calls  # every LLM call, exactly once
     assert (frame["parent_id"].isna()).sum() == cycles
-    assert _spooled(env) == 0
 
 
 @pytest.mark.xdist_group("own-phoenix")
 def test_a_cycle_left_by_a_sigkilled_cogscope_is_sent_by_the_next_one(own_phoenix: OwnPhoenix, env, llm, project):
     llm.enqueue(ANSWER, prompt_tokens=300, completion_tokens=20, delay_s=2.0)
     environ = dict(env, PHOENIX_COLLECTOR_ENDPOINT=own_phoenix.url)
-    beat = _start(
+    beat = start_cogscope(
         environ, "heartbeat", "--cycles", "2", "--interval", "300",
         "--model", "openai/scripted", "--api-base", llm.api_base,
     )  # fmt: skip
@@ -294,9 +264,13 @@ def test_a_span_sent_twice_shows_once(own_phoenix: OwnPhoenix, tmp_path: Path, p
         assert len(own_phoenix.wait_for(project, count=5)) == 5
         spool.put(own_phoenix.url + "/v1/traces", kept)  # the same span ids again, as after a lost answer
         assert spool.counts().pending == 5
+        _cycle_spans(tracing.tracer(), 2)  # a second trace, sent after the repeated spans
+        assert tracing.flush() and spool.counts().pending == 10
         assert tracing.drain(60) == 0  # sent and found stored
-        frame = own_phoenix.wait_for(project, count=6, timeout=5)
-        assert len(frame) == 5 and frame["context.span_id"].is_unique
+        # Phoenix stores what it is sent in order: once the second trace is there, the repeated spans were handled
+        frame = own_phoenix.wait_for(project, count=10)
+        assert len(frame) == 10 and frame["context.span_id"].is_unique, frame["context.span_id"].value_counts()
+        assert frame.groupby("context.trace_id").size().tolist() == [5, 5]
     finally:
         tracing.shutdown()
 

@@ -7,9 +7,7 @@ import base64
 import codecs
 import json
 import random
-import re
 import textwrap
-from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -28,6 +26,7 @@ from cogscope.telemetry.redaction import (
 )
 from cogscope.telemetry.tracing import uninstrument
 
+from .helpers import ISSUE_NAMES, readme_name_rules
 from .secret_leaks import leaks
 
 
@@ -54,33 +53,6 @@ def test_secrets_are_redacted_in_attributes_events_and_status(monkeypatch):
 
 
 # -- by name: exactly what the README says ----------------------------------------------------------------
-README = Path(__file__).resolve().parents[1] / "README.md"
-ISSUE_NAMES = ["STRIPEKEY", "SESSIONCOOKIE", "DBPASS", "GITHUBPAT", "SENTRYDSN", "APIAUTH", "JWTKEY"]
-
-
-def secrets_paragraph() -> str:
-    text = README.read_text()
-    start = text.index("**Secrets.**")
-    return " ".join(text[start : text.index("**Bounds.**", start)].split())
-
-
-def ticked(paragraph: str, after: str, before: str) -> list[str]:
-    """The `quoted` words of the README's Secrets paragraph between two phrases."""
-    start = paragraph.index(after) + len(after)
-    return re.findall(r"`([^`]+)`", paragraph[start : paragraph.index(before, start)])
-
-
-def readme_name_rules() -> dict[str, list[str]]:
-    p = secrets_paragraph()
-    return {
-        "parts": ticked(p, "anywhere in it, one of", "(so "),
-        "examples": ticked(p, "(so ", " count)"),
-        "names": ticked(p, "except these names:", "; names ending in"),
-        "suffixes": ticked(p, "names ending in", "(a path"),
-        "words": ticked(p, "only inside one of these words:", "(not "),
-    }
-
-
 def test_the_readme_lists_the_rules_the_code_applies() -> None:
     rules = readme_name_rules()
     assert rules["examples"] == ISSUE_NAMES

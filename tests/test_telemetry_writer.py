@@ -5,8 +5,7 @@ a failing exporter or to shutdown."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,7 @@ from cogscope.telemetry import Spool, free_port, setup_tracing
 from cogscope.telemetry.tracing import Tracing
 from cogscope.telemetry.writer import SpanWriter
 
-
-def _eventually(check: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Whether `check` holds within `timeout` s (a bound for a failing test, not a speed figure)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+from .helpers import wait_until
 
 
 @pytest.fixture
@@ -54,7 +45,8 @@ def test_a_finished_cycle_is_written_at_once_and_pending_counts_it_meanwhile(tra
         assert tracing.writer.queued(root.get_span_context().trace_id) == 3
         assert _spooled(tracing, trace_id) == 0
         assert tracing.pending(trace_id) == 3
-    assert _eventually(lambda: _spooled(tracing, trace_id) == 4)  # the root ended: all four went to disk
+    # the root ended: all four went to disk
+    wait_until(lambda: _spooled(tracing, trace_id) == 4, timeout=30, interval=0.02, what="4 spans on disk")
     assert tracing.pending(trace_id) == 4  # on disk now, still not in Phoenix
 
 
@@ -67,7 +59,7 @@ def test_spans_of_a_cycle_still_running_reach_disk_within_the_delay(tracing: Tra
         with tracer.start_as_current_span("Step 1"):
             pass
         # the cycle goes on (a model thinking for a minute): its finished step is on disk meanwhile
-        assert _eventually(lambda: _spooled(tracing, trace_id) == 1)
+        wait_until(lambda: _spooled(tracing, trace_id) == 1, timeout=30, interval=0.02, what="1 span on disk")
         assert tracing.writer.queued(root.get_span_context().trace_id) == 0
 
 

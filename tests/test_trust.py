@@ -14,15 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from .conftest import SECRET, running_app
+from .helpers import EVIL_AGENT, forge
 from .scripted_llm import ScriptedLLM
-
-EVIL_AGENT = """
-from pathlib import Path
-Path({marker!r}).write_text("imported")
-
-def make(models, **options):
-    raise RuntimeError("never built")
-"""
 
 
 def _one_line(result) -> str:  # type: ignore[no-untyped-def]
@@ -138,18 +131,6 @@ def test_with_a_log_in_every_route_needs_it_and_remote_users_run_only_what_the_o
 
 
 # -- a trace is data, not code ----------------------------------------------------------------------
-def _forge(phoenix, project: str, attributes: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
-    """A root span sent straight to Phoenix's collector, as anyone who reaches it could."""
-    provider = TracerProvider(resource=Resource({"openinference.project.name": project}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=phoenix.collector_endpoint)))
-    try:
-        base = {"openinference.span.kind": "AGENT", "input.value": "Forged decision", "cogscope.cycle.status": "error"}
-        with provider.get_tracer("forger").start_as_current_span("heartbeat.cycle", attributes=base | attributes) as s:
-            return format(s.get_span_context().trace_id, "032x")
-    finally:
-        provider.shutdown()
-
-
 def test_a_forged_trace_is_marked_and_replay_runs_nothing_it_names(
     cogscope, record, llm, phoenix, project, read_trace, tmp_path
 ):
@@ -157,11 +138,11 @@ def test_a_forged_trace_is_marked_and_replay_runs_nothing_it_names(
     agent_file = tmp_path / "evil.py"
     agent_file.write_text(EVIL_AGENT.format(marker=str(marker)))
     mcp_marker = tmp_path / "mcp-marker"
-    file_agent = _forge(phoenix, project, {"cogscope.agent": f"{agent_file}:make"})
+    file_agent = forge(phoenix, project, {"cogscope.agent": f"{agent_file}:make"})
     command = f"sh -c 'touch {mcp_marker}'"
-    mcp_agent = _forge(phoenix, project, {"cogscope.agent": "heartbeat", "cogscope.mcp": json.dumps([command])})
+    mcp_agent = forge(phoenix, project, {"cogscope.agent": "heartbeat", "cogscope.mcp": json.dumps([command])})
     db = tmp_path / "elsewhere.sqlite"
-    path_agent = _forge(
+    path_agent = forge(
         phoenix, project, {"cogscope.agent": "heartbeat", "cogscope.agent.options": json.dumps({"memory": str(db)})}
     )
     # a real cycle, recorded (and signed) here; a signature copied from it does not vouch for a forged trace
@@ -169,7 +150,7 @@ def test_a_forged_trace_is_marked_and_replay_runs_nothing_it_names(
     real = record("Real", api_base=llm.api_base)
     real_root = read_trace(real, min_spans=4)
     real_root = real_root[real_root["parent_id"].isna()].iloc[0]
-    copied = _forge(
+    copied = forge(
         phoenix,
         project,
         {key: str(real_root[f"attributes.{key}"]) for key in (

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,25 +13,18 @@ import httpx
 from cogscope.telemetry import free_port
 from cogscope.telemetry.phoenix_server import phoenix_version, port_in_use
 
-from .conftest import ROOT, cogscope_command
+from .helpers import Lines, start_cogscope
 
 
-def _start(environ: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen(
-        [*cogscope_command(), "ui"], env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
-    )
-    lines: list[str] = []
-    deadline = time.monotonic() + 180
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        lines.append(line.rstrip())
-        if line.startswith("cogscope: http://"):
-            return proc, lines
-    proc.kill()
-    raise AssertionError("cogscope ui did not start:\n" + "\n".join(lines))
+def _start(environ: dict[str, str]) -> tuple[Lines, list[str]]:
+    """`cogscope ui`, once it has printed its link; and the lines it printed so far."""
+    app = start_cogscope(environ, "ui")
+    try:
+        app.wait_for(r"^cogscope: http://", timeout=180)
+    except AssertionError:
+        app.proc.kill()
+        raise
+    return app, [line.rstrip() for line in app.lines]
 
 
 def _link(lines: list[str], port: int) -> str:
@@ -44,15 +36,13 @@ def _link(lines: list[str], port: int) -> str:
     return found.group(1)
 
 
-def _interrupt(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGINT)
+def _interrupt(app: Lines) -> str:
+    app.proc.send_signal(signal.SIGINT)
     try:
-        out, _ = proc.communicate(timeout=60)
+        return app.wait(timeout=60)
     except subprocess.TimeoutExpired:
-        proc.kill()  # a failed test leaves no app behind
-        out, _ = proc.communicate(timeout=30)
-        raise AssertionError(f"cogscope ui still ran 60 s after Ctrl-C:\n{out}") from None
-    return out
+        app.proc.kill()  # a failed test leaves no app behind
+        raise AssertionError(f"cogscope ui still ran 60 s after Ctrl-C:\n{app.wait(timeout=30)}") from None
 
 
 def test_ui_starts_phoenix_and_local_model_and_ctrl_c_stops_both(env):
@@ -61,7 +51,7 @@ def test_ui_starts_phoenix_and_local_model_and_ctrl_c_stops_both(env):
         env, COGSCOPE_PHOENIX_PORT=str(phoenix_port), COGSCOPE_LLM_PORT=str(llm_port), COGSCOPE_PORT=str(app_port)
     )
     environ.pop("PHOENIX_COLLECTOR_ENDPOINT")
-    proc, lines = _start(environ)
+    ui, lines = _start(environ)
     try:
         assert f"Phoenix:  http://127.0.0.1:{phoenix_port}" in lines
         link = _link(lines, app_port)
@@ -70,8 +60,8 @@ def test_ui_starts_phoenix_and_local_model_and_ctrl_c_stops_both(env):
         assert httpx.get(link, follow_redirects=True).status_code == 200  # the link opens the app
         assert httpx.get(f"http://127.0.0.1:{app_port}").status_code == 401  # without it: refused
     finally:
-        out = _interrupt(proc)
-    assert proc.returncode == 0, out
+        out = _interrupt(ui)
+    assert ui.proc.returncode == 0, out
     for port in (phoenix_port, llm_port, app_port):
         assert not port_in_use("127.0.0.1", port), f"port {port} still answers after Ctrl-C"
 
@@ -86,10 +76,10 @@ def test_ui_reuses_a_running_phoenix_and_leaves_it_running(env, phoenix, llm):
         COGSCOPE_API_BASE=llm.api_base,
     )
     environ.pop("PHOENIX_COLLECTOR_ENDPOINT")
-    proc, lines = _start(environ)
-    _interrupt(proc)
+    ui, lines = _start(environ)
+    _interrupt(ui)
     assert f"Phoenix:  {phoenix.url} (reused)" in lines
-    assert proc.returncode == 0
+    assert ui.proc.returncode == 0
     assert phoenix_version(phoenix.url) is not None  # still up: cogscope did not start it
     assert not port_in_use("127.0.0.1", app_port)
 
@@ -121,7 +111,7 @@ def test_ctrl_c_ends_the_app_even_when_a_thread_of_its_agent_never_does(env, llm
         COGSCOPE_API_BASE=llm.api_base,
         COGSCOPE_DRAIN_TIMEOUT="1",  # the deadline is the drain plus 15 s
     )
-    proc, lines = _start(environ)
+    ui, lines = _start(environ)
     try:
         token = _link(lines, app_port).partition("?token=")[2]
         client = Client(f"http://127.0.0.1:{app_port}", verbose=False, headers={"Authorization": f"token {token}"})
@@ -132,7 +122,7 @@ def test_ctrl_c_ends_the_app_even_when_a_thread_of_its_agent_never_does(env, llm
         assert "Cycle finished" in status, status
         client.close()
     finally:
-        out = _interrupt(proc)  # fails if the app is still there 60 s after Ctrl-C
-    assert proc.returncode == 0, out
+        out = _interrupt(ui)  # fails if the app is still there 60 s after Ctrl-C
+    assert ui.proc.returncode == 0, out
     assert "stopping took more than 16 s; ending now (spans not yet in Phoenix stay in the spool" in out
     assert not port_in_use("127.0.0.1", app_port)
