@@ -40,6 +40,7 @@ def _readers(env: dict[str, str], cwd: Path) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.e2e  # a fresh Python process each
 @pytest.mark.parametrize("setting", ["COGSCOPE_DATA_DIR", "XDG_DATA_HOME", "HOME only"])
 def test_the_app_the_recorder_and_the_memory_file_use_one_data_folder(tmp_path: Path, setting: str) -> None:
     home = tmp_path / "home"
