@@ -24,9 +24,12 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from starlette.types import Receive
 
 MIN_PASSWORD = 8
 PER_USER = 5  # failed log-ins for one user name within the window
@@ -273,11 +276,12 @@ class LimitLogins:
             self.limit.succeeded(user)
 
 
-async def _read_body(receive: Any, limit: int) -> bytes | None:
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
     body = b""
     while True:
         message = await receive()
-        body += message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        body += chunk
         if len(body) > limit:
             return None
         if not message.get("more_body"):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import gradio as gr
 import pandas as pd
@@ -43,6 +43,7 @@ from .runtime import Runtime
 WINDOWS = TIME_WINDOWS
 TABLE_COLUMNS = ["time (UTC)", "agent", "status", "LLM calls", "tokens", "duration", "cost", "trace", "Phoenix"]
 PHOENIX_COLUMN = TABLE_COLUMNS.index("Phoenix")  # a click on this cell follows the link, not the row
+TABLE_CELLS: list[Literal["str", "markdown"]] = ["markdown" if c == "Phoenix" else "str" for c in TABLE_COLUMNS]
 TABLE_ROWS = 500  # newest cycles shown in the table
 PLOT_POINTS = 400  # the cost-over-time plot shows at most this many points (means over equal time bins)
 
@@ -418,7 +419,8 @@ def _what_if_controls(runtime: Runtime) -> tuple[Any, Any]:
             placeholder="reasoning=openai/gpt-4o-mini",
             elem_id="dash-what-if-text",
         )
-        add.click(add_what_if, inputs=[role_pick, model_pick, what_if_box], outputs=what_if_box, api_name=False)
+        # api_name=False (no API endpoint) works in Gradio 6 but its hints say str | None
+        add.click(add_what_if, inputs=[role_pick, model_pick, what_if_box], outputs=what_if_box, api_name=False)  # type: ignore[arg-type]
     return what_if_box, role_pick
 
 
@@ -449,7 +451,7 @@ def _dashboard_layout(runtime: Runtime) -> _DashboardTab:
     plots = _plot_rows()
     table = gr.Dataframe(
         headers=TABLE_COLUMNS,
-        datatype=["str"] * 8 + ["markdown"],
+        datatype=TABLE_CELLS,
         interactive=False,
         label="Cycles (click a row to step through it in the Traces tab)",
         elem_id="dash-table",

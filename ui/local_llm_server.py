@@ -15,10 +15,11 @@ and ends every streamed chat completion with one more chunk, `{"choices": [], "u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
 
 import llama_cpp
+from llama_cpp.llama_types import CreateChatCompletionStreamResponse
 from llama_cpp.server.__main__ import main
 
 _generate = llama_cpp.Llama.generate
@@ -39,10 +40,11 @@ def _chat_with_usage(self: llama_cpp.Llama, *args: Any, **kwargs: Any) -> Any:
     result = _chat(self, *args, **kwargs)
     if not kwargs.get("stream"):
         return result
+    stream = cast(Iterator[CreateChatCompletionStreamResponse], result)  # what stream=True returns
 
-    def chunks() -> Iterator[dict[str, Any]]:
-        last: dict[str, Any] | None = None
-        for chunk in result:
+    def chunks() -> Iterator[Mapping[str, Any]]:
+        last: CreateChatCompletionStreamResponse | None = None
+        for chunk in stream:
             last = chunk
             yield chunk
         counts = getattr(self, "_cogscope_counts", None)
@@ -64,8 +66,9 @@ def _chat_with_usage(self: llama_cpp.Llama, *args: Any, **kwargs: Any) -> Any:
     return chunks()
 
 
-llama_cpp.Llama.generate = _counting_generate  # type: ignore[method-assign]
+# the wrapper takes the original's arguments as *args/**kwargs, which mypy cannot match to its long signature
+llama_cpp.Llama.generate = _counting_generate  # type: ignore[method-assign,assignment]
 llama_cpp.Llama.create_chat_completion = _chat_with_usage  # type: ignore[method-assign]
 
 if __name__ == "__main__":
-    main()
+    main()  # type: ignore[no-untyped-call]  # llama-cpp-python's server entry point has no annotations

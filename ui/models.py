@@ -236,10 +236,10 @@ def _clean_tool_calls(tool_calls: Any, clean: Callable[[Any], Any]) -> Any:
     return out
 
 
-def redact_messages(messages: list[ChatMessage | dict]) -> list[ChatMessage | dict]:
+def redact_messages(messages: list[ChatMessage | dict[str, Any]]) -> list[ChatMessage | dict[str, Any]]:
     """Copies of chat messages with secrets blanked and lone surrogates escaped in their text and tool calls."""
     redactor = default_redactor()
-    out: list[ChatMessage | dict] = []
+    out: list[ChatMessage | dict[str, Any]] = []
     for m in messages:
         if isinstance(m, dict):
             m = dict(m)
@@ -266,7 +266,7 @@ def clean_output(message: ChatMessage) -> ChatMessage:
     return message
 
 
-class SafeLiteLLMModel(LiteLLMModel):
+class SafeLiteLLMModel(LiteLLMModel):  # type: ignore[misc]  # smolagents has no py.typed: its classes are Any
     """A LiteLLMModel whose prompts carry no secrets and whose calls end in time.
 
     `generate` calls `super().generate`, which the OpenInference instrumentor wraps, so the LLM span is
@@ -280,16 +280,16 @@ class SafeLiteLLMModel(LiteLLMModel):
         self.retryer = BoundedRetrying(timeout)
 
     def _timed_out(self, e: Exception) -> LLMTimeoutError | None:
-        import litellm
+        from litellm.exceptions import Timeout
 
-        if isinstance(e, litellm.Timeout) or "timed out" in str(e).lower() or "timeout" in type(e).__name__.lower():
+        if isinstance(e, Timeout) or "timed out" in str(e).lower() or "timeout" in type(e).__name__.lower():
             return LLMTimeoutError(
                 f"the model {self.model_id} did not answer within the LLM timeout of {self.timeout:g} s "
                 "(COGSCOPE_LLM_TIMEOUT); raise it or check the model server"
             )
         return None
 
-    def generate(self, messages: list[ChatMessage | dict], *args: Any, **kwargs: Any) -> ChatMessage:
+    def generate(self, messages: list[ChatMessage | dict[str, Any]], *args: Any, **kwargs: Any) -> ChatMessage:
         try:
             answer = super().generate(redact_messages(messages), *args, **kwargs)
         except Exception as e:
@@ -300,7 +300,7 @@ class SafeLiteLLMModel(LiteLLMModel):
         return clean_output(answer)
 
     def generate_stream(
-        self, messages: list[ChatMessage | dict], *args: Any, **kwargs: Any
+        self, messages: list[ChatMessage | dict[str, Any]], *args: Any, **kwargs: Any
     ) -> Generator[ChatMessageStreamDelta]:
         try:
             for delta in super().generate_stream(redact_messages(messages), *args, **kwargs):

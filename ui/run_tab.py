@@ -607,12 +607,13 @@ def _wire_run_tab(tab: _RunTab, runtime: Runtime) -> None:
 
     # a trace that was "pending upload" when its cycle ended gets its link here once it lands
     timer = gr.Timer(2.0)
-    timer.tick(on_tick, inputs=tab.totals, outputs=tab.totals, api_name=False, show_progress="hidden", queue=False)
+    # api_name=False (no API endpoint) works in Gradio 6 but its hints say str | None
+    timer.tick(on_tick, inputs=tab.totals, outputs=tab.totals, api_name=False, show_progress="hidden", queue=False)  # type: ignore[arg-type]
 
     def on_server_tick(request: gr.Request) -> str:
         return server_markdown(runtime, request)
 
-    gr.Timer(2.0).tick(on_server_tick, outputs=tab.server, api_name=False, show_progress="hidden", queue=False)
+    gr.Timer(2.0).tick(on_server_tick, outputs=tab.server, api_name=False, show_progress="hidden", queue=False)  # type: ignore[arg-type]
 
     def on_agent_changed(agent: str) -> tuple[Any, ...]:
         return agent_changed(agent, runtime.policy)

@@ -552,7 +552,8 @@ class TracesTab:
 
         inputs = [other_ids, parts.whole, other_project if other_project is not None else gr.State(None)]
         outputs = [tabs, parts.project, parts.trace_box, *parts.opened]
-        other.select(pick, inputs=inputs, outputs=outputs, api_name=False)
+        # api_name=False (no API endpoint) works in Gradio 6 but its hints say str | None
+        other.select(pick, inputs=inputs, outputs=outputs, api_name=False)  # type: ignore[arg-type]
 
 
 def build_traces_tab(runtime: Runtime) -> TracesTab:
