@@ -114,7 +114,7 @@ class Settings:
     sandbox_weak: bool = False  # COGSCOPE_SANDBOX_WEAK=1: run model code without Landlock/seccomp (weaker)
     allowed_mcp: tuple[str, ...] = ()  # COGSCOPE_ALLOW_MCP: MCP commands trusted for remote users and replays
     # COGSCOPE_DATABASE_URL: the PostgreSQL the Phoenix cogscope starts stores in (else SQLite in phoenix_dir);
-    # it holds a password: kept out of repr, shown only through telemetry.phoenix_server.shown_database_url
+    # it holds a password: kept out of repr, shown only through telemetry.database_url.shown_database_url
     database_url: str | None = field(default=None, repr=False)
     # the span spool (telemetry.spool): spans wait on disk until Phoenix has stored them
     spool_mb: int = defaults.SPOOL_MB  # the most the spool may hold; beyond it new spans are dropped, with a warning
