@@ -163,6 +163,22 @@ class Tracing:
             self.spool.close()
 
 
+@dataclass(frozen=True)
+class _Pipeline:
+    """What every span passes on its way out: compact -> redact -> seal each signed cycle (telemetry.sealing) ->
+    hand to the collector -> the exporter it wraps."""
+
+    collector: CycleCollector
+    compactor: Compactor
+    signer: Signer | None
+
+    def around(self, inner: SpanExporter) -> SpanExporter:
+        collected: SpanExporter = CollectingExporter(inner, self.collector)
+        if self.signer is not None:
+            collected = SealingExporter(collected, self.signer)
+        return CompactingExporter(RedactingExporter(collected), self.compactor)
+
+
 def setup_tracing(
     *,
     endpoint: str,
@@ -198,24 +214,17 @@ def setup_tracing(
     compactor = Compactor(full_prompts=full_prompts)  # each LLM span keeps what is new in its prompt
     provider.add_span_processor(CallAnnotator())  # role and step on each LLM span, before it is exported
     provider.add_span_processor(collector)  # a cycle's spans as they end: its totals at once
+    pipeline = _Pipeline(collector, compactor, signer)
     sender = writer = None
-
-    def pipeline(inner: SpanExporter) -> SpanExporter:
-        """compact -> redact -> seal each signed cycle (telemetry.sealing) -> hand to the collector -> `inner`"""
-        collected: SpanExporter = CollectingExporter(inner, collector)
-        if signer is not None:
-            collected = SealingExporter(collected, signer)
-        return CompactingExporter(RedactingExporter(collected), compactor)
-
     if spool is not None and exporter is None:
         # off the agent's thread, on disk within WRITE_DELAY_S and at once when a cycle ends (telemetry.writer)
-        writer = SpanWriter(pipeline(SpoolExporter(spool, endpoint)))
+        writer = SpanWriter(pipeline.around(SpoolExporter(spool, endpoint)))
         provider.add_span_processor(writer)
         sender = Sender(spool, headers=headers).start()
     else:
         inner = exporter if exporter is not None else OTLPSpanExporter(endpoint=endpoint)
         processor_cls = BatchSpanProcessor if batch else SimpleSpanProcessor
-        provider.add_span_processor(processor_cls(pipeline(inner)))
+        provider.add_span_processor(processor_cls(pipeline.around(inner)))
     if set_global:
         trace.set_tracer_provider(provider)
     instrument(provider, compactor)
