@@ -222,7 +222,9 @@ class CompactingExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
-def rebuild_prompts(calls: Sequence[tuple[str, list[dict[str, str]], str | None, int]]) -> dict[str, list[dict]]:
+def rebuild_prompts(
+    calls: Sequence[tuple[str, list[dict[str, str]], str | None, int]],
+) -> dict[str, list[dict[str, str]]]:
     """Whole prompts of a trace's LLM calls from their compact records.
 
     `calls`: (span id, the messages the span holds, prefix_from span id or None, prefix_len), in any order.
@@ -233,7 +235,7 @@ def rebuild_prompts(calls: Sequence[tuple[str, list[dict[str, str]], str | None,
         span_id: (list(messages), prefix_from, int(prefix_len or 0))
         for span_id, messages, prefix_from, prefix_len in calls
     }
-    whole: dict[str, list[dict]] = {}
+    whole: dict[str, list[dict[str, str]]] = {}
     for start in own:
         chain: list[str] = []  # from `start` back along its references, to the first call already whole
         current = start

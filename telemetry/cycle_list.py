@@ -54,7 +54,8 @@ def fetch_roots(client: Any, project: str, since: datetime | None, until: dateti
     return _ids(roots)
 
 
-def _span(cycles: pd.DataFrame) -> tuple[datetime, datetime]:
+def _span(cycles: pd.DataFrame) -> tuple[datetime | None, datetime | None]:
+    """The `since`, `until` of a query for `cycles`' spans (callers that query by trace id set both None)."""
     first = cycles["start_time"].min().to_pydatetime()
     last = cycles["end_time"].max().to_pydatetime() + timedelta(microseconds=1)  # Phoenix's end is exclusive
     return first, last

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 from openinference.instrumentation import using_attributes
@@ -36,8 +36,9 @@ from .redaction import redact_value
 from .tables import CycleTotals, cycle_totals
 from .tracing import Tracing
 
-Step = ActionStep | PlanningStep | FinalAnswerStep
-Item = Step | ChatMessageStreamDelta  # what iterating a Cycle gives: steps, and the model's words as they come
+Step: TypeAlias = ActionStep | PlanningStep | FinalAnswerStep
+# what iterating a Cycle gives: steps, and the model's words as they come
+Item: TypeAlias = Step | ChatMessageStreamDelta
 
 
 def stream_tokens(agent: MultiStepAgent) -> bool:
@@ -286,8 +287,7 @@ class Cycle:
         """Run the agent, handing each finished step (and, with `tokens`, each delta) to the caller's queue."""
         emitted: set[int] = set()
         # every span of the cycle carries its session and user (Phoenix groups and filters by them)
-        context = {"session_id": self.spec.session_id, "user_id": self.spec.user}
-        with using_attributes(**{k: v for k, v in context.items() if v}):
+        with using_attributes(session_id=self.spec.session_id or "", user_id=self.spec.user or ""):
             for item in self.agent.run(self.task, stream=True, **self._run_kwargs):
                 if isinstance(item, FinalAnswerStep):
                     self._emit_max_steps_step(emitted)

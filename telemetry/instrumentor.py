@@ -29,16 +29,25 @@ import dataclasses
 import inspect
 import logging
 from collections.abc import Callable, Generator, Iterator, Mapping
+from contextvars import Token
 from enum import Enum
 from typing import Any
 
 import wrapt
-from openinference.instrumentation import TraceConfig, get_attributes_from_context, safe_json_dumps
+from openinference.instrumentation import (
+    OITracer,
+    TraceConfig,
+    get_attributes_from_context,
+    infer_llm_provider_from_host,
+    infer_llm_system_from_model_name,
+    safe_json_dumps,
+)
 from openinference.instrumentation.smolagents import SmolagentsInstrumentor
 from openinference.instrumentation.smolagents import _wrappers as oi
 from openinference.semconv.trace import MessageAttributes, MessageContentAttributes
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
 
 from . import context_guard
 from .attributes import ATTR_ROLE, INPUT, INPUT_MESSAGES, KIND, LLM_KIND, OUTPUT
@@ -53,8 +62,7 @@ _REQUIRED = (
     "LLM_TOKEN_COUNT_PROMPT LLM_TOKEN_COUNT_COMPLETION LLM_TOKEN_COUNT_TOTAL _finalize_step_span _flatten "
     "_has_active_llm_parent_span _llm_input_messages _llm_invocation_parameters _llm_output_messages _llm_tools "
     "_output_value_and_mime_type _output_value_and_mime_type_for_tool_span _smolagent_run_attributes _tools "
-    "extract_llm_endpoint_from_sdk_instance infer_llm_provider_from_class_name infer_llm_provider_from_host "
-    "infer_llm_system_from_model_name"
+    "extract_llm_endpoint_from_sdk_instance infer_llm_provider_from_class_name"
 ).split()
 _SAVED = (
     "_tracer _original_run_method _original_tool_call_method _original_step_stream_methods "
@@ -139,8 +147,8 @@ def prompt_message(message: Any) -> Message:
         for index, text in enumerate(t for p in content if (t := p.get("text"))):
             pairs += ((_PART[0].format(index), "text"), (_PART[1].format(index), text))
         return tuple(sorted(pairs))
-    pairs = oi._llm_input_messages({"messages": [{"role": role, "content": content}]})
-    return tuple(sorted((key[len(_MESSAGE_PREFIX) :], value) for key, value in pairs))
+    attributes = oi._llm_input_messages({"messages": [{"role": role, "content": content}]})
+    return tuple(sorted((key[len(_MESSAGE_PREFIX) :], value) for key, value in attributes))
 
 
 def _prompt(arguments: Mapping[str, Any]) -> list[Message]:
@@ -168,7 +176,7 @@ def _output_value(output: Any) -> str:
     if dataclasses.is_dataclass(output) and not isinstance(output, type):  # a smolagents ChatMessage
         fields = dataclasses.fields(output)
         return safe_json_dumps({f.name: _plain(getattr(output, f.name)) for f in fields if f.name != "raw"})
-    return dict(oi._output_value_and_mime_type(output))[OUTPUT]
+    return str(dict(oi._output_value_and_mime_type(output))[OUTPUT])  # JSON text already: str() narrows Any
 
 
 def _masks_nothing(config: TraceConfig) -> bool:
@@ -184,10 +192,11 @@ class _Wrapper:
     straight on OpenTelemetry's tracer, which costs a third of the time: OpenInference's sets every attribute twice,
     each through its masking."""
 
-    def __init__(self, tracer: trace_api.Tracer) -> None:
+    def __init__(self, tracer: trace_api.Tracer | OITracer) -> None:
         self._tracer = tracer
         config = getattr(tracer, "_self_config", None)
-        self._plain = getattr(tracer, "__wrapped__", None) if config is None or _masks_nothing(config) else None
+        plain = config is None or _masks_nothing(config)
+        self._plain: trace_api.Tracer | None = getattr(tracer, "__wrapped__", None) if plain else None
 
     def start_span(self, name: str, attributes: dict[str, Any]) -> trace_api.Span:
         """The span, with the session, user and other attributes of the context (as OpenInference's tracer adds)."""
@@ -199,7 +208,7 @@ class _Wrapper:
 class _CompactCall(_Wrapper):
     """What the two model-call wrappers share: the span's attributes at the start and at the end."""
 
-    def __init__(self, tracer: trace_api.Tracer, compactor: Compactor) -> None:
+    def __init__(self, tracer: trace_api.Tracer | OITracer, compactor: Compactor) -> None:
         super().__init__(tracer)
         self._compactor = compactor
 
@@ -238,10 +247,10 @@ class _CompactCall(_Wrapper):
         span.set_attribute(oi.LLM_MODEL_NAME, model.model_id)
         provider = oi.infer_llm_provider_from_class_name(model)
         if provider is None and (host := oi.extract_llm_endpoint_from_sdk_instance(model)):
-            provider = oi.infer_llm_provider_from_host(host)
+            provider = infer_llm_provider_from_host(host)
         if provider:
             span.set_attribute(oi.LLM_PROVIDER, provider.value)
-        if system := oi.infer_llm_system_from_model_name(model.model_id):
+        if system := infer_llm_system_from_model_name(model.model_id):
             span.set_attribute(oi.LLM_SYSTEM, system.value)
         span.set_attributes(oi._llm_output_messages(output))
         span.set_attribute(oi.OUTPUT_MIME_TYPE, oi.JSON)
@@ -402,7 +411,9 @@ class _RunWrapper(_Wrapper):
         return self._stream(output, span, agent, token)
 
     @staticmethod
-    def _stream(items: Iterator[Any], span: trace_api.Span, agent: Any, token: object) -> Generator[Any, None, None]:
+    def _stream(
+        items: Iterator[Any], span: trace_api.Span, agent: Any, token: Token[Context]
+    ) -> Generator[Any, None, None]:
         from smolagents import FinalAnswerStep
 
         final, failed = None, False
@@ -440,7 +451,7 @@ def _unwrapped(method: Any) -> Any:
     return method
 
 
-class Instrumentor(SmolagentsInstrumentor):  # type: ignore[misc]
+class Instrumentor(SmolagentsInstrumentor):
     """OpenInference's smolagents instrumentor with cogscope's wrappers (module docstring); model calls keep
     OpenInference's when `compactor` keeps full prompts.
 
@@ -466,17 +477,20 @@ class Instrumentor(SmolagentsInstrumentor):  # type: ignore[misc]
             return
 
         # OpenInference restores what it saved when it uninstruments: the wrappers below replace only its own
+        # OpenInference keeps the smolagents classes it saved typed as plain `type`: the attributes set on them
+        # below are smolagents' own methods (hence the attr-defined ignores)
         tracer = self._tracer
         MultiStepAgent.run = wrapt.FunctionWrapper(_unwrapped(self._original_run_method), _RunWrapper(tracer))
         Tool.__call__ = wrapt.FunctionWrapper(_unwrapped(self._original_tool_call_method), _ToolWrapper(tracer))
         for step_class, method in (self._original_step_stream_methods or {}).items():
             if method is not None:
-                step_class._step_stream = wrapt.FunctionWrapper(_unwrapped(method), _StepWrapper(tracer))
+                wrapper = wrapt.FunctionWrapper(_unwrapped(method), _StepWrapper(tracer))
+                step_class._step_stream = wrapper  # type: ignore[attr-defined]  # a MultiStepAgent subclass
         if compactor.full_prompts:
             return
         for model_class, method in (self._original_model_generate_methods or {}).items():
-            wrapper = _ModelWrapper(tracer, compactor)
-            model_class.generate = wrapt.FunctionWrapper(_unwrapped(method), wrapper)
+            wrapper = wrapt.FunctionWrapper(_unwrapped(method), _ModelWrapper(tracer, compactor))
+            model_class.generate = wrapper  # type: ignore[attr-defined]  # a smolagents Model subclass
         for model_class, method in (self._original_model_generate_stream_methods or {}).items():
-            wrapper = _ModelStreamWrapper(tracer, compactor)
-            model_class.generate_stream = wrapt.FunctionWrapper(_unwrapped(method), wrapper)
+            wrapper = wrapt.FunctionWrapper(_unwrapped(method), _ModelStreamWrapper(tracer, compactor))
+            model_class.generate_stream = wrapper  # type: ignore[attr-defined]  # a smolagents Model subclass

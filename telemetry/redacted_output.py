@@ -147,7 +147,7 @@ def redacted_stdio(redactor: Redactor | None = None) -> Iterator[None]:
     """Redact everything written to `sys.stdout` and `sys.stderr` inside the block."""
     saved = sys.stdout, sys.stderr
     wrapped = [RedactingStream(s, redactor) if s is not None else None for s in saved]
-    sys.stdout, sys.stderr = wrapped  # type: ignore[assignment]
+    sys.stdout, sys.stderr = wrapped
     try:
         yield
     finally:

@@ -350,7 +350,8 @@ def _recorded_error(message: str) -> Exception:
     """'ValueError: service down' -> an exception that prints the same, so observations match the recording."""
     name, sep, detail = message.partition(": ")
     if sep and name.isidentifier():
-        return type(name, (Exception,), {})(detail)
+        recorded: type[Exception] = type(name, (Exception,), {})
+        return recorded(detail)
     return RuntimeError(message)
 
 

@@ -236,4 +236,4 @@ def otlp_headers() -> dict[str, str]:
     from opentelemetry.util.re import parse_env_headers
 
     raw = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or os.environ.get("OTEL_EXPORTER_OTLP_HEADERS") or ""
-    return parse_env_headers(raw, liberal=True) if raw else {}
+    return dict(parse_env_headers(raw, liberal=True)) if raw else {}

@@ -92,7 +92,7 @@ def isin(values: pd.Series, allowed: Any) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     allowed = pa.array(list(allowed) if isinstance(allowed, (set, frozenset)) else allowed, type=pa.string())
     found = pc.is_in(pa.array(values, type=pa.string(), from_pandas=True), value_set=allowed)
-    return found.to_numpy(zero_copy_only=False).astype(bool)
+    return np.asarray(found.to_numpy(zero_copy_only=False).astype(bool))  # asarray: typed, no copy
 
 
 # -- calls --------------------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def calls_table(llm: pd.DataFrame, structure: pd.DataFrame | None = None) -> pd.
 
 
 def _tokens(values: pd.Series) -> np.ndarray:
-    return pd.to_numeric(values, errors="coerce").fillna(0).astype("int64").to_numpy()
+    return np.asarray(pd.to_numeric(values, errors="coerce").fillna(0).astype("int64").to_numpy())
 
 
 def price(calls: pd.DataFrame, prices: Prices, models_by_role: Mapping[str, str] | None = None) -> pd.Series:

@@ -114,7 +114,7 @@ class SpanWriter(SpanProcessor):
             self._export(batch)
             with self._cond:
                 for span in batch:
-                    trace_id = span.context.trace_id  # type: ignore[union-attr]  # on_end kept only spans with one
+                    trace_id = span.context.trace_id
                     self._queued[trace_id] -= 1
                     if self._queued[trace_id] <= 0:
                         del self._queued[trace_id]
