@@ -13,6 +13,7 @@ import importlib.metadata
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def test_cogscope_help_and_run_work_beside_openai_agents(env, llm, read_trace, t
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True
     )
     where, runner, agent = probe.stdout.split()
-    assert "site-packages" in Path(where).parts and not Path(where).is_relative_to(ROOT), where
+    # OpenAI's copy in the venv's site-packages (the venv may live inside the clone), not the repository's agents/
+    assert Path(where).resolve().parent.parent == Path(sysconfig.get_paths()["purelib"]).resolve(), where
+    assert not Path(where).resolve().is_relative_to(ROOT / "agents"), where
     assert (runner, agent) == ("True", "True")  # OpenAI's SDK, not cogscope's agents
 
     helped = subprocess.run([*cogscope_command(), "--help"], env=env, cwd=tmp_path, capture_output=True, text=True)
