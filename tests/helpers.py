@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -160,3 +161,14 @@ def readme_name_rules() -> dict[str, list[str]]:
         "suffixes": ticked(p, "names ending in", "(a path"),
         "words": ticked(p, "only inside one of these words:", "(not "),
     }
+
+
+def phoenix_trace_cost(phoenix_url: str, project_name: str, trace_id: str) -> float:
+    """What Phoenix's own views say a trace cost (its GraphQL costSummary); no cost at all is $0 there."""
+    project_id = httpx.get(f"{phoenix_url}/v1/projects/{project_name}").json()["data"]["id"]
+    query = """query ($id: ID!, $traceId: ID!) { node(id: $id) { ... on Project {
+        trace(traceId: $traceId) { costSummary { total { cost } } } } } }"""
+    data = httpx.post(
+        f"{phoenix_url}/graphql", json={"query": query, "variables": {"id": project_id, "traceId": trace_id}}
+    ).json()
+    return float(data["data"]["node"]["trace"]["costSummary"]["total"]["cost"] or 0.0)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 from cogscope.telemetry import free_port, project
+
+from .helpers import phoenix_trace_cost
 
 STEP = 'Thought: look.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>'
 DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'
@@ -27,16 +28,6 @@ def _cost(cogscope, *args: str):  # type: ignore[no-untyped-def]
     return result, json.loads(result.out)
 
 
-def _phoenix_trace_cost(phoenix_url: str, project_name: str, trace_id: str) -> float:
-    project_id = httpx.get(f"{phoenix_url}/v1/projects/{project_name}").json()["data"]["id"]
-    query = """query ($id: ID!, $traceId: ID!) { node(id: $id) { ... on Project {
-        trace(traceId: $traceId) { costSummary { total { cost } } } } } }"""
-    data = httpx.post(
-        f"{phoenix_url}/graphql", json={"query": query, "variables": {"id": project_id, "traceId": trace_id}}
-    )
-    return float(data.json()["data"]["node"]["trace"]["costSummary"]["total"]["cost"])
-
-
 @pytest.mark.both_backends  # also against a Phoenix on PostgreSQL (conftest)
 def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, record, llm, read_trace, phoenix, project, tmp_path):
     trace_id = _record(record, llm)
@@ -51,7 +42,7 @@ def test_cycle_cost_matches_hand_computation_and_phoenix(cogscope, record, llm, 
     assert figures["per_cycle"]["cost_usd"]["mean"] == pytest.approx(PER_CYCLE)
     assert figures["projection"]["cycles_per_month"] == 518_400
     assert figures["projection"]["monthly_usd"] == pytest.approx(PER_CYCLE * 518_400)
-    assert _phoenix_trace_cost(phoenix.url, project, trace_id) == pytest.approx(PER_CYCLE, rel=1e-6)
+    assert phoenix_trace_cost(phoenix.url, project, trace_id) == pytest.approx(PER_CYCLE, rel=1e-6)
 
     table = cogscope("cost", "--since", "1h", "--interval", "5s")
     assert "cost per cycle          mean $0.000630" in table.out

@@ -12,13 +12,13 @@ import logging
 import re
 import uuid
 
-import httpx
 import pytest
 
 from cogscope.telemetry import Prices, free_port, phoenix_client, register_prices
 from cogscope.telemetry.phoenix_prices import custom_models, name_pattern
 
 from .conftest import SECRET
+from .helpers import phoenix_trace_cost
 
 STEP = 'Thought: look.\n<code>\nprint(recall_memory(query="energy", limit=1))\n</code>'
 DONE = 'Thought: done.\n<code>\nfinal_answer("rest")\n</code>'
@@ -29,17 +29,6 @@ def _record(record, llm, model: str) -> str:  # type: ignore[no-untyped-def]
     for reply in (STEP, STEP, DONE):
         llm.enqueue(reply, prompt_tokens=1000, completion_tokens=100)
     return record("Decide", model=model, api_base=llm.api_base)
-
-
-def _phoenix_trace_cost(phoenix_url: str, project_name: str, trace_id: str) -> float:
-    """What Phoenix's own views say a trace cost (its GraphQL costSummary); no cost at all is $0 there."""
-    project_id = httpx.get(f"{phoenix_url}/v1/projects/{project_name}").json()["data"]["id"]
-    query = """query ($id: ID!, $traceId: ID!) { node(id: $id) { ... on Project {
-        trace(traceId: $traceId) { costSummary { total { cost } } } } } }"""
-    data = httpx.post(
-        f"{phoenix_url}/graphql", json={"query": query, "variables": {"id": project_id, "traceId": trace_id}}
-    ).json()
-    return float(data["data"]["node"]["trace"]["costSummary"]["total"]["cost"] or 0.0)
 
 
 def _cogscope_trace_cost(cogscope, trace_id: str) -> float:  # type: ignore[no-untyped-def]
@@ -59,14 +48,14 @@ def test_phoenix_costs_a_cycle_as_cogscope_does(env, cogscope, record, llm, read
     read_trace(trace_id, min_spans=8)
     want = (PROMPT * 2.0 + COMPLETION * 8.0) / 1e6
     assert _cogscope_trace_cost(cogscope, trace_id) == pytest.approx(want, rel=1e-9)
-    assert _phoenix_trace_cost(phoenix.url, project, trace_id) == pytest.approx(want, rel=1e-6)
+    assert phoenix_trace_cost(phoenix.url, project, trace_id) == pytest.approx(want, rel=1e-6)
 
     # (b) priced by LiteLLM's map, not named in the prices file: Phoenix's own table agrees
     trace_id = _record(record, llm, "openai/gpt-4o-mini")
     read_trace(trace_id, min_spans=8)
     want = (PROMPT * 0.15 + COMPLETION * 0.60) / 1e6
     assert _cogscope_trace_cost(cogscope, trace_id) == pytest.approx(want, rel=1e-9)
-    assert _phoenix_trace_cost(phoenix.url, project, trace_id) == pytest.approx(want, rel=1e-6)
+    assert phoenix_trace_cost(phoenix.url, project, trace_id) == pytest.approx(want, rel=1e-6)
 
 
 def _registered(phoenix_url: str, model: str) -> list:  # type: ignore[type-arg]
