@@ -108,6 +108,7 @@ def test_rollback_puts_the_live_store_back_and_keeps_a_point_to_roll_forward_to(
 
     assert table_rows(live) == states[3] and fts_is_right(live)
     assert kept.label == "before rollback" and store.points(1)[0] == kept
+    assert store.diff_to(kept.id).lines()[:2] == ["memories: 7 added", "goals: 3 added, 1 changed"]
     assert sorted(m.text for m in store.recall("heron", limit=20)) == [
         f"cycle {i} saw a heron by the river" for i in range(3)
     ]
