@@ -271,6 +271,9 @@ def test_restore_copy_never_overwrites_a_file(history, tmp_path):
     with pytest.raises(StateError, match="exists already; choose a path that does not"):
         store.restore_copy(points[1].id, taken)
     assert taken.read_text() == "mine"
+    with pytest.raises(StateError, match=r"^cannot write the state copy .*copy.sqlite: .*; choose a writable folder$"):
+        store.restore_copy(points[1].id, taken / "copy.sqlite")  # a folder that is a file
+    assert taken.read_text() == "mine" and not list(tmp_path.glob("**/.copy.sqlite.*"))
 
 
 def set_immutable(path: Path, on: bool) -> None:
