@@ -53,6 +53,9 @@ DRAIN_TIMEOUT_S = 10.0  # COGSCOPE_DRAIN_TIMEOUT: how long an ending command wai
 MAX_CYCLES = 64  # COGSCOPE_MAX_CYCLES: cycles on API models side by side in one app
 MAX_LOCAL_CYCLES = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model side by side
 
+# -- the memory store's history ----------------------------------------------------------------------------------
+STATE_DAYS = 30  # COGSCOPE_STATE_DAYS: how long each cycle's starting state is kept (MemoryStore.prune)
+
 # -- what views show -------------------------------------------------------------------------------------------------
 LINK_WAIT_S = 3.0  # how long a finished cycle waits for its spans to reach Phoenix before its link says "pending"
 VALUE_LIMIT = 2000  # characters of one value shown in a step, unless the reader asks for long values whole
