@@ -240,6 +240,25 @@ def pytest_configure(config: pytest.Config) -> None:
         arg.startswith(("-n", "--numprocesses", "--dist", "--tx")) for arg in asked
     ):
         config.option.numprocesses, config.option.dist, config.option.tx = 0, "no", []
+    if WORKER is not None and config.getvalue("loadgroup"):
+        config.pluginmanager.register(_XdistGroups(), "cogscope-xdist-groups")
+
+
+class _XdistGroups:
+    """`--dist loadgroup` for pytest 9.2: pytest-xdist 3.8 marks a grouped test by appending "@GROUP" to
+    `item._nodeid`, which pytest 9.2 no longer reads (a node's id is `item._id`), so every xdist_group was silently
+    ignored and its tests spread over all workers, each starting the module's servers again. After xdist's hook,
+    a test of a group whose id lacks the suffix gets it."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        from _pytest.nodeid import coerce_node_id
+
+        for item in items:
+            names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                            for m in item.iter_markers("xdist_group")})  # fmt: skip
+            if names and "@" not in item.nodeid:
+                item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
@@ -396,9 +415,13 @@ def project() -> str:
 @pytest.fixture
 def env(tmp_path: Path, phoenix: PhoenixServer, project: str) -> dict[str, str]:
     """The environment a user would have: cogscope pointed at the test Phoenix, an API key set."""
+    return _user_environment(tmp_path, phoenix, project)
+
+
+def _user_environment(folder: Path, phoenix: PhoenixServer, project: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("COGSCOPE_", "PHOENIX_"))}
     environ.update(
-        COGSCOPE_DATA_DIR=str(tmp_path / "data"),
+        COGSCOPE_DATA_DIR=str(folder / "data"),
         PHOENIX_COLLECTOR_ENDPOINT=phoenix.url,
         COGSCOPE_PROJECT=project,
         COGSCOPE_LLM_PORT=str(free_port()),
@@ -638,6 +661,36 @@ def running_app(env: dict[str, str], llm, *args: str) -> Iterator[App]:  # type:
 def app(env: dict[str, str], llm) -> Iterator[App]:  # type: ignore[no-untyped-def]
     with running_app(env, llm) as url:
         yield url
+
+
+# -- one app for several tests ---------------------------------------------------------------------
+# Starting `cogscope ui` costs ~10 CPU-s (Gradio's import, LiteLLM's, the agents). Tests that only use the app as a
+# user would, one after another, share one: a module marks them xdist_group(...) (one worker runs them, in turn) and
+# asks for `shared_app`, which has its own data folder, Phoenix project and scripted LLM (emptied after each test).
+@dataclass(frozen=True)
+class SharedApp:
+    app: App
+    llm: ScriptedLLM
+    env: dict[str, str]
+    project: str
+
+
+@pytest.fixture(scope="module")
+def _module_app(tmp_path_factory: pytest.TempPathFactory, phoenix: PhoenixServer) -> Iterator[SharedApp]:
+    project = f"test-{uuid.uuid4().hex[:10]}"
+    environ = _user_environment(tmp_path_factory.mktemp("shared-app"), phoenix, project)
+    server = ScriptedLLM().start()
+    try:
+        with running_app(environ, server) as app:
+            yield SharedApp(app, server, environ, project)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def shared_app(_module_app: SharedApp) -> Iterator[SharedApp]:
+    yield _module_app
+    _module_app.llm.reset()
 
 
 @pytest.fixture

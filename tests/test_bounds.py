@@ -32,7 +32,7 @@ from cogscope.telemetry import free_port, phoenix_client
 from cogscope.telemetry.phoenix_server import phoenix_version
 from cogscope.ui.local_llm import LocalModelServer, serves_local_model
 
-from .conftest import ROOT, App, cogscope_command
+from .conftest import ROOT, App, SharedApp, cogscope_command
 from .helpers import wait_until
 from .postgres import _alive
 
@@ -190,7 +190,9 @@ def _app_still_runs_cycles(app: App, llm) -> None:  # type: ignore[no-untyped-de
     assert "Open this trace in Phoenix" in totals
 
 
-def test_app_survives_agents_that_exit(app, llm, agent_file, tmp_path):
+@pytest.mark.xdist_group("bounds-app")  # one app for both (conftest's shared_app)
+def test_app_survives_agents_that_exit(shared_app: SharedApp, agent_file, tmp_path) -> None:
+    app, llm = shared_app.app, shared_app.llm
     exits_on_import = tmp_path / "exits.py"
     exits_on_import.write_text("import sys\nsys.exit(3)\n")
 
@@ -212,7 +214,9 @@ def test_app_survives_agents_that_exit(app, llm, agent_file, tmp_path):
     _app_still_runs_cycles(app, llm)
 
 
-def test_app_survives_lone_surrogates(app, llm, agent_file):
+@pytest.mark.xdist_group("bounds-app")
+def test_app_survives_lone_surrogates(shared_app: SharedApp, agent_file) -> None:
+    app, llm = shared_app.app, shared_app.llm
     # more runs than the app's concurrency limit (4): a hung one would leave the next queued for ever
     for _ in range(5):
         llm.enqueue(ANSWER)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import re
 
-from .conftest import ARTIFACTS, screenshot
+import pytest
+
+from .conftest import ARTIFACTS, SharedApp, screenshot
+
+# one `cogscope ui` for the module (conftest's shared_app): its tests run on one worker, in this order
+pytestmark = pytest.mark.xdist_group("run-tab-app")
 
 RECALL = 'Thought: recall first.\n<code>\nprint(recall_memory(query="energy", limit=2))\n</code>'
 ANSWER = 'Thought: decided.\n<code>\nfinal_answer("Take a short walk, then review the course outline.")\n</code>'
 
 
-def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm):
+def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(shared_app: SharedApp, page) -> None:
+    app, llm = shared_app.app, shared_app.llm
     # both replies are held: each model call waits until the test lets it go
     llm.enqueue(RECALL, prompt_tokens=1000, completion_tokens=100, held=True)
     llm.enqueue(ANSWER, prompt_tokens=1100, completion_tokens=40, held="midway")  # streams half its words first
@@ -56,7 +62,8 @@ def test_steps_stream_one_by_one_then_the_trace_opens_in_phoenix(app, page, llm)
     page.screenshot(path=str(ARTIFACTS / "phoenix-trace.png"))
 
 
-def test_bad_input_shows_an_error_and_the_app_keeps_working(app, page, llm):
+def test_bad_input_shows_an_error_and_the_app_keeps_working(shared_app: SharedApp, page) -> None:
+    app, llm = shared_app.app, shared_app.llm
     page.goto(app.link)
     page.locator("#run-button").click()
     status = page.locator("#run-status")
@@ -77,7 +84,8 @@ def test_bad_input_shows_an_error_and_the_app_keeps_working(app, page, llm):
     assert llm.requests and len(llm.requests) == 1
 
 
-def test_stop_ends_the_cycle_after_the_current_step(app, page, llm):
+def test_stop_ends_the_cycle_after_the_current_step(shared_app: SharedApp, page) -> None:
+    app, llm = shared_app.app, shared_app.llm
     llm.enqueue(RECALL)
     for _ in range(4):
         llm.enqueue("Thought: again.\n<code>\nx = 1\n</code>", held=True)
@@ -95,7 +103,8 @@ def test_stop_ends_the_cycle_after_the_current_step(app, page, llm):
     assert len(llm.requests) == 2  # steps 1 and 2, none of the three scripted after them
 
 
-def test_one_model_picker_per_role_and_the_heartbeat_loop(app, page, llm, phoenix, project):
+def test_one_model_picker_per_role_and_the_heartbeat_loop(shared_app: SharedApp, page) -> None:
+    app, llm = shared_app.app, shared_app.llm
     page.goto(app.link)
     # the consciousness agent has three roles: three pickers appear, labelled by role
     page.get_by_label("Agent").fill("consciousness")
