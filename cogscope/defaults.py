@@ -31,6 +31,7 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 MEMORY_FILE = "memory.sqlite"  # the agents' memory store, in the data folder
+STATE_DAYS = 30  # COGSCOPE_STATE_DAYS: how long the memory store keeps the state each cycle started from
 PHOENIX_FOLDER = "phoenix"  # the embedded Phoenix's working folder (its SQLite), in the data folder
 
 # -- addresses -------------------------------------------------------------------------------------------------------
