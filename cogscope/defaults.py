@@ -31,7 +31,6 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 MEMORY_FILE = "memory.sqlite"  # the agents' memory store, in the data folder
-STATE_DAYS = 30  # COGSCOPE_STATE_DAYS: how long the memory store keeps the state each cycle started from
 PHOENIX_FOLDER = "phoenix"  # the embedded Phoenix's working folder (its SQLite), in the data folder
 
 # -- addresses -------------------------------------------------------------------------------------------------------
@@ -53,6 +52,9 @@ SPOOL_MB = 512  # COGSCOPE_SPOOL_MB: the most the span spool may hold
 DRAIN_TIMEOUT_S = 10.0  # COGSCOPE_DRAIN_TIMEOUT: how long an ending command waits for its spooled spans
 MAX_CYCLES = 64  # COGSCOPE_MAX_CYCLES: cycles on API models side by side in one app
 MAX_LOCAL_CYCLES = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model side by side
+
+# -- the memory store's history ----------------------------------------------------------------------------------
+STATE_DAYS = 30  # COGSCOPE_STATE_DAYS: how long each cycle's starting state is kept (MemoryStore.prune)
 
 # -- what views show -------------------------------------------------------------------------------------------------
 LINK_WAIT_S = 3.0  # how long a finished cycle waits for its spans to reach Phoenix before its link says "pending"
