@@ -230,3 +230,40 @@ def test_heartbeat_replays_touch_nothing_and_rollback_goes_back_and_forth(
     assert re.search(r"^State:    pruned \d+ points older than 1e-06 days", pruned.out, re.MULTILINE), pruned.out
     line = cogscope("replay", cycles[0]).error_line()
     assert "was pruned" in line and "--live-state" in line
+
+
+DELEGATE = 'Thought: ask metacognition.\n<code>\nprint(metacognition(task="{task}"))\n</code>'
+REVISE = (
+    'Thought: revise.\n<code>\nprint(revise_model(model="user_routine", error={error}, failed_basins=["{basin}"]'
+    '{new}))\nfinal_answer("revised {basin}")\n</code>'
+)
+
+
+def test_consciousness_and_revision_replays_and_forks_leave_the_live_store_as_it_was(
+    cogscope, record, llm, env, read_trace, tmp_path
+):
+    llm.enqueue(DELEGATE.format(task="Revise user_routine: evening_fatigue failed"))
+    llm.enqueue(REVISE.format(error=0.7, basin="evening_fatigue", new=""))  # metacognition's step
+    llm.enqueue(DONE_REPLY)
+    managed = record("Run one cycle", agent="consciousness", api_base=llm.api_base)
+    llm.enqueue(REVISE.format(error=0.8, basin="social_recharge", new=', new_basin="weekend_reset"'))
+    revised = record("Revise the routine model", agent="revision", api_base=llm.api_base)
+    read_trace(managed, min_spans=12)
+    read_trace(revised, min_spans=5)
+    memory = _memory(env)
+    before = _tables(memory)
+    assert any(row[2] == "weekend_reset" for row in before["basins"])  # the recorded cycles wrote
+
+    forks = {  # an edited output at step 1 whose tools write again
+        managed: DELEGATE.format(task="Revise it again"),  # metacognition then replays its recorded revision
+        revised: REVISE.format(error=0.9, basin="morning_focus", new=', new_basin="forked_basin"'),
+    }
+    for trace_id, output in forks.items():
+        replay = cogscope("replay", trace_id)
+        assert replay.code == 0 and "Reproduced the recording" in replay.out, replay.out + replay.err
+        assert "State:    on a scratch copy of state m" in replay.out
+        edited = tmp_path / f"{trace_id}.txt"
+        edited.write_text(output)
+        fork = cogscope("replay", trace_id, "--fork-at", "1", "--output-file", str(edited))
+        assert fork.code == 0 and "Fork finished." in fork.out, fork.out + fork.err
+    assert _tables(memory) == before  # every table: the revisions happened on scratch copies only
