@@ -155,7 +155,7 @@ def test_heartbeat_replays_touch_nothing_and_rollback_goes_back_and_forth(
     cycles = _heartbeat_session(env, llm, 10)
     llm.enqueue(MARKER)
     llm.enqueue(DONE_REPLY)
-    run = cogscope("run", "--agent", "heartbeat", "--task", "Remember the marker.", *model)
+    run = cogscope("run", "--agent", "heartbeat", "--task", "Remember the marker.", *model, process=True)
     assert run.code == 0 and "Remembered #" in run.out, run.out + run.err
     third = cycles[2]
     for trace_id in (third, run.trace_id):
