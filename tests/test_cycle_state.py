@@ -157,6 +157,7 @@ def test_heartbeat_replays_touch_nothing_and_rollback_goes_back_and_forth(
     llm.enqueue(DONE_REPLY)
     run = cogscope("run", "--agent", "heartbeat", "--task", "Remember the marker.", *model, process=True)
     assert run.code == 0 and "Remembered #" in run.out, run.out + run.err
+    assert re.search(r"^State:    m[0-9a-f]{8}\.\d+ ", run.out, re.MULTILINE), run.out
     third = cycles[2]
     for trace_id in (third, run.trace_id):
         read_trace(trace_id, min_spans=7)

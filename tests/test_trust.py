@@ -102,6 +102,8 @@ def test_with_a_log_in_every_route_needs_it_and_remote_users_run_only_what_the_o
     from gradio_client import Client
 
     client = Client(shared_app, auth=("alice", "correct-horse-battery"), verbose=False)
+    shown = {component.get("props", {}).get("elem_id") for component in client.config["components"]}
+    assert "trace-summary" in shown and "state-rollback" not in shown  # rolling the store back: the operator's only
     marker = tmp_path / "marker"
     agent_file = tmp_path / "evil.py"
     agent_file.write_text(EVIL_AGENT.format(marker=str(marker)))
@@ -213,6 +215,8 @@ def test_a_remote_user_cannot_point_any_entry_point_at_a_file(  # type: ignore[n
     trace_id = _forge_app_cycle(phoenix, project)
     read_trace(trace_id, min_spans=3)
     client = Client(shared_app, auth=("alice", "correct-horse-battery"), verbose=False)
+    shown = {component.get("props", {}).get("elem_id") for component in client.config["components"]}
+    assert "trace-summary" in shown and "state-rollback" not in shown  # rolling the store back: the operator's only
     refused = "names a file, which only the operator may choose on a shared cogscope"
     for api in ("/replay", "/fork_edit", "/fork_live"):
         db = tmp_path / api.strip("/") / "deep" / "x.sqlite"
