@@ -100,6 +100,8 @@ def _print_cycle(runtime: Any, cycle: Any) -> Any:
     print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
     url, link = runtime.trace_link(result.trace_id, wait=LINK_WAIT_S) if result.trace_id else (None, "no trace")
     print(f"Trace:    {result.trace_id}  {link}")
+    if result.state:
+        print(f"State:    {result.state} (the memory store's state the cycle started from)")
     print(f"Totals:   {totals_text(result.totals, sep=', ')}", flush=True)
     return result
 
@@ -140,6 +142,11 @@ def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
         set_later(stop)
         print("\nStopping after this cycle (Ctrl-C again to abort) ...", flush=True)
 
+    from .cycle_state import keeps_state, prune_line
+
+    pruned = prune_line(inputs["options"].get("memory"), settings.state_days) if keeps_state(args.agent) else None
+    if pruned:
+        print(pruned, flush=True)
     runtime = _start_runtime(settings)
     previous = signal.signal(signal.SIGINT, stop_after_this_cycle)
     failed = 0
