@@ -32,6 +32,7 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 MEMORY_FILE = "memory.sqlite"  # the agents' memory store, in the data folder
 PHOENIX_FOLDER = "phoenix"  # the embedded Phoenix's working folder (its SQLite), in the data folder
+STATES_FOLDER = "states"  # the starting states imported with bundles (ui.state_files), in the data folder
 
 # -- addresses -------------------------------------------------------------------------------------------------------
 HOST = "127.0.0.1"  # COGSCOPE_HOST: the app binds to loopback unless told otherwise
@@ -52,6 +53,10 @@ SPOOL_MB = 512  # COGSCOPE_SPOOL_MB: the most the span spool may hold
 DRAIN_TIMEOUT_S = 10.0  # COGSCOPE_DRAIN_TIMEOUT: how long an ending command waits for its spooled spans
 MAX_CYCLES = 64  # COGSCOPE_MAX_CYCLES: cycles on API models side by side in one app
 MAX_LOCAL_CYCLES = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model side by side
+
+# -- reproduction bundles (telemetry.bundle) --------------------------------------------------------------------------
+BUNDLE_MAX_MB = 100  # the largest bundle file `cogscope import` and the Traces tab's upload take
+BUNDLE_UNPACKED_MAX_MB = 1000  # the most one bundle may unpack to (its state and spans together)
 
 # -- what views show -------------------------------------------------------------------------------------------------
 LINK_WAIT_S = 3.0  # how long a finished cycle waits for its spans to reach Phoenix before its link says "pending"

@@ -1,0 +1,263 @@
+"""Reproduction bundles on this installation: a cycle of its Phoenix exported into one file, a file imported into it.
+
+Export: the cycle's spans as Phoenix holds them (telemetry.span_transfer), its starting state as a store file of its
+own, scrubbed of secrets (ui.state_files), and a manifest of what rebuilds its agent and of the prices its models were
+priced at (telemetry.bundle). Secrets are blanked once more in all of it: the spans were redacted when they were
+recorded, and this process may know secrets the recording one did not.
+
+Import: the file is read and checked whole before anything is written (`open_bundle`); the trace must be new to this
+Phoenix; then its starting state is kept where re-runs find it, and its spans are logged into the project with their
+own trace and span ids (`load_bundle`). Its root span was signed with another installation's key: the cycle shows
+"not recorded here", and replaying it follows the rules for recorded code (ui.trust) as for any such trace.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from cogscope import defaults
+from cogscope.telemetry import (
+    BUNDLE_SUFFIX,
+    Bundle,
+    BundleError,
+    Manifest,
+    PhoenixUnreachable,
+    Prices,
+    Recording,
+    ReplayError,
+    SpanTransferError,
+    bundle_prices_entry,
+    log_trace_spans,
+    phoenix_client,
+    read_bundle,
+    redact,
+    redact_value,
+    trace_projects,
+    trace_span_records,
+    trace_tables,
+    wait_for_trace,
+    write_bundle,
+)
+
+from .errors import UsageError
+from .state_files import check_state_file, keep_imported_state, scrub_state_file, write_starting_state
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+STATE_COLUMN = "attributes.cogscope.state"  # the root span's `cogscope.state` (telemetry.attributes.ATTR_STATE)
+LAND_WAIT_S = 60.0  # how long an import waits for Phoenix to show the spans it queued
+
+
+def bundle_name(trace_id: str) -> str:
+    """The file name an export takes unless told: `cycle-<first 12 digits of the trace id>.cogscope`."""
+    return f"cycle-{trace_id[:12]}{BUNDLE_SUFFIX}"
+
+
+# -- export ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    manifest: Manifest
+    scrubbed: int  # values of the starting state whose secrets were blanked
+    state_left_out: bool  # the cycle names a starting state, but the export was asked to leave it out
+
+
+def check_destination(dest: Path) -> None:
+    """UsageError, before anything is read, for an output file that exists or a folder that does not."""
+    if dest.exists():
+        raise UsageError(f"{dest} exists already; remove it or name another file with -o")
+    if not dest.parent.is_dir():
+        raise UsageError(f"the folder {dest.parent} does not exist; create it or name another file with -o")
+
+
+def export_bundle(
+    runtime: Runtime, trace_id: str, dest: Path, *, project: str | None = None, with_state: bool = True
+) -> Exported:
+    """Write the bundle of one cycle of `project` (default: the settings') at `dest` (UsageError on bad input)."""
+    check_destination(dest)
+    project = project or runtime.settings.project
+    frame = runtime.trace_frame(trace_id, project)
+    trace_id = trace_id.strip().lower()
+    spans = redact_value(trace_span_records(runtime.phoenix.url, project=project, trace_id=trace_id))
+    if not spans:
+        raise UsageError(f"no trace {trace_id} in Phoenix project {project!r}; list cycles with `cogscope traces`")
+    manifest = _manifest(runtime, frame, trace_id, project, len(spans))
+    state_id = manifest.state
+    with tempfile.TemporaryDirectory(prefix="cogscope-export-") as scratch:
+        state_file, scrubbed = None, 0
+        if state_id is not None and with_state:
+            state_file = write_starting_state(state_id, manifest.options, Path(scratch) / "state.sqlite")
+            scrubbed = scrub_state_file(state_file)
+        if not with_state:
+            manifest = replace(manifest, state=None)
+        try:
+            write_bundle(dest, manifest, spans, state_file)
+        except BundleError as e:
+            raise UsageError(str(e)) from None
+    return Exported(dest, manifest, scrubbed, state_left_out=state_id is not None and not with_state)
+
+
+def _root(frame: pd.DataFrame) -> pd.Series:
+    roots = frame[frame["parent_id"].isna()]
+    if "attributes.cogscope.agent" in roots and roots["attributes.cogscope.agent"].notna().any():
+        roots = roots[roots["attributes.cogscope.agent"].notna()]
+    return roots.iloc[0] if not roots.empty else frame.iloc[0]
+
+
+def _manifest(runtime: Runtime, frame: pd.DataFrame, trace_id: str, project: str, count: int) -> Manifest:
+    """What the manifest says of the cycle: read as replay reads it (another app's cycle: from its tables)."""
+    prices = runtime.settings.prices
+    tables = trace_tables(frame, prices)
+    try:
+        recording: Recording | None = Recording.from_frame(frame, trace_id, prices=prices)
+    except ReplayError:
+        recording = None  # another app's cycle (replay names its factory) or one without a root yet
+    cycle = tables.cycle
+    models = dict(recording.models) if recording is not None else {}
+    called = {str(m) for m in tables.calls["model"] if isinstance(m, str) and m}
+    state = _root(frame).get(STATE_COLUMN)
+    return Manifest(
+        trace_id=trace_id,
+        agent=recording.agent if recording is not None else None,
+        options=redact_value(dict(recording.options)) if recording is not None else {},
+        models=models,
+        mcp=list(recording.mcp) if recording is not None else [],
+        task=redact(str(recording.task if recording is not None else (cycle["task"] if cycle is not None else ""))),
+        status=str(cycle["status"]) if cycle is not None and isinstance(cycle["status"], str) else None,
+        state=state if isinstance(state, str) and state else None,
+        prices={m: bundle_prices_entry(prices.per_million(m)) for m in sorted(called | set(models.values()))},
+        project=project,
+        spans=count,
+        exported_by=f"cogscope {_version()}",
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cogscope")
+    except PackageNotFoundError:
+        return "(unknown version)"
+
+
+# -- import ----------------------------------------------------------------------------------------------------------
+def open_bundle(source: Path, scratch: Path, *, name: str | None = None) -> Bundle:
+    """Read and check a bundle whole (its starting state unpacked into `scratch`, a folder the caller removes), before
+    anything else happens: UsageError, one line, for anything that is not a whole bundle this cogscope reads."""
+    where = name or str(source)
+    try:
+        bundle = read_bundle(
+            source,
+            scratch,
+            max_bytes=defaults.BUNDLE_MAX_MB * 1_000_000,
+            max_unpacked=defaults.BUNDLE_UNPACKED_MAX_MB * 1_000_000,
+            name=where,
+        )
+    except BundleError as e:
+        raise UsageError(str(e)) from None
+    if bundle.state_file is not None:
+        check_state_file(bundle.state_file, where)
+    return bundle
+
+
+@dataclass(frozen=True)
+class Imported:
+    manifest: Manifest
+    project: str
+    state_path: Path | None  # where its starting state is kept (None: the bundle had none)
+    landed: int  # spans Phoenix shows already (the rest land a moment later)
+    cost_then: float | None  # the cycle's cost at the bundle's prices (None or NaN: unknown)
+    cost_here: float | None  # at this installation's prices
+
+
+def load_bundle(runtime: Runtime, bundle: Bundle, *, project: str | None = None) -> Imported:
+    """Load a checked bundle into this Phoenix's `project` (default: the settings') and keep its starting state:
+    UsageError, with nothing changed, when the trace is in this Phoenix already or Phoenix refuses its spans."""
+    manifest, url = bundle.manifest, runtime.phoenix.url
+    project = project or runtime.settings.project
+    trace_id = manifest.trace_id
+    holders = trace_projects(url, trace_id)
+    if holders:
+        raise UsageError(
+            f"trace {trace_id} is in this Phoenix already (project {holders[0]!r}); nothing imported: "
+            f"step through it with `cogscope show {trace_id}`"
+            + ("" if holders[0] == project else f" --project {holders[0]}")
+        )
+    kept, written = None, False
+    if bundle.state_file is not None and manifest.state is not None:
+        kept, written = keep_imported_state(manifest.state, bundle.state_file, runtime.settings.data_dir)
+    try:
+        log_trace_spans(url, project=project, spans=bundle.spans)
+    except (SpanTransferError, PhoenixUnreachable) as e:
+        if written and kept is not None:
+            kept.unlink(missing_ok=True)
+        raise UsageError(str(e)) from None
+    frame = wait_for_trace(
+        phoenix_client(url), project=project, trace_id=trace_id, min_spans=manifest.spans, timeout=LAND_WAIT_S
+    )
+    return Imported(
+        manifest,
+        project,
+        kept,
+        len(frame),
+        _cost(frame, _bundle_prices(manifest)),
+        _cost(frame, runtime.settings.prices),
+    )
+
+
+def _bundle_prices(manifest: Manifest) -> Prices:
+    known = {m: (p[0], p[1]) for m, p in manifest.prices.items() if p[0] is not None and p[1] is not None}
+    return Prices(overrides=known)
+
+
+def _cost(frame: pd.DataFrame, prices: Prices) -> float | None:
+    if frame.empty:
+        return None
+    cost = trace_tables(frame, prices).totals
+    return None if cost is None or cost.cost_usd is None or math.isnan(cost.cost_usd) else cost.cost_usd
+
+
+def describe_manifest(manifest: Manifest) -> str:
+    """One line about the cycle a bundle holds."""
+    agent = manifest.agent or "another app's agent"
+    state = f"starting state {manifest.state}" if manifest.state else "no starting state"
+    return f"trace {manifest.trace_id}: {agent}, status {manifest.status or 'unknown'}, {manifest.spans} spans, {state}"
+
+
+def import_lines(result: Imported) -> list[str]:
+    """What `cogscope import` prints, and the Traces tab shows, once a bundle is in."""
+    from cogscope.telemetry import usd
+
+    m = result.manifest
+    lines = [f"Imported {describe_manifest(m)}, into Phoenix project {result.project!r} (not recorded here)."]
+    if result.state_path is not None:
+        lines.append(f"Starting state kept at {result.state_path}; re-runs start from it.")
+    else:
+        lines.append("The bundle holds no starting state: a replay runs against the current live state.")
+    if result.landed < m.spans:
+        lines.append(f"Phoenix shows {result.landed} of its {m.spans} spans so far; the rest land in a moment.")
+    lines.append(f"Cost when recorded: {usd(result.cost_then)} at the bundle's prices; {usd(result.cost_here)} here.")
+    lines.append(f"Step through it: cogscope show {m.trace_id}   Replay it: cogscope replay {m.trace_id}")
+    return lines
+
+
+def export_lines(result: Exported) -> list[str]:
+    """What `cogscope export` prints, and the Traces tab shows, once a bundle is written."""
+    size = result.path.stat().st_size
+    lines = [f"Wrote {result.path} ({size / 1000:,.1f} kB): {describe_manifest(result.manifest)}."]
+    if result.state_left_out:
+        lines.append("Its starting state was left out (--without-state): a replay there runs on the current state.")
+    if result.scrubbed:
+        lines.append(
+            f"{result.scrubbed} value(s) of its starting state held secrets, blanked in the bundle: a replay that "
+            "reads them may differ there."
+        )
+    return lines
