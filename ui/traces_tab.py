@@ -25,6 +25,7 @@ from cogscope.telemetry import (
     usd,
 )
 
+from .bundle_panel import bundle_controls, wire_bundle_controls
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_options
 from .models import SUGGESTED_MODELS
@@ -216,6 +217,7 @@ class _Parts:
     trace_box: Any = None
     open_button: Any = None
     summary: Any = None
+    bundles: Any = None
     steps_state: Any = None
     step_list: Any = None
     prev_step: Any = None
@@ -279,12 +281,13 @@ def _list_section(parts: _Parts) -> None:
     parts.ids = gr.State([])
 
 
-def _step_section(parts: _Parts) -> None:
-    """A trace id to open, the cycle's summary, its steps and the selected step."""
+def _step_section(parts: _Parts, runtime: Runtime) -> None:
+    """A trace id to open, the cycle's summary, its bundle (download, upload), its steps and the selected step."""
     with gr.Row():
         parts.trace_box = gr.Textbox(label="Trace id", placeholder="32 hex digits", elem_id="traces-trace-id", scale=4)
         parts.open_button = gr.Button("Open", elem_id="traces-open", scale=1)
     parts.summary = gr.Markdown("", elem_id="trace-summary")
+    parts.bundles = bundle_controls(runtime)
     parts.steps_state = gr.State([])
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -560,11 +563,20 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
     """The Traces tab's components and events; call inside a `gr.Blocks` / `gr.Tab` context."""
     parts = _Parts(*project_pickers(runtime, "traces"))
     _list_section(parts)
-    _step_section(parts)
+    _step_section(parts, runtime)
     _replay_section(parts)
     _wire_list(parts, runtime)
     _wire_steps(parts, runtime)
     _wire_replay(parts, runtime)
+    wire_bundle_controls(
+        parts.bundles,
+        runtime,
+        trace_box=parts.trace_box,
+        project=parts.project,
+        opened=parts.opened,
+        open_trace=open_trace,
+        whole=parts.whole,
+    )
     return TracesTab(runtime, parts)
 
 
