@@ -4,8 +4,9 @@ The modules, by what they hold:
 
 - agents: `heartbeat` (one OODA cycle), `consciousness` (a manager over perception, reasoning, metacognition),
   `revision` (revises a mental model after a failed prediction); `registry` finds an agent's factory by name
-- memory: `store` (the SQLite memory store), `state` (what it holds, for a person), `mental_models` (basins,
-  predictors and their revision), `energy` (what actions cost, the ledger)
+- memory: `store` (the SQLite memory store), `state_log` (its history: the change log, state points, restore,
+  rollback, prune), `state` (what it holds, for a person), `mental_models` (basins, predictors and their
+  revision), `energy` (what actions cost, the ledger)
 - tools: `tools` (the cognitive tools over the store), `mcp` (MCP servers' tools for an agent, and ours as a server)
 - the sandbox: `sandbox` (the app's side: one worker per CodeAgent), `sandbox_worker` (the worker process, run by
   file path), `walls` (its kernel walls: Landlock, seccomp), `sandbox_audit` (its interpreter walls: the audit
@@ -25,6 +26,9 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
         McpError,
         MemoryStoreError,
         MentalModelError,
+        StateCorrupt,
+        StateError,
+        StateNotKept,
         UnknownAgentError,
     )
     from .exit_guard import exit_now
@@ -35,6 +39,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, check_options, get, names
     from .sandbox import Sandbox, SandboxError, SandboxLimit, SandboxLimits
     from .state import state_markdown
+    from .state_log import StateChange, StatePoint
     from .store import Memory, MemoryStore
     from .tools import RecallMemoryTool, cognitive_tools
 
@@ -50,6 +55,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {  # name -> (the submodule that defines 
     "McpError": ("errors", "McpError"),
     "MemoryStoreError": ("errors", "MemoryStoreError"),
     "MentalModelError": ("errors", "MentalModelError"),
+    "StateCorrupt": ("errors", "StateCorrupt"),
+    "StateError": ("errors", "StateError"),
+    "StateNotKept": ("errors", "StateNotKept"),
     "UnknownAgentError": ("errors", "UnknownAgentError"),
     "exit_now": ("exit_guard", "exit_now"),
     "install_exit_guard": ("exit_guard", "install"),
@@ -69,6 +77,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {  # name -> (the submodule that defines 
     "SandboxLimit": ("sandbox", "SandboxLimit"),
     "SandboxLimits": ("sandbox", "SandboxLimits"),
     "state_markdown": ("state", "state_markdown"),
+    "StateChange": ("state_log", "StateChange"),
+    "StatePoint": ("state_log", "StatePoint"),
     "Memory": ("store", "Memory"),
     "MemoryStore": ("store", "MemoryStore"),
     "RecallMemoryTool": ("tools", "RecallMemoryTool"),
@@ -115,6 +125,11 @@ __all__ = [
     "SandboxError",
     "SandboxLimit",
     "SandboxLimits",
+    "StateChange",
+    "StateCorrupt",
+    "StateError",
+    "StateNotKept",
+    "StatePoint",
     "UnknownAgentError",
     "add_tools",
     "check_options",

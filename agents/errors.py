@@ -5,6 +5,9 @@ AgentsError                 base: every message says what is wrong and what to d
 ├── AgentFactoryError       a factory that cannot be loaded, raises, or returns no agent
 ├── McpError                an MCP server that fails to start or to list its tools
 ├── MemoryStoreError        the SQLite memory store cannot be opened or written
+│   └── StateError          a state of the store (its history) cannot be kept, found or restored
+│       ├── StateNotKept    a state that was pruned, is unknown, or is another store's
+│       └── StateCorrupt    a state whose change log fails its checksum
 ├── EnergyRefused           an action costs more energy than is left
 ├── EnergyExhausted         not enough energy for a single step: the cycle rests
 └── MentalModelError        an unknown mental model or basin, or a revision it cannot take
@@ -30,6 +33,18 @@ class McpError(AgentsError):
 
 
 class MemoryStoreError(AgentsError):
+    pass
+
+
+class StateError(MemoryStoreError):
+    pass
+
+
+class StateNotKept(StateError):
+    """The message says whether the state was pruned, is unknown or is another store's, and how to replay anyway."""
+
+
+class StateCorrupt(StateError):
     pass
 
 

@@ -2,7 +2,9 @@
 
 Memories (with full-text search), goals, the energy budget and the log of actions paid
 from it, and the mental models of `mental_models` (basins, predictors, predictions and
-their resolutions), whose rules and revision maths live there.
+their resolutions), whose rules and revision maths live there. The store keeps its own
+history (`state_log`): any recent state can be named (`checkpoint`), copied out
+(`restore_copy`), compared (`diff_to`) and rolled back to (`rollback`).
 
 Created and migrated on first use. One connection per store, guarded by a lock, so
 several agents (and the Gradio worker threads) in one process can share it; every write
@@ -13,17 +15,21 @@ other processes see either all of a write or none of it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import secrets
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import EnergyRefused, MemoryStoreError, MentalModelError
+from . import state_log
+from .errors import EnergyRefused, MemoryStoreError, MentalModelError, StateError
 from .mental_models import (
     EXAMPLE_BASINS,
     EXAMPLE_MODEL,
@@ -36,8 +42,9 @@ from .mental_models import (
     revision_request,
     unknown_model_message,
 )
+from .state_log import StateChange, StatePoint
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS = {
     1: """
@@ -115,7 +122,9 @@ _MIGRATIONS = {
         created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
     );
     """,
+    3: state_log.SCHEMA,
 }
+STATE_LOGGER = logging.getLogger("cogscope.state")
 
 MEMORY_KINDS = ("episodic", "semantic", "procedural", "reflection")
 MAX_MEMORY_CHARS = 4_000
@@ -226,6 +235,23 @@ def _unit(value: float, what: str) -> float:
     return value
 
 
+def _save_points(db: sqlite3.Connection, pending: list[state_log.PointRow], lock: threading.RLock, path: str) -> None:
+    """Save the points taken since the store's last write (at close, or when the process ends)."""
+    if not pending or not lock.acquire(timeout=5):
+        return
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        state_log.save_points(db, pending)
+        db.execute("COMMIT")
+        pending.clear()
+    except sqlite3.Error as e:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        STATE_LOGGER.warning("%d state points of the memory store %s were not saved: %s", len(pending), path, e)
+    finally:
+        lock.release()
+
+
 def _create_private(path: Path) -> None:
     """Make the store's folder (mode 700 when new) and file (mode 600 when new: SQLite gives its journal files the
     same mode), so that only the user who runs cogscope can read what the agent remembers."""
@@ -248,6 +274,7 @@ class MemoryStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self._pending: list[state_log.PointRow] = []  # points taken and not saved yet (saved with the next write)
         if self.path != ":memory:":
             _create_private(Path(self.path).expanduser())
         try:
@@ -255,6 +282,7 @@ class MemoryStore:
             self._db.execute("PRAGMA busy_timeout = 5000")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+            self._store_id = str(state_log.meta(self._db, "store_id"))
         except MemoryStoreError:
             raise
         except sqlite3.OperationalError as e:
@@ -264,13 +292,14 @@ class MemoryStore:
                 f"cannot open the memory store {self.path}: {e}; "
                 "move the file away (it is left untouched) or point COGSCOPE_DATA_DIR elsewhere"
             ) from None
+        self._save_at_exit = weakref.finalize(self, _save_points, self._db, self._pending, self._lock, self.path)
 
-    def _unusable(self, error: sqlite3.Error) -> MemoryStoreError:
+    def _unusable(self, error: sqlite3.Error, doing: str = "write") -> MemoryStoreError:
         if "locked" in str(error) or "busy" in str(error):
             hint = "another process holds it for too long; stop it or point COGSCOPE_DATA_DIR elsewhere"
         else:
             hint = "make the file and its folder writable or set COGSCOPE_DATA_DIR to a writable folder"
-        return MemoryStoreError(f"cannot write the memory store {self.path}: {error}; {hint}")
+        return MemoryStoreError(f"cannot {doing} the memory store {self.path}: {error}; {hint}")
 
     def _migrate(self) -> None:
         with self._lock:
@@ -308,8 +337,11 @@ class MemoryStore:
             except sqlite3.OperationalError as e:
                 raise self._unusable(e) from None
             try:
+                if self._pending:
+                    state_log.save_points(self._db, self._pending)
                 yield self._db
                 self._db.execute("COMMIT")
+                self._pending.clear()
             except BaseException as e:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
@@ -318,7 +350,9 @@ class MemoryStore:
                 raise
 
     def close(self) -> None:
+        """Save the points not saved yet, then close the file."""
         with self._lock:
+            self._save_at_exit()
             self._db.close()
 
     # -- memories --------------------------------------------------------------------
@@ -627,3 +661,113 @@ class MemoryStore:
                 db, prediction_id, observation or f"prediction error {error:.3f}", error, plan.changes
             )
             return Revision(model, error, prediction_id, resolution_id, plan.changes)
+
+    # -- state: the store's history (state_log) -------------------------------------------
+    @property
+    def store_id(self) -> str:
+        """This store file's id ("m" + 8 hex, random, kept in the file): the first part of its state ids."""
+        return self._store_id
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction under the store's lock: the log and the points seen at one moment."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                yield self._db
+            except sqlite3.OperationalError as e:
+                raise self._unusable(e, "read") from None
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
+
+    def checkpoint(self, label: str) -> StatePoint:
+        """Name the state the store is in now (`label`: the cycle about to start from it), so it can be restored.
+
+        A read, no write of its own: the point is saved with the store's next write (a cycle makes one at once) or
+        at close, so it adds no disk sync to a cycle. The same state keeps the same id."""
+        with self._reading() as db:
+            row = state_log.take_point(db, clip(str(label), 200), self._pending)
+            self._pending.append(row)
+        return row.point(self._store_id)
+
+    def point(self, state_id: str) -> StatePoint:
+        """The point `state_id` names; StateNotKept (pruned, unknown or another store's) when there is none."""
+        with self._reading() as db:
+            return state_log.find_point(db, state_id, self._store_id, self._pending, self.path).point(self._store_id)
+
+    def points(self, limit: int = 50) -> list[StatePoint]:
+        """The newest `limit` points, newest first."""
+        with self._reading() as db:
+            return state_log.points(db, self._store_id, self._pending, limit)
+
+    def restore_copy(self, state_id: str, dest: str | Path) -> Path:
+        """Write the state `state_id` names as a store file of its own at `dest` (which must not exist, or be empty);
+        the live store is only read. The copy has its own id and no history before that state; it answers for
+        `state_id` with its first point. StateNotKept, StateCorrupt (its change log fails its checksum)."""
+        target = Path(dest).expanduser()
+        if target.exists() and (not target.is_file() or target.stat().st_size):
+            raise StateError(f"cannot restore a state into {target}: it exists already; choose a path that does not")
+        with self._lock:
+            with self._reading() as db:
+                point = state_log.find_point(db, state_id, self._store_id, self._pending, self.path)
+                pending = list(self._pending)
+            part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+            _create_private(part)
+            copy = sqlite3.connect(part, isolation_level=None)
+            try:
+                self._db.backup(copy)
+            except BaseException:
+                copy.close()
+                part.unlink(missing_ok=True)
+                raise
+        try:
+            for pragma in ("journal_mode = OFF", "synchronous = OFF", "foreign_keys = OFF"):  # a scratch file yet
+                copy.execute(f"PRAGMA {pragma}")
+            state_log.restore(copy, point, pending, self.path, "m" + secrets.token_hex(4))
+            copy.close()
+            os.replace(part, target)
+        except BaseException:
+            copy.close()
+            part.unlink(missing_ok=True)
+            raise
+        return target
+
+    def diff_to(self, state_id: str) -> StateChange:
+        """What `rollback(state_id)` would change, read from the change log (nothing is written)."""
+        with self._reading() as db:
+            point = state_log.find_point(db, state_id, self._store_id, self._pending, self.path)
+            return state_log.diff(db, point, self.path)
+
+    def rollback(self, state_id: str) -> StatePoint:
+        """Put the live store back in the state `state_id` names, in one transaction, after keeping the state now as
+        a point ("before rollback"), which it returns: `rollback(kept.id)` rolls forward again. Nothing changes on
+        StateNotKept, StateCorrupt or a store that cannot be written (MemoryStoreError)."""
+        with self._lock:
+            self._db.execute("PRAGMA foreign_keys = OFF")  # undo restores rows in log order, not parents first
+            try:
+                with self._transaction() as db:
+                    point = state_log.find_point(db, state_id, self._store_id, self._pending, self.path)
+                    kept = state_log.rollback(db, point, self._pending, self.path)
+            finally:
+                self._db.execute("PRAGMA foreign_keys = ON")
+        STATE_LOGGER.info(
+            "rolled the memory store %s back to %s.%d; the state before is kept as %s.%d",
+            self.path, self._store_id, point.seq, self._store_id, kept.seq,
+        )
+        return kept.point(self._store_id)
+
+    def prune(self, max_age_days: float) -> int:
+        """Drop the points older than `max_age_days` and the change log no point needs any more; returns how many
+        points were dropped and says so in one line on the logger "cogscope.state"."""
+        days = float(max_age_days)
+        if not days >= 0:
+            raise ValueError(f"max_age_days must be 0 or more, got {max_age_days}")
+        with self._transaction() as db:
+            pruned, kept = state_log.prune(db, days)
+        STATE_LOGGER.log(
+            logging.INFO if pruned else logging.DEBUG,
+            "pruned %d state points older than %g days from the memory store %s (%d kept)",
+            *(pruned, days, self.path, kept),
+        )
+        return pruned

@@ -54,6 +54,9 @@ DRAIN_TIMEOUT_S = 10.0  # COGSCOPE_DRAIN_TIMEOUT: how long an ending command wai
 MAX_CYCLES = 64  # COGSCOPE_MAX_CYCLES: cycles on API models side by side in one app
 MAX_LOCAL_CYCLES = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model side by side
 
+# -- the memory store's history ----------------------------------------------------------------------------------
+STATE_DAYS = 30  # COGSCOPE_STATE_DAYS: how long each cycle's starting state is kept (MemoryStore.prune)
+
 # -- reproduction bundles (telemetry.bundle) --------------------------------------------------------------------------
 BUNDLE_MAX_MB = 100  # the largest bundle file `cogscope import` and the Traces tab's upload take
 BUNDLE_UNPACKED_MAX_MB = 1000  # the most one bundle may unpack to (its state and spans together)

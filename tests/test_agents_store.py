@@ -99,16 +99,18 @@ def test_recall_memory_tool_reads_the_store():
 
 
 # -- the schema version: written, kept, migrated up, refused when newer -----------------------
-def test_a_new_store_is_written_at_schema_version_2(tmp_path):
+def test_a_new_store_is_written_at_schema_version_3(tmp_path):
     path = tmp_path / "m.sqlite"
     MemoryStore(path).close()
-    assert user_version(path) == 2
-    assert {"memories", "goals", "energy", "action_log", "basins", "predictors", "predictions", "resolutions"} <= (
-        tables(path)
-    )
+    assert user_version(path) == 3
+    assert {"memories", "goals", "energy", "action_log", "basins", "predictors", "predictions", "resolutions"} | {
+        "state_log",
+        "state_points",
+        "state_meta",
+    } <= tables(path)
 
 
-def test_a_store_at_version_2_is_opened_as_it_is(tmp_path):
+def test_a_store_at_version_3_is_opened_as_it_is(tmp_path):
     path = tmp_path / "m.sqlite"
     first = MemoryStore(path)
     first.remember("The user walks the dog at seven")
@@ -117,7 +119,7 @@ def test_a_store_at_version_2_is_opened_as_it_is(tmp_path):
 
     again = MemoryStore(path)
 
-    assert user_version(path) == 2
+    assert user_version(path) == 3
     assert again.count() == 1 and again.energy() == Energy(40.0, 100.0, 10.0)  # kept: nothing was created again
 
 
@@ -129,7 +131,7 @@ def test_a_version_1_store_is_migrated_keeping_its_memories(tmp_path):
 
     store = MemoryStore(path)
 
-    assert user_version(path) == 2
+    assert user_version(path) == 3
     assert store.count() == 2 and store.recall("dog")[0].text == "The user walks the dog at seven"
     assert store.energy() == Energy(100.0, 100.0, 10.0)
     assert store.goals() == [] and store.models() == []
@@ -137,12 +139,12 @@ def test_a_version_1_store_is_migrated_keeping_its_memories(tmp_path):
     assert store.seed_example() == 0  # it already holds memories
 
 
-@pytest.mark.parametrize("version", [3, 99])
+@pytest.mark.parametrize("version", [4, 99])
 def test_a_store_from_a_newer_cogscope_is_a_clear_error_and_left_as_it_is(tmp_path, version):
     path = tmp_path / "new.sqlite"
     sqlite3.connect(path).execute(f"PRAGMA user_version = {version}").connection.close()
     with pytest.raises(
-        MemoryStoreError, match=rf"schema version {version}, newer than this cogscope understands \(2\); upgrade"
+        MemoryStoreError, match=rf"schema version {version}, newer than this cogscope understands \(3\); upgrade"
     ):
         MemoryStore(path)
     assert user_version(path) == version and tables(path) == set()
