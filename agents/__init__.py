@@ -33,10 +33,10 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     )
     from .exit_guard import exit_now
     from .exit_guard import install as install_exit_guard
-    from .heartbeat import DEFAULT_TASK, open_store
+    from .heartbeat import DEFAULT_TASK, close_store, open_store
     from .mcp import add_tools, mcp_tools
     from .mcp import serve as serve_mcp
-    from .registry import ENTRY_POINT_GROUP, AgentSpec, Factory, check_options, get, names
+    from .registry import BUILTIN, ENTRY_POINT_GROUP, AgentSpec, Factory, check_options, get, names
     from .sandbox import Sandbox, SandboxError, SandboxLimit, SandboxLimits
     from .state import state_markdown
     from .state_log import StateChange, StatePoint
@@ -63,9 +63,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {  # name -> (the submodule that defines 
     "install_exit_guard": ("exit_guard", "install"),
     "DEFAULT_TASK": ("heartbeat", "DEFAULT_TASK"),
     "open_store": ("heartbeat", "open_store"),
+    "close_store": ("heartbeat", "close_store"),
     "add_tools": ("mcp", "add_tools"),
     "mcp_tools": ("mcp", "mcp_tools"),
     "serve_mcp": ("mcp", "serve"),
+    "BUILTIN": ("registry", "BUILTIN"),
     "ENTRY_POINT_GROUP": ("registry", "ENTRY_POINT_GROUP"),
     "AgentSpec": ("registry", "AgentSpec"),
     "Factory": ("registry", "Factory"),
@@ -104,6 +106,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BUILTIN",
     "DEFAULT_TASK",
     "ENERGY_COSTS",
     "ENTRY_POINT_GROUP",
@@ -133,6 +136,7 @@ __all__ = [
     "UnknownAgentError",
     "add_tools",
     "check_options",
+    "close_store",
     "cognitive_tools",
     "exit_now",
     "get",

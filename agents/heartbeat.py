@@ -55,6 +55,14 @@ def open_store(path: str | Path | None = None) -> MemoryStore:
         return store
 
 
+def close_store(path: str | Path) -> None:
+    """Close the process-wide store for `path` and forget it (a re-run's scratch copy, once the re-run is over)."""
+    with _stores_lock:
+        store = _stores.pop(str(path), None)
+    if store is not None:
+        store.close()
+
+
 INSTRUCTIONS = """You are the heartbeat of a cognitive agent. This run is one OODA cycle:
 1. Observe: call observe() and recall_memory(...) for what bears on the task.
 2. Orient: relate it to the active goals (review_goals()).

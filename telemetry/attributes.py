@@ -45,6 +45,7 @@ ATTR_SIGNATURE = "cogscope.signature"  # HMAC of SIGNED (telemetry.signing)
 ATTR_SEAL = "cogscope.seal"  # HMAC over what replay takes from every span of the cycle (telemetry.sealing)
 ATTR_SESSION = SESSION
 ATTR_USER = SpanAttributes.USER_ID  # who started the cycle on a shared cogscope (its log-in name)
+ATTR_STATE = "cogscope.state"  # the id of the agent state the cycle started from (a memory store's point)
 
 # the root attributes a replay rebuilds the agent from: the signature covers exactly these
 SIGNED = (ATTR_AGENT, ATTR_OPTIONS, ATTR_MODEL, ATTR_MCP, ATTR_CYCLE_ID)
@@ -129,8 +130,10 @@ def root_attributes(
     replay_of: str | None = None,
     mcp: tuple[str, ...] = (),
     user: str | None = None,
+    state: str | None = None,
 ) -> Iterator[tuple[str, Any]]:
-    """The attributes a cycle's root span starts with, as (key, value) pairs."""
+    """The attributes a cycle's root span starts with, as (key, value) pairs; `state`: the id of the state the
+    cycle starts from (None: none was kept)."""
     yield KIND, AGENT_KIND
     yield INPUT, task
     yield SpanAttributes.INPUT_MIME_TYPE, "text/plain"
@@ -146,6 +149,8 @@ def root_attributes(
         yield ATTR_MCP, json.dumps(list(mcp))
     if user:
         yield ATTR_USER, user
+    if state:
+        yield ATTR_STATE, state
 
 
 def output_attributes(final_answer: Any) -> Iterator[tuple[str, Any]]:

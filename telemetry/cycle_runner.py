@@ -8,6 +8,7 @@ Gradio generator, the CLI) receives each step as soon as it is finished.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -39,6 +40,10 @@ from .tracing import Tracing
 Step: TypeAlias = ActionStep | PlanningStep | FinalAnswerStep
 # what iterating a Cycle gives: steps, and the model's words as they come
 Item: TypeAlias = Step | ChatMessageStreamDelta
+# what keeps a cycle's starting state: called with the cycle id, returns the state's id (None: nothing kept)
+Checkpoint: TypeAlias = Callable[[str], "str | None"]
+
+log = logging.getLogger("cogscope.state")
 
 
 def stream_tokens(agent: MultiStepAgent) -> bool:
@@ -67,6 +72,7 @@ class CycleResult:
     totals: CycleTotals
     # the spans as exported, for a cycle run with keep_spans (else empty)
     spans: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+    state: str | None = None  # the id of the state the cycle started from (None: none was kept)
 
     @property
     def failed(self) -> bool:
@@ -112,6 +118,11 @@ class Cycle:
     for step in cycle:
         ...  # with tokens=True, also each ChatMessageStreamDelta of the model's output as it comes
     print(cycle.result.trace_id, cycle.result.status)
+
+    `checkpoint(cycle_id) -> state id | None` keeps the state the cycle starts from (e.g. a memory store's point),
+    called in the worker thread right before the root span opens: its id goes on the root span (`cogscope.state`)
+    and in the result. A checkpoint that raises costs the cycle its state (no attribute, one warning line on the
+    logger `cogscope.state`), never the cycle.
     """
 
     def __init__(
@@ -127,8 +138,13 @@ class Cycle:
         prices: Prices | None = None,
         keep_spans: bool = False,
         tokens: bool = False,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.agent = agent
+        # keeps the state the cycle starts from, in the worker thread right before the root span opens
+        self.checkpoint = checkpoint
+        self.state: str | None = None  # the id it returned
+        self.state_error: str | None = None  # why no state was kept, when the checkpoint failed
         self.keep_spans = keep_spans  # the result's `spans`: the frame of the spans exported (a replay compares them)
         self.tokens = tokens and stream_tokens(agent)  # iterating gives the model's words too, as they come
         self.prices = prices or Prices()  # what the result's cost is priced with
@@ -257,9 +273,28 @@ class Cycle:
         watchdog.start()
         return watchdog
 
+    def _keep_state(self) -> str | None:
+        """The checkpoint's state id; a checkpoint that fails costs the cycle its state (one warning line), never
+        the cycle."""
+        if self.checkpoint is None:
+            return None
+        try:
+            state = self.checkpoint(self.cycle_id)
+        except Exception as e:
+            self.state_error = f"{type(e).__name__}: {e}"
+            log.warning(
+                "cogscope: the state this cycle starts from was not kept (%s); it runs, but replays of it run "
+                "against the live state only",
+                self.state_error,
+            )
+            return None
+        return str(state) if state else None
+
     def _run_under_root(self, tracer: Tracer, span_name: str, run: _Run) -> None:
-        """Open the root span, run the agent inside it, and close it with the cycle's status."""
-        attributes = self.spec.attributes(self.cycle_id, self.task)
+        """Keep the starting state, open the root span, run the agent inside it, and close it with the cycle's
+        status."""
+        self.state = self._keep_state()
+        attributes = self.spec.attributes(self.cycle_id, self.task, self.state)
         with tracer.start_as_current_span(span_name, attributes=attributes, end_on_exit=True) as span:
             run.trace_id_int = span.get_span_context().trace_id
             self.trace_id = format(run.trace_id_int, "032x")
@@ -308,6 +343,7 @@ class Cycle:
             final_answer=None,
             error=error,
             totals=CycleTotals(0, 0, 0, 0, seconds),
+            state=self.state,
         )
 
     def _finish(self, watchdog: threading.Timer | None, run: _Run) -> None:
@@ -342,6 +378,7 @@ class Cycle:
                 error=error,
                 totals=totals,
                 spans=frame,
+                state=self.state,
             )
 
     def _emit_max_steps_step(self, emitted: set[int]) -> None:

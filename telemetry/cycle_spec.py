@@ -36,8 +36,9 @@ class CycleSpec:
     mcp: tuple[str, ...] = ()  # MCP server commands whose tools were added to the agent
     user: str | None = None  # who started the cycle (the log-in name on a shared cogscope)
 
-    def attributes(self, cycle_id: str, task: str) -> dict[str, Any]:
-        """The root span's attributes (`attributes.root_attributes`)."""
+    def attributes(self, cycle_id: str, task: str, state: str | None = None) -> dict[str, Any]:
+        """The root span's attributes (`attributes.root_attributes`); `state`: the id of the state the cycle
+        starts from."""
         return dict(
             root_attributes(
                 agent=self.agent,
@@ -49,6 +50,7 @@ class CycleSpec:
                 replay_of=self.replay_of,
                 mcp=self.mcp,
                 user=self.user,
+                state=state,
             )
         )
 

@@ -34,6 +34,7 @@ from .attributes import (
     ATTR_MODEL,
     ATTR_OPTIONS,
     ATTR_SESSION,
+    ATTR_STATE,
     ATTR_STATUS,
     ERROR,
     MAX_STEPS,
@@ -43,7 +44,7 @@ from .attributes import (
     app_task,
     replayed_attributes,
 )
-from .cycle_runner import Cycle
+from .cycle_runner import Checkpoint, Cycle
 from .cycle_spec import CycleSpec
 from .errors import TelemetryError
 from .prices import Prices, counted
@@ -89,6 +90,7 @@ class Recording:
     tools_names: tuple[str, ...] | None = None
     managed_names: tuple[str, ...] | None = None
     factory_named: bool = False  # another app's cycle: its agent and options are the ones the operator named
+    state: str | None = None  # the id of the state the cycle started from (`cogscope.state`); None: none kept
 
     @classmethod
     def from_frame(
@@ -139,6 +141,7 @@ class Recording:
             final_answer=_attr(root, SpanAttributes.OUTPUT_VALUE),
             max_steps=_recorded_max_steps(spans, root["context.span_id"]),
             trust=trace_trust(signer, trace_id, spans),
+            state=_state_id(_attr(root, ATTR_STATE)),
         )
 
     @property
@@ -202,6 +205,10 @@ class Recording:
             managed_names=tuple(managed),
             factory_named=True,
         )
+
+
+def _state_id(value: Any) -> str | None:
+    return str(value) if isinstance(value, str) and value else None
 
 
 def _managed_names(root: pd.Series) -> list[str]:
@@ -423,6 +430,7 @@ class Replay:
     live_model_id: str | None
     stubbed: bool
     steps: list[StepView] = field(default_factory=list)
+    state_note: str | None = None  # what state the re-run runs on, for its report (set by whoever built its agent)
 
     def report(self) -> tuple[bool, Divergence | None]:
         """(reproduced, first divergence) — for a fork, 'reproduced' means it ran to a final answer."""
@@ -481,8 +489,12 @@ def prepare_replay(
     on_end: Callable[[], None] | None = None,
     timeout_s: float | None = None,
     prices: Prices | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Replay:
-    """Rebuild the recorded agent around a ReplayModel; returns the Replay whose cycle the caller runs."""
+    """Rebuild the recorded agent around a ReplayModel; returns the Replay whose cycle the caller runs.
+
+    `checkpoint`: names (or keeps) the state the re-run starts from, as for any cycle (`Cycle`); the caller builds
+    the agent on that state (`build_agent`), e.g. on a scratch copy of the recorded one."""
     if fork_at is not None:
         _check_fork(recording, fork_at, substitute, live_model)
     model = ReplayModel(
@@ -511,5 +523,6 @@ def prepare_replay(
         timeout_s=timeout_s,
         prices=prices,
         keep_spans=True,  # `report` compares the steps of the very spans exported
+        checkpoint=checkpoint,
     )
     return Replay(recording, cycle, model, fork_at, live_model_id, stub)

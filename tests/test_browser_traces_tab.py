@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .conftest import screenshot
 
 
@@ -67,6 +69,20 @@ def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_t
     assert "ratio undefined: zero divisor" in report.inner_text()
     assert "fork at step 2" in report.inner_text()
     assert len(llm.requests) == requests_before
+
+    # the cycle names the state it started from; the replays ran on scratch copies of it
+    assert re.search(r"started from state m[0-9a-f]{8}\.\d+", summary.inner_text()), summary.inner_text()
+    assert "Ran on a scratch copy of state" in report.inner_text()
+    # beside it, the operator's rollback: what it would change (what the failed cycle wrote), then a confirmation
+    page.locator("#state-rollback").click()
+    note = page.locator("#state-rollback-note")
+    note.get_by_text("It changes:").wait_for()
+    assert "action_log:" in note.inner_text() and "removed" in note.inner_text()
+    page.screenshot(path=screenshot("traces-rollback.png"), full_page=True)
+    page.locator("#state-rollback-confirm").click()
+    note.get_by_text("Rolled back to state").wait_for()
+    assert "cogscope state rollback --point m" in note.inner_text()
+    assert not page.locator("#state-rollback-confirm").is_visible()
 
     # a filter nothing matches says which filters to loosen (it used to show "❌ Can only use .dt accessor ...")
     page.get_by_label("Text in task").fill("no task has these words")

@@ -68,6 +68,8 @@ def test_the_root_span_carries_exactly_what_the_readme_lists(env, llm, tmp_path,
     assert attributes.pop("cogscope.cycle.status") == "ok"
     assert json.loads(attributes.pop("cogscope.mcp")) == [serve]
     assert attributes.pop("session.id") == "session-contract"
+    state = attributes.pop("cogscope.state")  # the memory store's point kept right before the cycle
+    assert state == result.state and re.fullmatch(r"m[0-9a-f]{8}\.\d+", state)
     signature = attributes.pop("cogscope.signature")
     assert HEX64.fullmatch(signature) and Signer.from_dir(Path(env["COGSCOPE_DATA_DIR"])).verify(
         result.trace_id, signed

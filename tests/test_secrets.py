@@ -508,7 +508,12 @@ def test_a_remote_user_may_send_model_requests_only_to_api_bases_the_operator_al
                 return str(status)
 
             port = target.url.split(":")[2].split("/")[0]
-            for typed in (target.url, target.url + "/", f"http://localhost:{port}/anything", f"http://127.0.0.1:{port}"):
+            for typed in (
+                target.url,
+                target.url + "/",
+                f"http://localhost:{port}/anything",
+                f"http://127.0.0.1:{port}",
+            ):
                 status = run(typed)
                 assert "is not one the operator allowed" in status and "--allow-api-base" in status, status
             assert (target.accepted, target.received) == (0, b"")  # not even the reachability probe

@@ -318,9 +318,7 @@ def test_totals_text_counts_in_words():
     assert totals_text(TOTALS).startswith("2 steps · 2 LLM calls · ")
 
 
-@pytest.mark.parametrize(
-    "breaker", ["``` ", "```", "````", "   ```", "``` python", "~~~", "`````` ``` `", "```\u00a0"]
-)
+@pytest.mark.parametrize("breaker", ["``` ", "```", "````", "   ```", "``` python", "~~~", "`````` ``` `", "```\u00a0"])
 def test_nothing_in_a_text_closes_its_fence(breaker):
     """CommonMark: a fence closes only on a line of at least as many backticks as opened it (indented up to 3
     spaces, then only spaces); `fence` opens with more backticks than any run in the text."""

@@ -132,6 +132,11 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
     access = _app_access(args, settings, host, port)
     if getattr(args, "max_cycles", None):
         settings = replace(settings, max_cycles=args.max_cycles)
+    from .cycle_state import prune_line
+
+    pruned = prune_line(None, settings.state_days)  # the data dir's memory store: the one the app's agents use
+    if pruned:
+        print(pruned, flush=True)
     runtime = Runtime.start(settings)
     runtime.policy = access.policy
     runtime.signed_in = access.credentials is not None

@@ -260,12 +260,54 @@ def _add_replay(sub: argparse._SubParsersAction[CogscopeParser]) -> argparse.Arg
         "--option", action="append", default=[], metavar="KEY=VALUE", help="with --agent: an option for the factory"
     )
     replay.add_argument(
+        "--live-state",
+        action="store_true",
+        help="run against the current live memory store (tools write to it) instead of a scratch copy of the state "
+        "the cycle started from",
+    )
+    replay.add_argument(
         "--trust-recorded-code",
         action="store_true",
         help="run the agent file/module and MCP commands this trace names even though they are not registered "
         "or allowed (what would run is printed when this is needed)",
     )
     return replay
+
+
+def _state_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from .state_cli import rollback_command
+
+    return rollback_command(args, settings)
+
+
+def _state_list(args: argparse.Namespace, settings: Settings) -> int:
+    from .state_cli import list_command
+
+    return list_command(args, settings)
+
+
+def _add_state(sub: argparse._SubParsersAction[CogscopeParser]) -> argparse.ArgumentParser:
+    state = sub.add_parser("state", help="the memory store's kept states: roll back to one, or list them")
+    actions = state.add_subparsers(dest="state_command", required=True, metavar="{rollback,list}")
+    rollback = actions.add_parser(
+        "rollback",
+        help="roll the live memory store back to the state a cycle started from (says what changes, then asks)",
+    )
+    rollback.set_defaults(func=_state_rollback)
+    rollback.add_argument("trace_id", nargs="?", help="the cycle whose starting state to roll back to")
+    rollback.add_argument(
+        "--point", metavar="ID", help="roll back (or forward) to this kept point instead, e.g. the one a rollback kept"
+    )
+    rollback.add_argument(
+        "--memory", help="with --point: the memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)"
+    )
+    rollback.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
+    rollback.add_argument("--project", help="the Phoenix project of the trace (default $COGSCOPE_PROJECT or cogscope)")
+    listing = actions.add_parser("list", help="the memory store's kept states, newest first")
+    listing.set_defaults(func=_state_list)
+    listing.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    return state
 
 
 def _add_cost(sub: argparse._SubParsersAction[CogscopeParser]) -> argparse.ArgumentParser:
@@ -331,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_prices_argument(command)
     cost = _add_cost(sub)
     _add_reading_arguments(traces, show, replay, cost)
+    _add_state(sub)
     export, imported = _add_bundles(sub)
     export.add_argument("--project", help="the Phoenix project the cycle is in (default $COGSCOPE_PROJECT or cogscope)")
     imported.add_argument(

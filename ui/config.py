@@ -38,6 +38,19 @@ def _megabytes(environ: Mapping[str, str], name: str, default: int, *, minimum: 
     return int(raw)
 
 
+def _days(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 36_500:  # also refuses nan and inf
+        raise UsageError(f"{name}={raw!r} is not a number of days; use a positive number such as 30")
+    return value
+
+
 def _database_url(environ: Mapping[str, str], name: str) -> str | None:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -128,6 +141,8 @@ class Settings:
     max_cycles: int = defaults.MAX_CYCLES  # COGSCOPE_MAX_CYCLES: cycles on API models (they mostly wait on the network)
     max_local_cycles: int = defaults.MAX_LOCAL_CYCLES  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model only
     public_url: str | None = None  # COGSCOPE_PUBLIC_URL: the address people open behind a reverse proxy
+    # COGSCOPE_STATE_DAYS: how long the memory store keeps the state each cycle started from (older points pruned)
+    state_days: float = defaults.STATE_DAYS
 
     def with_project(self, name: str) -> Settings:
         """These settings reading another Phoenix project (a command's --project), checked as COGSCOPE_PROJECT is."""
@@ -170,4 +185,5 @@ class Settings:
             max_cycles=_count(env, "COGSCOPE_MAX_CYCLES", defaults.MAX_CYCLES, "cycles"),
             max_local_cycles=_count(env, "COGSCOPE_MAX_LOCAL_CYCLES", defaults.MAX_LOCAL_CYCLES, "cycles"),
             public_url=env.get("COGSCOPE_PUBLIC_URL", "").strip() or None,
+            state_days=_days(env, "COGSCOPE_STATE_DAYS", defaults.STATE_DAYS),
         )

@@ -140,6 +140,11 @@ def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
         set_later(stop)
         print("\nStopping after this cycle (Ctrl-C again to abort) ...", flush=True)
 
+    from .cycle_state import keeps_state, prune_line
+
+    pruned = prune_line(inputs["options"].get("memory"), settings.state_days) if keeps_state(args.agent) else None
+    if pruned:
+        print(pruned, flush=True)
     runtime = _start_runtime(settings)
     previous = signal.signal(signal.SIGINT, stop_after_this_cycle)
     failed = 0

@@ -40,6 +40,7 @@ from cogscope.telemetry import (
 )
 
 from .config import LOCAL_MODEL, Settings
+from .cycle_state import cycle_checkpoint, rerun_state
 from .errors import UsageError
 from .local_llm import LocalModelServer
 from .models import build_model, check_model
@@ -168,6 +169,7 @@ class Runtime:
         stack = ExitStack()
         try:
             instance = spec.build(built, options)
+            checkpoint = cycle_checkpoint(spec.name, options)  # the store the agent's tools write through
             if mcp:
                 add_tools(instance, stack.enter_context(mcp_tools(mcp)))
             attach_sandbox = self.sandbox(instance, stack)
@@ -190,6 +192,7 @@ class Runtime:
             timeout_s=self.settings.cycle_timeout,
             prices=self.settings.prices,
             tokens=True,  # the Run tab and `cogscope run` show the model's words as they come
+            checkpoint=checkpoint,  # the state the cycle starts from, kept and named on its root span
         )
         attach_sandbox(cycle)
         return cycle
@@ -308,11 +311,15 @@ class Runtime:
         project: str | None = None,
         factory: str | None = None,
         options: Mapping[str, Any] | None = None,
+        live_state: bool = False,
     ) -> Replay:
         """Rebuild a recorded cycle for replay or fork (UsageError on bad input).
 
         A trace is data: its agent file/module and MCP commands are started only when registered or
         allowed, or when `trust` says the operator confirmed them (UntrustedCode otherwise).
+
+        The agent runs on a scratch copy of the state the cycle started from (ui.cycle_state), removed when the
+        re-run ends; `live_state`: on the live state instead. The replay's `state_note` says which, for its report.
         """
         recording = self._trusted_recording(trace_id, project, trust=trust, factory=factory, options=options)
         live = None
@@ -322,9 +329,10 @@ class Runtime:
             live_model, live = checked["live"], built["live"]
         stack = ExitStack()
         attach: list[Callable[[Cycle], None]] = []
+        state = rerun_state(recording, live=live_state, stack=stack)  # nothing made when it raises
 
         def build_agent(models: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
-            agent = agents.get(recording.agent).build(models, options)
+            agent = agents.get(recording.agent).build(models, state.options(options))
             if recording.mcp:
                 add_tools(agent, stack.enter_context(mcp_tools(recording.mcp)))
             attach.append(self.sandbox(agent, stack))
@@ -345,12 +353,17 @@ class Runtime:
                 on_end=stack.close,
                 timeout_s=self.settings.cycle_timeout,
                 prices=self.settings.prices,
+                checkpoint=state.checkpoint,
             )
         except ReplayError as e:
             stack.close()
             raise UsageError(str(e)) from None
+        except BaseException:
+            stack.close()
+            raise
         for hook in attach:
             hook(replay.cycle)
+        replay.state_note = state.note
         return replay
 
     def _trusted_recording(

@@ -86,6 +86,17 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def state_text(recording: Recording) -> str | None:
+    """What `show` says about the state the cycle started from (None: an agent whose state cogscope does not keep)."""
+    from .cycle_state import keeps_state
+
+    if recording.state:
+        return f"{recording.state} (the memory store's state this cycle started from)"
+    if keeps_state(recording.agent):
+        return "none kept (recorded before cogscope kept each cycle's state, or it could not be kept)"
+    return None
+
+
 def show_command(args: argparse.Namespace, settings: Settings) -> int:
     from cogscope.telemetry import (  # smolagents: only `show` and `replay` rebuild a recorded agent
         Recording,
@@ -126,6 +137,9 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
             print(FOREIGN_NOTE)
         if recording.mcp:
             print(f"MCP commands: {'; '.join(recording.mcp)}")
+        state = state_text(recording)
+        if state:
+            print(f"State: {state}")
         print(f"Task: {recording.task}")
     print(f"Phoenix: {url}")
     if args.step is not None:
@@ -163,6 +177,7 @@ def show_record(
             final_answer=recording.final_answer if recording is not None else None,
             recorded_here=recording.recorded_here if recording is not None else False,
             changed=recording.changed if recording is not None else False,
+            state=recording.state if recording is not None else None,
             replayable=recording is not None,
             read_only_reason=read_only,
         )
@@ -204,12 +219,15 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
             trust=args.trust_recorded_code,
             factory=args.agent,
             options=parse_options(args.option) if args.agent else None,
+            live_state=args.live_state,
         )
         kind = f"Fork at step {args.fork_at}" if args.fork_at else "Replay"
         print(
             f"{kind} of {replay.recording.trace_id} ({replay.recording.agent}, "
             f"{len(replay.recording.steps)} recorded steps, tools {'stubbed' if args.stub_tools else 'run for real'})"
         )
+        if replay.state_note:
+            print(f"State:    {replay.state_note}")
         for step in replay.cycle:
             print(live_step_text(step), flush=True)
         result = replay.cycle.result

@@ -26,6 +26,7 @@ from cogscope.telemetry import (
 )
 
 from .bundle_panel import bundle_controls, wire_bundle_controls
+from .cycle_state import LIVE_BOX, keeps_state
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_options
 from .models import SUGGESTED_MODELS
@@ -43,6 +44,7 @@ from .render import (
     truncate,
     usd_cells,
 )
+from .rollback_panel import build_rollback_panel, rollback_button
 from .runtime import Runtime, UntrustedCode
 
 TAB_ID = "traces"
@@ -180,10 +182,17 @@ def open_cycle(runtime: Runtime, trace_id: str, project: str | None = None) -> t
         "replay will show what it would run and ask before starting any of it."
     )
     mcp = f" · MCP {inline('; '.join(rec.mcp))}" if rec.mcp else ""
+    state = (
+        f" · started from state {inline(rec.state)}"
+        if rec.state
+        else " · no starting state kept"
+        if keeps_state(rec.agent)
+        else ""
+    )
     summary = (
         f"**{inline(STATUS_LABELS.get(str(rec.status), rec.status))}** · agent {inline(rec.agent)}{mcp} · "
         f"{totals} · models {inline(', '.join(f'{r}={m}' for r, m in rec.models.items()))}"
-        f"{replay_note} · {link}\n\n"
+        f"{state}{replay_note} · {link}\n\n"
         f"Task: {inline(truncate(rec.task, 500))}\n\nFinal answer: {inline(truncate(rec.final_answer, 500))}"
         f"{origin}"
     )
@@ -236,6 +245,8 @@ class _Parts:
     replay_report: Any = None
     trust: Any = None
     replay_chat: Any = None
+    live_state: Any = None
+    rollback: Any = None  # the operator's only (None on a shared app's remote users' page)
 
     @property
     def filters(self) -> list[Any]:
@@ -281,12 +292,18 @@ def _list_section(parts: _Parts) -> None:
     parts.ids = gr.State([])
 
 
-def _step_section(parts: _Parts, runtime: Runtime) -> None:
-    """A trace id to open, the cycle's summary, its bundle (download, upload), its steps and the selected step."""
+def _step_section(parts: _Parts, runtime: Runtime, operator: bool) -> None:
+    """A trace id to open, the cycle's summary (and, for the operator, the rollback to its starting state), its bundle
+    (download, upload), its steps and the selected step."""
     with gr.Row():
         parts.trace_box = gr.Textbox(label="Trace id", placeholder="32 hex digits", elem_id="traces-trace-id", scale=4)
         parts.open_button = gr.Button("Open", elem_id="traces-open", scale=1)
-    parts.summary = gr.Markdown("", elem_id="trace-summary")
+    with gr.Row(equal_height=False):
+        parts.summary = gr.Markdown("", elem_id="trace-summary")
+        if operator:
+            parts.rollback = rollback_button()
+    if operator:
+        build_rollback_panel(parts.rollback, runtime, parts.trace_box, parts.project)
     parts.bundles = bundle_controls(runtime)
     parts.steps_state = gr.State([])
     with gr.Row():
@@ -322,6 +339,11 @@ def _replay_section(parts: _Parts) -> None:
             )
         with gr.Row():
             parts.stub = gr.Checkbox(False, label="Stub tools (recorded outputs)", elem_id="replay-stub")
+            parts.live_state = gr.Checkbox(
+                False,
+                label=f"{LIVE_BOX} (tools write to the live memory store; else a scratch copy of the cycle's state)",
+                elem_id="replay-live-state",
+            )
             parts.replay_button = gr.Button("Replay", variant="primary", elem_id="replay-button")
         parts.edited = gr.Textbox(label="Edited model output for the selected step", lines=5, elem_id="fork-output")
         with gr.Row():
@@ -466,6 +488,7 @@ class ReplayForm:
     options: str | None
     project: str | None
     mode: str
+    live_state: bool = False  # run against the live memory store, not a scratch copy of the cycle's state
 
 
 def run_replay(runtime: Runtime, form: ReplayForm) -> Iterator[tuple[Any, ...]]:
@@ -484,6 +507,7 @@ def run_replay(runtime: Runtime, form: ReplayForm) -> Iterator[tuple[Any, ...]]:
             project=chosen_project(runtime, form.project),
             factory=factory,
             options=parse_options(parse_lines(form.options or "")) if factory else None,
+            live_state=bool(form.live_state),
         )
     except UntrustedCode as e:
         yield confirm_markdown(e), messages_out, gr.update(visible=e.can_confirm, value=False)
@@ -500,19 +524,25 @@ def run_replay(runtime: Runtime, form: ReplayForm) -> Iterator[tuple[Any, ...]]:
 
 
 def _wire_replay(parts: _Parts, runtime: Runtime) -> None:
-    def on_replay(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
-        yield from run_replay(runtime, ReplayForm(t, s, i, e, m, ok, f, o, p, "replay"))
+    def on_replay(
+        t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str, ls: bool = False
+    ) -> Any:
+        yield from run_replay(runtime, ReplayForm(t, s, i, e, m, ok, f, o, p, "replay", ls))
 
-    def on_fork_edit(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
-        yield from run_replay(runtime, ReplayForm(t, s, i, e, m, ok, f, o, p, "edit"))
+    def on_fork_edit(
+        t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str, ls: bool = False
+    ) -> Any:
+        yield from run_replay(runtime, ReplayForm(t, s, i, e, m, ok, f, o, p, "edit", ls))
 
-    def on_fork_live(t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str) -> Any:
-        yield from run_replay(runtime, ReplayForm(t, s, i, e, m, ok, f, o, p, "live"))
+    def on_fork_live(
+        t: str, s: bool, i: int | None, e: str, m: str, ok: bool, f: str, o: str, p: str, ls: bool = False
+    ) -> Any:
+        yield from run_replay(runtime, ReplayForm(t, s, i, e, m, ok, f, o, p, "live", ls))
 
-    # the API's parameters: the newer ones (factory, its options, project) last, with defaults
+    # the API's parameters: the newer ones (factory, its options, project, live state) last, with defaults
     replay_inputs = [
         parts.trace_box, parts.stub, parts.step_list, parts.edited, parts.live_model, parts.trust, parts.factory,
-        parts.factory_options, parts.project,
+        parts.factory_options, parts.project, parts.live_state,
     ]  # fmt: skip
     replay_outputs = [parts.replay_report, parts.replay_chat, parts.trust]
     # a confirmation holds for the trace it was given for, never the next one
@@ -563,7 +593,7 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
     """The Traces tab's components and events; call inside a `gr.Blocks` / `gr.Tab` context."""
     parts = _Parts(*project_pickers(runtime, "traces"))
     _list_section(parts)
-    _step_section(parts, runtime)
+    _step_section(parts, runtime, operator=runtime.policy.operator)
     _replay_section(parts)
     _wire_list(parts, runtime)
     _wire_steps(parts, runtime)
@@ -609,7 +639,8 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
         f"| tokens | {f'{before.total_tokens:,}' if before else '?'} | {after.total_tokens:,} |\n"
         f"| cost | {usd(before.cost_usd) if before else '?'} | {usd(after.cost_usd)} |\n"
     )
-    return f"{verdict}\n\n{table}\n{counted(replay.model.replayed, 'recorded output')} replayed · {link}"
+    state = f"\n\nRan {inline(replay.state_note)}." if replay.state_note else ""
+    return f"{verdict}\n\n{table}\n{counted(replay.model.replayed, 'recorded output')} replayed · {link}{state}"
 
 
 def confirm_markdown(error: UntrustedCode) -> str:
