@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from cogscope import defaults
+from cogscope import agents, defaults
 from cogscope.telemetry import (
     BUNDLE_SUFFIX,
     Bundle,
@@ -45,13 +45,13 @@ from cogscope.telemetry import (
     write_bundle,
 )
 
+from .cycle_state import restore_state_copy
 from .errors import UsageError
-from .state_files import check_state_file, keep_imported_state, scrub_state_file, write_starting_state
+from .state_files import check_state_file, keep_imported_state, scrub_state_file
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-STATE_COLUMN = "attributes.cogscope.state"  # the root span's `cogscope.state` (telemetry.attributes.ATTR_STATE)
 LAND_WAIT_S = 60.0  # how long an import waits for Phoenix to show the spans it queued
 
 
@@ -88,50 +88,56 @@ def export_bundle(
     spans = redact_value(trace_span_records(runtime.phoenix.url, project=project, trace_id=trace_id))
     if not spans:
         raise UsageError(f"no trace {trace_id} in Phoenix project {project!r}; list cycles with `cogscope traces`")
-    manifest = _manifest(runtime, frame, trace_id, project, len(spans))
-    state_id = manifest.state
+    try:
+        recording: Recording | None = Recording.from_frame(frame, trace_id, prices=runtime.settings.prices)
+    except ReplayError:
+        recording = None  # another app's cycle (its replay names a factory): no agent reference, no state
+    manifest = _manifest(runtime.settings.prices, frame, recording, trace_id, project, len(spans))
+    left_out = manifest.state is not None and not with_state
     with tempfile.TemporaryDirectory(prefix="cogscope-export-") as scratch:
         state_file, scrubbed = None, 0
-        if state_id is not None and with_state:
-            state_file = write_starting_state(state_id, manifest.options, Path(scratch) / "state.sqlite")
+        if recording is not None and manifest.state is not None and with_state:
+            state_file = _starting_state(recording, Path(scratch) / "state.sqlite")
             scrubbed = scrub_state_file(state_file)
-        if not with_state:
+        if left_out:
             manifest = replace(manifest, state=None)
         try:
             write_bundle(dest, manifest, spans, state_file)
         except BundleError as e:
             raise UsageError(str(e)) from None
-    return Exported(dest, manifest, scrubbed, state_left_out=state_id is not None and not with_state)
+    return Exported(dest, manifest, scrubbed, state_left_out=left_out)
 
 
-def _root(frame: pd.DataFrame) -> pd.Series:
-    roots = frame[frame["parent_id"].isna()]
-    if "attributes.cogscope.agent" in roots and roots["attributes.cogscope.agent"].notna().any():
-        roots = roots[roots["attributes.cogscope.agent"].notna()]
-    return roots.iloc[0] if not roots.empty else frame.iloc[0]
-
-
-def _manifest(runtime: Runtime, frame: pd.DataFrame, trace_id: str, project: str, count: int) -> Manifest:
-    """What the manifest says of the cycle: read as replay reads it (another app's cycle: from its tables)."""
-    prices = runtime.settings.prices
-    tables = trace_tables(frame, prices)
+def _starting_state(recording: Recording, dest: Path) -> Path:
+    """The cycle's starting state as a store file at `dest` (as a re-run would get it: ui.cycle_state)."""
+    hint = "to export the cycle without its starting state: --without-state"
     try:
-        recording: Recording | None = Recording.from_frame(frame, trace_id, prices=prices)
-    except ReplayError:
-        recording = None  # another app's cycle (replay names its factory) or one without a root yet
+        restore_state_copy(recording, dest)
+    except agents.AgentsError as e:
+        raise UsageError(f"{e} ({hint})") from None
+    except UsageError as e:
+        raise UsageError(f"{e} ({hint})") from None
+    return dest
+
+
+def _manifest(
+    prices: Prices, frame: pd.DataFrame, recording: Recording | None, trace_id: str, project: str, count: int
+) -> Manifest:
+    """What the manifest says of the cycle: read as replay reads it (another app's cycle: from its tables)."""
+    tables = trace_tables(frame, prices)
     cycle = tables.cycle
     models = dict(recording.models) if recording is not None else {}
     called = {str(m) for m in tables.calls["model"] if isinstance(m, str) and m}
-    state = _root(frame).get(STATE_COLUMN)
+    task = recording.task if recording is not None else (cycle["task"] if cycle is not None else "")
     return Manifest(
         trace_id=trace_id,
         agent=recording.agent if recording is not None else None,
         options=redact_value(dict(recording.options)) if recording is not None else {},
         models=models,
         mcp=list(recording.mcp) if recording is not None else [],
-        task=redact(str(recording.task if recording is not None else (cycle["task"] if cycle is not None else ""))),
+        task=redact(str(task or "")),
         status=str(cycle["status"]) if cycle is not None and isinstance(cycle["status"], str) else None,
-        state=state if isinstance(state, str) and state else None,
+        state=recording.state if recording is not None else None,
         prices={m: bundle_prices_entry(prices.per_million(m)) for m in sorted(called | set(models.values()))},
         project=project,
         spans=count,

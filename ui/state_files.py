@@ -14,9 +14,7 @@ import secrets
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from cogscope import agents, defaults
 from cogscope.telemetry import redact
@@ -24,7 +22,6 @@ from cogscope.telemetry import redact
 from .errors import UsageError
 
 STATE_ID = re.compile(r"^m[0-9a-f]{8}\.[0-9]{1,18}$")  # "<store_id>.<seq>" (agents.state_log): it names a file
-MEMORY_OPTION = "memory"  # the option that names a built-in agent's memory store file
 SCRUB_PASSES = 5  # a scrubbed cell's old value lands in the store's change log, scrubbed by the next pass
 
 
@@ -58,25 +55,6 @@ def copy_imported_state(state_id: str, dest: Path, data_dir: Path | None = None)
 
 
 # -- export ----------------------------------------------------------------------------------------------------------
-def write_starting_state(state_id: str, options: Mapping[str, Any], dest: Path, data_dir: Path | None = None) -> Path:
-    """The state `state_id` as a store file at `dest`: an imported one as it was imported, else restored from the
-    memory store the cycle ran on (its `memory` option, else the data dir's). UsageError when it is not kept."""
-    if copy_imported_state(state_id, dest, data_dir):
-        return dest
-    named = options.get(MEMORY_OPTION)
-    path = Path(str(named)).expanduser() if named else (data_dir or defaults.data_dir()) / defaults.MEMORY_FILE
-    if not path.is_file():
-        raise UsageError(
-            f"the memory store {path} the cycle ran on is not here, so its starting state {state_id} is not either; "
-            "export the cycle without it with --without-state"
-        )
-    try:  # the process-wide store of that file (the one the app's cycles write through), as a cycle opens it
-        agents.open_store(str(named) if named else None).restore_copy(state_id, dest)
-    except agents.AgentsError as e:
-        raise UsageError(f"{e} (to export the cycle without its starting state: --without-state)") from None
-    return dest
-
-
 def scrub_state_file(path: Path) -> int:
     """Blank the secrets (telemetry.redaction) in every text value of a store file that is about to leave, and leave
     none of their bytes behind in free pages or full-text indexes; returns how many values changed. Never run on a
