@@ -40,7 +40,7 @@ BUNDLE_SUFFIX = ".cogscope"
 MANIFEST, SPANS, STATE = "manifest.json", "spans.json", "state.sqlite"
 MEMBERS = (MANIFEST, SPANS, STATE)
 MANIFEST_MAX_BYTES = 1 << 20
-MAX_RATIO = 1000  # unpacked / packed bytes of one member beyond which it is taken for a zip bomb
+MAX_RATIO = 200  # unpacked / packed bytes of a member beyond which it is a zip bomb (a store packs ~5:1, spans ~20:1)
 STATE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")  # what a state id may look like (it names a file)
 _CHUNK = 1 << 16
 

@@ -209,7 +209,7 @@ def _slow_rank(item: pytest.Item) -> int:
 # `e2e`: at collection when it uses one of these fixtures (directly or through another: `env`, `cogscope`, `record`,
 # `app` all stand on Phoenix), and by `pytestmark = pytest.mark.e2e` in the files whose tests start one inline.
 SERVER_FIXTURES = frozenset(
-    {"phoenix", "phoenix_sqlite", "phoenix_postgresql", "postgres", "llm", "llm_server", "page"}
+    {"phoenix", "phoenix_sqlite", "phoenix_postgresql", "phoenix_other", "postgres", "llm", "llm_server", "page"}
 )  # `phoenix` picks its backend at run time: name it, not only the two it stands for
 
 
@@ -364,6 +364,19 @@ def phoenix_postgresql(tmp_path_factory: pytest.TempPathFactory, postgres: TempP
     yield from _shared(tmp_path_factory, "phoenix-postgresql", start, _attach_phoenix, PhoenixServer.stop)
 
 
+@pytest.fixture(scope="session")
+def phoenix_other(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
+    """A second Phoenix (SQLite) that shares nothing with the first: another installation's, for what moves from one
+    to the other (reproduction bundles). Started only by the tests that need it (~20 CPU-s)."""
+
+    def start() -> tuple[PhoenixServer, dict[str, Any]]:
+        server = ensure_phoenix(working_dir=tmp_path_factory.mktemp("phoenix-other"), port=free_port())
+        assert server.started_here
+        return server, _phoenix_info(server)
+
+    yield from _shared(tmp_path_factory, "phoenix-other", start, _attach_phoenix, PhoenixServer.stop)
+
+
 @pytest.fixture(scope="module")
 def phoenix(request: pytest.FixtureRequest) -> PhoenixServer:
     """The session's Phoenix on SQLite; for tests marked `both_backends`, also the one on PostgreSQL (param)."""
@@ -441,7 +454,7 @@ class Completed:
         return match.group(1)
 
 
-IN_PROCESS = frozenset({"run", "heartbeat", "traces", "show", "cost", "replay", "seed-memory"})
+IN_PROCESS = frozenset({"run", "heartbeat", "traces", "show", "cost", "replay", "seed-memory", "export", "import"})
 
 
 def _in_process(args: Sequence[str], environ: dict[str, str]) -> Completed:

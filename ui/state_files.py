@@ -131,8 +131,15 @@ def check_state_file(path: Path, where: str) -> None:
 
 def keep_imported_state(state_id: str, source: Path, data_dir: Path | None = None) -> tuple[Path, bool]:
     """Keep `source` as the imported starting state `state_id`: (where, whether it was written now). The same state
-    kept already is left as it is; another file under the same id is a UsageError."""
+    kept already is left as it is; another file under the same id is a UsageError, and so is a state that claims to
+    be one of this data dir's own memory store (a re-run of one of its cycles whose point was pruned would take it)."""
     target = state_path(state_id, data_dir)
+    live = (data_dir or defaults.data_dir()) / defaults.MEMORY_FILE
+    if live.is_file() and agents.open_store(str(live)).store_id == state_id.partition(".")[0]:
+        raise UsageError(
+            f"the bundle's starting state {state_id} names this installation's own memory store ({live}): its cycle "
+            "was recorded here; nothing imported: step through and replay it in the Phoenix it was recorded into"
+        )
     if target.exists():
         if _same_bytes(target, source):
             return target, False
