@@ -21,6 +21,7 @@ from typing import Any
 import gradio as gr
 
 from cogscope import defaults
+from cogscope.telemetry import BUNDLE_SUFFIX
 
 from .bundles import bundle_name, export_bundle, export_lines, import_lines, load_bundle, open_bundle
 from .errors import UsageError
@@ -46,22 +47,23 @@ class BundleControls:
 def bundle_controls(runtime: Runtime) -> BundleControls:
     """The controls, in a row under the cycle's summary; call inside the Traces tab's layout."""
     may_import = runtime.policy.runs_anything
-    with gr.Row(equal_height=True, elem_id="bundle-row"):
-        export_button = gr.Button("⬇ Bundle of this cycle", size="sm", elem_id="bundle-export", scale=1)
-        download = gr.File(
-            label="Reproduction bundle", visible=False, interactive=False, elem_id="bundle-file", scale=2
+    with gr.Row(elem_id="bundle-row"):
+        export_button = gr.Button(
+            "⬇ Reproduction bundle of this cycle", size="sm", elem_id="bundle-export", scale=0, min_width=260
         )
         upload = gr.UploadButton(
-            "⬆ Import a bundle",
-            file_types=[".cogscope"],
+            "⬆ Import a bundle (.cogscope)",
+            file_types=[BUNDLE_SUFFIX],
             file_count="single",
             type="filepath",
             size="sm",
             visible=may_import,
             elem_id="bundle-import",
-            scale=1,
+            scale=0,
+            min_width=240,
         )
-    report = gr.Markdown("", elem_id="bundle-report")
+        report = gr.Markdown("", elem_id="bundle-report")
+    download = gr.File(label="Reproduction bundle", visible=False, interactive=False, height=80, elem_id="bundle-file")
     return BundleControls(export_button, download, upload, report)
 
 
@@ -92,7 +94,7 @@ def make_download(runtime: Runtime, trace_id: str, project: str | None) -> tuple
     except UsageError as e:
         shutil.rmtree(folder, ignore_errors=True)
         return gr.update(visible=False, value=None), f"❌ {inline(e)}"
-    lines = export_lines(result)
+    lines = export_lines(result, shown_path=result.path.name)  # not the server's folder
     note = "Import it elsewhere with `cogscope import FILE`, or the ⬆ button of a cogscope Traces tab."
     return gr.update(visible=True, value=str(result.path)), " ".join(inline(line) for line in [*lines, note])
 
@@ -114,7 +116,7 @@ def take_upload(runtime: Runtime, path: str | None, project: str | None) -> tupl
         return f"❌ {inline(e)}", None
     finally:
         upload.unlink(missing_ok=True)  # Gradio's copy of the upload: not kept
-    return "✅ " + " ".join(inline(line) for line in import_lines(result)), result.manifest.trace_id
+    return "✅ " + " ".join(inline(line) for line in import_lines(result, commands=False)), result.manifest.trace_id
 
 
 def wire_bundle_controls(

@@ -238,8 +238,9 @@ def describe_manifest(manifest: Manifest) -> str:
     return f"trace {manifest.trace_id}: {agent}, status {manifest.status or 'unknown'}, {manifest.spans} spans, {state}"
 
 
-def import_lines(result: Imported) -> list[str]:
-    """What `cogscope import` prints, and the Traces tab shows, once a bundle is in."""
+def import_lines(result: Imported, *, commands: bool = True) -> list[str]:
+    """What `cogscope import` prints, and the Traces tab shows (without the `commands` to go on with), once a bundle
+    is in."""
     from cogscope.telemetry import usd
 
     m = result.manifest
@@ -251,14 +252,16 @@ def import_lines(result: Imported) -> list[str]:
     if result.landed < m.spans:
         lines.append(f"Phoenix shows {result.landed} of its {m.spans} spans so far; the rest land in a moment.")
     lines.append(f"Cost when recorded: {usd(result.cost_then)} at the bundle's prices; {usd(result.cost_here)} here.")
-    lines.append(f"Step through it: cogscope show {m.trace_id}   Replay it: cogscope replay {m.trace_id}")
+    if commands:
+        lines.append(f"Step through it: cogscope show {m.trace_id}   Replay it: cogscope replay {m.trace_id}")
     return lines
 
 
-def export_lines(result: Exported) -> list[str]:
-    """What `cogscope export` prints, and the Traces tab shows, once a bundle is written."""
+def export_lines(result: Exported, *, shown_path: str | None = None) -> list[str]:
+    """What `cogscope export` prints, and the Traces tab shows (`shown_path`: the file's name), once a bundle is
+    written."""
     size = result.path.stat().st_size
-    lines = [f"Wrote {result.path} ({size / 1000:,.1f} kB): {describe_manifest(result.manifest)}."]
+    lines = [f"Wrote {shown_path or result.path} ({size / 1000:,.1f} kB): {describe_manifest(result.manifest)}."]
     if result.state_left_out:
         lines.append("Its starting state was left out (--without-state): a replay there runs on the current state.")
     if result.scrubbed:
