@@ -17,7 +17,7 @@ import math
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -48,6 +48,7 @@ from cogscope.telemetry import (
 from .cycle_state import restore_state_copy
 from .errors import UsageError
 from .state_files import check_state_file, keep_imported_state, scrub_state_file
+from .trust import PATH_OPTION
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -80,12 +81,16 @@ def check_destination(dest: Path) -> None:
 def export_bundle(
     runtime: Runtime, trace_id: str, dest: Path, *, project: str | None = None, with_state: bool = True
 ) -> Exported:
-    """Write the bundle of one cycle of `project` (default: the settings') at `dest` (UsageError on bad input)."""
+    """Write the bundle of one cycle of `project` (default: the settings') at `dest` (UsageError on bad input).
+
+    For someone who may not name files (a shared app's remote user: `runtime.policy`), a cycle that ran on a memory
+    store file the operator named leaves without its state: the trace shows what the agent read of it, the store
+    file itself is the operator's."""
     check_destination(dest)
     project = project or runtime.settings.project
     frame = runtime.trace_frame(trace_id, project)
     trace_id = trace_id.strip().lower()
-    spans = redact_value(trace_span_records(runtime.phoenix.url, project=project, trace_id=trace_id))
+    spans = [_redacted(span) for span in trace_span_records(runtime.phoenix.url, project=project, trace_id=trace_id)]
     if not spans:
         raise UsageError(f"no trace {trace_id} in Phoenix project {project!r}; list cycles with `cogscope traces`")
     try:
@@ -93,6 +98,8 @@ def export_bundle(
     except ReplayError:
         recording = None  # another app's cycle (its replay names a factory): no agent reference, no state
     manifest = _manifest(runtime.settings.prices, frame, recording, trace_id, project, len(spans))
+    named_file = recording is not None and any(PATH_OPTION.search(k) for k in recording.options)
+    with_state = with_state and (runtime.policy.runs_anything or not named_file)
     left_out = manifest.state is not None and not with_state
     with tempfile.TemporaryDirectory(prefix="cogscope-export-") as scratch:
         state_file, scrubbed = None, 0
@@ -106,6 +113,12 @@ def export_bundle(
         except BundleError as e:
             raise UsageError(str(e)) from None
     return Exported(dest, manifest, scrubbed, state_left_out=left_out)
+
+
+def _redacted(span: dict[str, Any]) -> dict[str, Any]:
+    """A span with secrets blanked in what it says (its name, attributes, events, status), never in its ids or times."""
+    said = ("name", "attributes", "events", "status_message")
+    return {key: redact_value(value) if key in said else value for key, value in span.items()}
 
 
 def _starting_state(recording: Recording, dest: Path) -> Path:
@@ -263,7 +276,10 @@ def export_lines(result: Exported, *, shown_path: str | None = None) -> list[str
     size = result.path.stat().st_size
     lines = [f"Wrote {shown_path or result.path} ({size / 1000:,.1f} kB): {describe_manifest(result.manifest)}."]
     if result.state_left_out:
-        lines.append("Its starting state was left out (--without-state): a replay there runs on the current state.")
+        lines.append(
+            "Its starting state was left out (--without-state, or a memory store file only the operator exports): "
+            "a replay there runs on the current state."
+        )
     if result.scrubbed:
         lines.append(
             f"{result.scrubbed} value(s) of its starting state held secrets, blanked in the bundle: a replay that "
