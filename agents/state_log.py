@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -45,6 +44,7 @@ LOG_COLUMNS = "seq, tbl, op, row_id, " + ", ".join(f"v{i}" for i in range(VALUES
 STATE_ID = re.compile(r"(m[0-9a-f]{8})\.([0-9]{1,18})")
 RETENTION_NAME = "COGSCOPE_STATE_DAYS"
 REPLAY_HINT = "replay against the current state with --live-state"
+NOT_SAVED = "(not saved)"  # the label of a state whose point was never saved
 
 
 def _triggers(table: str, columns: Sequence[str]) -> str:
@@ -56,8 +56,12 @@ def _triggers(table: str, columns: Sequence[str]) -> str:
     log = "INSERT INTO state_log(tbl, op, row_id"
     return f"""
     {head}_i AFTER INSERT ON {table} BEGIN {log}) VALUES ('{table}', 'I', new.rowid); END;
-    {head}_u AFTER UPDATE ON {table} WHEN {changed} BEGIN
+    {head}_u AFTER UPDATE ON {table} WHEN old.rowid = new.rowid AND ({changed}) BEGIN
         {log}, {values}) VALUES ('{table}', 'U', new.rowid, {old});
+    END;
+    {head}_k AFTER UPDATE ON {table} WHEN old.rowid IS NOT new.rowid BEGIN
+        {log}, {values}) VALUES ('{table}', 'D', old.rowid, {old});
+        {log}) VALUES ('{table}', 'I', new.rowid);
     END;
     {head}_d AFTER DELETE ON {table} BEGIN {log}, {values}) VALUES ('{table}', 'D', old.rowid, {old}); END;
     """
@@ -135,12 +139,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def chain(prev_digest: str, rows: Iterable[Sequence[Any]]) -> str:
-    """sha256 over the previous digest and the log rows (each written as Python's exact repr of its values)."""
-    h = hashlib.sha256(prev_digest.encode())
-    for row in rows:
-        h.update(repr(tuple(row)).encode() + b"\n")
-    return h.hexdigest()
+def chain(prev_digest: str, rows: Sequence[tuple[Any, ...]]) -> str:
+    """sha256 over the previous digest and the log rows, written as Python's repr of the list of row tuples (exact
+    for every value SQLite holds: floats round-trip)."""
+    return hashlib.sha256(f"{prev_digest}\n{list(rows)!r}".encode()).hexdigest()
 
 
 def current_seq(db: sqlite3.Connection) -> int:
@@ -185,6 +187,11 @@ def take_point(db: sqlite3.Connection, label: str, pending: Sequence[PointRow]) 
     same = _newest([_saved(db, "seq = ?", (seq,)), *[p for p in pending if p.seq == seq]])
     if same is not None:
         return PointRow(seq, same.prev_seq, same.digest, label, created)
+    return _chained(db, seq, pending, label, created)
+
+
+def _chained(db: sqlite3.Connection, seq: int, pending: Sequence[PointRow], label: str, created: str) -> PointRow:
+    """A point at `seq` whose digest chains from the newest point before it, saved or pending."""
     prev = _newest([_saved(db, "seq < ?", (seq,)), *[p for p in pending if p.seq < seq]])
     prev_seq, prev_digest = (prev.seq, prev.digest) if prev else (-1, "")
     return PointRow(seq, prev_seq, chain(prev_digest, log_rows(db, prev_seq, seq)), label, created)
@@ -202,7 +209,9 @@ def find_point(
 ) -> PointRow:
     """The point `state_id` names, or StateNotKept saying whether it was pruned, is unknown or another store's.
 
-    A copy made by `restore` answers for the point it was made from with its own first point."""
+    Every position the log still holds is a state: one whose point was never saved (its process ended before the
+    store's next write) is found too, labelled NOT_SAVED. A copy made by `restore` answers for the point it was
+    made from with its own first point."""
     match = STATE_ID.fullmatch(state_id.strip())
     if match is None:
         raise StateNotKept(f"{state_id!r} is not a state id (expected m<8 hex>.<number>); {REPLAY_HINT}")
@@ -220,7 +229,13 @@ def find_point(
     found = waiting[-1] if waiting else _saved(db, "seq = ?", (seq,))
     if found is not None:
         return found
-    if seq <= int(meta(db, "pruned_seq") or -1):
+    now, cut = current_seq(db), int(meta(db, "pruned_seq") or -1)
+    if (
+        cut < seq <= now
+        and db.execute("SELECT count(*) FROM state_log WHERE seq > ?", (seq,)).fetchone()[0] == now - seq
+    ):
+        return _chained(db, seq, pending, NOT_SAVED, "")
+    if seq <= cut:
         days = float(meta(db, "pruned_days") or 0)
         raise StateNotKept(
             f"the state {match[0]} was pruned from the memory store {where} (kept {RETENTION_NAME}={days:g} days); "
@@ -263,42 +278,50 @@ def verify(
     digests: dict[int, set[str]] = {point.seq: {point.digest}}
     for p in later:
         digests.setdefault(p.seq, set()).add(p.digest)
-    seqs = [row[0] for row in rows]
     for p in later:
         if p.prev_seq < point.seq or p.prev_seq not in digests or p.seq == point.seq:
             continue  # chains from before the point: not on the way from it
-        segment = rows[bisect_right(seqs, p.prev_seq) : bisect_right(seqs, p.seq)]
+        segment = rows[p.prev_seq - point.seq : p.seq - point.seq]  # rows[i] has seq point.seq + 1 + i: no gaps
         if all(chain(d, segment) != p.digest for d in digests[p.prev_seq]):
             raise _corrupt(point, where, f"the change log between positions {p.prev_seq} and {p.seq} was altered")
 
 
-def _undo_sql(table: str, op: str) -> str:
-    columns = TRACKED[table]
-    if op == "I":
-        return f"DELETE FROM {table} WHERE rowid = ?"
-    if op == "U":
-        return f"UPDATE {table} SET " + ", ".join(f'"{c}" = ?' for c in columns) + " WHERE rowid = ?"
-    names = ", ".join(f'"{c}"' for c in columns)
-    return f"INSERT INTO {table}({names}) VALUES ({', '.join('?' * len(columns))})"
-
-
-UNDO = {(table, op): _undo_sql(table, op) for table in TRACKED for op in "IUD"}
+def before(
+    rows: Sequence[tuple[Any, ...]], point: PointRow, where: str
+) -> dict[str, dict[int, tuple[Any, ...] | None]]:
+    """Per table, per row id that `rows` (the log after `point`, oldest first) touch: the row's values at the point,
+    None when it did not exist then. The first change to a row after the point holds them: an insert says it was
+    not there, an update or a delete gives its old values (the triggers log a change of row id as delete + insert).
+    """
+    out: dict[str, dict[int, tuple[Any, ...] | None]] = {}
+    for seq, table, op, row_id, *values in rows:
+        width = len(TRACKED.get(table, ()))
+        if not width or op not in ("I", "U", "D") or (op != "I" and values[0] != row_id):
+            raise _corrupt(point, where, f"change log row {seq} is not one the triggers write")
+        touched = out.setdefault(table, {})
+        if row_id not in touched:
+            touched[row_id] = None if op == "I" else tuple(values[:width])
+    return out
 
 
 def undo(db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], point: PointRow, where: str) -> None:
-    """Undo `rows` (oldest first as given; undone newest first) in the open transaction; foreign keys must be off."""
+    """Put every row `rows` (the log after `point`) touched back as it was at the point, in the open transaction
+    (foreign keys off). Set-wise, a table at a time, through a temporary table: a statement per row would cost the
+    full-text index a flush each (about 0.1 ms a memory)."""
+    width = ", ".join(f"v{i}" for i in range(VALUES))
+    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS state_undo (k INTEGER PRIMARY KEY, existed INTEGER NOT NULL, {width})")
     try:
-        for seq, table, op, row_id, *values in reversed(rows):
-            sql = UNDO.get((table, op))
-            if sql is None:
-                raise _corrupt(point, where, f"change log row {seq} names {table!r}/{op!r}")
-            width = len(TRACKED[table])
-            if op == "I":
-                db.execute(sql, (row_id,))
-            elif op == "U":
-                db.execute(sql, (*values[:width], row_id))
-            else:
-                db.execute(sql, values[:width])
+        for table, rows_at in before(rows, point, where).items():
+            names = ", ".join(f'"{c}"' for c in TRACKED[table])
+            values = ", ".join(f"v{i}" for i in range(len(TRACKED[table])))
+            db.execute("DELETE FROM temp.state_undo")
+            db.executemany(
+                f"INSERT INTO temp.state_undo VALUES (?, ?, {', '.join('?' * VALUES)})",
+                [(k, v is not None, *(v or ()), *(None,) * (VALUES - len(v or ()))) for k, v in rows_at.items()],
+            )
+            db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT k FROM temp.state_undo)")
+            db.execute(f"INSERT INTO {table}({names}) SELECT {values} FROM temp.state_undo WHERE existed ORDER BY k")
+        db.execute("DELETE FROM temp.state_undo")
     except sqlite3.IntegrityError as e:
         raise _corrupt(point, where, f"undoing the change log breaks a rule: {e}") from None
     if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
@@ -341,40 +364,33 @@ def rollback(db: sqlite3.Connection, point: PointRow, pending: Sequence[PointRow
 
 def diff(db: sqlite3.Connection, point: PointRow, where: str) -> StateChange:
     """What undoing the log after `point` would change in the live tables (read only)."""
-    first: dict[tuple[str, int], tuple[Any, ...]] = {}
-    for row in rows_after(db, point, where):
-        first.setdefault((row[1], row[3]), row)
     counts = {table: [0, 0, 0] for table in TRACKED}
     now = db.execute("SELECT current FROM energy WHERE id = 1").fetchone()
-    energy_now = float(now[0]) if now else 0.0
-    energy_then = energy_now
-    for (table, row_id), (_seq, _table, op, _id, *values) in first.items():
-        if table not in TRACKED:
-            raise _corrupt(point, where, f"a change log row names {table!r}")
-        width = len(TRACKED[table])
+    energy = (float(now[0]) if now else 0.0,) * 2
+    for table, rows_at in before(rows_after(db, point, where), point, where).items():
         columns = ", ".join(f'"{c}"' for c in TRACKED[table])
-        current = db.execute(f"SELECT {columns} FROM {table} WHERE rowid = ?", (row_id,)).fetchone()
-        existed = op != "I"
-        if existed and current is None:
-            counts[table][0] += 1
-        elif not existed and current is not None:
-            counts[table][1] += 1
-        elif existed and tuple(current) != tuple(values[:width]):
-            counts[table][2] += 1
-        if table == "energy" and existed and row_id == 1:
-            energy_then = float(values[1])
-    return StateChange({t: (c[0], c[1], c[2]) for t, c in counts.items()}, (energy_now, energy_then))
+        for row_id, then in rows_at.items():
+            current = db.execute(f"SELECT {columns} FROM {table} WHERE rowid = ?", (row_id,)).fetchone()
+            if then is not None and current is None:
+                counts[table][0] += 1
+            elif then is None and current is not None:
+                counts[table][1] += 1
+            elif then is not None and tuple(current) != then:
+                counts[table][2] += 1
+            if table == "energy" and row_id == 1 and then is not None:
+                energy = (energy[0], float(then[1]))
+    return StateChange({t: (c[0], c[1], c[2]) for t, c in counts.items()}, energy)
 
 
 def prune(db: sqlite3.Connection, max_age_days: float) -> tuple[int, int]:
     """In the open write transaction: drop the points older than `max_age_days` and the log rows no point left needs
     (those at or before the oldest kept point; all of them when none is left). Returns (pruned, kept) points."""
     old = "julianday(created) < julianday('now') - ?"
-    count, newest = db.execute(f"SELECT count(*), max(seq) FROM state_points WHERE {old}", (max_age_days,)).fetchone()
+    count = db.execute(f"SELECT count(*) FROM state_points WHERE {old}", (max_age_days,)).fetchone()[0]
     db.execute(f"DELETE FROM state_points WHERE {old}", (max_age_days,))
     kept, oldest = db.execute("SELECT count(*), min(seq) FROM state_points").fetchone()
-    db.execute("DELETE FROM state_log WHERE seq <= ?", (current_seq(db) if oldest is None else oldest,))
-    if count:
-        set_meta(db, "pruned_seq", max(int(newest), int(meta(db, "pruned_seq") or -1)))
+    cut = current_seq(db) if oldest is None else int(oldest)
+    if db.execute("DELETE FROM state_log WHERE seq <= ?", (cut,)).rowcount or count:
+        set_meta(db, "pruned_seq", max(cut, int(meta(db, "pruned_seq") or -1)))  # states up to it: pruned
         set_meta(db, "pruned_days", f"{max_age_days:g}")
     return int(count), int(kept)

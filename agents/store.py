@@ -718,14 +718,14 @@ class MemoryStore:
             _create_private(part)
             copy = sqlite3.connect(part, isolation_level=None)
             try:
+                for pragma in ("journal_mode = OFF", "synchronous = OFF", "foreign_keys = OFF"):  # a scratch file yet
+                    copy.execute(f"PRAGMA {pragma}")
                 self._db.backup(copy)
             except BaseException:
                 copy.close()
                 part.unlink(missing_ok=True)
                 raise
         try:
-            for pragma in ("journal_mode = OFF", "synchronous = OFF", "foreign_keys = OFF"):  # a scratch file yet
-                copy.execute(f"PRAGMA {pragma}")
             state_log.restore(copy, point, pending, self.path, "m" + secrets.token_hex(4))
             copy.close()
             os.replace(part, target)

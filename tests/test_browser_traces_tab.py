@@ -100,7 +100,9 @@ def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_t
     note = page.locator("#state-rollback-note")
     note.get_by_text("It changes:").wait_for()
     assert "action_log:" in note.inner_text() and "removed" in note.inner_text()
-    page.screenshot(path=screenshot("traces-rollback.png"), full_page=True)
+    page.locator("#trace-summary").scroll_into_view_if_needed()
+    page.mouse.wheel(0, -250)  # the trace id above it in view too
+    page.screenshot(path=screenshot("traces-rollback.png"))
     page.locator("#state-rollback-confirm").click()
     note.get_by_text("Rolled back to state").wait_for()
     assert "cogscope state rollback --point m" in note.inner_text()

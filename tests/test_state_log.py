@@ -159,6 +159,38 @@ def test_a_point_costs_no_write_of_its_own_and_is_saved_with_the_next_write_or_a
     assert again.point(later.id) == later and again.point(point.id).seq == point.seq
 
 
+def test_a_point_never_saved_is_still_a_state_another_store_object_can_restore(tmp_path):
+    path = tmp_path / "m.sqlite"
+    first = MemoryStore(path)
+    first.seed_example()
+    point = first.checkpoint("c1")  # waits in `first` for its next write, which never comes
+    then = table_rows(path)
+    second = MemoryStore(path)
+    second.remember("written by another store object")
+    second.spend("observe", 0.5, "c2")
+
+    found = second.point(point.id)
+
+    assert (found.id, found.digest, found.label) == (point.id, point.digest, "(not saved)")
+    assert table_rows(second.restore_copy(point.id, tmp_path / "copy.sqlite")) == then
+
+
+def test_a_row_whose_id_changes_is_restored_too(tmp_path):
+    path = tmp_path / "m.sqlite"
+    store = MemoryStore(path)
+    store.seed_example()
+    point = store.checkpoint("c1")
+    then = table_rows(path)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE goals SET id = 99, text = 'renumbered' WHERE id = 1")
+        db.execute("UPDATE memories SET id = 500 WHERE id = 3")
+    db.close()
+    assert table_rows(store.restore_copy(point.id, tmp_path / "copy.sqlite")) == then
+    store.rollback(point.id)
+    assert table_rows(path) == then and fts_is_right(path)
+
+
 def test_prune_drops_old_points_and_their_log_and_says_so(history, tmp_path, caplog):
     store, points, states = history
     db = sqlite3.connect(store.path)

@@ -102,6 +102,8 @@ def test_with_a_log_in_every_route_needs_it_and_remote_users_run_only_what_the_o
     from gradio_client import Client
 
     client = Client(shared_app, auth=("alice", "correct-horse-battery"), verbose=False)
+    shown = {component.get("props", {}).get("elem_id") for component in client.config["components"]}
+    assert "trace-summary" in shown and "state-rollback" not in shown  # rolling the store back: the operator's only
     marker = tmp_path / "marker"
     agent_file = tmp_path / "evil.py"
     agent_file.write_text(EVIL_AGENT.format(marker=str(marker)))

@@ -100,6 +100,8 @@ def _print_cycle(runtime: Any, cycle: Any) -> Any:
     print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
     url, link = runtime.trace_link(result.trace_id, wait=LINK_WAIT_S) if result.trace_id else (None, "no trace")
     print(f"Trace:    {result.trace_id}  {link}")
+    if result.state:
+        print(f"State:    {result.state} (the memory store's state the cycle started from)")
     print(f"Totals:   {totals_text(result.totals, sep=', ')}", flush=True)
     return result
 
