@@ -32,7 +32,6 @@ from typing import IO, Any
 
 from .errors import TelemetryError
 from .phoenix_spans import TRACE_ID
-from .span_transfer import SPAN_ID
 
 FORMAT = "cogscope-bundle"
 VERSION = 1  # bumped when a reader of an older version would misread a bundle
@@ -41,6 +40,7 @@ MANIFEST, SPANS, STATE = "manifest.json", "spans.json", "state.sqlite"
 MEMBERS = (MANIFEST, SPANS, STATE)
 MANIFEST_MAX_BYTES = 1 << 20
 MAX_RATIO = 200  # unpacked / packed bytes of a member beyond which it is a zip bomb (a store packs ~5:1, spans ~20:1)
+SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 STATE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")  # what a state id may look like (it names a file)
 _CHUNK = 1 << 16
 
@@ -180,7 +180,7 @@ def write_bundle(path: Path, manifest: Manifest, spans: list[dict[str, Any]], st
     manifest's `files` are filled in here. BundleError when the file cannot be written."""
     if (state_file is None) != (manifest.state is None):
         raise ValueError("a bundle holds a state file exactly when its manifest names a state")
-    body = json.dumps(spans, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    body = json.dumps(spans, ensure_ascii=False, separators=(",", ":")).encode()
     files = {SPANS: {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}}
     if state_file is not None:
         files[STATE] = {"bytes": state_file.stat().st_size, "sha256": file_sha256(state_file)}

@@ -9,7 +9,6 @@ for insertion, which lands a moment later (`wait_for_trace`).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
@@ -17,7 +16,6 @@ import httpx
 from .errors import PhoenixUnreachable, TelemetryError
 from .phoenix_spans import TRACE_ID, phoenix_client
 
-SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_SPANS = 100_000  # the most spans one trace is read with
 TIMEOUT_S = 120  # one request: a trace of many spans is one batch
 
