@@ -90,7 +90,7 @@ def make_download(runtime: Runtime, trace_id: str, project: str | None) -> tuple
     folder = _download_folder()
     try:
         project = chosen_project(runtime, project)
-        result = export_bundle(runtime, trace_id, folder / bundle_name(trace_id), project=project)
+        result = export_bundle(runtime, trace_id, folder / bundle_name(trace_id), project=project, state_or_none=True)
     except UsageError as e:
         shutil.rmtree(folder, ignore_errors=True)
         return gr.update(visible=False, value=None), f"❌ {inline(e)}"

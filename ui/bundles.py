@@ -67,7 +67,7 @@ class Exported:
     path: Path
     manifest: Manifest
     scrubbed: int  # values of the starting state whose secrets were blanked
-    state_left_out: bool  # the cycle names a starting state, but the export was asked to leave it out
+    state_left_out: str | None  # why the starting state the cycle names is not in the bundle (None: it is, or none)
 
 
 def check_destination(dest: Path) -> None:
@@ -79,13 +79,20 @@ def check_destination(dest: Path) -> None:
 
 
 def export_bundle(
-    runtime: Runtime, trace_id: str, dest: Path, *, project: str | None = None, with_state: bool = True
+    runtime: Runtime,
+    trace_id: str,
+    dest: Path,
+    *,
+    project: str | None = None,
+    with_state: bool = True,
+    state_or_none: bool = False,
 ) -> Exported:
     """Write the bundle of one cycle of `project` (default: the settings') at `dest` (UsageError on bad input).
 
-    For someone who may not name files (a shared app's remote user: `runtime.policy`), a cycle that ran on a memory
-    store file the operator named leaves without its state: the trace shows what the agent read of it, the store
-    file itself is the operator's."""
+    A starting state that is not kept (pruned, or its store gone) is a UsageError, unless `state_or_none`: then the
+    bundle leaves without it, and says why. For someone who may not name files (a shared app's remote user:
+    `runtime.policy`), a cycle that ran on a memory store file the operator named leaves without its state: the trace
+    shows what the agent read of it, the store file itself is the operator's."""
     check_destination(dest)
     project = project or runtime.settings.project
     frame = runtime.trace_frame(trace_id, project)
@@ -99,14 +106,23 @@ def export_bundle(
         recording = None  # another app's cycle (its replay names a factory): no agent reference, no state
     manifest = _manifest(runtime.settings.prices, frame, recording, trace_id, project, len(spans))
     named_file = recording is not None and any(PATH_OPTION.search(k) for k in recording.options)
-    with_state = with_state and (runtime.policy.runs_anything or not named_file)
-    left_out = manifest.state is not None and not with_state
+    left_out = None
+    if manifest.state is not None and not with_state:
+        left_out = "--without-state"
+    elif manifest.state is not None and named_file and not runtime.policy.runs_anything:
+        left_out = "it comes from a memory store file the operator named: only the operator exports it"
     with tempfile.TemporaryDirectory(prefix="cogscope-export-") as scratch:
         state_file, scrubbed = None, 0
-        if recording is not None and manifest.state is not None and with_state:
-            state_file = _starting_state(recording, Path(scratch) / "state.sqlite")
-            scrubbed = scrub_state_file(state_file)
-        if left_out:
+        if recording is not None and manifest.state is not None and left_out is None:
+            try:
+                state_file = _starting_state(recording, Path(scratch) / "state.sqlite")
+            except UsageError as e:
+                if not state_or_none:
+                    raise UsageError(f"{e} (to export the cycle without its starting state: --without-state)") from None
+                left_out = str(e)
+            if state_file is not None:
+                scrubbed = scrub_state_file(state_file)
+        if left_out is not None:
             manifest = replace(manifest, state=None)
         try:
             write_bundle(dest, manifest, spans, state_file)
@@ -122,14 +138,12 @@ def _redacted(span: dict[str, Any]) -> dict[str, Any]:
 
 
 def _starting_state(recording: Recording, dest: Path) -> Path:
-    """The cycle's starting state as a store file at `dest` (as a re-run would get it: ui.cycle_state)."""
-    hint = "to export the cycle without its starting state: --without-state"
+    """The cycle's starting state as a store file at `dest` (as a re-run would get it: ui.cycle_state); UsageError
+    when it is not kept."""
     try:
         restore_state_copy(recording, dest)
     except agents.AgentsError as e:
-        raise UsageError(f"{e} ({hint})") from None
-    except UsageError as e:
-        raise UsageError(f"{e} ({hint})") from None
+        raise UsageError(str(e)) from None
     return dest
 
 
@@ -277,8 +291,7 @@ def export_lines(result: Exported, *, shown_path: str | None = None) -> list[str
     lines = [f"Wrote {shown_path or result.path} ({size / 1000:,.1f} kB): {describe_manifest(result.manifest)}."]
     if result.state_left_out:
         lines.append(
-            "Its starting state was left out (--without-state, or a memory store file only the operator exports): "
-            "a replay there runs on the current state."
+            f"Its starting state was left out ({result.state_left_out}): a replay there runs on the current state."
         )
     if result.scrubbed:
         lines.append(
