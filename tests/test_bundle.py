@@ -235,3 +235,14 @@ def test_a_cycle_exported_here_replays_on_another_phoenix_with_zero_llm_calls(
     assert _tree(tmp_path / "elsewhere" / "states") == before
     same_phoenix = cogscope("import", str(bundle))  # where it was recorded: it is there
     assert "is in this Phoenix already" in same_phoenix.error_line()
+
+    # exported again from there: its state comes from where the import kept it; elsewhere, it is not there at all
+    again = cogscope("export", trace_id, "-o", str(tmp_path / "again.cogscope"), **elsewhere)
+    assert again.code == 0 and _members(tmp_path / "again.cogscope")["state.sqlite"] == members["state.sqlite"]
+    nowhere = {**elsewhere, "COGSCOPE_DATA_DIR": str(tmp_path / "third")}
+    missing = cogscope("export", trace_id, "-o", str(tmp_path / "third.cogscope"), **nowhere).error_line()
+    assert f"state {state_id}" in missing and "--without-state" in missing
+    assert not (tmp_path / "third.cogscope").exists()
+    bare = cogscope("export", trace_id, "-o", str(tmp_path / "third.cogscope"), "--without-state", **nowhere)
+    assert bare.code == 0 and "starting state was left out (--without-state)" in bare.out, bare.out + bare.err
+    assert sorted(_members(tmp_path / "third.cogscope")) == ["manifest.json", "spans.json"]
