@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from cogscope.defaults import EXIT_OK
+from cogscope.telemetry import TRACE_ID
 
 from .bundles import bundle_name, check_destination, export_bundle, export_lines, import_lines, load_bundle, open_bundle
 from .config import Settings
+from .errors import UsageError
 
 
 def _runtime(settings: Settings, *, project_must_exist: bool) -> Any:
@@ -30,6 +32,10 @@ def _runtime(settings: Settings, *, project_must_exist: bool) -> Any:
 
 def export_command(args: argparse.Namespace, settings: Settings) -> int:
     trace_id = (args.trace_id or "").strip().lower()
+    if not TRACE_ID.match(trace_id):  # before Phoenix starts
+        raise UsageError(
+            f"{args.trace_id[:80]!r} is not a trace id (32 hex digits); list cycles with `cogscope traces`"
+        )
     dest = Path(args.output or bundle_name(trace_id)).expanduser()
     check_destination(dest)  # before Phoenix starts
     runtime = _runtime(settings, project_must_exist=True)
