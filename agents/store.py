@@ -137,6 +137,8 @@ def clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f" … [cut: {len(text) - limit:,} more characters]"
+
+
 GOAL_STATUSES = ("active", "done", "dropped")
 
 EXAMPLE_MEMORIES: list[tuple[str, str, str, float]] = [
@@ -763,7 +765,11 @@ class MemoryStore:
                 self._db.execute("PRAGMA foreign_keys = ON")
         STATE_LOGGER.info(
             "rolled the memory store %s back to %s.%d; the state before is kept as %s.%d",
-            self.path, self._store_id, point.seq, self._store_id, kept.seq,
+            self.path,
+            self._store_id,
+            point.seq,
+            self._store_id,
+            kept.seq,
         )
         return kept.point(self._store_id)
 

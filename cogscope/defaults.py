@@ -32,6 +32,7 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 MEMORY_FILE = "memory.sqlite"  # the agents' memory store, in the data folder
 PHOENIX_FOLDER = "phoenix"  # the embedded Phoenix's working folder (its SQLite), in the data folder
+STATES_FOLDER = "states"  # the starting states imported with bundles (ui.state_files), in the data folder
 
 # -- addresses -------------------------------------------------------------------------------------------------------
 HOST = "127.0.0.1"  # COGSCOPE_HOST: the app binds to loopback unless told otherwise
@@ -55,6 +56,10 @@ MAX_LOCAL_CYCLES = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU mod
 
 # -- the memory store's history ----------------------------------------------------------------------------------
 STATE_DAYS = 30  # COGSCOPE_STATE_DAYS: how long each cycle's starting state is kept (MemoryStore.prune)
+
+# -- reproduction bundles (telemetry.bundle) --------------------------------------------------------------------------
+BUNDLE_MAX_MB = 100  # the largest bundle file `cogscope import` and the Traces tab's upload take
+BUNDLE_UNPACKED_MAX_MB = 1000  # the most one bundle may unpack to (its state and spans together)
 
 # -- what views show -------------------------------------------------------------------------------------------------
 LINK_WAIT_S = 3.0  # how long a finished cycle waits for its spans to reach Phoenix before its link says "pending"

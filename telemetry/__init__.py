@@ -12,6 +12,7 @@ What a cycle is and how it runs
 - `recorder`: the one-line recorder (`record`, `stop`): an app's smolagents runs become cogscope cycles
 - `roles`: which role (managed agent) and step an LLM call belongs to, written on its span as it starts
 - `replay`: deterministic replay and fork of a recorded cycle, from its trace alone
+- `bundle`: the reproduction bundle file (a cycle's spans, starting state and manifest): written, read and checked
 
 Getting spans out (tracing, redaction, the spool, Phoenix)
 - `tracing`: the set-up: one TracerProvider, the instrumentor, the exporters in their order
@@ -34,6 +35,7 @@ Getting spans out (tracing, redaction, the spool, Phoenix)
 
 Reading cycles back and what they cost
 - `phoenix_spans`: reading spans back from Phoenix with its own client; trace links
+- `span_transfer`: a trace's spans out of one Phoenix and into another, in Phoenix's own span shape
 - `frames`: in-process spans as a frame in the layout of Phoenix's own
 - `tables`: spans -> the cycles, steps and calls tables, and the one pricing function (`price`)
 - `cycle_list`: the cycles and calls read back from Phoenix (only the columns needed); the Traces list
@@ -48,6 +50,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and readers see; at run time each name loads on first use (below)
     from .attributes import ERROR, FAILED, MAX_STEPS, OK, STATUSES, STEP_ERRORS
+    from .bundle import (
+        BUNDLE_SUFFIX,
+        Bundle,
+        BundleError,
+        Manifest,
+        bundle_prices_entry,
+        file_sha256,
+        read_bundle,
+        write_bundle,
+    )
     from .children import spawn_tied
     from .cycle_list import CycleFilter, cycle_records, list_cycles
     from .cycle_runner import Cycle, CycleResult
@@ -68,6 +80,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .replay import Recording, Replay, ReplayError, prepare_replay
     from .sender import otlp_headers
     from .signing import Signer
+    from .span_transfer import SpanTransferError, log_trace_spans, trace_projects, trace_span_records
     from .spool import Spool
     from .steps import StepView, ToolCall, model_messages, step_record
     from .tables import CycleTotals, TraceTables, trace_tables
@@ -80,6 +93,14 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "OK": "attributes",
     "STATUSES": "attributes",
     "STEP_ERRORS": "attributes",
+    "BUNDLE_SUFFIX": "bundle",
+    "Bundle": "bundle",
+    "BundleError": "bundle",
+    "Manifest": "bundle",
+    "bundle_prices_entry": "bundle",
+    "file_sha256": "bundle",
+    "read_bundle": "bundle",
+    "write_bundle": "bundle",
     "spawn_tied": "children",
     "Cycle": "cycle_runner",
     "CycleResult": "cycle_runner",
@@ -138,6 +159,10 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "ReplayError": "replay",
     "prepare_replay": "replay",
     "Signer": "signing",
+    "SpanTransferError": "span_transfer",
+    "log_trace_spans": "span_transfer",
+    "trace_projects": "span_transfer",
+    "trace_span_records": "span_transfer",
     "Spool": "spool",
     "otlp_headers": "sender",
     "StepView": "steps",
@@ -171,6 +196,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BUNDLE_SUFFIX",
+    "Bundle",
+    "BundleError",
     "Cycle",
     "CycleFigures",
     "CycleFilter",
@@ -183,6 +211,7 @@ __all__ = [
     "HostGuard",
     "HostRules",
     "MAX_STEPS",
+    "Manifest",
     "OK",
     "PhoenixError",
     "PhoenixPortTaken",
@@ -199,6 +228,7 @@ __all__ = [
     "STEP_ERRORS",
     "Scope",
     "Signer",
+    "SpanTransferError",
     "Spool",
     "StepView",
     "TRACE_ID",
@@ -207,6 +237,7 @@ __all__ = [
     "TraceTables",
     "Tracing",
     "breakdown",
+    "bundle_prices_entry",
     "check_database_url",
     "clean_text",
     "clean_value",
@@ -215,10 +246,12 @@ __all__ = [
     "cycle_records",
     "default_redactor",
     "ensure_phoenix",
+    "file_sha256",
     "free_port",
     "is_loopback_name",
     "list_cycles",
     "load_prices",
+    "log_trace_spans",
     "measured_interval",
     "model_messages",
     "otlp_headers",
@@ -229,6 +262,7 @@ __all__ = [
     "prepare_replay",
     "price_map_models",
     "project",
+    "read_bundle",
     "record",
     "redact",
     "redact_value",
@@ -241,10 +275,13 @@ __all__ = [
     "step_record",
     "stop",
     "summary",
+    "trace_projects",
+    "trace_span_records",
     "trace_spans",
     "trace_tables",
     "trace_url",
     "usd",
     "wait_for_trace",
     "what_if",
+    "write_bundle",
 ]

@@ -189,6 +189,7 @@ SLOW_FIRST = (
     "tests/test_one_record.py::",
     "tests/test_replay.py::",
     "tests/test_cycle_state.py::test_heartbeat_replays_touch_nothing_and_rollback_goes_back_and_forth",
+    "tests/test_bundle.py::test_a_cycle_exported_here",  # starts a second Phoenix
     "tests/test_bounds.py::test_sigkill_of_cogscope_ui_takes_its_phoenix_and_model_server",
     "tests/test_bounds.py::test_cogscope_run_leaves_the_phoenix_it_started_running",
     "tests/test_browser_traces_tab.py::",
@@ -210,7 +211,7 @@ def _slow_rank(item: pytest.Item) -> int:
 # `e2e`: at collection when it uses one of these fixtures (directly or through another: `env`, `cogscope`, `record`,
 # `app` all stand on Phoenix), and by `pytestmark = pytest.mark.e2e` in the files whose tests start one inline.
 SERVER_FIXTURES = frozenset(
-    {"phoenix", "phoenix_sqlite", "phoenix_postgresql", "postgres", "llm", "llm_server", "page"}
+    {"phoenix", "phoenix_sqlite", "phoenix_postgresql", "phoenix_other", "postgres", "llm", "llm_server", "page"}
 )  # `phoenix` picks its backend at run time: name it, not only the two it stands for
 
 
@@ -384,6 +385,19 @@ def phoenix_postgresql(tmp_path_factory: pytest.TempPathFactory, postgres: TempP
     yield from _shared(tmp_path_factory, "phoenix-postgresql", start, _attach_phoenix, PhoenixServer.stop)
 
 
+@pytest.fixture(scope="session")
+def phoenix_other(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
+    """A second Phoenix (SQLite) that shares nothing with the first: another installation's, for what moves from one
+    to the other (reproduction bundles). Started only by the tests that need it (~20 CPU-s)."""
+
+    def start() -> tuple[PhoenixServer, dict[str, Any]]:
+        server = ensure_phoenix(working_dir=tmp_path_factory.mktemp("phoenix-other"), port=free_port())
+        assert server.started_here
+        return server, _phoenix_info(server)
+
+    yield from _shared(tmp_path_factory, "phoenix-other", start, _attach_phoenix, PhoenixServer.stop)
+
+
 @pytest.fixture(scope="module")
 def phoenix(request: pytest.FixtureRequest) -> PhoenixServer:
     """The session's Phoenix on SQLite; for tests marked `both_backends`, also the one on PostgreSQL (param)."""
@@ -465,7 +479,7 @@ class Completed:
         return match.group(1)
 
 
-IN_PROCESS = frozenset({"run", "heartbeat", "traces", "show", "cost", "replay", "seed-memory"})
+IN_PROCESS = frozenset({"run", "heartbeat", "traces", "show", "cost", "replay", "seed-memory", "export", "import"})
 
 
 def _in_process(args: Sequence[str], environ: dict[str, str]) -> Completed:

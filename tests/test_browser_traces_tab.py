@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import zipfile
 
 from .conftest import screenshot
 
@@ -13,7 +15,7 @@ def _record(record, llm, *replies: str, task: str) -> str:  # type: ignore[no-un
     return record(task, model="openai/scripted", api_base=llm.api_base)
 
 
-def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_trace, app, page):
+def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_trace, app, page, tmp_path):
     ok = _record(record, llm, 'Thought: done.\n<code>\nfinal_answer("all good")\n</code>', task="An easy one")
     failed = _record(
         record,
@@ -54,6 +56,26 @@ def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_t
     page.locator("#step-next").click()
     detail.get_by_text("Step 2 (step 2)").wait_for()
     page.screenshot(path=screenshot("traces-tab.png"), full_page=True)
+
+    # the cycle's reproduction bundle downloads; uploading it back is refused: the trace is in this Phoenix already
+    page.locator("#bundle-export").click()
+    link = page.locator("#bundle-file a").first
+    link.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == f"cycle-{failed[:12]}.cogscope"
+    saved = tmp_path / download.value.suggested_filename  # the upload button takes .cogscope files only
+    download.value.save_as(saved)
+    with zipfile.ZipFile(saved) as z:
+        assert json.loads(z.read("manifest.json"))["trace_id"] == failed
+    assert "Wrote" in page.locator("#bundle-report").inner_text()
+    with page.expect_file_chooser() as chooser:
+        page.locator("#bundle-import").click()
+    chooser.value.set_files(saved)
+    page.locator("#bundle-report").get_by_text("is in this Phoenix already").wait_for()
+    page.locator("#bundle-export").click()  # the download again, for the picture
+    page.locator("#bundle-report").get_by_text("Wrote").wait_for()
+    page.screenshot(path=screenshot("traces-bundle.png"), clip={"x": 0, "y": 0, "width": 1400, "height": 1000})
 
     page.locator("#replay-accordion").get_by_text("Replay or fork this cycle").click()
     page.locator("#replay-button").click()

@@ -104,6 +104,9 @@ def test_with_a_log_in_every_route_needs_it_and_remote_users_run_only_what_the_o
     client = Client(shared_app, auth=("alice", "correct-horse-battery"), verbose=False)
     shown = {component.get("props", {}).get("elem_id") for component in client.config["components"]}
     assert "trace-summary" in shown and "state-rollback" not in shown  # rolling the store back: the operator's only
+    props = {c.get("props", {}).get("elem_id"): c.get("props", {}) for c in client.config["components"]}
+    # a cycle's bundle: anyone who can open the cycle may download it; importing one is the operator's
+    assert props["bundle-export"].get("visible") is not False and props["bundle-import"].get("visible") is False
     marker = tmp_path / "marker"
     agent_file = tmp_path / "evil.py"
     agent_file.write_text(EVIL_AGENT.format(marker=str(marker)))

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cogscope import agents
+from cogscope import agents, defaults
 from cogscope.defaults import EXIT_OK
 
 from .config import Settings
@@ -101,6 +101,7 @@ def _launch(runtime: Any, access: AppAccess) -> Any:
         auth=credentials.check if credentials else None,
         app_kwargs={"middleware": access.middleware},
         auth_message="cogscope: log in with the user and password the operator gave you",
+        max_file_size=f"{defaults.BUNDLE_MAX_MB}mb",  # the only upload: a bundle (ui.bundle_panel)
     )
     return demo
 

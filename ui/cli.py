@@ -5,7 +5,8 @@ rolls the memory store back to a cycle's starting state.
 ui.cli_parser builds the command line and names each subcommand's function; this module parses, reads the
 settings, checks what must hold before anything starts, runs the command and turns its errors into exit codes.
 The commands: ui.app_cli (`ui`), ui.cycle_cli (`run`, `heartbeat`, `mcp-serve`, `seed-memory`), ui.traces_cli
-(`traces`, `show`, `replay`), ui.cost_cli (`cost`), ui.state_cli (`state rollback`, `state list`)."""
+(`traces`, `show`, `replay`), ui.cost_cli (`cost`), ui.state_cli (`state rollback`, `state list`), ui.bundle_cli
+(`export`, `import`)."""
 
 from __future__ import annotations
 

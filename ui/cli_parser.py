@@ -119,6 +119,40 @@ def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
     return replay_command(args, settings)
 
 
+def _export_command(args: argparse.Namespace, settings: Settings) -> int:
+    from .bundle_cli import export_command
+
+    return export_command(args, settings)
+
+
+def _import_command(args: argparse.Namespace, settings: Settings) -> int:
+    from .bundle_cli import import_command
+
+    return import_command(args, settings)
+
+
+def _add_bundles(
+    sub: argparse._SubParsersAction[CogscopeParser],
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    export = sub.add_parser(
+        "export", help="write one cycle into a reproduction bundle: its spans, starting state and agent reference"
+    )
+    export.set_defaults(func=_export_command)
+    export.add_argument("trace_id")
+    export.add_argument("-o", "--output", metavar="FILE", help="the bundle to write (default cycle-TRACE.cogscope)")
+    export.add_argument(
+        "--without-state",
+        action="store_true",
+        help="leave the starting state out (a cycle whose state was pruned; a replay there runs on the current state)",
+    )
+    imported = sub.add_parser(
+        "import", help="load a reproduction bundle into the local Phoenix, to show and replay it (zero LLM calls)"
+    )
+    imported.set_defaults(func=_import_command)
+    imported.add_argument("file", help="a .cogscope file written by `cogscope export`")
+    return export, imported
+
+
 def _add_ui(sub: argparse._SubParsersAction[CogscopeParser]) -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="start the app (default): Phoenix, the local model and the browser UI")
     ui.set_defaults(func=ui_command)
@@ -340,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     cost = _add_cost(sub)
     _add_reading_arguments(traces, show, replay, cost)
     _add_state(sub)
+    export, imported = _add_bundles(sub)
+    export.add_argument("--project", help="the Phoenix project the cycle is in (default $COGSCOPE_PROJECT or cogscope)")
+    imported.add_argument(
+        "--project", help="the Phoenix project to load it into (default $COGSCOPE_PROJECT or cogscope; made if new)"
+    )
     seed = sub.add_parser("seed-memory", help="fill an empty memory store with a small example")
     seed.set_defaults(func=seed_command)
     seed.add_argument("--memory", help="memory store file (default $COGSCOPE_DATA_DIR/memory.sqlite)")

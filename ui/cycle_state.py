@@ -24,6 +24,7 @@ from typing import Any
 from cogscope import agents, defaults
 
 from .errors import UsageError
+from .state_files import copy_imported_state
 
 MEMORY_OPTION = "memory"  # the option that names a built-in agent's memory store file
 LIVE_FLAG = "--live-state"
@@ -99,17 +100,10 @@ def rerun_state(recording: Any, *, live: bool, stack: ExitStack) -> RerunState:
         )
     if not recording.state:
         raise UsageError(no_state_message(recording.trace_id))
-    path = memory_path(recording.options)
-    if not path.exists():
-        raise UsageError(
-            f"the memory store {path} that trace {recording.trace_id} ran on is gone, and the state {recording.state} "
-            f"with it: replay it against the current live state with {LIVE_FLAG}"
-        )
-    store = live_store(recording.options)
     folder = Path(tempfile.mkdtemp(prefix="cogscope-state-"))
     scratch = folder / defaults.MEMORY_FILE
     try:
-        store.restore_copy(recording.state, scratch)
+        restore_state_copy(recording, scratch)
     except BaseException as e:
         _remove_scratch(folder, scratch)
         if isinstance(e, agents.AgentsError):
@@ -122,6 +116,25 @@ def rerun_state(recording: Any, *, live: bool, stack: ExitStack) -> RerunState:
         checkpoint=lambda _cycle_id: state,
         note=f"on a scratch copy of state {state}, the one the cycle started from (the live store is not touched)",
     )
+
+
+def restore_state_copy(recording: Any, scratch: Path) -> None:
+    """The state the cycle started from, at `scratch`: restored from the live memory store it ran on, else the one a
+    bundle brought when the cycle was imported (ui.state_files), else the live store's word on why it is not kept."""
+    state = str(recording.state)
+    path = memory_path(recording.options)
+    if path.exists():
+        try:
+            live_store(recording.options).restore_copy(state, scratch)
+        except agents.StateNotKept:
+            if not copy_imported_state(state, scratch):
+                raise
+        return
+    if not copy_imported_state(state, scratch):
+        raise UsageError(
+            f"the memory store {path} that trace {recording.trace_id} ran on is gone, and the state {state} "
+            f"with it: replay it against the current live state with {LIVE_FLAG}"
+        )
 
 
 def _remove_scratch(folder: Path, scratch: Path) -> None:

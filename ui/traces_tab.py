@@ -25,6 +25,7 @@ from cogscope.telemetry import (
     usd,
 )
 
+from .bundle_panel import bundle_controls, wire_bundle_controls
 from .cycle_state import LIVE_BOX, keeps_state
 from .errors import UsageError
 from .inputs import TIME_WINDOWS, parse_lines, parse_options
@@ -225,6 +226,7 @@ class _Parts:
     trace_box: Any = None
     open_button: Any = None
     summary: Any = None
+    bundles: Any = None
     steps_state: Any = None
     step_list: Any = None
     prev_step: Any = None
@@ -291,8 +293,8 @@ def _list_section(parts: _Parts) -> None:
 
 
 def _step_section(parts: _Parts, runtime: Runtime, operator: bool) -> None:
-    """A trace id to open, the cycle's summary (and, for the operator, the rollback to its starting state), its steps
-    and the selected step."""
+    """A trace id to open, the cycle's summary (and, for the operator, the rollback to its starting state), its bundle
+    (download, upload), its steps and the selected step."""
     with gr.Row():
         parts.trace_box = gr.Textbox(label="Trace id", placeholder="32 hex digits", elem_id="traces-trace-id", scale=4)
         parts.open_button = gr.Button("Open", elem_id="traces-open", scale=1)
@@ -302,6 +304,7 @@ def _step_section(parts: _Parts, runtime: Runtime, operator: bool) -> None:
             parts.rollback = rollback_button()
     if operator:
         build_rollback_panel(parts.rollback, runtime, parts.trace_box, parts.project)
+    parts.bundles = bundle_controls(runtime)
     parts.steps_state = gr.State([])
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -595,6 +598,15 @@ def build_traces_tab(runtime: Runtime) -> TracesTab:
     _wire_list(parts, runtime)
     _wire_steps(parts, runtime)
     _wire_replay(parts, runtime)
+    wire_bundle_controls(
+        parts.bundles,
+        runtime,
+        trace_box=parts.trace_box,
+        project=parts.project,
+        opened=parts.opened,
+        open_trace=open_trace,
+        whole=parts.whole,
+    )
     return TracesTab(runtime, parts)
 
 
