@@ -46,6 +46,7 @@ def test_public_surfaces_are_pinned():
         "SandboxLimits",
         "UnknownAgentError",
         "add_tools",
+        "begin_cycle_inputs",
         "check_options",
         "cognitive_tools",
         "exit_now",
