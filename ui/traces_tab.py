@@ -606,7 +606,10 @@ def divergence_markdown(divergence: Any) -> str:
     the replay's; then the input cogscope did not capture that the difference looks like, if it does."""
     text = inline(divergence.where()) + "."
     if divergence.diff:
-        text += f"\n\n{fence(redacted(chr(10).join(divergence.diff)), 'diff')}"
+        text += (
+            "\n\nThe replayed call was given another prompt than the recorded one. That message's lines "
+            f"that differ (- recorded, + replay):\n{fence(redacted(chr(10).join(divergence.diff)), 'diff')}"
+        )
     else:
         text += (
             f"\n\nRecorded:\n{fence(redacted(divergence.original))}\n\nReplay:\n{fence(redacted(divergence.replay))}"
