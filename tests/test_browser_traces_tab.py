@@ -98,4 +98,4 @@ def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_t
     assert "+ Greet warmly, in one short line, with 'hello'." in report.inner_text()
     assert len(llm.requests) == requests_before
     report.scroll_into_view_if_needed()
-    page.locator("#replay-accordion").screenshot(path=screenshot("replay-prompt-diff.png"))
+    report.screenshot(path=screenshot("replay-prompt-diff.png"))
