@@ -4,11 +4,16 @@ The prompts compared are the whole ones (`steps.whole_prompts` rebuilds them fro
 message as smolagents gave them to the model: `[{"role", "content"}, ...]`. The diff is difflib's, of the first
 message that differs, a few lines at most, each cut around where it changes, secrets blanked before anything is cut
 (so no secret is cut in half and missed).
+
+smolagents gives a tool call it parses from the model's text a new random id (uuid4) on every run, and writes it into
+the next prompt (the `tool-call` message, and `Call id: ...` in the `tool-response`). Those ids are smolagents' own,
+not an input of the agent: in those two roles the comparison reads each id as its place in the prompt ("<call id 1>").
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from .redaction import redact
@@ -16,6 +21,8 @@ from .redaction import redact
 DIFF_LINES = 6  # changed lines shown
 LINE_CHARS = 160  # of each, around where it changes
 LEAD_CHARS = 40  # shown before the change when a line must be cut
+UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+CALL_ID_ROLES = ("tool-call", "tool-response")  # where smolagents writes the ids it gives tool calls
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,22 @@ def _text(messages: list[dict[str, str]], index: int) -> tuple[str | None, str]:
     return str(message.get("role", "")), str(message.get("content", ""))
 
 
+def numbered_call_ids(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The prompt with each id in its tool-call and tool-response messages replaced by its place: `<call id N>`."""
+    seen: dict[str, str] = {}
+
+    def place(match: re.Match[str]) -> str:
+        return seen.setdefault(match.group(0).lower(), f"<call id {len(seen) + 1}>")
+
+    return [
+        {**m, "content": UUID.sub(place, str(m.get("content", "")))} if m.get("role") in CALL_ID_ROLES else m
+        for m in messages
+    ]
+
+
 def prompt_difference(recorded: list[dict[str, str]], replay: list[dict[str, str]]) -> PromptDifference | None:
     """The first message where the two prompts differ (role, text, or one prompt ends), or None when they match."""
+    recorded, replay = numbered_call_ids(recorded), numbered_call_ids(replay)
     for index in range(max(len(recorded), len(replay))):
         (role_a, a), (role_b, b) = _text(recorded, index), _text(replay, index)
         if (role_a, a) == (role_b, b):

@@ -24,6 +24,7 @@ VALUES = re.compile(
             rf"|{_MONTH}\s+\d{{1,2}},?\s+\d{{4}})",
             rf"(?P<time>(?<![\w.]){_CLOCK}(?!\d))",
             r"(?P<unix>(?<![\w.])1\d{9}(?:\.\d+)?(?![\w.])|(?<![\w.])1\d{12}(?![\w.]))",
+            r"(?P<uuid>(?<![\w-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\w-]))",
             r"(?P<number>(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w]))",
         )
     )
@@ -33,6 +34,7 @@ LOOKS_LIKE = {
     "date": "a date",
     "time": "a time of day",
     "unix": "a clock reading (a Unix time)",
+    "uuid": "a random id (a UUID)",
     "number": "numbers",
 }
 CLOCK_KINDS = ("datetime", "date", "time", "unix")
@@ -87,4 +89,5 @@ def uncaptured(recorded: str, replay: str) -> Uncaptured | None:
     clock = [kind for kind in kinds if kind in CLOCK_KINDS]
     if len(clock) == len(kinds):
         return Uncaptured(LOOKS_LIKE[clock[0]], "the clock")
-    return Uncaptured(LOOKS_LIKE["number"], "random numbers")
+    drawn = [kind for kind in kinds if kind not in CLOCK_KINDS]
+    return Uncaptured(LOOKS_LIKE["uuid" if all(kind == "uuid" for kind in drawn) else "number"], "random numbers")

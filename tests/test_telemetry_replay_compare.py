@@ -226,6 +226,33 @@ def test_calls_are_counted_in_call_order_and_missing_prompts_are_not_compared():
     assert compare(original, hidden) is None
 
 
+def test_the_ids_smolagents_gives_parsed_tool_calls_are_not_a_difference():
+    def cycle(first: str, second: str, seen: str = "kettle on") -> list[StepView]:
+        calls = [
+            ("system", SYSTEM),
+            ("user", "New task:\nDecide."),
+            ("tool-call", f"Calling tools:\n[{{'id': '{first}', 'function': {{'name': 'observe'}}}}]"),
+            ("tool-response", f"Call id: {first}\nObservation: {seen}"),
+            ("tool-call", f"Calling tools:\n[{{'id': '{second}', 'function': {{'name': 'observe'}}}}]"),
+        ]
+        return [prompted(1, calls[:2]), prompted(2, calls)]
+
+    a, b, c = (
+        "860b4173-7073-4851-b02b-1ef4647818ac",
+        "9da6cfe2-ed98-4ac5-95ca-50e668ebe15f",
+        "0b9e1c2a-5d4f-4e3a-9c1b-2f6a7d8e9f00",
+    )
+    assert compare(cycle(a, b), cycle(b, c)) is None  # new ids each run, in the same places
+    divergence = compare(cycle(a, b), cycle(b, b))  # the second call reuses the first id: not the same prompt
+    assert divergence is not None and (divergence.call, divergence.message) == (2, 4)
+    assert divergence.diff == (
+        "- [{'id': '<call id 2>', 'function': {'name': 'observe'}}]",
+        "+ [{'id': '<call id 1>', 'function': {'name': 'observe'}}]",
+    )
+    divergence = compare(cycle(a, b), cycle(b, c, seen="kettle off"))  # the observation itself changed
+    assert divergence is not None and divergence.diff == ("- Observation: kettle on", "+ Observation: kettle off")
+
+
 def test_the_diff_is_short_cut_around_the_change_and_redacted(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_API_KEY", "topsecret-value-123")
     long = "x" * 500
@@ -250,6 +277,8 @@ def test_a_difference_only_in_clock_readings_names_the_clock():
     assert uncaptured("Remembered #21.", "Remembered #22.").looks_like == "numbers"
     assert uncaptured("kettle on", "kettle off") is None  # words differ: not an input's value
     assert uncaptured("id 3f2a", "id 3f2b") is None
+    made = uncaptured("run 0b9e1c2a-5d4f-4e3a-9c1b-2f6a7d8e9f00 done", "run 9da6cfe2-ed98-4ac5-95ca-50e668ebe15f done")
+    assert made is not None and (made.looks_like, made.source) == ("a random id (a UUID)", "random numbers")
     assert uncaptured("same", "same") is None
     one = replace(recording()[0], tool_calls=[ToolCall("clock", {}, "1718000000.25", None)])
     other = replace(one, tool_calls=[ToolCall("clock", {}, "1718000003.75", None)])
