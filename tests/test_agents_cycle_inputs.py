@@ -14,7 +14,7 @@ from cogscope.agents.store import MemoryStore
 
 
 def in_a_thread(work: Any, *args: Any) -> Any:
-    """Run `work` in a new thread, as a cycle's agent runs (the thread's context starts empty), and return its result."""
+    """Run `work` in a new thread, as a cycle's agent runs (its context starts empty), and return its result."""
     out: list[Any] = []
     thread = threading.Thread(target=lambda: out.append(work(*args)))
     thread.start()

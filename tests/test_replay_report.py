@@ -33,7 +33,8 @@ def wall_clock() -> str:
 
 def make(models, *, max_steps: int = 4):
     return CodeAgent(
-        tools=[stamp, wall_clock], model=models["default"], name="clocky", max_steps=max_steps, instructions=INSTRUCTIONS
+        tools=[stamp, wall_clock], model=models["default"], name="clocky", max_steps=max_steps,
+        instructions=INSTRUCTIONS,
     )
 '''
 DONE = 'Thought: done.\n<code>\nfinal_answer("noted")\n</code>'

@@ -166,7 +166,7 @@ def prompted_cycle(system: str = SYSTEM, first_result: str = "kettle on") -> lis
     first = [("system", system), ("user", "New task:\nDecide.")]
     return [
         prompted(1, first, tool=("observe", first_result)),
-        prompted(2, [*first, ("tool-call", "Calling tools: observe"), ("tool-response", f"Observation: {first_result}")]),
+        prompted(2, [*first, ("tool-call", "Calling tools: observe"), ("tool-response", f"Seen: {first_result}")]),
     ]
 
 
@@ -207,7 +207,7 @@ def test_the_first_difference_wins_whether_prompt_or_tool_result():
     assert divergence is not None and (divergence.step, divergence.what, divergence.call) == (1, "the prompt", 1)
     # step 2's prompt alone: call 2, its first extra message
     replay = prompted_cycle()
-    replay[1].input_messages[3]["content"] = "Observation: kettle on\nand the door is open"
+    replay[1].input_messages[3]["content"] = "Seen: kettle on\nand the door is open"
     divergence = compare(prompted_cycle(), replay)
     assert divergence is not None and (divergence.step, divergence.call, divergence.message) == (2, 2, 3)
     assert divergence.role == "tool-response" and divergence.diff == ("+ and the door is open",)
