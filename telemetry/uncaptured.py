@@ -54,9 +54,9 @@ class Uncaptured:
                 "read the time with cogscope.agents.cycle_inputs.now() to have it recorded and given back"
             )
         return (
-            f"differs only in {self.looks_like}: maybe an input cogscope did not capture (random numbers, or the "
-            "clock); draw them with cogscope.agents.cycle_inputs.rng() (the time: now()) to have them recorded and "
-            "given back"
+            f"differs only in {self.looks_like}: maybe an input cogscope did not capture (random numbers, the clock), "
+            "or a starting state other than the recorded one; draw random numbers with "
+            "cogscope.agents.cycle_inputs.rng() and read the time with now() to have them recorded and given back"
         )
 
     def record(self) -> dict[str, str]:

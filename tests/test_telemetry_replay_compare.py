@@ -189,8 +189,9 @@ def test_a_changed_instruction_is_the_prompt_of_call_1_message_0_with_a_short_di
         "diverged at step 1: the prompt differs at call 1, message 0 (system)\n"
         "  - Energy now: 80/100. Step budget this cycle: 8 steps.\n"
         "  + Energy now: 55/100. Step budget this cycle: 8 steps.\n"
-        "  differs only in numbers: maybe an input cogscope did not capture (random numbers, or the clock); draw "
-        "them with cogscope.agents.cycle_inputs.rng() (the time: now()) to have them recorded and given back"
+        "  differs only in numbers: maybe an input cogscope did not capture (random numbers, the clock), or a "
+        "starting state other than the recorded one; draw random numbers with cogscope.agents.cycle_inputs.rng() "
+        "and read the time with now() to have them recorded and given back"
     )
     record = divergence.record()
     assert record["call"] == 1 and record["message"] == 0 and record["role"] == "system"

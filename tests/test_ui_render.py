@@ -356,7 +356,8 @@ def test_a_divergence_in_the_traces_tab_is_fenced_redacted_and_names_its_cause(m
     assert block.startswith("````diff\n- key") and block.endswith("+ [link](x)\n````")  # nothing in it closes it
     result = Divergence(2, "a tool's result", "1718000000.5", "1718000009.25", cause=uncaptured("roll 4", "roll 2"))
     assert divergence_markdown(result).endswith(
-        r"🎲 differs only in numbers: maybe an input cogscope did not capture (random numbers, or the clock); draw "
-        r"them with cogscope.agents.cycle\_inputs.rng() (the time: now()) to have them recorded and given back"
+        r"🎲 differs only in numbers: maybe an input cogscope did not capture (random numbers, the clock), or a "
+        r"starting state other than the recorded one; draw random numbers with cogscope.agents.cycle\_inputs.rng() "
+        r"and read the time with now() to have them recorded and given back"
     )
     assert "Recorded:\n```\n1718000000.5\n```\n\nReplay:\n```\n1718000009.25\n```" in divergence_markdown(result)
