@@ -100,7 +100,7 @@ def excerpts(a: str, b: str, *, width: int = 300) -> tuple[str, str]:
 
     def cut(text: str) -> str:
         end = start + width
-        return ("…" if start else "") + text[start:end] + (f"… ({len(text)} chars)" if end < len(text) else "")
+        return ("…" if start else "") + text[start:end] + (f"... ({len(text)} chars)" if end < len(text) else "")
 
     return cut(a), cut(b)
 

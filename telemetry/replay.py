@@ -52,7 +52,8 @@ from .cycle_runner import Cycle, Inputs
 from .cycle_spec import CycleSpec
 from .errors import TelemetryError
 from .prices import Prices, counted
-from .prompt_diff import excerpts, prompt_difference
+from .prompt_diff import excerpts, prompt_difference, short_diff
+from .redaction import redact
 from .sealing import CHANGED, HERE, NOT_HERE, trace_trust
 from .signing import Signer
 from .steps import StepView, model_outputs, steps_from_frame, tool_outputs
@@ -391,7 +392,7 @@ class Divergence:
     call: int | None = None  # the prompt differs: the model call (1-based, in call order) ...
     message: int | None = None  # ... and its first input message (0-based) that differs
     role: str | None = None  # that message's role
-    diff: tuple[str, ...] = ()  # a short diff of that message: "- " recorded, "+ " replay
+    diff: tuple[str, ...] = ()  # a short diff of that message, or of a value of several lines ("-"/"+" lines)
     cause: Uncaptured | None = None  # the difference looks like an input cogscope did not capture
 
     def where(self) -> str:
@@ -420,13 +421,22 @@ class Divergence:
         }
 
 
-def _short(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
-
-
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return redact(value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
+
+
+def _value_divergence(step: int, what: str, x: Any, y: Any) -> Divergence:
+    """Step `step`'s `what` differs (`x` recorded, `y` replay): both cut from just before where they part, a short
+    diff of the first item that differs when it has several lines, and what uncaptured input it looks like."""
+    a, b = x, y
+    while isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+        first = next(((p, q) for p, q in zip(a, b, strict=True) if p != q), None)  # a tool call, its output
+        if first is None:
+            break
+        a, b = first
+    a_text, b_text = _text(a), _text(b)
+    diff = tuple(short_diff(a_text, b_text)) if "\n" in a_text + b_text else ()
+    return Divergence(step, what, *excerpts(_text(x), _text(y)), diff=diff, cause=uncaptured(a_text, b_text))
 
 
 def _prompt_divergence(a: StepView, b: StepView, call: int) -> Divergence | None:
@@ -476,7 +486,7 @@ def compare(original: list[StepView], replay: list[StepView], *, until: int | No
         ]
         for what, x, y in checks:
             if x != y:
-                return Divergence(a.number, what, _short(x), _short(y), cause=uncaptured(_text(x), _text(y)))
+                return _value_divergence(a.number, what, x, y)
     counts = counted(len(original), "step"), counted(len(replay), "step")
     if until is None and len(original) != len(replay):
         return Divergence(min(len(original), len(replay)) + 1, "the number of steps", *counts)

@@ -48,10 +48,10 @@ def test_the_report_names_a_changed_prompt_and_an_uncaptured_clock(cogscope, rec
     agent_file = tmp_path / "clocky.py"
     agent_file.write_text(CLOCK_AGENT.replace("GREETING", "'hello'"))
     agent = f"{agent_file}:make"
-    llm.enqueue('Thought: stamp it.\n<code>\nprint(stamp())\n</code>')
+    llm.enqueue("Thought: stamp it.\n<code>\nprint(stamp())\n</code>")
     llm.enqueue(DONE)
     captured = record("Stamp it", agent=agent, api_base=llm.api_base)
-    llm.enqueue('Thought: read the clock.\n<code>\nprint(wall_clock())\n</code>')
+    llm.enqueue("Thought: read the clock.\n<code>\nprint(wall_clock())\n</code>")
     llm.enqueue(DONE)
     uncaptured = record("Read the wall clock", agent=agent, api_base=llm.api_base)
     spans = read_trace(captured, min_spans=8)

@@ -58,9 +58,15 @@ def test_the_first_difference_is_named():
     replay = recording()
     replay[1] = replace(replay[1], observations="Execution logs:\nkettle off")
     replay[2] = replace(replay[2], code='final_answer("run")')
-    assert compare(recording(), replay) == Divergence(
-        2, "the observations", "Execution logs:\nkettle on", "Execution logs:\nkettle off"
+    divergence = compare(recording(), replay)
+    assert divergence == Divergence(
+        2,
+        "the observations",
+        "Execution logs:\nkettle on",
+        "Execution logs:\nkettle off",
+        diff=("- kettle on", "+ kettle off"),  # a value of several lines: its lines that differ
     )
+    assert divergence.line() == "diverged at step 2: the observations differs\n  - kettle on\n  + kettle off"
 
 
 def test_different_tool_arguments():
@@ -119,11 +125,17 @@ def test_a_fork_whose_replay_stopped_before_the_fork_point():
     assert compare(recording(), recording()[:1], until=3) == Divergence(2, "the number of steps", "3 steps", "1 step")
 
 
-def test_long_values_are_cut_in_the_report():
+def test_long_values_are_cut_in_the_report_from_where_they_part():
     replay = recording()
     replay[0] = replace(replay[0], observations="y" * 400)
     divergence = compare(recording(), replay)
     assert divergence.replay == "y" * 300 + "... (400 chars)"
+    long = "- recent: " + "a" * 900
+    one = replace(recording()[0], tool_calls=[ToolCall("observe", {}, f"Energy 99\n{long}\n- old", None)])
+    other = replace(one, tool_calls=[ToolCall("observe", {}, f"Energy 99\n{long}\n- new\n- old", None)])
+    divergence = compare([one], [other])
+    assert divergence is not None and divergence.diff == ("+ - new",)
+    assert divergence.original == "…" + "a" * 36 + '\\n- old", null]]'  # from 40 characters before they part
 
 
 def test_a_fork_at_a_step_forks_that_steps_model_call():

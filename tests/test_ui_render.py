@@ -361,3 +361,6 @@ def test_a_divergence_in_the_traces_tab_is_fenced_redacted_and_names_its_cause(m
         r"and read the time with now() to have them recorded and given back"
     )
     assert "Recorded:\n```\n1718000000.5\n```\n\nReplay:\n```\n1718000009.25\n```" in divergence_markdown(result)
+    lines = Divergence(2, "the observations", "a\nb", "a\nc", diff=("- b", "+ c"))
+    expected = "the observations differs.\n\nIts lines that differ (- recorded, + replay):\n```diff\n- b\n+ c\n```"
+    assert divergence_markdown(lines) == expected

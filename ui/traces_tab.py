@@ -606,10 +606,13 @@ def divergence_markdown(divergence: Any) -> str:
     the replay's; then the input cogscope did not capture that the difference looks like, if it does."""
     text = inline(divergence.where()) + "."
     if divergence.diff:
-        text += (
-            "\n\nThe replayed call was given another prompt than the recorded one. That message's lines "
-            f"that differ (- recorded, + replay):\n{fence(redacted(chr(10).join(divergence.diff)), 'diff')}"
+        what = (
+            "The replayed call was given another prompt than the recorded one. That message's lines"
+            if divergence.call is not None
+            else "Its lines"
         )
+        block = fence(redacted("\n".join(divergence.diff)), "diff")
+        text += f"\n\n{what} that differ (- recorded, + replay):\n{block}"
     else:
         text += (
             f"\n\nRecorded:\n{fence(redacted(divergence.original))}\n\nReplay:\n{fence(redacted(divergence.replay))}"
