@@ -11,12 +11,14 @@ The modules, by what they hold:
 - the sandbox: `sandbox` (the app's side: one worker per CodeAgent), `sandbox_worker` (the worker process, run by
   file path), `walls` (its kernel walls: Landlock, seccomp), `sandbox_audit` (its interpreter walls: the audit
   hook, attribute and format guards); `exit_guard` keeps agent code from ending the app's process
+- `cycle_inputs`: what a cycle reads besides the store (the clock, random numbers), recorded and given back on replay
 - `speedups` (two per-cycle costs of smolagents taken off), `errors` (every error this package raises)
 """
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and readers see; at run time each name loads on first use (below)
+    from .cycle_inputs import begin as begin_cycle_inputs
     from .energy import ENERGY_COSTS, STEP_COST, EnergyLedger, max_steps_for
     from .errors import (
         AgentFactoryError,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .tools import RecallMemoryTool, cognitive_tools
 
 _EXPORTS: dict[str, tuple[str, str]] = {  # name -> (the submodule that defines it, its name there)
+    "begin_cycle_inputs": ("cycle_inputs", "begin"),
     "ENERGY_COSTS": ("energy", "ENERGY_COSTS"),
     "STEP_COST": ("energy", "STEP_COST"),
     "EnergyLedger": ("energy", "EnergyLedger"),
@@ -135,6 +138,7 @@ __all__ = [
     "StatePoint",
     "UnknownAgentError",
     "add_tools",
+    "begin_cycle_inputs",
     "check_options",
     "close_store",
     "cognitive_tools",

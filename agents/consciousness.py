@@ -7,8 +7,6 @@ reasoning): `models` maps role -> Model, and `default` serves every role not nam
 
 from __future__ import annotations
 
-import uuid
-
 from smolagents import CodeAgent, Model, ToolCallingAgent
 from smolagents.monitoring import LogLevel
 
@@ -37,7 +35,7 @@ def build(
         member_max_steps: each managed agent's step budget per delegation.
     """
     store = open_store(memory)
-    tools = cognitive_tools(store, ledger=EnergyLedger(store, uuid.uuid4().hex))
+    tools = cognitive_tools(store, ledger=EnergyLedger(store))
     default = models["default"]
     perception = ToolCallingAgent(
         tools=[tools["observe"], tools["recall_memory"]],

@@ -22,6 +22,7 @@ how `max_steps_for` turns the energy left into a step budget. Energy regenerates
 
 from __future__ import annotations
 
+from .cycle_inputs import rng
 from .errors import EnergyRefused
 from .store import Energy, MemoryStore
 
@@ -53,12 +54,30 @@ def max_steps_for(energy: Energy, cap: int = 8) -> int:
     return max(0, min(cap, int(energy.current // (STEP_COST + 1))))
 
 
-class EnergyLedger:
-    """Charges the actions of one cycle (`cycle_id`) to `store`'s energy, logging each one."""
+def new_cycle_id() -> str:
+    """An id for the actions of one cycle: 32 hex digits from the cycle's random numbers (agents.cycle_inputs), so
+    that a replay logs (and `observe` shows) the same ids as the cycle it replays."""
+    return f"{rng().getrandbits(128):032x}"
 
-    def __init__(self, store: MemoryStore, cycle_id: str) -> None:
+
+class EnergyLedger:
+    """Charges the actions of one cycle (`cycle_id`) to `store`'s energy, logging each one. Without a `cycle_id`,
+    one is drawn (`new_cycle_id`) when the cycle first charges: an agent built before its cycle starts gets the
+    cycle's own."""
+
+    def __init__(self, store: MemoryStore, cycle_id: str | None = None) -> None:
         self.store = store
-        self.cycle_id = str(cycle_id)
+        self._cycle_id = None if cycle_id is None else str(cycle_id)
+
+    @property
+    def cycle_id(self) -> str:
+        if self._cycle_id is None:
+            self._cycle_id = new_cycle_id()
+        return self._cycle_id
+
+    @cycle_id.setter
+    def cycle_id(self, value: str) -> None:
+        self._cycle_id = str(value)
 
     def charge(self, action: str) -> str | None:
         """Pay ENERGY_COSTS[action]: None when paid, else a refusal observation for the agent (nothing is spent).

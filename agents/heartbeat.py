@@ -10,7 +10,6 @@ to the action log under the cycle's id.
 from __future__ import annotations
 
 import threading
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from smolagents.monitoring import LogLevel
 
 from cogscope import defaults
 
-from .energy import STEP_COST, EnergyLedger, max_steps_for
+from .energy import STEP_COST, EnergyLedger, max_steps_for, new_cycle_id
 from .errors import EnergyExhausted, EnergyRefused
 from .store import MemoryStore, clip
 from .tools import cognitive_tools
@@ -104,7 +103,7 @@ class HeartbeatAgent(CodeAgent):  # type: ignore[misc]  # smolagents has no py.t
 
     def run(self, task: str, *args: Any, **kwargs: Any) -> Any:
         """One cycle; `max_steps=N` overrides the energy-derived budget (a replay runs with the recorded one)."""
-        self.ledger.cycle_id = uuid.uuid4().hex
+        self.ledger.cycle_id = new_cycle_id()  # from the cycle's seed: a replay logs the same id
         energy = self.store.regenerate()
         budget = kwargs.get("max_steps") or max_steps_for(energy, cap=self.step_cap)
         if budget == 0:
@@ -132,7 +131,7 @@ def build(models: dict[str, Model], *, memory: str | None = None, max_steps: int
         max_steps: the most steps one cycle may take; the energy left may allow fewer.
     """
     store = open_store(memory)
-    ledger = EnergyLedger(store, uuid.uuid4().hex)
+    ledger = EnergyLedger(store)
     tools = cognitive_tools(store, ledger=ledger)
     return HeartbeatAgent(
         store=store,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from smolagents import CodeAgent, Model
 from smolagents.monitoring import LogLevel
 
@@ -45,7 +43,7 @@ def build(
     """
     store = open_store(memory)
     llm = models["default"]
-    tools = cognitive_tools(store, ledger=EnergyLedger(store, uuid.uuid4().hex), judge=llm if judge else None)
+    tools = cognitive_tools(store, ledger=EnergyLedger(store), judge=llm if judge else None)
     given = f"\nMental model: {model}"
     if prediction:
         given += f"\nPrediction: {prediction}"

@@ -13,6 +13,8 @@ What a cycle is and how it runs
 - `roles`: which role (managed agent) and step an LLM call belongs to, written on its span as it starts
 - `replay`: deterministic replay and fork of a recorded cycle, from its trace alone
 - `bundle`: the reproduction bundle file (a cycle's spans, starting state and manifest): written, read and checked
+- `prompt_diff`: where a replayed call's prompt first differs from the recorded one, and a short diff of it
+- `uncaptured`: whether a replay's difference looks like an input cogscope did not capture (the clock, random numbers)
 
 Getting spans out (tracing, redaction, the spool, Phoenix)
 - `tracing`: the set-up: one TracerProvider, the instrumentor, the exporters in their order

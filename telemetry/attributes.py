@@ -46,6 +46,9 @@ ATTR_SEAL = "cogscope.seal"  # HMAC over what replay takes from every span of th
 ATTR_SESSION = SESSION
 ATTR_USER = SpanAttributes.USER_ID  # who started the cycle on a shared cogscope (its log-in name)
 ATTR_STATE = "cogscope.state"  # the id of the agent state the cycle started from (a memory store's point)
+# JSON {"clock": ISO start, "seed": int, "readings": [microseconds from the start, ...]}: what the cycle read of the
+# clock and random numbers (agents.cycle_inputs), given back on replay; written when the cycle ends
+ATTR_INPUTS = "cogscope.inputs"
 
 # the root attributes a replay rebuilds the agent from: the signature covers exactly these
 SIGNED = (ATTR_AGENT, ATTR_OPTIONS, ATTR_MODEL, ATTR_MCP, ATTR_CYCLE_ID)

@@ -8,6 +8,7 @@ Gradio generator, the CLI) receives each step as soon as it is finished.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -15,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import pandas as pd
 from openinference.instrumentation import using_attributes
@@ -25,6 +26,7 @@ from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentMaxStepsError
 
 from .attributes import (
+    ATTR_INPUTS,
     ATTR_SIGNATURE,
     ERROR,
     MAX_STEPS,
@@ -77,6 +79,12 @@ class CycleResult:
     @property
     def failed(self) -> bool:
         return self.status in (MAX_STEPS, ERROR)
+
+
+class Inputs(Protocol):
+    """What a cycle reads besides its state (the clock, a seed: `agents.cycle_inputs`), once it has run."""
+
+    def record(self) -> Mapping[str, Any]: ...
 
 
 _DONE = object()
@@ -139,12 +147,16 @@ class Cycle:
         keep_spans: bool = False,
         tokens: bool = False,
         checkpoint: Checkpoint | None = None,
+        inputs: Callable[[], Inputs] | None = None,
     ) -> None:
         self.agent = agent
         # keeps the state the cycle starts from, in the worker thread right before the root span opens
         self.checkpoint = checkpoint
         self.state: str | None = None  # the id it returned
         self.state_error: str | None = None  # why no state was kept, when the checkpoint failed
+        # called in the worker thread as the root span opens (the agent runs in that thread: what it sets in the
+        # thread's context, its tools see); what its result records when the run ends is `cogscope.inputs`
+        self._inputs = inputs
         self.keep_spans = keep_spans  # the result's `spans`: the frame of the spans exported (a replay compares them)
         self.tokens = tokens and stream_tokens(agent)  # iterating gives the model's words too, as they come
         self.prices = prices or Prices()  # what the result's cost is priced with
@@ -303,11 +315,15 @@ class Cycle:
                 span.set_attribute(ATTR_SIGNATURE, self.tracing.signer.sign(self.trace_id, exported))
             self.tracing.collector.watch(run.trace_id_int, exported=self.keep_spans)
             self._started.set()
+            inputs = None
             try:
+                inputs = self._inputs() if self._inputs is not None else None
                 self._stream_agent(run)
             except BaseException as e:  # noqa: B036 the agent failed, even by SystemExit: record it, report it
                 run.raised = e
                 span.record_exception(e)
+            if inputs is not None:
+                span.set_attribute(ATTR_INPUTS, json.dumps(dict(inputs.record()), sort_keys=True))
             if self.stop_reason is not None and run.raised is None:
                 run.raised = CycleStopped(self.stop_reason)
             close_root(

@@ -11,7 +11,11 @@ step k (later steps continue from the recording), or hands every call from step
 k on to a live model.
 
 The replay is itself a traced cycle, with `cogscope.replay_of` pointing at the
-original; `compare` names the first step where it differs from the recording.
+original; `compare` names the first step where it differs from the recording: the
+prompt of its model call (`prompt_diff`), its code, tool calls, tool results,
+observations or error, and what an uncaptured input the difference looks like
+(`uncaptured`). The cycle's other inputs (`cogscope.inputs`: the clock readings and
+the seed) are in `Recording.inputs`, for the caller to give back (`inputs=`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from smolagents.monitoring import TokenUsage
 from .attributes import (
     AGENT_KIND,
     ATTR_AGENT,
+    ATTR_INPUTS,
     ATTR_MCP,
     ATTR_MODEL,
     ATTR_OPTIONS,
@@ -44,15 +49,18 @@ from .attributes import (
     app_task,
     replayed_attributes,
 )
-from .cycle_runner import Checkpoint, Cycle
+from .cycle_runner import Checkpoint, Cycle, Inputs
 from .cycle_spec import CycleSpec
 from .errors import TelemetryError
 from .prices import Prices, counted
+from .prompt_diff import excerpts, prompt_difference, short_diff
+from .redaction import redact
 from .sealing import CHANGED, HERE, NOT_HERE, trace_trust
 from .signing import Signer
 from .steps import StepView, model_outputs, steps_from_frame, tool_outputs
 from .tables import CycleTotals, trace_tables
 from .tracing import Tracing
+from .uncaptured import Uncaptured, uncaptured
 
 BuildAgent = Callable[[Mapping[str, Model], Mapping[str, Any]], MultiStepAgent]
 
@@ -91,6 +99,7 @@ class Recording:
     managed_names: tuple[str, ...] | None = None
     factory_named: bool = False  # another app's cycle: its agent and options are the ones the operator named
     state: str | None = None  # the id of the state the cycle started from (`cogscope.state`); None: none kept
+    inputs: dict[str, Any] | None = None  # `cogscope.inputs`: the clock readings and seed, to give back
 
     @classmethod
     def from_frame(
@@ -142,6 +151,7 @@ class Recording:
             max_steps=_recorded_max_steps(spans, root["context.span_id"]),
             trust=trace_trust(signer, trace_id, spans),
             state=_state_id(_attr(root, ATTR_STATE)),
+            inputs=_recorded_inputs(root),
         )
 
     @property
@@ -209,6 +219,15 @@ class Recording:
 
 def _state_id(value: Any) -> str | None:
     return str(value) if isinstance(value, str) and value else None
+
+
+def _recorded_inputs(root: pd.Series) -> dict[str, Any] | None:
+    """The root span's `cogscope.inputs` (a JSON object), or None when missing or malformed (recorded before)."""
+    try:
+        value = json.loads(_attr(root, ATTR_INPUTS) or "null")
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _managed_names(root: pd.Series) -> list[str]:
@@ -377,22 +396,86 @@ class Divergence:
     what: str
     original: str
     replay: str
+    call: int | None = None  # the prompt differs: the model call (1-based, in call order) ...
+    message: int | None = None  # ... and its first input message (0-based) that differs
+    role: str | None = None  # that message's role
+    diff: tuple[str, ...] = ()  # a short diff of that message, or of a value of several lines ("-"/"+" lines)
+    cause: Uncaptured | None = None  # the difference looks like an input cogscope did not capture
+
+    def where(self) -> str:
+        """'the prompt differs at call 1, message 0 (system)', 'a tool's result differs'."""
+        at = "" if self.call is None else f" at call {self.call}, message {self.message} ({self.role or 'no role'})"
+        return f"{self.what} differs{at}"
 
     def line(self) -> str:
-        return (
-            f"diverged at step {self.step}: {self.what} differs\n  recorded: {self.original}\n  replay:   {self.replay}"
-        )
+        body = [f"  {line}" for line in self.diff] or [f"  recorded: {self.original}", f"  replay:   {self.replay}"]
+        if self.cause is not None:
+            body.append(f"  {self.cause.line()}")
+        return "\n".join([f"diverged at step {self.step}: {self.where()}", *body])
+
+    def record(self) -> dict[str, Any]:
+        """The divergence as `replay --format json` prints it (README)."""
+        return {
+            "step": self.step,
+            "what": self.what,
+            "recorded": self.original,
+            "replay": self.replay,
+            "call": self.call,
+            "message": self.message,
+            "role": self.role,
+            "diff": list(self.diff),
+            "uncaptured": None if self.cause is None else self.cause.record(),
+        }
 
 
-def _short(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+def _text(value: Any) -> str:
+    return redact(value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
+
+
+def _value_divergence(step: int, what: str, x: Any, y: Any) -> Divergence:
+    """Step `step`'s `what` differs (`x` recorded, `y` replay): both cut from just before where they part, a short
+    diff of the first item that differs when it has several lines, and what uncaptured input it looks like."""
+    a, b = x, y
+    while isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+        first = next(((p, q) for p, q in zip(a, b, strict=True) if p != q), None)  # a tool call, its output
+        if first is None:
+            break
+        a, b = first
+    a_text, b_text = _text(a), _text(b)
+    diff = tuple(short_diff(a_text, b_text)) if "\n" in a_text + b_text else ()
+    return Divergence(step, what, *excerpts(_text(x), _text(y)), diff=diff, cause=uncaptured(a_text, b_text))
+
+
+def _prompt_divergence(a: StepView, b: StepView, call: int) -> Divergence | None:
+    """Where the prompt of the model call step `a` made (call number `call`) differs in the replay's step `b`.
+    Prompts not recorded on either side (OPENINFERENCE_HIDE_INPUTS, a call without its span) are not compared."""
+    if a.model_output_message is None or not a.input_messages or not b.input_messages:
+        return None
+    found = prompt_difference(a.input_messages, b.input_messages)
+    if found is None:
+        return None
+    return Divergence(
+        a.number,
+        "the prompt",
+        *excerpts(found.recorded, found.replay),
+        call=call,
+        message=found.message,
+        role=found.role,
+        diff=found.diff,
+        cause=uncaptured(found.recorded, found.replay),
+    )
 
 
 def compare(original: list[StepView], replay: list[StepView], *, until: int | None = None) -> Divergence | None:
-    """The first step (up to `until`) where the replay's code, tool calls, observations or error differ."""
+    """The first step (up to `until`) where the replay's prompt, code, tool calls, tool results, observations or
+    error differ, in the order they happen: a step's prompt first (its call is made before its code runs)."""
     last = min(len(original), len(replay)) if until is None else until - 1
+    call = 0
     for a, b in zip(original[:last], replay[:last], strict=False):
+        call += a.model_output_message is not None
+        prompt = _prompt_divergence(a, b, call)
+        if prompt is not None:
+            return prompt
         checks = [
             ("the code", a.code, b.code),
             (
@@ -410,7 +493,7 @@ def compare(original: list[StepView], replay: list[StepView], *, until: int | No
         ]
         for what, x, y in checks:
             if x != y:
-                return Divergence(a.number, what, _short(x), _short(y))
+                return _value_divergence(a.number, what, x, y)
     counts = counted(len(original), "step"), counted(len(replay), "step")
     if until is None and len(original) != len(replay):
         return Divergence(min(len(original), len(replay)) + 1, "the number of steps", *counts)
@@ -490,11 +573,13 @@ def prepare_replay(
     timeout_s: float | None = None,
     prices: Prices | None = None,
     checkpoint: Checkpoint | None = None,
+    inputs: Callable[[], Inputs] | None = None,
 ) -> Replay:
     """Rebuild the recorded agent around a ReplayModel; returns the Replay whose cycle the caller runs.
 
     `checkpoint`: names (or keeps) the state the re-run starts from, as for any cycle (`Cycle`); the caller builds
-    the agent on that state (`build_agent`), e.g. on a scratch copy of the recorded one."""
+    the agent on that state (`build_agent`), e.g. on a scratch copy of the recorded one. `inputs`: gives the
+    recorded clock readings and seed back (`Recording.inputs`), as `Cycle` takes it."""
     if fork_at is not None:
         _check_fork(recording, fork_at, substitute, live_model)
     model = ReplayModel(
@@ -524,5 +609,6 @@ def prepare_replay(
         prices=prices,
         keep_spans=True,  # `report` compares the steps of the very spans exported
         checkpoint=checkpoint,
+        inputs=inputs,
     )
     return Replay(recording, cycle, model, fork_at, live_model_id, stub)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import zipfile
+from pathlib import Path
 
 from .conftest import screenshot
+
+GREETER = Path(__file__).parent / "fixtures" / "outside_agent.py"
 
 
 def _record(record, llm, *replies: str, task: str) -> str:  # type: ignore[no-untyped-def]
@@ -112,3 +116,25 @@ def test_find_a_failed_cycle_step_through_it_replay_and_fork(record, llm, read_t
     page.get_by_label("Text in task").fill("no task has these words")
     page.locator("#traces-refresh").click()
     page.locator("#traces-caption").get_by_text("No cycle matches these filters").wait_for()
+
+    # an agent file whose instructions changed since its cycle was recorded: the replay says the prompt differs
+    agent_file = tmp_path / "greeter.py"
+    shutil.copy(GREETER, agent_file)
+    llm.enqueue('Thought: shout.\n<code>\nprint(shout(text="hello team"))\n</code>')
+    llm.enqueue('Thought: done.\n<code>\nfinal_answer("HELLO TEAM!")\n</code>')
+    greeted = record("Greet the team", agent=f"{agent_file}:make", api_base=llm.api_base)
+    read_trace(greeted, min_spans=8)
+    requests_before = len(llm.requests)
+    agent_file.write_text(agent_file.read_text().replace('f"Greet with', 'f"Greet warmly, in one short line, with'))
+    page.locator("#traces-trace-id textarea").fill(greeted)
+    page.locator("#traces-open").click()
+    summary.get_by_text("Greet the team").wait_for()
+    page.locator("#replay-button").click()
+    page.locator("#replay-trust").get_by_role("checkbox").check()  # an agent file: shown, then confirmed
+    page.locator("#replay-button").click()
+    report.get_by_text("the prompt differs at call 1, message 0 (system)").wait_for(timeout=60_000)
+    assert "- Greet with 'hello'." in report.inner_text()
+    assert "+ Greet warmly, in one short line, with 'hello'." in report.inner_text()
+    assert len(llm.requests) == requests_before
+    report.scroll_into_view_if_needed()
+    report.screenshot(path=screenshot("replay-prompt-diff.png"))

@@ -52,6 +52,7 @@ def test_public_surfaces_are_pinned():
         "StatePoint",
         "UnknownAgentError",
         "add_tools",
+        "begin_cycle_inputs",
         "check_options",
         "close_store",
         "cognitive_tools",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,11 @@ def test_the_root_span_carries_exactly_what_the_readme_lists(env, llm, tmp_path,
     in_tools = sum((tools["end_time"] - tools["start_time"]).dt.total_seconds())
     assert attributes.pop("cogscope.cycle.tool_s") == pytest.approx(in_tools, abs=0.005)  # seconds in tools
     assert attributes.pop("cogscope.cycle.steps") == 2  # the two replies the test sent, one step each
+    inputs = json.loads(attributes.pop("cogscope.inputs"))  # the clock and seed its tools read (agents.cycle_inputs)
+    clock = datetime.fromisoformat(inputs.pop("clock"))
+    start, end = (datetime.fromisoformat(str(root[key]).replace("Z", "+00:00")) for key in ("start_time", "end_time"))
+    assert start <= clock <= end, (start, clock, end)  # read as the cycle began, inside its root span
+    assert isinstance(inputs.pop("seed"), int) and inputs.pop("readings") == [] and not inputs  # no tool read the clock
 
     # what OpenInference records on every agent span: the task and the final answer
     assert attributes.pop("input.value") == "Decide the next action."

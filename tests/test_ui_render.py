@@ -336,3 +336,29 @@ def test_inline_text_cannot_become_markup():
     assert inline("a ![x](http://h/x.png) <img src=x> *b* `c` | d\n# e") == (
         "a \\!\\[x\\](http://h/x.png) \\<img src=x\\> \\*b\\* \\`c\\` \\| d \\# e"
     )
+
+
+def test_a_divergence_in_the_traces_tab_is_fenced_redacted_and_names_its_cause(monkeypatch):
+    from cogscope.telemetry.replay import Divergence
+    from cogscope.telemetry.uncaptured import uncaptured
+    from cogscope.ui.traces_tab import divergence_markdown
+
+    monkeypatch.setenv("MY_SERVICE_API_KEY", SECRET)
+    prompt = Divergence(
+        1, "the prompt", "x", "y", call=1, message=0, role="<b>system</b>", diff=(f"- key {SECRET} ```", "+ [link](x)")
+    )
+    text = divergence_markdown(prompt)
+    assert text.startswith(r"the prompt differs at call 1, message 0 (\<b\>system\</b\>).")
+    assert SECRET not in text and REDACTED in text
+    block = text[text.index("(- recorded, + replay):\n") + len("(- recorded, + replay):\n") :]
+    assert block.startswith("````diff\n- key") and block.endswith("+ [link](x)\n````")  # nothing in it closes it
+    result = Divergence(2, "a tool's result", "1718000000.5", "1718000009.25", cause=uncaptured("roll 4", "roll 2"))
+    assert divergence_markdown(result).endswith(
+        r"🎲 differs only in numbers: maybe an input cogscope did not capture (random numbers, the clock), or a "
+        r"starting state other than the recorded one; draw random numbers with cogscope.agents.cycle\_inputs.rng() "
+        r"and read the time with now() to have them recorded and given back"
+    )
+    assert "Recorded:\n```\n1718000000.5\n```\n\nReplay:\n```\n1718000009.25\n```" in divergence_markdown(result)
+    lines = Divergence(2, "the observations", "a\nb", "a\nc", diff=("- b", "+ c"))
+    expected = "the observations differs.\n\nIts lines that differ (- recorded, + replay):\n```diff\n- b\n+ c\n```"
+    assert divergence_markdown(lines) == expected

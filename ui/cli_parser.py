@@ -271,6 +271,12 @@ def _add_replay(sub: argparse._SubParsersAction[CogscopeParser]) -> argparse.Arg
         help="run the agent file/module and MCP commands this trace names even though they are not registered "
         "or allowed (what would run is printed when this is needed)",
     )
+    replay.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one object at the end, the first divergence as a structured field (schema in the README)",
+    )
     return replay
 
 

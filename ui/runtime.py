@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -193,6 +194,7 @@ class Runtime:
             prices=self.settings.prices,
             tokens=True,  # the Run tab and `cogscope run` show the model's words as they come
             checkpoint=checkpoint,  # the state the cycle starts from, kept and named on its root span
+            inputs=fresh_inputs,
         )
         attach_sandbox(cycle)
         return cycle
@@ -354,6 +356,7 @@ class Runtime:
                 timeout_s=self.settings.cycle_timeout,
                 prices=self.settings.prices,
                 checkpoint=state.checkpoint,
+                inputs=given_inputs(recording),
             )
         except ReplayError as e:
             stack.close()
@@ -431,6 +434,17 @@ class Runtime:
         self.local.stop()
         self.phoenix.stop()
         return left
+
+
+def fresh_inputs() -> Any:
+    """A new cycle's other inputs (agents.cycle_inputs): a clock start and a seed, set for its tools in the thread
+    that runs it, recorded on its root span (`cogscope.inputs`)."""
+    return agents.begin_cycle_inputs()
+
+
+def given_inputs(recording: Recording) -> Callable[[], Any]:
+    """A re-run's: the recorded clock readings and seed given back (a fresh clock and seed when none was recorded)."""
+    return functools.partial(agents.begin_cycle_inputs, recording.inputs)
 
 
 class UntrustedCode(UsageError):

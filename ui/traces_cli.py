@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from cogscope.telemetry import Recording
 
 EXIT_DIVERGED = EXIT_FAILED  # a replay that did not reproduce its recording
+REPLAY_SCHEMA = 1  # of `replay --format json`: fields are added, never renamed or dropped without a new number
 NOT_HERE = "(not recorded here)"
 CHANGED = "(changed after recording)"
 FOREIGN_NOTE = (
@@ -208,46 +211,86 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.option and not args.agent:
         raise UsageError("--option goes with --agent REF (the factory for another app's cycle)")
     runtime = _runtime(settings)
+    as_json = args.format == "json"
     try:
-        replay = runtime.prepare_replay(
-            args.trace_id,
-            stub=args.stub_tools,
-            fork_at=args.fork_at,
-            substitute=substitute,
-            live_model=args.model,
-            api_base=args.api_base,
-            trust=args.trust_recorded_code,
-            factory=args.agent,
-            options=parse_options(args.option) if args.agent else None,
-            live_state=args.live_state,
-        )
-        kind = f"Fork at step {args.fork_at}" if args.fork_at else "Replay"
-        print(
-            f"{kind} of {replay.recording.trace_id} ({replay.recording.agent}, "
-            f"{len(replay.recording.steps)} recorded steps, tools {'stubbed' if args.stub_tools else 'run for real'})"
-        )
-        if replay.state_note:
-            print(f"State:    {replay.state_note}")
-        for step in replay.cycle:
-            print(live_step_text(step), flush=True)
-        result = replay.cycle.result
-        reproduced, divergence = replay.report()
-        print()
-        print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
-        print(f"Trace:    {result.trace_id}  {runtime.trace_link(result.trace_id, wait=LINK_WAIT_S)[1]}")
-        replayed, calls = counted(replay.model.replayed, "output"), counted(result.totals.llm_calls, "LLM call")
-        print(f"Model:    {replayed} replayed, {calls}")
-        if args.fork_at:
-            print(side_by_side(replay.recording, replay))
-        if divergence is not None:
-            print(divergence.line())
-        elif args.fork_at:
-            print("Fork finished." if reproduced else "The fork did not reach a final answer.")
+        # with --format json, stdout holds the report alone: what the agent prints goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            replay = runtime.prepare_replay(
+                args.trace_id,
+                stub=args.stub_tools,
+                fork_at=args.fork_at,
+                substitute=substitute,
+                live_model=args.model,
+                api_base=args.api_base,
+                trust=args.trust_recorded_code,
+                factory=args.agent,
+                options=parse_options(args.option) if args.agent else None,
+                live_state=args.live_state,
+            )
+            if not as_json:
+                print(replay_heading(replay, args.fork_at))
+            for step in replay.cycle:
+                if not as_json:
+                    print(live_step_text(step), flush=True)
+            reproduced, divergence = replay.report()
+        if as_json:
+            print(json.dumps(replay_record(runtime, replay, reproduced, divergence), indent=2, ensure_ascii=False))
         else:
-            print("Reproduced the recording: same code, tool calls, observations and errors at every step.")
+            print_replay_report(runtime, replay, reproduced, divergence)
         return EXIT_OK if reproduced else EXIT_DIVERGED
     finally:
         runtime.close()
+
+
+def replay_heading(replay: Any, fork_at: int | None) -> str:
+    kind = f"Fork at step {fork_at}" if fork_at else "Replay"
+    heading = (
+        f"{kind} of {replay.recording.trace_id} ({replay.recording.agent}, "
+        f"{len(replay.recording.steps)} recorded steps, tools {'stubbed' if replay.stubbed else 'run for real'})"
+    )
+    return heading + (f"\nState:    {replay.state_note}" if replay.state_note else "")
+
+
+def print_replay_report(runtime: Any, replay: Any, reproduced: bool, divergence: Any) -> None:
+    """What `cogscope replay` prints once the replay has run: status, trace, model calls, the verdict."""
+    result = replay.cycle.result
+    print()
+    print(f"Status:   {result.status}" + (f" ({result.error})" if result.error else ""))
+    print(f"Trace:    {result.trace_id}  {runtime.trace_link(result.trace_id, wait=LINK_WAIT_S)[1]}")
+    replayed, calls = counted(replay.model.replayed, "output"), counted(result.totals.llm_calls, "LLM call")
+    print(f"Model:    {replayed} replayed, {calls}")
+    if replay.fork_at:
+        print(side_by_side(replay.recording, replay))
+    if divergence is not None:
+        print(divergence.line())
+    elif replay.fork_at:
+        print("Fork finished." if reproduced else "The fork did not reach a final answer.")
+    else:
+        print("Reproduced the recording: same prompts, code, tool calls, observations and errors at every step.")
+
+
+def replay_record(runtime: Any, replay: Any, reproduced: bool, divergence: Any) -> dict[str, Any]:
+    """The document `cogscope replay --format json` prints; its fields are listed in the README."""
+    result = replay.cycle.result
+    url, _ = runtime.trace_link(result.trace_id, wait=LINK_WAIT_S)
+    return {
+        "schema": REPLAY_SCHEMA,
+        "trace_id": replay.recording.trace_id,
+        "replay_trace_id": result.trace_id,
+        "phoenix_url": url,
+        "kind": "replay" if replay.fork_at is None else "fork",
+        "fork_at": replay.fork_at,
+        "tools": "stubbed" if replay.stubbed else "run",
+        "state": replay.recording.state,  # the state the cycle started from (None: recorded before states were kept)
+        "state_note": replay.state_note,  # what the re-run ran on: a scratch copy of that state, or the live store
+        "status": result.status,
+        "error": result.error,
+        "final_answer": result.final_answer,
+        "reproduced": reproduced,
+        "replayed_outputs": replay.model.replayed,
+        "llm_calls": result.totals.llm_calls,
+        "divergence": None if divergence is None else divergence.record(),
+    }
 
 
 def side_by_side(recording: Recording, replay: Any) -> str:

@@ -618,15 +618,16 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
     link = f"[replay trace]({url})" if url else f"replay trace: ⏳ {line}"
     if replay.fork_at is None:
         verdict = (
-            "✅ **Reproduced the recording**: same code, tool calls, observations and errors at every step."
+            "✅ **Reproduced the recording**: same prompts, code, tool calls, observations and errors at every step."
             if reproduced
-            else f"⚠️ **Diverged at step {divergence.step}**: {divergence.what} differs.\n\n"
-            f"Recorded:\n{fence(redacted(divergence.original))}\n\nReplay:\n{fence(redacted(divergence.replay))}"
+            else f"⚠️ **Diverged at step {divergence.step}**: {divergence_markdown(divergence)}"
         )
     else:
         verdict = "✅ **Fork finished.**" if reproduced else "⚠️ **The fork did not reach a final answer.**"
         if divergence is not None:
-            verdict += f"\n\nBefore the fork point it diverged at step {divergence.step}: {divergence.what} differs."
+            verdict += f"\n\nBefore the fork point it diverged at step {divergence.step}: " + divergence_markdown(
+                divergence
+            )
     before, after = rec.totals, result.totals
     table = (
         "| | original | " + ("replay" if replay.fork_at is None else f"fork at step {replay.fork_at}") + " |\n"
@@ -641,6 +642,28 @@ def replay_markdown(runtime: Runtime, replay: Any) -> str:
     )
     state = f"\n\nRan {inline(replay.state_note)}." if replay.state_note else ""
     return f"{verdict}\n\n{table}\n{counted(replay.model.replayed, 'recorded output')} replayed · {link}{state}"
+
+
+def divergence_markdown(divergence: Any) -> str:
+    """Where a re-run first differs, as markdown: the prompt's message with a short diff, or the recorded value and
+    the replay's; then the input cogscope did not capture that the difference looks like, if it does."""
+    text = inline(divergence.where()) + "."
+    if divergence.diff:
+        what = (
+            "The replayed call was given another prompt than the recorded one. That message's lines"
+            if divergence.call is not None
+            else "Its lines"
+        )
+        block = fence(redacted("\n".join(divergence.diff)), "diff")
+        text += f"\n\n{what} that differ (- recorded, + replay):\n{block}"
+    else:
+        text += (
+            f"\n\nRecorded:\n{fence(redacted(divergence.original))}\n\nReplay:\n{fence(redacted(divergence.replay))}"
+        )
+    if divergence.cause is not None:
+        icon = "🕒" if divergence.cause.source == "the clock" else "🎲"
+        text += f"\n\n{icon} {inline(divergence.cause.line())}"
+    return text
 
 
 def confirm_markdown(error: UntrustedCode) -> str:
