@@ -12,6 +12,8 @@ What a cycle is and how it runs
 - `recorder`: the one-line recorder (`record`, `stop`): an app's smolagents runs become cogscope cycles
 - `roles`: which role (managed agent) and step an LLM call belongs to, written on its span as it starts
 - `replay`: deterministic replay and fork of a recorded cycle, from its trace alone
+- `state_protocol`: how a user's own agent hands cogscope its state (`state_dir`, snapshot()/restore()) and gets it back
+- `state_blobs`: the kept starting states of users' own agents, one file per distinct state, named by its SHA-256
 
 Getting spans out (tracing, redaction, the spool, Phoenix)
 - `tracing`: the set-up: one TracerProvider, the instrumentor, the exporters in their order
@@ -53,7 +55,14 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .cycle_runner import Cycle, CycleResult
     from .cycle_spec import CycleSpec
     from .database_url import check_database_url
-    from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
+    from .errors import (
+        AgentStateError,
+        PhoenixError,
+        PhoenixPortTaken,
+        PhoenixStartFailed,
+        PhoenixUnreachable,
+        TelemetryError,
+    )
     from .figures import CycleFigures, Scope, breakdown, per_cycle, select, summary
     from .frames import spans_to_frame
     from .host_guard import HostGuard, HostRules, is_loopback_name, plain_answer
@@ -69,6 +78,8 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .sender import otlp_headers
     from .signing import Signer
     from .spool import Spool
+    from .state_blobs import StateBlobs
+    from .state_protocol import FILES, SNAPSHOT, parse_state_id, restore_into, state_checkpoint, warn_unused_methods
     from .steps import StepView, ToolCall, model_messages, step_record
     from .tables import CycleTotals, TraceTables, trace_tables
     from .tracing import DEFAULT_PROJECT, Tracing, setup_tracing
@@ -87,6 +98,7 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "CycleFilter": "cycle_list",
     "cycle_records": "cycle_list",
     "list_cycles": "cycle_list",
+    "AgentStateError": "errors",
     "PhoenixError": "errors",
     "PhoenixPortTaken": "errors",
     "PhoenixStartFailed": "errors",
@@ -138,6 +150,13 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "ReplayError": "replay",
     "prepare_replay": "replay",
     "Signer": "signing",
+    "StateBlobs": "state_blobs",
+    "FILES": "state_protocol",
+    "SNAPSHOT": "state_protocol",
+    "parse_state_id": "state_protocol",
+    "restore_into": "state_protocol",
+    "state_checkpoint": "state_protocol",
+    "warn_unused_methods": "state_protocol",
     "Spool": "spool",
     "otlp_headers": "sender",
     "StepView": "steps",
@@ -171,6 +190,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AgentStateError",
     "Cycle",
     "CycleFigures",
     "CycleFilter",
@@ -180,6 +200,7 @@ __all__ = [
     "DEFAULT_PROJECT",
     "ERROR",
     "FAILED",
+    "FILES",
     "HostGuard",
     "HostRules",
     "MAX_STEPS",
@@ -195,11 +216,13 @@ __all__ = [
     "Recording",
     "Replay",
     "ReplayError",
+    "SNAPSHOT",
     "STATUSES",
     "STEP_ERRORS",
     "Scope",
     "Signer",
     "Spool",
+    "StateBlobs",
     "StepView",
     "TRACE_ID",
     "TelemetryError",
@@ -222,6 +245,7 @@ __all__ = [
     "measured_interval",
     "model_messages",
     "otlp_headers",
+    "parse_state_id",
     "per_cycle",
     "phoenix_client",
     "plain_answer",
@@ -234,10 +258,12 @@ __all__ = [
     "redact_value",
     "redacted_stdio",
     "register_prices",
+    "restore_into",
     "select",
     "setup_tracing",
     "spans_to_frame",
     "spawn_tied",
+    "state_checkpoint",
     "step_record",
     "stop",
     "summary",
@@ -246,5 +272,6 @@ __all__ = [
     "trace_url",
     "usd",
     "wait_for_trace",
+    "warn_unused_methods",
     "what_if",
 ]

@@ -9,7 +9,8 @@ function that runs it) · `app_cli` (`ui`) · `cycle_cli` (`run`, `heartbeat`, `
 The app: `app` · `run_tab` · `traces_tab` (and its `rollback_panel`) · `dashboard_tab` · `pickers` (project / source /
 user pickers) · `render` (steps as chat, markdown, text) · `auth`, `web_access`, `headers`, `trust` (who may do what).
 Shared: `runtime` (Phoenix, tracing, the local model; a form -> a cycle or a replay) · `cycle_state` (the state each
-cycle starts from: kept, restored into a scratch copy for re-runs, rolled back, pruned) · `sessions` (what runs in
+cycle starts from: kept, restored into a scratch copy for re-runs, rolled back, pruned) · `user_state` (the same
+for a user's own agent: its live state folder, a scratch one for re-runs) · `sessions` (what runs in
 each browser session: what Stop reaches) · `slots` (cycles side by side, a line for the rest) · `heartbeat_loop`
 · `models` and `local_llm`, `local_llm_server` (the LLMs) · `inputs` (parsing what people type) · `config`
 (Settings) · `errors`.

@@ -83,6 +83,10 @@ class RerunState:
         """The options to build the re-run's agent with: the recorded ones, on the scratch copy when there is one."""
         return {**options, MEMORY_OPTION: self.memory} if self.memory else dict(options)
 
+    def build(self, spec: Any, models: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+        """The re-run's agent: `spec` (an agents.AgentSpec) built with `options`, on the scratch copy if any."""
+        return spec.build(models, self.options(options))
+
 
 def rerun_state(recording: Any, *, live: bool, stack: ExitStack) -> RerunState:
     """The state a re-run of `recording` (a telemetry Recording) runs on: a scratch copy of the state the cycle
