@@ -149,6 +149,8 @@ def test_bad_limit_settings(cogscope):
         ("COGSCOPE_PROJECT", "team/agents", "cannot name a Phoenix project"),
         ("COGSCOPE_MAX_CYCLES", "0", "is not a number of cycles"),
         ("COGSCOPE_MAX_LOCAL_CYCLES", "many", "is not a number of cycles"),
+        ("COGSCOPE_STATE_DAYS", "0", "is not a number of days"),
+        ("COGSCOPE_STATE_DAYS", "forever", "is not a number of days"),
     ):
         line = _one_clear_line(cogscope("run", "--agent", "heartbeat", "--task", "x", **{name: value}))
         assert f"{name}={value!r} {message}" in line

@@ -6,7 +6,8 @@ A built-in agent (heartbeat, consciousness, revision) keeps its state in a memor
 point (`MemoryStore.checkpoint`), whose id the cycle's root span records (`cogscope.state`). A replay, fork or stub
 run builds the agent on a scratch copy of that point (`MemoryStore.restore_copy` into a temporary folder, removed when
 the re-run ends): the live store is never written. `live=True` (`--live-state`, the Traces tab's checkbox) runs it on
-the live store instead, and its report says so. Other agents keep no state cogscope knows of: they re-run as they are.
+the live store instead, and its report says so. Other agents keep no state cogscope knows of: they re-run as they are
+(so does another app's cycle, rebuilt with the factory and options the operator names).
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def rerun_state(recording: Any, *, live: bool, stack: ExitStack) -> RerunState:
     started from, removed when `stack` closes (the re-run's end); or, `live`, the live store. UsageError, with
     nothing made, when that state cannot be had: none recorded, pruned, another store's, corrupt, or a store that
     cannot be opened."""
-    if not keeps_state(recording.agent):
-        return RerunState()
+    if recording.factory_named or not keeps_state(recording.agent):
+        return RerunState()  # another app's cycle, rebuilt with what the operator named: no state of cogscope's
     if live:
         return RerunState(
             checkpoint=checkpointer(live_store(recording.options)),

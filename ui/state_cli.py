@@ -27,25 +27,35 @@ def _confirmed(args: argparse.Namespace) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _check(args: argparse.Namespace) -> None:
+    """What was asked makes sense, and can be asked for (before anything starts)."""
+    if args.point and args.trace_id:
+        raise UsageError("give a trace id or --point ID, not both")
+    if not args.point and not args.trace_id:
+        raise UsageError("name the cycle whose starting state to roll back to (a trace id), or a point with --point ID")
+    if args.memory and not args.point:
+        raise UsageError("--memory goes with --point: a trace names its own memory store")
+    if not args.yes and not sys.stdin.isatty():
+        raise UsageError(
+            "cogscope state rollback asks before it changes the memory store: add --yes to roll back without a terminal"
+        )
+
+
 def _plan(args: argparse.Namespace, settings: Settings) -> tuple[RollbackPlan, dict[str, Any], str]:
     """(the rollback, the options naming its store, what it rolls back to, for a person)."""
     if args.point:
-        if args.trace_id:
-            raise UsageError("give a trace id or --point ID, not both")
         options = {MEMORY_OPTION: args.memory} if args.memory else {}
         if not memory_path(options).exists():
             raise UsageError(
                 f"no memory store at {memory_path(options)}; name the one the point belongs to with --memory"
             )
         return RollbackPlan.of(live_store(options), args.point), options, f"point {args.point}"
-    if not args.trace_id:
-        raise UsageError("name the cycle whose starting state to roll back to (a trace id), or a point with --point ID")
-    if args.memory:
-        raise UsageError("--memory goes with --point: a trace names its own memory store")
-    from .traces_cli import _runtime
+    from .runtime import Runtime
 
-    runtime = _runtime(settings)
+    runtime = Runtime.start(settings)
     try:
+        if settings.project_named:
+            runtime.check_project()
         recording = runtime.recording(args.trace_id)
     finally:
         runtime.close()
@@ -54,9 +64,7 @@ def _plan(args: argparse.Namespace, settings: Settings) -> tuple[RollbackPlan, d
 
 
 def rollback_command(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.yes and not sys.stdin.isatty():
-        raise UsageError("cogscope state rollback asks before it changes the memory store: add --yes to roll back "
-                         "without a terminal")  # fmt: skip
+    _check(args)
     plan, options, target = _plan(args, settings)
     path = memory_path(options)
     if plan.unchanged:
@@ -84,7 +92,7 @@ def list_command(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     points = live_store(options).points(args.limit)
     if not points:
-        print(f"No states kept in {path} yet.")
+        print(f"No states kept in {path} (none yet, or all older than COGSCOPE_STATE_DAYS were pruned).")
         return EXIT_OK
     print(f"States kept in {path}, newest first (kept {settings.state_days:g} days, COGSCOPE_STATE_DAYS):")
     width = max(len(p.id) for p in points)
