@@ -102,7 +102,7 @@ def pack_folder(folder: Path, *, max_bytes: int = MAX_BYTES) -> bytes:
             data = path.read_bytes()
             entry.size, entry.mode = len(data), 0o600
             archive.addfile(entry, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
+    return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
 
 
 def unpack_folder(data: bytes, folder: Path, *, state_id: str, max_bytes: int = MAX_BYTES) -> None:

@@ -166,9 +166,14 @@ def trace_rollback(recording: Any) -> RollbackPlan:
     """The rollback of the live store to the state the recorded cycle started from; UsageError when there is none to
     roll back to, or the trace is not one this installation recorded (its `memory` option could name any file)."""
     if not keeps_state(recording.agent):
+        whose = (
+            "which keeps its own state (cogscope keeps each cycle's, for replays, but does not roll it back)"
+            if recording.state
+            else "whose state cogscope does not keep"
+        )
         raise UsageError(
-            f"trace {recording.trace_id} ran agent {recording.agent!r}, whose state cogscope does not keep; only the "
-            f"built-in agents' memory store ({', '.join(agents.BUILTIN)}) can be rolled back"
+            f"trace {recording.trace_id} ran agent {recording.agent!r}, {whose}; only the built-in agents' memory "
+            f"store ({', '.join(agents.BUILTIN)}) can be rolled back"
         )
     if not recording.recorded_here:
         raise UsageError(

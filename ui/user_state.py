@@ -96,6 +96,8 @@ class UserRerun:
         return self._live_checkpoint(cycle_id) if self._live_checkpoint else self.state
 
     def build(self, spec: Any, models: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+        """The re-run's agent: `spec` (an agents.AgentSpec) built with `options`, on a scratch folder holding the
+        state the cycle started from when its factory takes `state_dir` (on the live folder, `live`)."""
         if not takes_state_dir(spec):
             if parse_state_id(self.recording.state):
                 self.note = f"the agent's factory takes no {STATE_DIR} now: it ran without the state it started from"
@@ -107,10 +109,23 @@ class UserRerun:
             self.note = f"against the current live state ({LIVE_FLAG}): tools write to the live state folder {folder}"
             return agent
         state = self.recording.state
-        if not state:
+        if not state and not self.recording.factory_named:
             raise ReplayError(no_state_message(self.recording.trace_id))
         folder = Path(tempfile.mkdtemp(prefix="cogscope-state-"))
         self.stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        if not state:  # another app's cycle, with the factory the operator named: it kept no state of cogscope's
+            self.note = (
+                "on an empty scratch state folder: the cycle names no starting state (the live one is untouched)"
+            )
+            return spec.build(models, {**options, STATE_DIR: str(folder)})
+        agent = self._restored(state, folder, spec, models, options)
+        self.state = state
+        self.note = f"on a scratch copy of state {state}, the one the cycle started from (the live state is untouched)"
+        return agent
+
+    @staticmethod
+    def _restored(state: str, folder: Path, spec: Any, models: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+        """The agent built on `folder`, the kept `state` given back to it (ReplayError, one line, when it cannot be)."""
         try:
             given_back = restore_into(state, StateBlobs.in_dir(), folder)
         except AgentStateError as e:
@@ -125,8 +140,6 @@ class UserRerun:
                 f"the agent's restore() raised {type(e).__name__}: {' '.join(str(e).split())[:300]}; fix it, or "
                 f"replay against the current live state with {LIVE_FLAG}"
             ) from e
-        self.state = state
-        self.note = f"on a scratch copy of state {state}, the one the cycle started from (the live state is untouched)"
         return agent
 
 
