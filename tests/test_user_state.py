@@ -2,8 +2,8 @@
 recorder, whose factory takes `state_dir` has each cycle's starting state kept, and its re-runs run on a scratch
 folder holding that state; the live state is never touched. An agent file without the protocol runs as before.
 
-The agents live outside the repository (written into tmp_path) and keep a counter in their own SQLite file; the
-counter is read with sqlite3 before and after, and the live folder's bytes compared."""
+The agents live outside the repository (written into tmp_path; the first is the README's example) and keep a counter
+in their own SQLite file; the counter is read with sqlite3 before and after, and the live folder's bytes compared."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from cogscope.telemetry.errors import AgentStateError
 from cogscope.telemetry.state_blobs import StateBlobs
 from cogscope.telemetry.state_protocol import pack_folder, unpack_folder
 
-from .conftest import _environ
+from .conftest import ROOT, _environ
 
 COUNTER_TOOL = '''
 import sqlite3
@@ -61,16 +61,15 @@ def counter_tool(path):
 
     return bump
 '''
-FOLDER_AGENT = (
-    COUNTER_TOOL
-    + '''
 
-def make(models, *, state_dir, max_steps=3):
-    """A counter agent whose state is its state folder's files."""
-    tools = [counter_tool(open_counter(state_dir))]
-    return CodeAgent(tools=tools, model=models["default"], max_steps=max_steps, verbosity_level=0)
-'''
-)
+
+def readme_counter_agent() -> str:
+    """The README's counter agent (section "Your own agent's state"): the example the first test runs."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("**Your own agent's state.**") :].split("```python\n", 1)[1]
+    return block.split("```", 1)[0]
+
+
 PLAIN_AGENT = '''
 from smolagents import CodeAgent, tool
 
@@ -171,7 +170,7 @@ def test_an_agent_files_counter_replays_from_the_state_each_cycle_started_from_a
 ):
     agent_file = tmp_path / "elsewhere" / "counter_agent.py"
     agent_file.parent.mkdir()
-    agent_file.write_text(FOLDER_AGENT)
+    agent_file.write_text(readme_counter_agent())  # the README's example, as a user saves it
     live = tmp_path / "live-state"
     agent, options = f"{agent_file}:make", {"state_dir": str(live)}
     traces = []
