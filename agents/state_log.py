@@ -9,8 +9,10 @@ How it works (schema version 3 of `store`):
   Its digest chains sha256 over the log rows since the point it follows (`prev_seq`), so a log row altered later
   is found when a state is restored. Taking a point writes nothing: the store keeps it in memory and saves it with
   its next write (a cycle makes one at once: energy regenerates) or when it closes, so it adds no disk sync.
-- The state at a point is the live state with the log rows after it undone, newest first (`restore`, `rollback`).
-  Undo writes are logged like any other, so a rollback can itself be rolled back.
+- The state at a point is the live state with every row the log touched after it put back as the first change
+  after the point found it (`before`, `undo`: set-wise, a table at a time), in a copy (`restore`) or in the live
+  store (`rollback`, whose writes are logged like any other, so that it can itself be rolled back). Any position
+  the log still holds is a state, so a point whose process ended before saving it can still be restored.
 - `prune` drops points older than the retention and the log rows no point needs any more, and remembers up to
   which position it pruned, so that a lookup can tell "pruned" from "unknown" from "another store's".
 

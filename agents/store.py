@@ -23,10 +23,10 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import state_log
 from .errors import EnergyRefused, MemoryStoreError, MentalModelError, StateError
@@ -704,7 +704,8 @@ class MemoryStore:
     def restore_copy(self, state_id: str, dest: str | Path) -> Path:
         """Write the state `state_id` names as a store file of its own at `dest` (which must not exist, or be empty);
         the live store is only read. The copy has its own id and no history before that state; it answers for
-        `state_id` with its first point. StateNotKept, StateCorrupt (its change log fails its checksum)."""
+        `state_id` with its first point. StateNotKept, StateCorrupt (its change log fails its checksum), StateError
+        (`dest` cannot be written)."""
         target = Path(dest).expanduser()
         if target.exists() and (not target.is_file() or target.stat().st_size):
             raise StateError(f"cannot restore a state into {target}: it exists already; choose a path that does not")
@@ -713,25 +714,34 @@ class MemoryStore:
                 point = state_log.find_point(db, state_id, self._store_id, self._pending, self.path)
                 pending = list(self._pending)
             part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-            _create_private(part)
-            copy = sqlite3.connect(part, isolation_level=None)
+            copy: sqlite3.Connection | None = None
             try:
+                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _create_private(part)
+                copy = sqlite3.connect(part, isolation_level=None)
                 for pragma in ("journal_mode = OFF", "synchronous = OFF", "foreign_keys = OFF"):  # a scratch file yet
                     copy.execute(f"PRAGMA {pragma}")
                 self._db.backup(copy)
-            except BaseException:
-                copy.close()
-                part.unlink(missing_ok=True)
-                raise
+            except BaseException as e:
+                self._discard(copy, part, e, target)
         try:
             state_log.restore(copy, point, pending, self.path, "m" + secrets.token_hex(4))
             copy.close()
             os.replace(part, target)
-        except BaseException:
-            copy.close()
-            part.unlink(missing_ok=True)
-            raise
+        except BaseException as e:
+            self._discard(copy, part, e, target)
         return target
+
+    @staticmethod
+    def _discard(copy: sqlite3.Connection | None, part: Path, error: BaseException, target: Path) -> NoReturn:
+        """Remove a copy that failed half-way; an SQLite or OS error becomes one line naming `target`."""
+        if copy is not None:
+            copy.close()
+        with suppress(OSError):
+            part.unlink(missing_ok=True)
+        if isinstance(error, (sqlite3.OperationalError, OSError)):
+            raise StateError(f"cannot write the state copy {target}: {error}; choose a writable folder") from None
+        raise error
 
     def diff_to(self, state_id: str) -> StateChange:
         """What `rollback(state_id)` would change, read from the change log (nothing is written)."""

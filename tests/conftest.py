@@ -188,6 +188,7 @@ SLOW_FIRST = (
     "tests/test_cost.py::test_cycle_cost_matches_hand_computation_and_phoenix",
     "tests/test_one_record.py::",
     "tests/test_replay.py::",
+    "tests/test_cycle_state.py::test_heartbeat_replays_touch_nothing_and_rollback_goes_back_and_forth",
     "tests/test_bounds.py::test_sigkill_of_cogscope_ui_takes_its_phoenix_and_model_server",
     "tests/test_bounds.py::test_cogscope_run_leaves_the_phoenix_it_started_running",
     "tests/test_browser_traces_tab.py::",

@@ -108,6 +108,7 @@ def test_rollback_puts_the_live_store_back_and_keeps_a_point_to_roll_forward_to(
 
     assert table_rows(live) == states[3] and fts_is_right(live)
     assert kept.label == "before rollback" and store.points(1)[0] == kept
+    assert store.diff_to(kept.id).lines()[:2] == ["memories: 7 added", "goals: 3 added, 1 changed"]
     assert sorted(m.text for m in store.recall("heron", limit=20)) == [
         f"cycle {i} saw a heron by the river" for i in range(3)
     ]
@@ -270,6 +271,9 @@ def test_restore_copy_never_overwrites_a_file(history, tmp_path):
     with pytest.raises(StateError, match="exists already; choose a path that does not"):
         store.restore_copy(points[1].id, taken)
     assert taken.read_text() == "mine"
+    with pytest.raises(StateError, match=r"^cannot write the state copy .*copy.sqlite: .*; choose a writable folder$"):
+        store.restore_copy(points[1].id, taken / "copy.sqlite")  # a folder that is a file
+    assert taken.read_text() == "mine" and not list(tmp_path.glob("**/.copy.sqlite.*"))
 
 
 def set_immutable(path: Path, on: bool) -> None:
