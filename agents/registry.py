@@ -3,7 +3,10 @@
 A factory is `factory(models: dict[str, Model], **options) -> MultiStepAgent`.
 A plain model arrives under the key `default`, a per-role model under the
 role's name. A factory may declare the roles it understands with a `roles`
-attribute (a tuple of names); without one it understands `default` only.
+attribute (a tuple of names); without one it understands `default` only. A
+factory that takes a `state_dir` argument keeps its state in the folder it is
+given (cogscope.telemetry.state_protocol: each cycle's starting state is kept,
+and re-runs get a scratch folder holding it).
 
 An agent reference is one of:
 - a registry name (`heartbeat`, `consciousness`, `revision`),

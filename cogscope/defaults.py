@@ -54,6 +54,12 @@ DRAIN_TIMEOUT_S = 10.0  # COGSCOPE_DRAIN_TIMEOUT: how long an ending command wai
 MAX_CYCLES = 64  # COGSCOPE_MAX_CYCLES: cycles on API models side by side in one app
 MAX_LOCAL_CYCLES = 4  # COGSCOPE_MAX_LOCAL_CYCLES: cycles on the bundled CPU model side by side
 
+# -- the state of users' own agents (telemetry.state_protocol, README "Your own agent's state") ---------------------
+STATE_DIR_OPTION = "state_dir"  # a factory that takes this option keeps its state in the folder cogscope gives it
+AGENT_STATE_FOLDER = "agent-state"  # live state folders of agents not given a state_dir, in the data folder
+STATE_BLOBS_FOLDER = "state-blobs"  # their kept starting states, one file per distinct state, in the data folder
+STATE_SNAPSHOT_MAX_MB = 256  # the largest starting state kept for one cycle (larger: the cycle runs, none kept)
+
 # -- the memory store's history ----------------------------------------------------------------------------------
 STATE_DAYS = 30  # COGSCOPE_STATE_DAYS: how long each cycle's starting state is kept (MemoryStore.prune)
 

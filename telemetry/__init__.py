@@ -15,6 +15,8 @@ What a cycle is and how it runs
 - `bundle`: the reproduction bundle file (a cycle's spans, starting state and manifest): written, read and checked
 - `prompt_diff`: where a replayed call's prompt first differs from the recorded one, and a short diff of it
 - `uncaptured`: whether a replay's difference looks like an input cogscope did not capture (the clock, random numbers)
+- `state_protocol`: how a user's own agent hands cogscope its state (`state_dir`, snapshot()/restore()) and gets it back
+- `state_blobs`: the kept starting states of users' own agents, one file per distinct state, named by its SHA-256
 
 Getting spans out (tracing, redaction, the spool, Phoenix)
 - `tracing`: the set-up: one TracerProvider, the instrumentor, the exporters in their order
@@ -67,7 +69,14 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .cycle_runner import Cycle, CycleResult
     from .cycle_spec import CycleSpec
     from .database_url import check_database_url
-    from .errors import PhoenixError, PhoenixPortTaken, PhoenixStartFailed, PhoenixUnreachable, TelemetryError
+    from .errors import (
+        AgentStateError,
+        PhoenixError,
+        PhoenixPortTaken,
+        PhoenixStartFailed,
+        PhoenixUnreachable,
+        TelemetryError,
+    )
     from .figures import CycleFigures, Scope, breakdown, per_cycle, select, summary
     from .frames import spans_to_frame
     from .host_guard import HostGuard, HostRules, is_loopback_name, plain_answer
@@ -84,6 +93,8 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time each name l
     from .signing import Signer
     from .span_transfer import SpanTransferError, log_trace_spans, trace_projects, trace_span_records
     from .spool import Spool
+    from .state_blobs import StateBlobs
+    from .state_protocol import FILES, SNAPSHOT, parse_state_id, restore_into, state_checkpoint, warn_unused_methods
     from .steps import StepView, ToolCall, model_messages, step_record
     from .tables import CycleTotals, TraceTables, trace_tables
     from .tracing import DEFAULT_PROJECT, Tracing, setup_tracing
@@ -110,6 +121,7 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "CycleFilter": "cycle_list",
     "cycle_records": "cycle_list",
     "list_cycles": "cycle_list",
+    "AgentStateError": "errors",
     "PhoenixError": "errors",
     "PhoenixPortTaken": "errors",
     "PhoenixStartFailed": "errors",
@@ -165,6 +177,13 @@ _EXPORTS: dict[str, str] = {  # name -> the submodule that defines it
     "log_trace_spans": "span_transfer",
     "trace_projects": "span_transfer",
     "trace_span_records": "span_transfer",
+    "StateBlobs": "state_blobs",
+    "FILES": "state_protocol",
+    "SNAPSHOT": "state_protocol",
+    "parse_state_id": "state_protocol",
+    "restore_into": "state_protocol",
+    "state_checkpoint": "state_protocol",
+    "warn_unused_methods": "state_protocol",
     "Spool": "spool",
     "otlp_headers": "sender",
     "StepView": "steps",
@@ -198,6 +217,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AgentStateError",
     "BUNDLE_SUFFIX",
     "Bundle",
     "BundleError",
@@ -210,6 +230,7 @@ __all__ = [
     "DEFAULT_PROJECT",
     "ERROR",
     "FAILED",
+    "FILES",
     "HostGuard",
     "HostRules",
     "MAX_STEPS",
@@ -226,12 +247,14 @@ __all__ = [
     "Recording",
     "Replay",
     "ReplayError",
+    "SNAPSHOT",
     "STATUSES",
     "STEP_ERRORS",
     "Scope",
     "Signer",
     "SpanTransferError",
     "Spool",
+    "StateBlobs",
     "StepView",
     "TRACE_ID",
     "TelemetryError",
@@ -257,6 +280,7 @@ __all__ = [
     "measured_interval",
     "model_messages",
     "otlp_headers",
+    "parse_state_id",
     "per_cycle",
     "phoenix_client",
     "plain_answer",
@@ -270,10 +294,12 @@ __all__ = [
     "redact_value",
     "redacted_stdio",
     "register_prices",
+    "restore_into",
     "select",
     "setup_tracing",
     "spans_to_frame",
     "spawn_tied",
+    "state_checkpoint",
     "step_record",
     "stop",
     "summary",
@@ -284,6 +310,7 @@ __all__ = [
     "trace_url",
     "usd",
     "wait_for_trace",
+    "warn_unused_methods",
     "what_if",
     "write_bundle",
 ]

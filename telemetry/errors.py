@@ -5,6 +5,10 @@ TelemetryError              base: every message says what is wrong and what to d
     ├── PhoenixPortTaken    the port answers, but not as Phoenix
     ├── PhoenixStartFailed  `phoenix serve` exited or did not answer in time
     └── PhoenixUnreachable  a configured (remote) Phoenix does not answer
+└── AgentStateError         a user agent's state cannot be taken, kept or given back (telemetry.state_protocol)
+    ├── StateBlobMissing    (state_blobs) not kept here: pruned, or kept on another data dir
+    ├── StateBlobCorrupt    (state_blobs) fails its checksum
+    └── StateProtocolError  (state_protocol) what the agent or its folder gave is not a state cogscope keeps
 """
 
 from __future__ import annotations
@@ -28,3 +32,7 @@ class PhoenixStartFailed(PhoenixError):
 
 class PhoenixUnreachable(PhoenixError):
     pass
+
+
+class AgentStateError(TelemetryError):
+    """A user agent's state that cannot be taken, kept or given back (telemetry.state_protocol, state_blobs)."""

@@ -17,6 +17,12 @@ by name) and the session. Such a cycle is listed, costed and shown like one run 
 replay TRACE_ID` rebuilds it from the factory the trace names (an operator confirms code the trace names with
 `--trust-recorded-code`, or registers it; a trace alone never makes cogscope import anything).
 
+An app whose agent keeps state between runs hands it to cogscope as cogscope's own agent files do
+(telemetry.state_protocol): its options name the folder, `record(..., options={"state_dir": "/srv/agent-state"})`,
+and the app builds its agent on that folder. Before each cycle the recorder keeps that folder's files (or what the
+agent's `snapshot()` returns) in the data dir's kept states and names it on the root span (`cogscope.state`); a replay
+calls the factory with a scratch folder holding that state instead, never the app's.
+
 Importing this module loads OpenTelemetry and OpenInference, no pandas, Gradio or LiteLLM
 (`bench/bench_recorder.py` measures it).
 """
@@ -45,6 +51,8 @@ from .cycle_spec import CycleSpec, classify, close_root
 from .redaction import redact_value
 from .signing import Signer
 from .spool import Spool
+from .state_blobs import StateBlobs
+from .state_protocol import STATE_DIR, keep_state, log, warn_unused_methods
 from .tracing import Tracing, setup_tracing
 
 DEFAULT_ENDPOINT = defaults.PHOENIX_ENDPOINT
@@ -58,6 +66,7 @@ class Recorder:
     options: Mapping[str, Any]
     session_id: str | None
     tracing: Tracing
+    blobs: StateBlobs | None = None  # where the agent's starting states are kept (None: none are)
     _original: Any = field(default=None, repr=False)
 
     def models(self, agent: Any) -> dict[str, str]:
@@ -66,6 +75,19 @@ class Recorder:
         for name, managed in _managed(agent):
             out[name] = _model_id(managed)
         return out
+
+    def keep_state(self, agent: Any) -> str | None:
+        """The id of the state `agent` starts a cycle from, kept now (None: the options name no `state_dir`, or it
+        could not be taken: one warning line, and the cycle runs)."""
+        folder = self.options.get(STATE_DIR)
+        if not folder or self.blobs is None:
+            warn_unused_methods(agent, self.agent)
+            return None
+        try:
+            return keep_state(agent, Path(str(folder)), self.blobs)
+        except Exception as e:
+            log.warning("cogscope: the state this cycle starts from was not kept (%s: %s)", type(e).__name__, e)
+            return None
 
     def close(self, drain_timeout: float = defaults.DRAIN_TIMEOUT_S) -> int:
         """Stop recording; wait up to `drain_timeout` s for Phoenix to store the spooled spans; returns how many
@@ -102,7 +124,8 @@ def record(
 
     Args:
         agent: the factory that builds the same agent, `package.module:function` or `path/file.py:function`.
-        options: the keyword arguments that factory is called with (recorded on each cycle; JSON-able).
+        options: the keyword arguments that factory is called with (recorded on each cycle; JSON-able). With
+            `state_dir`, the folder the app's agent keeps its state in: each cycle's starting state is kept.
         session_id: groups the cycles into one Phoenix session.
         project: the Phoenix project (default $COGSCOPE_PROJECT, else `cogscope`).
         endpoint: Phoenix (default $PHOENIX_COLLECTOR_ENDPOINT, else http://127.0.0.1:6006).
@@ -129,7 +152,12 @@ def record(
             spool=Spool.in_dir(folder),
             signer=Signer.from_dir(folder),
         )
-        recorder = Recorder(agent=agent, options=dict(options or {}), session_id=session_id, tracing=tracing)
+        options = dict(options or {})
+        if options.get(STATE_DIR):  # recorded as a whole path: the app's working folder is not the replay's
+            options[STATE_DIR] = str(Path(str(options[STATE_DIR])).expanduser().resolve())
+        recorder = Recorder(
+            agent=agent, options=options, session_id=session_id, tracing=tracing, blobs=StateBlobs.in_dir(folder)
+        )
         recorder._original = MultiStepAgent.run
         MultiStepAgent.run = _recording_run(recorder, MultiStepAgent.run)
         _active = recorder
@@ -161,7 +189,7 @@ def _recording_run(recorder: Recorder, original: Any) -> Any:
             return original(self, task, *args, **kwargs)
         models = recorder.models(self)
         spec = CycleSpec(agent=recorder.agent, options=recorder.options, models=models, session_id=recorder.session_id)
-        attributes = spec.attributes(uuid.uuid4().hex, str(task))
+        attributes = spec.attributes(uuid.uuid4().hex, str(task), recorder.keep_state(self))
         tracing = recorder.tracing
         span = tracing.tracer().start_span(cycle_span_name(recorder.agent), attributes=attributes)
         trace_id = span.get_span_context().trace_id

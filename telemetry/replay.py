@@ -591,6 +591,8 @@ def prepare_replay(
     )
     try:
         agent = build_agent({role: model for role in recording.models}, recording.options)
+    except ReplayError:  # the caller's own word on why it cannot build the agent (e.g. its state is not kept)
+        raise
     except Exception as e:
         raise ReplayError(f"cannot replay: agent {recording.agent!r} no longer loads ({e})") from e
     check_same_agent(recording, agent)

@@ -10,7 +10,8 @@ The app: `app` · `run_tab` · `traces_tab` (and its `rollback_panel`, and `bund
 bundles) · `dashboard_tab` · `pickers` (project / source / user pickers) · `render` (steps as chat, markdown, text) ·
 `auth`, `web_access`, `headers`, `trust` (who may do what).
 Shared: `runtime` (Phoenix, tracing, the local model; a form -> a cycle or a replay) · `cycle_state` (the state each
-cycle starts from: kept, restored into a scratch copy for re-runs, rolled back, pruned) · `bundles` (reproduction
+cycle starts from: kept, restored into a scratch copy for re-runs, rolled back, pruned) · `user_state` (the same
+for a user's own agent: its live state folder, a scratch one for re-runs) · `bundles` (reproduction
 bundles exported from and imported into this installation) · `state_files` (starting states that travel in bundles,
 and where re-runs find imported ones) · `sessions` (what runs in
 each browser session: what Stop reaches) · `slots` (cycles side by side, a line for the rest) · `heartbeat_loop`

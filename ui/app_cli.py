@@ -133,10 +133,12 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
     if getattr(args, "max_cycles", None):
         settings = replace(settings, max_cycles=args.max_cycles)
     from .cycle_state import prune_line
+    from .user_state import prune_line as prune_agent_states
 
     pruned = prune_line(None, settings.state_days)  # the data dir's memory store: the one the app's agents use
-    if pruned:
-        print(pruned, flush=True)
+    for line in (pruned, prune_agent_states(settings.state_days)):  # and the kept states of users' own agents
+        if line:
+            print(line, flush=True)
     runtime = Runtime.start(settings)
     runtime.policy = access.policy
     runtime.signed_in = access.credentials is not None

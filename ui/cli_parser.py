@@ -262,8 +262,8 @@ def _add_replay(sub: argparse._SubParsersAction[CogscopeParser]) -> argparse.Arg
     replay.add_argument(
         "--live-state",
         action="store_true",
-        help="run against the current live memory store (tools write to it) instead of a scratch copy of the state "
-        "the cycle started from",
+        help="run against the current live state (the memory store, or an own agent's state_dir; tools write to it) "
+        "instead of a scratch copy of the state the cycle started from",
     )
     replay.add_argument(
         "--trust-recorded-code",

@@ -101,7 +101,9 @@ def _print_cycle(runtime: Any, cycle: Any) -> Any:
     url, link = runtime.trace_link(result.trace_id, wait=LINK_WAIT_S) if result.trace_id else (None, "no trace")
     print(f"Trace:    {result.trace_id}  {link}")
     if result.state:
-        print(f"State:    {result.state} (the memory store's state the cycle started from)")
+        from .user_state import state_origin
+
+        print(f"State:    {result.state} ({state_origin(result.state)})")
     print(f"Totals:   {totals_text(result.totals, sep=', ')}", flush=True)
     return result
 
@@ -143,10 +145,12 @@ def heartbeat_command(args: argparse.Namespace, settings: Settings) -> int:
         print("\nStopping after this cycle (Ctrl-C again to abort) ...", flush=True)
 
     from .cycle_state import keeps_state, prune_line
+    from .user_state import prune_line as prune_agent_states
 
     pruned = prune_line(inputs["options"].get("memory"), settings.state_days) if keeps_state(args.agent) else None
-    if pruned:
-        print(pruned, flush=True)
+    for line in (pruned, prune_agent_states(settings.state_days)):
+        if line:
+            print(line, flush=True)
     runtime = _start_runtime(settings)
     previous = signal.signal(signal.SIGINT, stop_after_this_cycle)
     failed = 0

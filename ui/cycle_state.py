@@ -85,6 +85,10 @@ class RerunState:
         """The options to build the re-run's agent with: the recorded ones, on the scratch copy when there is one."""
         return {**options, MEMORY_OPTION: self.memory} if self.memory else dict(options)
 
+    def build(self, spec: Any, models: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
+        """The re-run's agent: `spec` (an agents.AgentSpec) built with `options`, on the scratch copy if any."""
+        return spec.build(models, self.options(options))
+
 
 def rerun_state(recording: Any, *, live: bool, stack: ExitStack) -> RerunState:
     """The state a re-run of `recording` (a telemetry Recording) runs on: a scratch copy of the state the cycle
@@ -175,9 +179,14 @@ def trace_rollback(recording: Any) -> RollbackPlan:
     """The rollback of the live store to the state the recorded cycle started from; UsageError when there is none to
     roll back to, or the trace is not one this installation recorded (its `memory` option could name any file)."""
     if not keeps_state(recording.agent):
+        whose = (
+            "which keeps its own state (cogscope keeps each cycle's, for replays, but does not roll it back)"
+            if recording.state
+            else "whose state cogscope does not keep"
+        )
         raise UsageError(
-            f"trace {recording.trace_id} ran agent {recording.agent!r}, whose state cogscope does not keep; only the "
-            f"built-in agents' memory store ({', '.join(agents.BUILTIN)}) can be rolled back"
+            f"trace {recording.trace_id} ran agent {recording.agent!r}, {whose}; only the built-in agents' memory "
+            f"store ({', '.join(agents.BUILTIN)}) can be rolled back"
         )
     if not recording.recorded_here:
         raise UsageError(

@@ -41,13 +41,14 @@ from cogscope.telemetry import (
 )
 
 from .config import LOCAL_MODEL, Settings
-from .cycle_state import cycle_checkpoint, rerun_state
+from .cycle_state import RerunState, cycle_checkpoint, keeps_state, rerun_state
 from .errors import UsageError
 from .local_llm import LocalModelServer
 from .models import build_model, check_model
 from .sessions import RunningCycles
 from .slots import API, LOCAL, Slots
 from .trust import OPERATOR, BuildRequest, Policy, shorten
+from .user_state import UserRerun, live_checkpoint, live_options
 
 
 @dataclass
@@ -169,8 +170,9 @@ class Runtime:
         checked, built = self._models(models, api_base)
         stack = ExitStack()
         try:
-            instance = spec.build(built, options)
-            checkpoint = cycle_checkpoint(spec.name, options)  # the store the agent's tools write through
+            instance = spec.build(built, live_options(spec, options))  # a user's agent: on its live state folder
+            # the state the cycle starts from: the store the agent's tools write through, or a user's agent's own
+            checkpoint = cycle_checkpoint(spec.name, options) or live_checkpoint(spec, options, instance)
             if mcp:
                 add_tools(instance, stack.enter_context(mcp_tools(mcp)))
             attach_sandbox = self.sandbox(instance, stack)
@@ -331,10 +333,14 @@ class Runtime:
             live_model, live = checked["live"], built["live"]
         stack = ExitStack()
         attach: list[Callable[[Cycle], None]] = []
-        state = rerun_state(recording, live=live_state, stack=stack)  # nothing made when it raises
+        state: RerunState | UserRerun = (
+            rerun_state(recording, live=live_state, stack=stack)  # nothing made when it raises
+            if keeps_state(recording.agent)
+            else UserRerun(recording, live=live_state, stack=stack)  # decided once its factory is known
+        )
 
         def build_agent(models: Mapping[str, Any], options: Mapping[str, Any]) -> Any:
-            agent = agents.get(recording.agent).build(models, state.options(options))
+            agent = state.build(agents.get(recording.agent), models, options)
             if recording.mcp:
                 add_tools(agent, stack.enter_context(mcp_tools(recording.mcp)))
             attach.append(self.sandbox(agent, stack))

@@ -92,9 +92,10 @@ def traces_command(args: argparse.Namespace, settings: Settings) -> int:
 def state_text(recording: Recording) -> str | None:
     """What `show` says about the state the cycle started from (None: an agent whose state cogscope does not keep)."""
     from .cycle_state import keeps_state
+    from .user_state import state_origin
 
     if recording.state:
-        return f"{recording.state} (the memory store's state this cycle started from)"
+        return f"{recording.state} ({state_origin(recording.state)})"
     if keeps_state(recording.agent):
         return "none kept (recorded before cogscope kept each cycle's state, or it could not be kept)"
     return None

@@ -341,7 +341,7 @@ def _replay_section(parts: _Parts) -> None:
             parts.stub = gr.Checkbox(False, label="Stub tools (recorded outputs)", elem_id="replay-stub")
             parts.live_state = gr.Checkbox(
                 False,
-                label=f"{LIVE_BOX} (tools write to the live memory store; else a scratch copy of the cycle's state)",
+                label=f"{LIVE_BOX} (tools write to the live state; else a scratch copy of the cycle's starting state)",
                 elem_id="replay-live-state",
             )
             parts.replay_button = gr.Button("Replay", variant="primary", elem_id="replay-button")
