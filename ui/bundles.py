@@ -34,6 +34,7 @@ from cogscope.telemetry import (
     SpanTransferError,
     bundle_prices_entry,
     log_trace_spans,
+    parse_state_id,
     phoenix_client,
     read_bundle,
     redact,
@@ -139,7 +140,12 @@ def _redacted(span: dict[str, Any]) -> dict[str, Any]:
 
 def _starting_state(recording: Recording, dest: Path) -> Path:
     """The cycle's starting state as a store file at `dest` (as a re-run would get it: ui.cycle_state); UsageError
-    when it is not kept."""
+    when it is not kept, or is a user's own agent's (its files may hold anything: cogscope cannot scrub them)."""
+    if parse_state_id(recording.state) is not None:
+        raise UsageError(
+            f"cycle {recording.trace_id} started from its own agent's state ({str(recording.state)[:20]}…), which "
+            "cogscope cannot clear of secrets; export it with --without-state"
+        )
     try:
         restore_state_copy(recording, dest)
     except agents.AgentsError as e:
