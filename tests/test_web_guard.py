@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from cogscope.telemetry import PhoenixServer, free_port
+from cogscope.telemetry import PhoenixServer, free_port, phoenix_client, wait_for_trace
 
-from .conftest import CHROMIUM, CHROMIUM_FLAGS, App, running_app
+from .conftest import CHROMIUM, CHROMIUM_FLAGS, App, SharedApp, running_app
 from .reverse_proxy import ReverseProxy
 
 DONE = 'Thought: done.\n<code>\nfinal_answer("rested")\n</code>'
@@ -68,92 +68,99 @@ def refused(response: httpx.Response, status: int, *words: str) -> bool:
 
 
 # -- 1. DNS rebinding and foreign origins, on the app -------------------------------------------------------------
-def test_a_rebound_page_cannot_run_a_command_on_the_loopback_app(env, llm, tmp_path):
+@pytest.mark.xdist_group("guard-app")  # one app for this test and the next (conftest's shared_app)
+def test_a_rebound_page_cannot_run_a_command_on_the_loopback_app(shared_app: SharedApp, tmp_path: Path) -> None:
     """A page whose name now points at 127.0.0.1 posts the Run form with an MCP command: refused, nothing runs."""
     marker = tmp_path / "rebound"
-    with running_app(env, llm) as app:
-        port = app.rsplit(":", 1)[1]
-        fn = _fn_index(app, "run_cycle")
-        evil = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
-        attack = run_form("heartbeat", llm.api_base, mcp=f'sh -c "touch {marker}"')
-        joined = post_to_queue(app, evil, fn, attack)
-        assert not marker.exists(), "the page's MCP command ran as the operator"
-        assert refused(joined, 403, f"evil.example:{port}", "--public-url"), (joined.status_code, joined.text[:300])
-        # the same page, even with the operator's token (a page cannot have it: it is another site's cookie)
-        for headers in ({"Host": f"evil.example:{port}"}, {**evil, **app.headers}):
-            page = httpx.get(f"{app}/", headers=headers, timeout=30)
-            assert refused(page, 403, "this app is served as", "--public-url"), (page.status_code, page.text[:300])
-            assert refused(httpx.get(f"{app}/config", headers=headers, timeout=30), 403)
+    app, llm = shared_app.app, shared_app.llm
+    port = app.rsplit(":", 1)[1]
+    fn = _fn_index(app, "run_cycle")
+    evil = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    attack = run_form("heartbeat", llm.api_base, mcp=f'sh -c "touch {marker}"')
+    joined = post_to_queue(app, evil, fn, attack)
+    assert not marker.exists(), "the page's MCP command ran as the operator"
+    assert refused(joined, 403, f"evil.example:{port}", "--public-url"), (joined.status_code, joined.text[:300])
+    # the same page, even with the operator's token (a page cannot have it: it is another site's cookie)
+    for headers in ({"Host": f"evil.example:{port}"}, {**evil, **app.headers}):
+        page = httpx.get(f"{app}/", headers=headers, timeout=30)
+        assert refused(page, 403, "this app is served as", "--public-url"), (page.status_code, page.text[:300])
+        assert refused(httpx.get(f"{app}/config", headers=headers, timeout=30), 403)
 
-        # a foreign Origin with a loopback Host (another site posting to 127.0.0.1 directly): refused too
-        for origin in ("http://evil.example", f"http://127.0.0.1:{free_port()}", "null"):
-            joined = post_to_queue(app, {"Origin": origin, **app.headers}, fn, attack)
-            assert refused(joined, 403, "origin"), (origin, joined.status_code, joined.text[:300])
-            read = httpx.get(f"{app}/config", headers={"Origin": origin, **app.headers}, timeout=30)
-            assert refused(read, 403, "origin")  # Gradio's CORS header may come along: on a refusal, nothing to read
-        assert not marker.exists()
+    # a foreign Origin with a loopback Host (another site posting to 127.0.0.1 directly): refused too
+    for origin in ("http://evil.example", f"http://127.0.0.1:{free_port()}", "null"):
+        joined = post_to_queue(app, {"Origin": origin, **app.headers}, fn, attack)
+        assert refused(joined, 403, "origin"), (origin, joined.status_code, joined.text[:300])
+        read = httpx.get(f"{app}/config", headers={"Origin": origin, **app.headers}, timeout=30)
+        assert refused(read, 403, "origin")  # Gradio's CORS header may come along: on a refusal, nothing to read
+    assert not marker.exists()
 
-        # the app's own page, by every loopback name, on any port (an ssh tunnel): served
-        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.2:9999", f"[::1]:{port}"):
-            headers = {"Host": host, "Origin": f"http://{host}", **app.headers}
-            assert httpx.get(f"{app}/config", headers=headers, timeout=30).status_code == 200, host
-        llm.enqueue(DONE)
-        own = {"Origin": f"http://127.0.0.1:{port}", **app.headers}
-        assert post_to_queue(app, own, fn, run_form("heartbeat", llm.api_base)).status_code == 200
-        assert llm.remaining == 0  # the app's own page ran its cycle
+    # the app's own page, by every loopback name, on any port (an ssh tunnel): served
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.2:9999", f"[::1]:{port}"):
+        headers = {"Host": host, "Origin": f"http://{host}", **app.headers}
+        assert httpx.get(f"{app}/config", headers=headers, timeout=30).status_code == 200, host
+    llm.enqueue(DONE)
+    own = {"Origin": f"http://127.0.0.1:{port}", **app.headers}
+    assert post_to_queue(app, own, fn, run_form("heartbeat", llm.api_base)).status_code == 200
+    assert llm.remaining == 0  # the app's own page ran its cycle
 
 
 # -- 2. the operator's token ------------------------------------------------------------------------------------
-def test_the_loopback_app_needs_the_printed_link_and_the_link_is_all_it_needs(env, llm, tmp_path, read_trace):
+@pytest.mark.xdist_group("guard-app")
+def test_the_loopback_app_needs_the_printed_link_and_the_link_is_all_it_needs(
+    shared_app: SharedApp, tmp_path: Path, phoenix: PhoenixServer
+) -> None:
     marker = tmp_path / "imported"
     agent_file = tmp_path / "mine.py"
     agent_file.write_text(IMPORT_MARKER.format(marker=str(marker)))
-    with running_app(env, llm) as app:
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_\-]{32,}", app.link), app.link
-        log = Path(env["COGSCOPE_DATA_DIR"]).parent / "ui.log"
-        fn = _fn_index(app, "run_cycle")
+    app, llm = shared_app.app, shared_app.llm
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_\-]{32,}", app.link), app.link
+    log = Path(shared_app.env["COGSCOPE_DATA_DIR"]).parent / "ui.log"
+    fn = _fn_index(app, "run_cycle")
 
-        # without the token: every route refuses, and an agent file is never imported
-        for path in ("/", "/config", "/gradio_api/info", f"/?token={'x' * 43}", "/gradio_api/file=/etc/passwd"):
-            answer = httpx.get(app + path, timeout=30)
-            assert refused(answer, 401, "printed"), (path, answer.status_code, answer.text[:300])
-            assert "root:" not in answer.text
-        joined = post_to_queue(app, {}, fn, run_form(f"{agent_file}:make", llm.api_base))
-        assert refused(joined, 401, "printed") and not marker.exists()
+    # without the token: every route refuses, and an agent file is never imported
+    for path in ("/", "/config", "/gradio_api/info", f"/?token={'x' * 43}", "/gradio_api/file=/etc/passwd"):
+        answer = httpx.get(app + path, timeout=30)
+        assert refused(answer, 401, "printed"), (path, answer.status_code, answer.text[:300])
+        assert "root:" not in answer.text
+    joined = post_to_queue(app, {}, fn, run_form(f"{agent_file}:make", llm.api_base))
+    assert refused(joined, 401, "printed") and not marker.exists()
 
-        # the printed link: a cookie (HttpOnly, SameSite=Strict, not the token itself) and the clean URL
-        with httpx.Client(base_url=app, timeout=60) as browser:
-            opened = browser.get(app.link.removeprefix(app))
-            assert opened.status_code in (302, 303) and opened.headers["location"] == "/", opened.status_code
-            cookie = opened.headers["set-cookie"]
-            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and app.token not in cookie, cookie
-            assert browser.get("/").status_code == 200
-            llm.enqueue(DONE)
-            joined = post_to_queue(app, {"Cookie": opened.headers["set-cookie"].split(";")[0]}, fn,
-                                   run_form(f"{agent_file}:make", llm.api_base))  # fmt: skip
-            assert joined.status_code == 200 and marker.read_text() == "imported"  # the operator's power
-        assert llm.remaining == 0
-        trace_id = re.search(r"Trace `([0-9a-f]{32})`", joined.stream_text).group(1)  # type: ignore[attr-defined]
-        assert app.token not in read_trace(trace_id, min_spans=4).to_json(date_format="iso")
+    # the printed link: a cookie (HttpOnly, SameSite=Strict, not the token itself) and the clean URL
+    with httpx.Client(base_url=app, timeout=60) as browser:
+        opened = browser.get(app.link.removeprefix(app))
+        assert opened.status_code in (302, 303) and opened.headers["location"] == "/", opened.status_code
+        cookie = opened.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and app.token not in cookie, cookie
+        assert browser.get("/").status_code == 200
+        llm.enqueue(DONE)
+        joined = post_to_queue(app, {"Cookie": opened.headers["set-cookie"].split(";")[0]}, fn,
+                               run_form(f"{agent_file}:make", llm.api_base))  # fmt: skip
+        assert joined.status_code == 200 and marker.read_text() == "imported"  # the operator's power
+    assert llm.remaining == 0
+    trace_id = re.search(r"Trace `([0-9a-f]{32})`", joined.stream_text).group(1)  # type: ignore[attr-defined]
+    spans = wait_for_trace(
+        phoenix_client(phoenix.url), project=shared_app.project, trace_id=trace_id, min_spans=4, timeout=30
+    )
+    assert len(spans) >= 4 and app.token not in spans.to_json(date_format="iso")
 
-        # in Chromium: the link opens the app on its clean URL; a browser without it is told what to do
-        from playwright.sync_api import sync_playwright
+    # in Chromium: the link opens the app on its clean URL; a browser without it is told what to do
+    from playwright.sync_api import sync_playwright
 
-        with sync_playwright() as p:
-            chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-            mine = chromium.new_context()
-            page = mine.new_page()
-            page.goto(app.link)
-            page.locator("#run-button").wait_for(timeout=60_000)
-            assert page.url == app + "/" and app.token not in page.content()
-            again = mine.new_page()  # another tab of the same browser: its cookie is sent
-            again.goto(app)
-            again.locator("#run-button").wait_for(timeout=60_000)
-            other = chromium.new_context().new_page()  # another browser profile: no cookie
-            other.goto(app)
-            assert "open the link cogscope printed" in other.inner_text("body")
-            chromium.close()
-        token_lines = [line for line in log.read_text().splitlines() if app.token in line]
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        mine = chromium.new_context()
+        page = mine.new_page()
+        page.goto(app.link)
+        page.locator("#run-button").wait_for(timeout=60_000)
+        assert page.url == app + "/" and app.token not in page.content()
+        again = mine.new_page()  # another tab of the same browser: its cookie is sent
+        again.goto(app)
+        again.locator("#run-button").wait_for(timeout=60_000)
+        other = chromium.new_context().new_page()  # another browser profile: no cookie
+        other.goto(app)
+        assert "open the link cogscope printed" in other.inner_text("body")
+        chromium.close()
+    token_lines = [line for line in log.read_text().splitlines() if app.token in line]
     assert len(token_lines) == 1 and token_lines[0].startswith("cogscope: http://127.0.0.1:"), token_lines
 
 
