@@ -13,6 +13,7 @@ not an input of the agent: in those two roles the comparison reads each id as it
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from dataclasses import dataclass
 
@@ -107,12 +108,7 @@ def excerpts(a: str, b: str, *, width: int = 300) -> tuple[str, str]:
 
 def _change_at(line: str, other: str) -> int:
     """Where `line` stops matching `other` (their common prefix's length)."""
-    n = 0
-    for x, y in zip(line, other, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+    return len(os.path.commonprefix([line, other]))
 
 
 def _cut(line: str, at: int) -> str:

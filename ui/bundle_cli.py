@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from cogscope.defaults import EXIT_OK
 from cogscope.telemetry import TRACE_ID
@@ -13,21 +12,7 @@ from cogscope.telemetry import TRACE_ID
 from .bundles import bundle_name, check_destination, export_bundle, export_lines, import_lines, load_bundle, open_bundle
 from .config import Settings
 from .errors import UsageError
-
-
-def _runtime(settings: Settings, *, project_must_exist: bool) -> Any:
-    """Phoenix and tracing as the reading commands start them; a project named with --project must exist to export
-    from it (an import makes it)."""
-    from .runtime import Runtime
-
-    runtime = Runtime.start(settings)
-    if settings.project_named and project_must_exist:
-        try:
-            runtime.check_project()
-        except BaseException:
-            runtime.close()
-            raise
-    return runtime
+from .traces_cli import reading_runtime
 
 
 def export_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -38,7 +23,7 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
         )
     dest = Path(args.output or bundle_name(trace_id)).expanduser()
     check_destination(dest)  # before Phoenix starts
-    runtime = _runtime(settings, project_must_exist=True)
+    runtime = reading_runtime(settings, project_must_exist=True)
     try:
         result = export_bundle(runtime, trace_id, dest, with_state=not args.without_state)
     finally:
@@ -51,7 +36,7 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
 def import_command(args: argparse.Namespace, settings: Settings) -> int:
     with tempfile.TemporaryDirectory(prefix="cogscope-import-") as scratch:
         bundle = open_bundle(Path(args.file).expanduser(), Path(scratch), name=args.file)  # before Phoenix starts
-        runtime = _runtime(settings, project_must_exist=False)
+        runtime = reading_runtime(settings, project_must_exist=False)
         try:
             result = load_bundle(runtime, bundle)
         finally:

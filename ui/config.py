@@ -16,7 +16,8 @@ from .local_llm import MODEL_ID as LOCAL_MODEL_ID
 LOCAL_MODEL = defaults.LOCAL_MODEL
 
 
-def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+def _positive(environ: Mapping[str, str], name: str, default: float, *, most: float, unit: str, example: str) -> float:
+    """A positive number from the environment, at most `most` (nan and inf refused); one line when it is not."""
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -24,9 +25,17 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0 < value < 10**7:  # also refuses nan and inf
-        raise UsageError(f"{name}={raw!r} is not a number of seconds; use a positive number such as 60")
+    if not 0 < value <= most:  # also refuses nan and inf
+        raise UsageError(f"{name}={raw!r} is not a number of {unit}; use a positive number such as {example}")
     return value
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    return _positive(environ, name, default, most=10**7, unit="seconds", example="60")
+
+
+def _days(environ: Mapping[str, str], name: str, default: float) -> float:
+    return _positive(environ, name, default, most=36_500, unit="days", example="30")
 
 
 def _megabytes(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 64) -> int:
@@ -36,19 +45,6 @@ def _megabytes(environ: Mapping[str, str], name: str, default: int, *, minimum: 
     if not raw.isdigit() or not minimum <= int(raw) <= 1_048_576:
         raise UsageError(f"{name}={raw!r} is not a size in MB; use a whole number from {minimum} to 1048576")
     return int(raw)
-
-
-def _days(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 36_500:  # also refuses nan and inf
-        raise UsageError(f"{name}={raw!r} is not a number of days; use a positive number such as 30")
-    return value
 
 
 def _database_url(environ: Mapping[str, str], name: str) -> str | None:

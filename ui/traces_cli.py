@@ -39,11 +39,13 @@ def trust_marker(recorded_here: bool, changed: bool) -> str:
     return "" if recorded_here else f" {CHANGED}" if changed else f" {NOT_HERE}"
 
 
-def _runtime(settings: Settings) -> Any:
+def reading_runtime(settings: Settings, *, project_must_exist: bool = True) -> Any:
+    """Phoenix and tracing as the reading commands start them; a project named with --project must exist unless
+    `project_must_exist` is false (an import makes it)."""
     from .runtime import Runtime
 
     runtime = Runtime.start(settings)
-    if settings.project_named:
+    if settings.project_named and project_must_exist:
         try:
             runtime.check_project()
         except BaseException:
@@ -55,7 +57,7 @@ def _runtime(settings: Settings) -> Any:
 def traces_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit < 1:
         raise UsageError(f"--limit {args.limit} must be at least 1")
-    runtime = _runtime(settings)
+    runtime = reading_runtime(settings)
     try:
         cycles = list_cycles(
             runtime.client(),
@@ -107,7 +109,7 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
         ReplayError,
     )
 
-    runtime = _runtime(settings)
+    runtime = reading_runtime(settings)
     try:
         frame = runtime.trace_frame(args.trace_id)
         trace_id = args.trace_id.strip().lower()
@@ -211,7 +213,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"cannot read --output-file {path}: {e.strerror}") from None
     if args.option and not args.agent:
         raise UsageError("--option goes with --agent REF (the factory for another app's cycle)")
-    runtime = _runtime(settings)
+    runtime = reading_runtime(settings)
     as_json = args.format == "json"
     try:
         # with --format json, stdout holds the report alone: what the agent prints goes to stderr
