@@ -187,7 +187,8 @@ def _app_still_runs_cycles(app: App, llm) -> None:  # type: ignore[no-untyped-de
     llm.enqueue(ANSWER)
     status, totals = _run_in_app(app, llm, "heartbeat", "Decide.")
     assert "Cycle finished" in status, status
-    assert "Open this trace in Phoenix" in totals
+    # the trace's link, or (Phoenix busy ingesting at that moment) the honest "pending upload" that becomes the link
+    assert "Open this trace in Phoenix" in totals or "trace pending upload" in totals, totals
 
 
 @pytest.mark.xdist_group("bounds-app")  # one app for both (conftest's shared_app)
